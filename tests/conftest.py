@@ -1,0 +1,77 @@
+"""Session fixtures shared by every test layer: the dev CA, Azurite and the simulated Microsoft cloud.
+
+Each test session starts its own Azurite and simulator on free loopback ports (never the ones `make run`
+uses), in temporary folders, and stops them at the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tools import devca, procs
+
+
+@pytest.fixture(scope="session")
+def tls_dir() -> Path:
+    out = procs.ROOT / ".local" / "tls"
+    devca.ensure(out)
+    return out
+
+
+@dataclass
+class Azurite:
+    ports: procs.AzuritePorts
+
+    @property
+    def connection_string(self) -> str:
+        return self.ports.connection_string
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    ports = procs.AzuritePorts(procs.free_port(), procs.free_port(), procs.free_port())
+    location = tmp_path_factory.mktemp("azurite")
+    child = procs.start_azurite(location, ports, log=location / "azurite.log")
+    try:
+        yield Azurite(ports)
+    finally:
+        child.stop()
+
+
+@dataclass
+class Sim:
+    url: str
+    ca: str
+    client: httpx.Client
+
+    def control(self, method: str, path: str, json: Any = None) -> httpx.Response:
+        return self.client.request(method, f"{self.url}{path}", json=json)
+
+    def reset(self) -> None:
+        self.control("POST", "/_sim/reset").raise_for_status()
+
+    def requests(self) -> list[dict[str, Any]]:
+        response = self.control("GET", "/_sim/requests")
+        response.raise_for_status()
+        value: list[dict[str, Any]] = response.json()["value"]
+        return value
+
+
+@pytest.fixture(scope="session")
+def sim(tls_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
+    port = procs.free_port()
+    logdir = tmp_path_factory.mktemp("sim")
+    child = procs.start_sim(port, tls_dir, log=logdir / "m365sim.log")
+    ca = str(tls_dir / devca.CA_FILE)
+    client = httpx.Client(verify=ca, timeout=30)
+    try:
+        yield Sim(url=f"https://127.0.0.1:{port}", ca=ca, client=client)
+    finally:
+        client.close()
+        child.stop()

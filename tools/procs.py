@@ -1,0 +1,174 @@
+"""Start and stop the local stack's processes: Azurite, the simulated Microsoft cloud, the functions host.
+
+Used by ``tools.stack`` (``make run``), the test fixtures and the benchmarks, so that every caller starts
+them the same way: loopback addresses only, bounded waits, and every child stopped on exit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+AZURITE_BIN = ROOT / "node_modules" / ".bin" / "azurite"
+# Azurite's well-known development account (public, documented by Microsoft; not a secret):
+# https://learn.microsoft.com/en-us/azure/storage/common/storage-use-azurite#http-connection-strings
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(ready: Callable[[], bool], *, timeout: float, what: str,
+               proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {proc.returncode} before it was ready")
+        try:
+            if ready():
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{what} not ready after {timeout:.0f} s")
+
+
+def port_open(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@dataclass
+class Managed:
+    """A child process started in its own process group, stopped with SIGTERM then SIGKILL."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=timeout)
+
+
+def spawn(name: str, argv: Sequence[str], *, log: Path | None = None, env: dict[str, str] | None = None,
+          cwd: Path = ROOT) -> Managed:
+    out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
+    proc = subprocess.Popen(
+        list(argv), cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT if log else None,
+        start_new_session=True,
+    )
+    return Managed(name, proc)
+
+
+@dataclass(frozen=True)
+class AzuritePorts:
+    blob: int
+    queue: int
+    table: int
+
+    @property
+    def connection_string(self) -> str:
+        base = "http://127.0.0.1"
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+            f"BlobEndpoint={base}:{self.blob}/{AZURITE_ACCOUNT};"
+            f"QueueEndpoint={base}:{self.queue}/{AZURITE_ACCOUNT};"
+            f"TableEndpoint={base}:{self.table}/{AZURITE_ACCOUNT};"
+        )
+
+
+def start_azurite(location: Path, ports: AzuritePorts, *, log: Path | None = None) -> Managed:
+    if not AZURITE_BIN.exists():
+        raise RuntimeError(f"{AZURITE_BIN} is missing: run `npm ci` (make setup) first")
+    location.mkdir(parents=True, exist_ok=True)
+    argv = [
+        str(AZURITE_BIN), "--silent", "--disableTelemetry", "--skipApiVersionCheck", "--loose",
+        "--location", str(location),
+        "--blobHost", "127.0.0.1", "--blobPort", str(ports.blob),
+        "--queueHost", "127.0.0.1", "--queuePort", str(ports.queue),
+        "--tableHost", "127.0.0.1", "--tablePort", str(ports.table),
+    ]
+    child = spawn("azurite", argv, log=log)
+    try:
+        wait_until(lambda: all(port_open(p) for p in (ports.blob, ports.queue, ports.table)),
+                   timeout=30, what="Azurite", proc=child.proc)
+    except Exception:
+        child.stop()
+        raise
+    return child
+
+
+def start_sim(port: int, tls_dir: Path, *, log: Path | None = None) -> Managed:
+    import httpx
+
+    argv = [sys.executable, "-m", "tools.m365sim", "--host", "127.0.0.1", "--port", str(port),
+            "--tls-dir", str(tls_dir)]
+    child = spawn("m365sim", argv, log=log)
+    ca = str(tls_dir / "ca.pem")
+
+    def ready() -> bool:
+        try:
+            return httpx.get(f"https://127.0.0.1:{port}/_sim/health", verify=ca, timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_until(ready, timeout=30, what="simulated cloud", proc=child.proc)
+    except Exception:
+        child.stop()
+        raise
+    return child
+
+
+def start_funchost(port: int, *, env: dict[str, str], log: Path | None = None,
+                   script_root: Path = ROOT) -> Managed:
+    import httpx
+
+    argv = [sys.executable, "-m", "tools.funchost", "--script-root", str(script_root),
+            "--host", "127.0.0.1", "--port", str(port)]
+    child = spawn("funchost", argv, log=log, env=env)
+
+    def ready() -> bool:
+        try:
+            url = f"http://127.0.0.1:{port}/admin/host/status"
+            return httpx.get(url, timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_until(ready, timeout=60, what="functions host", proc=child.proc)
+    except Exception:
+        child.stop()
+        raise
+    return child
+
+
+@contextlib.contextmanager
+def stopping(children: list[Managed]) -> Iterator[list[Managed]]:
+    try:
+        yield children
+    finally:
+        for child in reversed(children):
+            child.stop()

@@ -1,0 +1,12 @@
+"""Warden's Azure Functions app (Python v2 programming model): one Blueprint per area.
+
+Kept import-light on purpose: cold start is paid on every new instance, so heavy SDKs (msgraph-sdk,
+azure-identity, storage) are imported by ``shared`` on first use, not here.
+"""
+
+import azure.functions as func
+
+from functions import admin
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+app.register_functions(admin.bp)

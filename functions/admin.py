@@ -1,0 +1,30 @@
+"""Admin-facing HTTP functions. For now: the anonymous health check."""
+
+from __future__ import annotations
+
+import logging
+
+import azure.functions as func
+
+from functions.http import json_response, problem_response
+from shared.config import ConfigError
+from shared.problems import Problem
+
+bp = func.Blueprint()
+log = logging.getLogger("warden.admin")
+
+
+@bp.function_name("health")
+@bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+async def health(req: func.HttpRequest) -> func.HttpResponse:
+    """Storage, Key Vault and per-directory Graph reachability: 200 when all are up, 503 otherwise."""
+    from shared.container import get_container
+
+    try:
+        container = get_container()
+    except ConfigError as exc:
+        log.error("health: configuration invalid: %s", "; ".join(exc.problems))
+        return problem_response(Problem(503, "Warden is not configured: " + "; ".join(exc.problems),
+                                        title="Configuration invalid"))
+    report = await container.health()
+    return json_response(report.to_json(), status=200 if report.status == "up" else 503)

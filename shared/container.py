@@ -1,0 +1,110 @@
+"""The composition root: the one place where Warden's adapters are chosen, built and wired.
+
+Everything is built once per process, lazily, on first use (a cold start pays only for what the first
+invocation needs) and shared by every invocation afterwards: storage clients, the Key Vault client and
+one Graph client per directory. Async clients are created inside the running event loop that uses them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from shared.config import DemoDirectory, Settings, load_settings
+from shared.graph import GraphEndpoint, build_graph_client, client_secret_credential
+from shared.health import HealthReport, Probe, check_health
+from shared.secrets import read_secret, secret_client, vault_credential
+
+if TYPE_CHECKING:
+    from azure.data.tables.aio import TableServiceClient
+    from azure.keyvault.secrets.aio import SecretClient
+    from azure.storage.queue.aio import QueueServiceClient
+
+
+class Container:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._graph_clients: dict[tuple[str, str], Any] = {}
+        self._graph_lock = asyncio.Lock()
+
+    @cached_property
+    def graph_endpoint(self) -> GraphEndpoint:
+        s = self.settings
+        return GraphEndpoint(graph_url=s.graph_url, authority_host=s.authority_host, ca_bundle=s.ca_bundle)
+
+    @cached_property
+    def tables(self) -> TableServiceClient:
+        from azure.data.tables.aio import TableServiceClient
+
+        return TableServiceClient.from_connection_string(self.settings.storage_connection)
+
+    @cached_property
+    def queues(self) -> QueueServiceClient:
+        from azure.storage.queue.aio import QueueServiceClient
+
+        return QueueServiceClient.from_connection_string(self.settings.storage_connection)
+
+    @cached_property
+    def secrets(self) -> SecretClient:
+        return secret_client(self.settings, vault_credential(self.settings))
+
+    async def graph_for_demo(self, demo: DemoDirectory) -> Any:
+        """The demo directory's Graph client; its client secret is read from Key Vault once."""
+        key = (demo.tenant_id, demo.client_id)
+        async with self._graph_lock:
+            if key not in self._graph_clients:
+                secret = await read_secret(self.secrets, demo.secret_name)
+                credential = client_secret_credential(self.graph_endpoint, demo.tenant_id, demo.client_id,
+                                                      secret)
+                self._graph_clients[key] = build_graph_client(self.graph_endpoint, credential)
+            return self._graph_clients[key]
+
+    def health_probes(self) -> list[Probe]:
+        probes = [
+            Probe("tableStorage", self._probe_tables),
+            Probe("queueStorage", self._probe_queues),
+            Probe("keyVault", self._probe_key_vault),
+        ]
+        demo = self.settings.demo_directory
+        if demo is not None:
+            probes.append(Probe("graph", lambda: self._probe_graph(demo),
+                                {"directory": "demo", "tenantId": demo.tenant_id}))
+        return probes
+
+    async def health(self) -> HealthReport:
+        return await check_health(self.health_probes(), timeout=self.settings.health_timeout_seconds)
+
+    async def _probe_tables(self) -> None:
+        async for _ in self.tables.list_tables(results_per_page=1):
+            break
+
+    async def _probe_queues(self) -> None:
+        await self.queues.get_service_properties()
+
+    async def _probe_key_vault(self) -> None:
+        async for _ in self.secrets.list_properties_of_secrets(max_page_size=1):
+            break
+
+    async def _probe_graph(self, demo: DemoDirectory) -> None:
+        from msgraph.generated.organization.organization_request_builder import (
+            OrganizationRequestBuilder,
+        )
+
+        client = await self.graph_for_demo(demo)
+        query = OrganizationRequestBuilder.OrganizationRequestBuilderGetQueryParameters(select=["id"])
+        config = OrganizationRequestBuilder.OrganizationRequestBuilderGetRequestConfiguration(
+            query_parameters=query
+        )
+        await client.organization.get(request_configuration=config)
+
+
+_container: Container | None = None
+
+
+def get_container() -> Container:
+    """The process's container, built on first use from the environment's settings."""
+    global _container
+    if _container is None:
+        _container = Container(load_settings())
+    return _container

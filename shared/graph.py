@@ -1,0 +1,66 @@
+"""Microsoft Graph access: one msgraph-sdk client per directory, built once per process.
+
+Tokens come from azure-identity (client credentials against the directory's tenant); the HTTP client is
+httpx with msgraph-core's default middleware, pointed at ``WARDEN_GRAPH_URL`` (the real Graph, or the
+simulated cloud locally). msgraph-sdk only sends the token to hosts in ``allowed_hosts``, so the Graph
+host is always listed there. msgraph-sdk is imported lazily: it loads ~1,250 modules, which would
+otherwise slow every cold start, including functions that never call Graph.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+import httpx
+
+from shared.config import GRAPH_SCOPE
+from shared.tls import ssl_context
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from azure.core.credentials_async import AsyncTokenCredential
+
+
+@dataclass(frozen=True)
+class GraphEndpoint:
+    """Where Graph and the token authority live, and which CA to trust for them."""
+
+    graph_url: str
+    authority_host: str
+    ca_bundle: Path | None
+
+
+def client_secret_credential(endpoint: GraphEndpoint, tenant_id: str, client_id: str,
+                             client_secret: str) -> AsyncTokenCredential:
+    from azure.identity.aio import ClientSecretCredential
+
+    return ClientSecretCredential(
+        tenant_id, client_id, client_secret,
+        authority=endpoint.authority_host,
+        connection_verify=str(endpoint.ca_bundle) if endpoint.ca_bundle else True,
+    )
+
+
+def build_graph_client(endpoint: GraphEndpoint, credential: AsyncTokenCredential,
+                       *, timeout_seconds: float = 30.0) -> Any:
+    """A ``GraphServiceClient`` for one directory (typed Any: msgraph-sdk ships no type information)."""
+    from kiota_authentication_azure.azure_identity_authentication_provider import (
+        AzureIdentityAuthenticationProvider,
+    )
+    from msgraph import GraphRequestAdapter, GraphServiceClient
+    from msgraph.graph_request_adapter import options as sdk_options
+    from msgraph_core import GraphClientFactory
+
+    host = urlparse(endpoint.graph_url).hostname or ""
+    auth = AzureIdentityAuthenticationProvider(credential, scopes=[GRAPH_SCOPE], allowed_hosts=[host])
+    http = httpx.AsyncClient(
+        base_url=endpoint.graph_url, verify=ssl_context(endpoint.ca_bundle), trust_env=False,
+        timeout=httpx.Timeout(timeout_seconds),
+    )
+    http = GraphClientFactory.create_with_default_middleware(client=http, options=sdk_options)
+    adapter = GraphRequestAdapter(auth, client=http)
+    adapter.base_url = endpoint.graph_url
+    return GraphServiceClient(request_adapter=adapter)

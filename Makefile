@@ -1,0 +1,42 @@
+# Warden — the two commands a newcomer needs: `make run` and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP_PY := $(VENV)/.installed
+STAMP_NPM := node_modules/.installed
+CA := .local/tls/ca.pem
+
+.PHONY: setup run test lint typecheck unit bench clean
+
+setup: $(STAMP_PY) $(STAMP_NPM) $(CA)
+
+$(STAMP_PY): requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+$(STAMP_NPM): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(CA): $(STAMP_PY)
+	$(PY) -m tools.devca --out .local/tls
+
+run: setup
+	$(PY) -m tools.stack
+
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+typecheck: setup
+	$(PY) -m mypy shared/
+
+test: lint typecheck
+	$(PY) -m pytest -q -p no:cacheprovider
+
+bench: setup
+	$(PY) -m tools.bench
+
+clean:
+	rm -rf .local/azurite .local/logs

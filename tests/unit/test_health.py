@@ -1,0 +1,76 @@
+"""The health report: concurrent probes, per-component status and latency, secret-free failure details."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+from shared.health import Probe, check_health, describe_failure
+
+
+async def ok() -> None:
+    return None
+
+
+async def slow() -> None:
+    await asyncio.sleep(5)
+
+
+class FakeHttpError(Exception):
+    def __init__(self) -> None:
+        super().__init__("Authorization failed for https://vault/secrets?sig=SECRETSIG")
+        self.status_code = 403
+        self.error = type("E", (), {"code": "Forbidden"})()
+
+
+async def forbidden() -> None:
+    raise FakeHttpError()
+
+
+async def boom() -> None:
+    raise ValueError("connection string AccountKey=SECRETKEY is bad")
+
+
+async def test_all_up_reports_up_with_latencies() -> None:
+    report = await check_health([Probe("a", ok), Probe("b", ok, {"tenantId": "t1"})], timeout=1)
+    body = report.to_json()
+    assert body["status"] == "up"
+    assert [c["name"] for c in body["components"]] == ["a", "b"]
+    assert body["components"][1]["tenantId"] == "t1"
+    assert all(c["latencyMs"] >= 0 for c in body["components"])
+
+
+async def test_one_down_component_makes_the_report_down_without_hiding_the_others() -> None:
+    report = await check_health([Probe("a", ok), Probe("b", forbidden)], timeout=1)
+    assert report.status == "down"
+    a, b = report.to_json()["components"]
+    assert a["status"] == "up" and "detail" not in a
+    assert b == {"name": "b", "status": "down", "latencyMs": b["latencyMs"], "detail": "HTTP 403 Forbidden"}
+
+
+async def test_probes_run_concurrently_and_time_out_individually() -> None:
+    started = asyncio.get_running_loop().time()
+    report = await check_health([Probe("s1", slow), Probe("s2", slow), Probe("a", ok)], timeout=0.2)
+    elapsed = asyncio.get_running_loop().time() - started
+    assert elapsed < 1.0, "probes must run concurrently, each bounded by the timeout"
+    details = {c.name: c.detail for c in report.components}
+    assert details == {"s1": "no answer within 0.2 s", "s2": "no answer within 0.2 s", "a": None}
+
+
+async def test_failure_details_never_carry_the_exception_text() -> None:
+    report = await check_health([Probe("x", boom), Probe("y", forbidden)], timeout=1)
+    text = str(report.to_json())
+    assert "SECRETKEY" not in text and "SECRETSIG" not in text
+    assert report.components[0].detail == "failed (ValueError)"
+
+
+def test_describe_failure_maps_transport_errors() -> None:
+    assert describe_failure(ConnectionRefusedError(), 5) == "unreachable"
+    kiota_like = type("APIError", (Exception,), {"response_status_code": 401})()
+    assert describe_failure(kiota_like, 5) == "HTTP 401"
+
+
+async def test_report_timestamp_is_utc_iso() -> None:
+    fixed = dt.datetime(2026, 11, 26, 12, 0, 0, tzinfo=dt.UTC)
+    report = await check_health([Probe("a", ok)], timeout=1, now=lambda: fixed)
+    assert report.to_json()["checkedAt"] == "2026-11-26T12:00:00Z"

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tools import devca, procs
+from tools import demo, devca, procs
 
 
 @pytest.fixture(scope="session")
@@ -72,6 +72,40 @@ def sim(tls_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim
     client = httpx.Client(verify=ca, timeout=30)
     try:
         yield Sim(url=f"https://127.0.0.1:{port}", ca=ca, client=client)
+    finally:
+        client.close()
+        child.stop()
+
+
+@dataclass
+class DemoStack:
+    """A simulated cloud of its own, seeded with the demo world once, plus Warden's settings for it."""
+
+    sim: Sim
+    world: demo.DemoWorld
+    settings: dict[str, str]
+
+    def set_faults(self, **faults: Any) -> None:
+        self.sim.control("PUT", "/_sim/faults", json=faults).raise_for_status()
+
+    def clear_faults(self) -> None:
+        self.set_faults(latencyMs=0, replicationLagMs=0, errorRate=0, errorKinds=["500"],
+                        resourceUnitsPer10s=None)
+
+
+@pytest.fixture(scope="session")
+def demo_stack(tls_dir: Path, azurite: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoStack]:
+    """Not shared with the simulator's own tests, which reset their simulator at will."""
+    port = procs.free_port()
+    logdir = tmp_path_factory.mktemp("demo-sim")
+    child = procs.start_sim(port, tls_dir, log=logdir / "m365sim.log")
+    ca = tls_dir / devca.CA_FILE
+    client = httpx.Client(verify=str(ca), timeout=30)
+    try:
+        url = f"https://127.0.0.1:{port}"
+        world = demo.seed(url, ca)
+        yield DemoStack(Sim(url=url, ca=str(ca), client=client), world,
+                        world.warden_settings(azurite.connection_string))
     finally:
         client.close()
         child.stop()

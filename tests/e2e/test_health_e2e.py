@@ -1,0 +1,49 @@
+"""`GET /api/health` through the local functions host: anonymous, all components, 200 or 503, no leaks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.e2e.conftest import WardenHost
+from tools import demo
+
+
+@pytest.fixture
+def host(warden: WardenHost) -> Iterator[WardenHost]:
+    yield warden
+    warden.stack.clear_faults()
+
+
+def test_health_is_anonymous_and_reports_every_component_up(host: WardenHost) -> None:
+    response = host.http.get("/api/health")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert body["status"] == "up"
+    names = {c["name"]: c for c in body["components"]}
+    assert set(names) == {"tableStorage", "queueStorage", "keyVault", "graph"}
+    assert names["graph"]["tenantId"] == demo.DEMO_TENANT_ID
+    assert all(c["status"] == "up" and c["latencyMs"] >= 0 for c in body["components"])
+
+
+def test_health_answers_503_when_the_cloud_fails_and_leaks_nothing(host: WardenHost) -> None:
+    assert host.http.get("/api/health").status_code == 200
+    host.stack.set_faults(errorRate=1.0, errorKinds=["500"])
+    response = host.http.get("/api/health")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "down"
+    down = {c["name"] for c in body["components"] if c["status"] == "down"}
+    assert {"keyVault", "graph"} <= down
+    assert {"tableStorage", "queueStorage"}.isdisjoint(down)
+    text = response.text
+    world = host.stack.world
+    for secret in (world.local_identity_secret, world.demo_client_secret):
+        assert secret not in text
+    assert "Traceback" not in text and "File \"" not in text
+
+
+def test_health_only_answers_get(host: WardenHost) -> None:
+    assert host.http.post("/api/health").status_code == 404

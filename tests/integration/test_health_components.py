@@ -1,0 +1,97 @@
+"""Warden's own adapters against Azurite and the simulated cloud: what `GET /api/health` reports."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from shared.config import load_settings
+from shared.container import Container
+from tests.conftest import DemoStack
+from tools import demo, procs
+
+
+def container(stack: DemoStack, **overrides: str) -> Container:
+    return Container(load_settings({**stack.settings, **overrides}))
+
+
+@pytest.fixture
+def stack(demo_stack: DemoStack) -> Iterator[DemoStack]:
+    yield demo_stack
+    demo_stack.clear_faults()
+
+
+def by_name(report: dict[str, object]) -> dict[str, dict[str, object]]:
+    components = report["components"]
+    assert isinstance(components, list)
+    return {c["name"]: c for c in components}
+
+
+async def test_every_component_is_up_for_the_demo_tenant(stack: DemoStack) -> None:
+    report = (await container(stack).health()).to_json()
+    assert report["status"] == "up", report
+    components = by_name(report)
+    assert set(components) == {"tableStorage", "queueStorage", "keyVault", "graph"}
+    assert components["graph"]["tenantId"] == demo.DEMO_TENANT_ID
+    assert components["graph"]["directory"] == "demo"
+
+
+async def test_graph_client_and_token_are_reused_across_checks(stack: DemoStack) -> None:
+    """One Graph client per directory per process, and azure-identity's token cache: three checks
+    cost one token request for the demo app, and three Graph calls."""
+    c = container(stack)
+    stack.sim.control("DELETE", "/_sim/requests")
+    for _ in range(3):
+        assert (await c.health()).status == "up"
+    log = stack.sim.requests()
+    demo_tokens = [r for r in log if r["kind"] == "token" and r.get("clientId") == demo.DEMO_CLIENT_ID]
+    org_calls = [r for r in log if r["kind"] == "graph" and r["path"].startswith("/v1.0/organization")]
+    assert len(demo_tokens) == 1, log
+    assert len(org_calls) == 3
+    assert all("%24select=id" in r["path"] or "$select=id" in r["path"] for r in org_calls)
+    assert await c.graph_for_demo(c.settings.demo_directory) is await c.graph_for_demo(  # type: ignore[arg-type]
+        c.settings.demo_directory  # type: ignore[arg-type]
+    )
+
+
+async def test_missing_demo_secret_marks_graph_down_but_key_vault_up(stack: DemoStack) -> None:
+    report = (await container(stack, WARDEN_DEMO_SECRET_NAME="no-such-secret").health()).to_json()
+    components = by_name(report)
+    assert report["status"] == "down"
+    assert components["keyVault"]["status"] == "up"
+    assert components["graph"]["status"] == "down"
+    assert components["graph"]["detail"] == "HTTP 404 SecretNotFound"
+
+
+async def test_wrong_vault_identity_secret_marks_key_vault_and_graph_down(stack: DemoStack) -> None:
+    report = (await container(stack, AZURE_CLIENT_SECRET="not-the-secret").health()).to_json()
+    components = by_name(report)
+    assert components["keyVault"]["status"] == "down"
+    assert components["keyVault"]["detail"] == "authentication failed"
+    assert components["graph"]["status"] == "down"
+    assert components["tableStorage"]["status"] == "up"
+    assert "not-the-secret" not in str(report)
+
+
+async def test_unreachable_storage_is_down_within_the_deadline(stack: DemoStack) -> None:
+    dead = procs.AzuritePorts(procs.free_port(), procs.free_port(), procs.free_port()).connection_string
+    c = container(stack, AzureWebJobsStorage=dead, WARDEN_HEALTH_TIMEOUT_SECONDS="2")
+    report = (await c.health()).to_json()
+    components = by_name(report)
+    assert components["tableStorage"]["status"] == "down"
+    assert components["queueStorage"]["status"] == "down"
+    assert components["tableStorage"]["latencyMs"] < 2500
+    assert components["keyVault"]["status"] == "up"
+
+
+async def test_graph_outage_is_reported_per_directory(stack: DemoStack) -> None:
+    # Long enough for msgraph-core's retry handler to give up on the 503s (it honours Retry-After).
+    c = container(stack, WARDEN_HEALTH_TIMEOUT_SECONDS="30")
+    assert (await c.health()).status == "up"  # token cached, client built
+    stack.set_faults(errorRate=1.0, errorKinds=["503"])
+    report = (await c.health()).to_json()
+    components = by_name(report)
+    assert components["graph"]["status"] == "down"
+    assert components["graph"]["detail"].startswith("HTTP 503")
+    assert components["tableStorage"]["status"] == "up"

@@ -1,0 +1,99 @@
+"""``make bench``: cold-start figures, each beside a floor measured in the same run, printed as ratios.
+
+(a) ``import function_app`` in a fresh interpreter, against a bare interpreter (``python -c pass``).
+(b) process start → first Graph answer through Warden's own Graph client (settings, Key Vault secret,
+    token, msgraph-sdk call) against the simulated cloud, against a bare ``httpx.get`` of the same endpoint.
+
+Medians over ``--runs`` fresh processes (at least 5). Not assertions: numbers to read and compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from tools import demo, devca, procs
+
+PY = sys.executable
+
+GRAPH_PROBE = """
+import asyncio, sys, time
+from shared.config import load_settings
+from shared.container import Container
+
+async def main():
+    c = Container(load_settings())
+    client = await c.graph_for_demo(c.settings.demo_directory)
+    org = await client.organization.get()
+    assert org.value and org.value[0].id
+    print(time.time(), flush=True)
+
+asyncio.run(main())
+"""
+
+HTTPX_FLOOR = """
+import sys, time, httpx
+r = httpx.get(sys.argv[1], verify=sys.argv[2], trust_env=False)
+assert r.status_code == 401, r.status_code
+print(time.time(), flush=True)
+"""
+
+
+def _timed(argv: Sequence[str], env: dict[str, str]) -> float:
+    """Seconds from just before the process starts to the timestamp it prints (or to its exit)."""
+    started = time.time()
+    out = subprocess.run(argv, env=env, cwd=procs.ROOT, capture_output=True, text=True, timeout=120)
+    ended = time.time()
+    if out.returncode != 0:
+        raise RuntimeError(f"{argv[:3]} failed: {out.stderr[-2000:]}")
+    stamp = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else ""
+    return (float(stamp) if stamp else ended) - started
+
+
+def _median(argv: Sequence[str], env: dict[str, str], runs: int) -> float:
+    _timed(argv, env)  # warm the OS file cache once; every measured run is still a fresh process
+    return statistics.median(_timed(argv, env) for _ in range(runs))
+
+
+def _row(name: str, value: float, floor_name: str, floor: float) -> str:
+    return f"{name:<44} {value * 1000:8.1f} ms   floor ({floor_name}) {floor * 1000:7.1f} ms   ratio {value / floor:5.2f}x"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args()
+    runs = max(5, args.runs)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WARDEN_", "AZURE_"))}
+
+    bare = _median([PY, "-c", "pass"], env, runs)
+    imported = _median([PY, "-c", "import function_app"], env, runs)
+
+    tls = procs.ROOT / ".local" / "tls"
+    ca = devca.ensure(tls)
+    children: list[procs.Managed] = []
+    with tempfile.TemporaryDirectory() as tmp, procs.stopping(children):
+        ports = procs.AzuritePorts(procs.free_port(), procs.free_port(), procs.free_port())
+        children.append(procs.start_azurite(Path(tmp) / "azurite", ports))
+        sim_port = procs.free_port()
+        children.append(procs.start_sim(sim_port, tls))
+        world = demo.seed(f"https://127.0.0.1:{sim_port}", ca)
+        warden_env = {**env, **world.warden_settings(ports.connection_string)}
+        graph = _median([PY, "-c", GRAPH_PROBE], warden_env, runs)
+        floor = _median([PY, "-c", HTTPX_FLOOR, f"{world.sim_url}/v1.0/organization", str(ca)], env, runs)
+
+    print(f"Cold start, median of {runs} fresh processes (Python {sys.version.split()[0]}, {os.cpu_count()} cores)")
+    print(_row("(a) import function_app", imported, "bare interpreter", bare))
+    print(_row("(b) process start -> first Graph answer", graph, "bare httpx GET", floor))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

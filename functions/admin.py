@@ -24,7 +24,10 @@ async def health(req: func.HttpRequest) -> func.HttpResponse:
         container = get_container()
     except ConfigError as exc:
         log.error("health: configuration invalid: %s", "; ".join(exc.problems))
-        return problem_response(Problem(503, "Warden is not configured: " + "; ".join(exc.problems),
-                                        title="Configuration invalid"))
+        return problem_response(
+            Problem(
+                503, "Warden is not configured: " + "; ".join(exc.problems), title="Configuration invalid"
+            )
+        )
     report = await container.health()
     return json_response(report.to_json(), status=200 if report.status == "up" else 503)

@@ -11,10 +11,18 @@ from shared.problems import PROBLEM_JSON, Problem
 
 
 def json_response(body: Any, status: int = 200) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps(body), status_code=status, mimetype="application/json",
-                             headers={"Cache-Control": "no-store"})
+    return func.HttpResponse(
+        json.dumps(body),
+        status_code=status,
+        mimetype="application/json",
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 def problem_response(problem: Problem) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps(problem.to_json()), status_code=problem.status,
-                             mimetype=PROBLEM_JSON, headers={"Cache-Control": "no-store"})
+    return func.HttpResponse(
+        json.dumps(problem.to_json()),
+        status_code=problem.status,
+        mimetype=PROBLEM_JSON,
+        headers={"Cache-Control": "no-store"},
+    )

@@ -161,29 +161,49 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     r = _Reader(os.environ if env is None else env)
     storage = r.required("AzureWebJobsStorage", "the storage account connection string (Azurite locally)")
     if storage:
-        storage = r.parsed("AzureWebJobsStorage", "", _storage_connection,
-                           "a storage connection string with AccountName and AccountKey")
+        storage = r.parsed(
+            "AzureWebJobsStorage",
+            "",
+            _storage_connection,
+            "a storage connection string with AccountName and AccountKey",
+        )
     vault = r.parsed("WARDEN_KEY_VAULT_URL", "", _https_url, "an https:// Key Vault URL")
     if r.raw("WARDEN_KEY_VAULT_URL") is None:
         r.problems.append("WARDEN_KEY_VAULT_URL is missing: set it to the Key Vault URL (https://…)")
-    identity = _optional_group(r, ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET"),
-                               "a local (client secret) identity for Key Vault")
-    demo = _optional_group(r, ("WARDEN_DEMO_TENANT_ID", "WARDEN_DEMO_CLIENT_ID", "WARDEN_DEMO_SECRET_NAME"),
-                           "the demo directory")
+    identity = _optional_group(
+        r,
+        ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET"),
+        "a local (client secret) identity for Key Vault",
+    )
+    demo = _optional_group(
+        r, ("WARDEN_DEMO_TENANT_ID", "WARDEN_DEMO_CLIENT_ID", "WARDEN_DEMO_SECRET_NAME"), "the demo directory"
+    )
     settings = Settings(
         storage_connection=storage,
         key_vault_url=vault,
-        authority_host=r.parsed("WARDEN_AUTHORITY_HOST", "https://login.microsoftonline.com", _https_url,
-                                "an https:// authority host"),
-        graph_url=r.parsed("WARDEN_GRAPH_URL", "https://graph.microsoft.com/v1.0", _https_url,
-                           "an https:// Graph base URL ending in the version, e.g. …/v1.0"),
-        ca_bundle=r.parsed("WARDEN_CA_BUNDLE", None, _existing_file, "the path of an existing CA bundle file"),
-        verify_key_vault_challenge=r.parsed("WARDEN_KEY_VAULT_VERIFY_CHALLENGE_RESOURCE", True, _bool,
-                                            "true or false"),
+        authority_host=r.parsed(
+            "WARDEN_AUTHORITY_HOST",
+            "https://login.microsoftonline.com",
+            _https_url,
+            "an https:// authority host",
+        ),
+        graph_url=r.parsed(
+            "WARDEN_GRAPH_URL",
+            "https://graph.microsoft.com/v1.0",
+            _https_url,
+            "an https:// Graph base URL ending in the version, e.g. …/v1.0",
+        ),
+        ca_bundle=r.parsed(
+            "WARDEN_CA_BUNDLE", None, _existing_file, "the path of an existing CA bundle file"
+        ),
+        verify_key_vault_challenge=r.parsed(
+            "WARDEN_KEY_VAULT_VERIFY_CHALLENGE_RESOURCE", True, _bool, "true or false"
+        ),
         local_identity=LocalIdentity(*identity) if identity else None,
         demo_directory=DemoDirectory(*demo) if demo else None,
-        health_timeout_seconds=r.parsed("WARDEN_HEALTH_TIMEOUT_SECONDS", 5.0, _positive_float,
-                                        "a positive number of seconds"),
+        health_timeout_seconds=r.parsed(
+            "WARDEN_HEALTH_TIMEOUT_SECONDS", 5.0, _positive_float, "a positive number of seconds"
+        ),
     )
     if r.problems:
         raise ConfigError(r.problems)

@@ -55,8 +55,9 @@ class Container:
         async with self._graph_lock:
             if key not in self._graph_clients:
                 secret = await read_secret(self.secrets, demo.secret_name)
-                credential = client_secret_credential(self.graph_endpoint, demo.tenant_id, demo.client_id,
-                                                      secret)
+                credential = client_secret_credential(
+                    self.graph_endpoint, demo.tenant_id, demo.client_id, secret
+                )
                 self._graph_clients[key] = build_graph_client(self.graph_endpoint, credential)
             return self._graph_clients[key]
 
@@ -68,8 +69,13 @@ class Container:
         ]
         demo = self.settings.demo_directory
         if demo is not None:
-            probes.append(Probe("graph", lambda: self._probe_graph(demo),
-                                {"directory": "demo", "tenantId": demo.tenant_id}))
+            probes.append(
+                Probe(
+                    "graph",
+                    lambda: self._probe_graph(demo),
+                    {"directory": "demo", "tenantId": demo.tenant_id},
+                )
+            )
         return probes
 
     async def health(self) -> HealthReport:

@@ -33,31 +33,38 @@ class GraphEndpoint:
     ca_bundle: Path | None
 
 
-def client_secret_credential(endpoint: GraphEndpoint, tenant_id: str, client_id: str,
-                             client_secret: str) -> AsyncTokenCredential:
+def client_secret_credential(
+    endpoint: GraphEndpoint, tenant_id: str, client_id: str, client_secret: str
+) -> AsyncTokenCredential:
     from azure.identity.aio import ClientSecretCredential
 
     return ClientSecretCredential(
-        tenant_id, client_id, client_secret,
+        tenant_id,
+        client_id,
+        client_secret,
         authority=endpoint.authority_host,
         connection_verify=str(endpoint.ca_bundle) if endpoint.ca_bundle else True,
     )
 
 
-def build_graph_client(endpoint: GraphEndpoint, credential: AsyncTokenCredential,
-                       *, timeout_seconds: float = 30.0) -> Any:
+def build_graph_client(
+    endpoint: GraphEndpoint, credential: AsyncTokenCredential, *, timeout_seconds: float = 30.0
+) -> Any:
     """A ``GraphServiceClient`` for one directory (typed Any: msgraph-sdk ships no type information)."""
     from kiota_authentication_azure.azure_identity_authentication_provider import (
         AzureIdentityAuthenticationProvider,
     )
-    from msgraph import GraphRequestAdapter, GraphServiceClient
+    from msgraph.graph_request_adapter import GraphRequestAdapter
     from msgraph.graph_request_adapter import options as sdk_options
+    from msgraph.graph_service_client import GraphServiceClient
     from msgraph_core import GraphClientFactory
 
     host = urlparse(endpoint.graph_url).hostname or ""
     auth = AzureIdentityAuthenticationProvider(credential, scopes=[GRAPH_SCOPE], allowed_hosts=[host])
     http = httpx.AsyncClient(
-        base_url=endpoint.graph_url, verify=ssl_context(endpoint.ca_bundle), trust_env=False,
+        base_url=endpoint.graph_url,
+        verify=ssl_context(endpoint.ca_bundle),
+        trust_env=False,
         timeout=httpx.Timeout(timeout_seconds),
     )
     http = GraphClientFactory.create_with_default_middleware(client=http, options=sdk_options)

@@ -33,8 +33,12 @@ class ComponentHealth:
     detail: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"name": self.name, **self.labels, "status": self.status,
-                                "latencyMs": round(self.latency_ms, 1)}
+        body: dict[str, Any] = {
+            "name": self.name,
+            **self.labels,
+            "status": self.status,
+            "latencyMs": round(self.latency_ms, 1),
+        }
         if self.detail:
             body["detail"] = self.detail
         return body
@@ -68,7 +72,10 @@ def describe_failure(exc: BaseException, timeout: float) -> str:
     if type(exc).__name__ == "ClientAuthenticationError":
         return "authentication failed"
     if isinstance(exc, ConnectionError | OSError) or type(exc).__name__ in (
-        "ServiceRequestError", "ConnectError", "ConnectTimeout", "ReadTimeout",
+        "ServiceRequestError",
+        "ConnectError",
+        "ConnectTimeout",
+        "ReadTimeout",
     ):
         return "unreachable"
     return f"failed ({type(exc).__name__})"
@@ -87,13 +94,18 @@ async def _run(probe: Probe, timeout: float, clock: Callable[[], float]) -> Comp
     try:
         await asyncio.wait_for(probe.check(), timeout)
     except Exception as exc:  # a probe's failure is its component's status, never the health check's
-        return ComponentHealth(probe.name, "down", (clock() - started) * 1000, probe.labels,
-                               describe_failure(exc, timeout))
+        return ComponentHealth(
+            probe.name, "down", (clock() - started) * 1000, probe.labels, describe_failure(exc, timeout)
+        )
     return ComponentHealth(probe.name, "up", (clock() - started) * 1000, probe.labels)
 
 
-async def check_health(probes: Sequence[Probe], *, timeout: float,
-                       clock: Callable[[], float] = time.perf_counter,
-                       now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)) -> HealthReport:
+async def check_health(
+    probes: Sequence[Probe],
+    *,
+    timeout: float,
+    clock: Callable[[], float] = time.perf_counter,
+    now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+) -> HealthReport:
     results = await asyncio.gather(*(_run(p, timeout, clock) for p in probes))
     return HealthReport(list(results), now())

@@ -19,8 +19,11 @@ def vault_credential(settings: Settings) -> AsyncTokenCredential:
     if identity is None:
         return DefaultAzureCredential()
     return ClientSecretCredential(
-        identity.tenant_id, identity.client_id, identity.client_secret,
-        authority=settings.authority_host, connection_verify=settings.tls_verify,
+        identity.tenant_id,
+        identity.client_id,
+        identity.client_secret,
+        authority=settings.authority_host,
+        connection_verify=settings.tls_verify,
     )
 
 
@@ -30,7 +33,8 @@ def secret_client(settings: Settings, credential: AsyncTokenCredential) -> Secre
     # The SDK checks that the challenge's resource domain matches the vault's host; a vault on 127.0.0.1
     # (the simulated cloud) never can, so that check is a setting, on by default.
     return SecretClient(
-        settings.key_vault_url, credential,
+        settings.key_vault_url,
+        credential,
         verify_challenge_resource=settings.verify_key_vault_challenge,
         connection_verify=settings.tls_verify,
     )

@@ -89,12 +89,15 @@ class DemoStack:
         self.sim.control("PUT", "/_sim/faults", json=faults).raise_for_status()
 
     def clear_faults(self) -> None:
-        self.set_faults(latencyMs=0, replicationLagMs=0, errorRate=0, errorKinds=["500"],
-                        resourceUnitsPer10s=None)
+        self.set_faults(
+            latencyMs=0, replicationLagMs=0, errorRate=0, errorKinds=["500"], resourceUnitsPer10s=None
+        )
 
 
 @pytest.fixture(scope="session")
-def demo_stack(tls_dir: Path, azurite: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoStack]:
+def demo_stack(
+    tls_dir: Path, azurite: Azurite, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DemoStack]:
     """Not shared with the simulator's own tests, which reset their simulator at will."""
     port = procs.free_port()
     logdir = tmp_path_factory.mktemp("demo-sim")
@@ -104,8 +107,9 @@ def demo_stack(tls_dir: Path, azurite: Azurite, tmp_path_factory: pytest.TempPat
     try:
         url = f"https://127.0.0.1:{port}"
         world = demo.seed(url, ca)
-        yield DemoStack(Sim(url=url, ca=str(ca), client=client), world,
-                        world.warden_settings(azurite.connection_string))
+        yield DemoStack(
+            Sim(url=url, ca=str(ca), client=client), world, world.warden_settings(azurite.connection_string)
+        )
     finally:
         client.close()
         child.stop()

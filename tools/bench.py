@@ -89,7 +89,9 @@ def main() -> int:
         graph = _median([PY, "-c", GRAPH_PROBE], warden_env, runs)
         floor = _median([PY, "-c", HTTPX_FLOOR, f"{world.sim_url}/v1.0/organization", str(ca)], env, runs)
 
-    print(f"Cold start, median of {runs} fresh processes (Python {sys.version.split()[0]}, {os.cpu_count()} cores)")
+    print(
+        f"Cold start, median of {runs} fresh processes (Python {sys.version.split()[0]}, {os.cpu_count()} cores)"
+    )
     print(_row("(a) import function_app", imported, "bare interpreter", bare))
     print(_row("(b) process start -> first Graph answer", graph, "bare httpx GET", floor))
     return 0

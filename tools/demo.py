@@ -22,9 +22,15 @@ DEMO_CLIENT_ID = "1f2e3d4c-5b6a-4798-8877-665544332211"
 DEMO_SECRET_NAME = "directory-demo-client-secret"
 DEMO_DOMAIN = "contoso.example"
 DEMO_ROLES = [
-    "User.ReadWrite.All", "Group.ReadWrite.All", "GroupMember.ReadWrite.All", "Domain.ReadWrite.All",
-    "Domain-InternalFederation.ReadWrite.All", "Organization.Read.All", "User.RevokeSessions.All",
-    "User-PasswordProfile.ReadWrite.All", "User.EnableDisableAccount.All",
+    "User.ReadWrite.All",
+    "Group.ReadWrite.All",
+    "GroupMember.ReadWrite.All",
+    "Domain.ReadWrite.All",
+    "Domain-InternalFederation.ReadWrite.All",
+    "Organization.Read.All",
+    "User.RevokeSessions.All",
+    "User-PasswordProfile.ReadWrite.All",
+    "User.EnableDisableAccount.All",
 ]
 
 
@@ -54,8 +60,9 @@ class DemoWorld:
         }
 
 
-def _tenant(tenant_id: str, name: str, domain: str, client: dict[str, Any], *, seed_users: int,
-            key_vault: bool) -> dict[str, Any]:
+def _tenant(
+    tenant_id: str, name: str, domain: str, client: dict[str, Any], *, seed_users: int, key_vault: bool
+) -> dict[str, Any]:
     return {
         "tenantId": tenant_id,
         "displayName": name,
@@ -70,12 +77,22 @@ def _tenant(tenant_id: str, name: str, domain: str, client: dict[str, Any], *, s
 def seed(sim_url: str, ca_bundle: Path, *, seed_users: int = 25) -> DemoWorld:
     """Create both tenants in a freshly started (or reset) simulator and put the demo secret in Key Vault."""
     world = DemoWorld(sim_url, ca_bundle, secrets.token_urlsafe(32), secrets.token_urlsafe(32))
-    home = _tenant(HOME_TENANT_ID, "Warden (local)", "warden.example",
-                   {"clientId": LOCAL_IDENTITY_CLIENT_ID, "clientSecret": world.local_identity_secret,
-                    "roles": []}, seed_users=0, key_vault=True)
-    demo = _tenant(DEMO_TENANT_ID, "Contoso (demo)", DEMO_DOMAIN,
-                   {"clientId": DEMO_CLIENT_ID, "clientSecret": world.demo_client_secret, "roles": DEMO_ROLES},
-                   seed_users=seed_users, key_vault=False)
+    home = _tenant(
+        HOME_TENANT_ID,
+        "Warden (local)",
+        "warden.example",
+        {"clientId": LOCAL_IDENTITY_CLIENT_ID, "clientSecret": world.local_identity_secret, "roles": []},
+        seed_users=0,
+        key_vault=True,
+    )
+    demo = _tenant(
+        DEMO_TENANT_ID,
+        "Contoso (demo)",
+        DEMO_DOMAIN,
+        {"clientId": DEMO_CLIENT_ID, "clientSecret": world.demo_client_secret, "roles": DEMO_ROLES},
+        seed_users=seed_users,
+        key_vault=False,
+    )
     with httpx.Client(verify=str(ca_bundle), timeout=30, trust_env=False) as http:
         for body in (home, demo):
             http.post(f"{sim_url}/_sim/tenants", json=body).raise_for_status()
@@ -88,10 +105,18 @@ def _store_demo_secret(world: DemoWorld) -> None:
     from azure.keyvault.secrets import SecretClient
 
     credential = ClientSecretCredential(
-        HOME_TENANT_ID, LOCAL_IDENTITY_CLIENT_ID, world.local_identity_secret,
-        authority=world.sim_url, connection_verify=str(world.ca_bundle), disable_instance_discovery=True,
+        HOME_TENANT_ID,
+        LOCAL_IDENTITY_CLIENT_ID,
+        world.local_identity_secret,
+        authority=world.sim_url,
+        connection_verify=str(world.ca_bundle),
+        disable_instance_discovery=True,
     )
-    client = SecretClient(f"{world.sim_url}/", credential, verify_challenge_resource=False,
-                          connection_verify=str(world.ca_bundle))
+    client = SecretClient(
+        f"{world.sim_url}/",
+        credential,
+        verify_challenge_resource=False,
+        connection_verify=str(world.ca_bundle),
+    )
     with client:
         client.set_secret(DEMO_SECRET_NAME, world.demo_client_secret)

@@ -31,8 +31,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_until(ready: Callable[[], bool], *, timeout: float, what: str,
-               proc: subprocess.Popen[bytes] | None = None) -> None:
+def wait_until(
+    ready: Callable[[], bool], *, timeout: float, what: str, proc: subprocess.Popen[bytes] | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
@@ -72,11 +73,21 @@ class Managed:
             self.proc.wait(timeout=timeout)
 
 
-def spawn(name: str, argv: Sequence[str], *, log: Path | None = None, env: dict[str, str] | None = None,
-          cwd: Path = ROOT) -> Managed:
+def spawn(
+    name: str,
+    argv: Sequence[str],
+    *,
+    log: Path | None = None,
+    env: dict[str, str] | None = None,
+    cwd: Path = ROOT,
+) -> Managed:
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
     proc = subprocess.Popen(
-        list(argv), cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT if log else None,
+        list(argv),
+        cwd=cwd,
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT if log else None,
         start_new_session=True,
     )
     return Managed(name, proc)
@@ -104,16 +115,34 @@ def start_azurite(location: Path, ports: AzuritePorts, *, log: Path | None = Non
         raise RuntimeError(f"{AZURITE_BIN} is missing: run `npm ci` (make setup) first")
     location.mkdir(parents=True, exist_ok=True)
     argv = [
-        str(AZURITE_BIN), "--silent", "--disableTelemetry", "--skipApiVersionCheck", "--loose",
-        "--location", str(location),
-        "--blobHost", "127.0.0.1", "--blobPort", str(ports.blob),
-        "--queueHost", "127.0.0.1", "--queuePort", str(ports.queue),
-        "--tableHost", "127.0.0.1", "--tablePort", str(ports.table),
+        str(AZURITE_BIN),
+        "--silent",
+        "--disableTelemetry",
+        "--skipApiVersionCheck",
+        "--loose",
+        "--location",
+        str(location),
+        "--blobHost",
+        "127.0.0.1",
+        "--blobPort",
+        str(ports.blob),
+        "--queueHost",
+        "127.0.0.1",
+        "--queuePort",
+        str(ports.queue),
+        "--tableHost",
+        "127.0.0.1",
+        "--tablePort",
+        str(ports.table),
     ]
     child = spawn("azurite", argv, log=log)
     try:
-        wait_until(lambda: all(port_open(p) for p in (ports.blob, ports.queue, ports.table)),
-                   timeout=30, what="Azurite", proc=child.proc)
+        wait_until(
+            lambda: all(port_open(p) for p in (ports.blob, ports.queue, ports.table)),
+            timeout=30,
+            what="Azurite",
+            proc=child.proc,
+        )
     except Exception:
         child.stop()
         raise
@@ -123,8 +152,17 @@ def start_azurite(location: Path, ports: AzuritePorts, *, log: Path | None = Non
 def start_sim(port: int, tls_dir: Path, *, log: Path | None = None) -> Managed:
     import httpx
 
-    argv = [sys.executable, "-m", "tools.m365sim", "--host", "127.0.0.1", "--port", str(port),
-            "--tls-dir", str(tls_dir)]
+    argv = [
+        sys.executable,
+        "-m",
+        "tools.m365sim",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--tls-dir",
+        str(tls_dir),
+    ]
     child = spawn("m365sim", argv, log=log)
     ca = str(tls_dir / "ca.pem")
 
@@ -142,12 +180,22 @@ def start_sim(port: int, tls_dir: Path, *, log: Path | None = None) -> Managed:
     return child
 
 
-def start_funchost(port: int, *, env: dict[str, str], log: Path | None = None,
-                   script_root: Path = ROOT) -> Managed:
+def start_funchost(
+    port: int, *, env: dict[str, str], log: Path | None = None, script_root: Path = ROOT
+) -> Managed:
     import httpx
 
-    argv = [sys.executable, "-m", "tools.funchost", "--script-root", str(script_root),
-            "--host", "127.0.0.1", "--port", str(port)]
+    argv = [
+        sys.executable,
+        "-m",
+        "tools.funchost",
+        "--script-root",
+        str(script_root),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     child = spawn("funchost", argv, log=log, env=env)
 
     def ready() -> bool:

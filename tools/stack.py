@@ -17,7 +17,6 @@ import os
 import signal
 import sys
 import threading
-from pathlib import Path
 
 from tools import demo, devca, procs
 
@@ -33,16 +32,23 @@ def main() -> int:
     parser.add_argument("--no-host", action="store_true", help="don't start the functions host")
     args = parser.parse_args()
 
-    azurite_ports = procs.AzuritePorts(_port("WARDEN_AZURITE_BLOB_PORT", 10000),
-                                       _port("WARDEN_AZURITE_QUEUE_PORT", 10001),
-                                       _port("WARDEN_AZURITE_TABLE_PORT", 10002))
+    azurite_ports = procs.AzuritePorts(
+        _port("WARDEN_AZURITE_BLOB_PORT", 10000),
+        _port("WARDEN_AZURITE_QUEUE_PORT", 10001),
+        _port("WARDEN_AZURITE_TABLE_PORT", 10002),
+    )
     sim_port = _port("WARDEN_SIM_PORT", 8443)
     host_port = _port("WARDEN_HOST_PORT", 7071)
-    busy = [p for p in (azurite_ports.blob, azurite_ports.queue, azurite_ports.table, sim_port, host_port)
-            if procs.port_open(p)]
+    busy = [
+        p
+        for p in (azurite_ports.blob, azurite_ports.queue, azurite_ports.table, sim_port, host_port)
+        if procs.port_open(p)
+    ]
     if busy:
-        print(f"ports already in use: {busy} (another `make run`?); stop it or set WARDEN_*_PORT",
-              file=sys.stderr)
+        print(
+            f"ports already in use: {busy} (another `make run`?); stop it or set WARDEN_*_PORT",
+            file=sys.stderr,
+        )
         return 1
 
     tls = LOCAL / "tls"
@@ -58,7 +64,9 @@ def main() -> int:
         sim_url = f"https://127.0.0.1:{sim_port}"
         world = demo.seed(sim_url, ca)
         settings = world.warden_settings(azurite_ports.connection_string)
-        print(f"Azurite         http://127.0.0.1:{azurite_ports.table} (tables), :{azurite_ports.queue} (queues)")
+        print(
+            f"Azurite         http://127.0.0.1:{azurite_ports.table} (tables), :{azurite_ports.queue} (queues)"
+        )
         print(f"Simulated cloud {sim_url}  (CA: {ca}; control API {sim_url}/_sim/…)")
         print(f"Demo tenant     {demo.DEMO_TENANT_ID} ({demo.DEMO_DOMAIN}), logs in {logs}")
         if args.no_host:
@@ -67,7 +75,9 @@ def main() -> int:
         else:
             env = {**os.environ, **settings}
             children.append(procs.start_funchost(host_port, env=env, log=logs / "funchost.log"))
-            print(f"Warden          http://127.0.0.1:{host_port}/api/health   (host log: {logs / 'funchost.log'})")
+            print(
+                f"Warden          http://127.0.0.1:{host_port}/api/health   (host log: {logs / 'funchost.log'})"
+            )
         print("Ready. Ctrl-C stops everything.", flush=True)
         try:
             while not stop.wait(0.5):

@@ -42,7 +42,7 @@ def test_health_answers_503_when_the_cloud_fails_and_leaks_nothing(host: WardenH
     world = host.stack.world
     for secret in (world.local_identity_secret, world.demo_client_secret):
         assert secret not in text
-    assert "Traceback" not in text and "File \"" not in text
+    assert "Traceback" not in text and 'File "' not in text
 
 
 def test_health_only_answers_get(host: WardenHost) -> None:

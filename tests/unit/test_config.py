@@ -30,11 +30,21 @@ def test_minimal_settings_get_azure_defaults() -> None:
 
 def test_every_problem_is_reported_at_once_and_names_its_setting() -> None:
     with pytest.raises(ConfigError) as caught:
-        load_settings({"WARDEN_GRAPH_URL": "http://graph.local/v1.0", "WARDEN_HEALTH_TIMEOUT_SECONDS": "0",
-                       "WARDEN_KEY_VAULT_VERIFY_CHALLENGE_RESOURCE": "maybe"})
+        load_settings(
+            {
+                "WARDEN_GRAPH_URL": "http://graph.local/v1.0",
+                "WARDEN_HEALTH_TIMEOUT_SECONDS": "0",
+                "WARDEN_KEY_VAULT_VERIFY_CHALLENGE_RESOURCE": "maybe",
+            }
+        )
     named = " ".join(caught.value.problems)
-    for setting in ("AzureWebJobsStorage", "WARDEN_KEY_VAULT_URL", "WARDEN_GRAPH_URL",
-                    "WARDEN_HEALTH_TIMEOUT_SECONDS", "WARDEN_KEY_VAULT_VERIFY_CHALLENGE_RESOURCE"):
+    for setting in (
+        "AzureWebJobsStorage",
+        "WARDEN_KEY_VAULT_URL",
+        "WARDEN_GRAPH_URL",
+        "WARDEN_HEALTH_TIMEOUT_SECONDS",
+        "WARDEN_KEY_VAULT_VERIFY_CHALLENGE_RESOURCE",
+    ):
         assert setting in named
     assert len(caught.value.problems) == 5
 

@@ -1,0 +1,106 @@
+// Warden in one resource group: Function App (Linux, Python 3.11) with a system-assigned managed identity,
+// its storage account (triggers, tables, queues), Key Vault (RBAC), Application Insights.
+// Deploy:  az deployment group create -g <rg> -f infra/main.bicep -p name=<prefix>
+targetScope = 'resourceGroup'
+
+@description('Short prefix for resource names (3-11 lower-case letters and digits).')
+@minLength(3)
+@maxLength(11)
+param name string
+
+param location string = resourceGroup().location
+
+@description('Drift enforcement schedule (NCRONTAB, 6 fields).')
+param driftSchedule string = '0 */10 * * * *'
+
+var suffix = uniqueString(resourceGroup().id, name)
+var storageName = toLower('${name}${take(suffix, 13)}')
+
+resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+  name: storageName
+  location: location
+  sku: { name: 'Standard_ZRS' }
+  kind: 'StorageV2'
+  properties: {
+    minimumTlsVersion: 'TLS1_2'
+    allowBlobPublicAccess: false
+    supportsHttpsTrafficOnly: true
+  }
+}
+
+resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
+  name: '${name}-kv-${take(suffix, 6)}'
+  location: location
+  properties: {
+    tenantId: subscription().tenantId
+    sku: { family: 'A', name: 'standard' }
+    enableRbacAuthorization: true
+    enableSoftDelete: true
+    enablePurgeProtection: true
+    softDeleteRetentionInDays: 90
+  }
+}
+
+resource logs 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
+  name: '${name}-logs'
+  location: location
+  properties: { retentionInDays: 30, sku: { name: 'PerGB2018' } }
+}
+
+resource insights 'Microsoft.Insights/components@2020-02-02' = {
+  name: '${name}-ai'
+  location: location
+  kind: 'web'
+  properties: { Application_Type: 'web', WorkspaceResourceId: logs.id }
+}
+
+resource plan 'Microsoft.Web/serverfarms@2023-12-01' = {
+  name: '${name}-plan'
+  location: location
+  sku: { name: 'Y1', tier: 'Dynamic' }
+  kind: 'functionapp'
+  properties: { reserved: true }
+}
+
+var storageConnection = 'DefaultEndpointsProtocol=https;AccountName=${storage.name};EndpointSuffix=${environment().suffixes.storage};AccountKey=${storage.listKeys().keys[0].value}'
+
+resource app 'Microsoft.Web/sites@2023-12-01' = {
+  name: '${name}-func-${take(suffix, 6)}'
+  location: location
+  kind: 'functionapp,linux'
+  identity: { type: 'SystemAssigned' }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    siteConfig: {
+      linuxFxVersion: 'Python|3.11'
+      ftpsState: 'Disabled'
+      minTlsVersion: '1.2'
+      appSettings: [
+        { name: 'FUNCTIONS_EXTENSION_VERSION', value: '~4' }
+        { name: 'FUNCTIONS_WORKER_RUNTIME', value: 'python' }
+        { name: 'AzureWebJobsStorage', value: storageConnection }
+        { name: 'WEBSITE_CONTENTAZUREFILECONNECTIONSTRING', value: storageConnection }
+        { name: 'WEBSITE_CONTENTSHARE', value: toLower('${name}-content') }
+        { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', value: insights.properties.ConnectionString }
+        { name: 'WARDEN_KEY_VAULT_URL', value: vault.properties.vaultUri }
+        { name: 'WARDEN_DRIFT_SCHEDULE', value: driftSchedule }
+      ]
+    }
+  }
+}
+
+// Key Vault Secrets Officer: Warden writes the secrets of the directories admins connect.
+resource vaultRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(vault.id, app.id, 'kv-secrets-officer')
+  scope: vault
+  properties: {
+    principalId: app.identity.principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7')
+  }
+}
+
+output functionAppName string = app.name
+output keyVaultUrl string = vault.properties.vaultUri
+output principalId string = app.identity.principalId

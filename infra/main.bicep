@@ -10,9 +10,6 @@ param name string
 
 param location string = resourceGroup().location
 
-@description('Drift enforcement schedule (NCRONTAB, 6 fields).')
-param driftSchedule string = '0 */10 * * * *'
-
 var suffix = uniqueString(resourceGroup().id, name)
 var storageName = toLower('${name}${take(suffix, 13)}')
 
@@ -84,7 +81,6 @@ resource app 'Microsoft.Web/sites@2023-12-01' = {
         { name: 'WEBSITE_CONTENTSHARE', value: toLower('${name}-content') }
         { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', value: insights.properties.ConnectionString }
         { name: 'WARDEN_KEY_VAULT_URL', value: vault.properties.vaultUri }
-        { name: 'WARDEN_DRIFT_SCHEDULE', value: driftSchedule }
       ]
     }
   }

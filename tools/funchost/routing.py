@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import itertools
 import re
 import urllib.parse
 import uuid
@@ -36,13 +37,11 @@ def _is_int(v: str, bits: int) -> bool:
     if not re.fullmatch(r"[+-]?\d+", v.strip()):
         return False
     n = int(v)
-    return -(2 ** (bits - 1)) <= n < 2 ** (bits - 1)
+    return bool(-(2 ** (bits - 1)) <= n < 2 ** (bits - 1))
 
 
 def _is_float(v: str) -> bool:
-    if not re.fullmatch(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*", v):
-        return False
-    return True
+    return re.fullmatch(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*", v) is not None
 
 
 def _is_decimal(v: str) -> bool:
@@ -318,7 +317,7 @@ def parse_route(template: str) -> RouteTemplate:
             for p in parts:
                 if isinstance(p, _Param) and (p.catch_all or p.optional):
                     raise RouteError(f"route {template!r}: catch-all/optional parameters must be a whole segment")
-            for a, b in zip(parts, parts[1:], strict=False):
+            for a, b in itertools.pairwise(parts):
                 if isinstance(a, _Param) and isinstance(b, _Param):
                     raise RouteError(f"route {template!r}: adjacent parameters need a literal between them")
         if single is not None and single.catch_all and i != len(raw_segments) - 1:
@@ -327,11 +326,11 @@ def parse_route(template: str) -> RouteTemplate:
     # An optional parameter may only be followed by optional/default parameters.
     seen_optional = False
     for seg in segments:
-        p = seg.single_param
-        is_opt = p is not None and (p.optional or p.default is not None or p.catch_all)
+        sp = seg.single_param
+        is_opt = sp is not None and (sp.optional or sp.default is not None or sp.catch_all)
         if seen_optional and not is_opt:
             raise RouteError(f"route {template!r}: an optional parameter must be at the end of the template")
-        seen_optional = seen_optional or (p is not None and (p.optional or p.default is not None))
+        seen_optional = seen_optional or (sp is not None and (sp.optional or sp.default is not None))
     return RouteTemplate(template, segments)
 
 

@@ -1,0 +1,360 @@
+"""The local functions host: settings, indexing, HTTP server, timers, queue listeners, shutdown."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+import azure.functions as func
+from aiohttp import web
+from azure.functions.queue import QueueMessage as FuncQueueMessage
+from azure.functions.timer import TimerRequest
+from multidict import CIMultiDict
+
+from tools.funchost.invoker import CURRENT_FUNCTION, Invoker
+from tools.funchost.loader import FunctionSpec, LoadError, load_functions, resolve_connection_string
+from tools.funchost.queues import QueueListener
+from tools.funchost.routing import RouteTemplate, match_route
+from tools.funchost.settings import HostConfig, HostConfigError, apply_local_settings, load_host_config
+
+__all__ = ["FunctionsHost", "main"]
+
+log = logging.getLogger("Host")
+MAX_REQUEST_BODY = 100 * 1024 * 1024  # the host's default request size limit (100 MB)
+SHUTDOWN_GRACE = 10.0  # seconds running invocations get to finish on SIGTERM/SIGINT
+MANUAL_REASON = "This function was programmatically called via the host APIs."
+
+
+class _LevelFilter(logging.Filter):
+    """Apply host.json logging.logLevel: "Function.<name>" for code running in a function, the
+    logger's own name ("Host.*", ...) otherwise, falling back to "default"."""
+
+    def __init__(self, config: HostConfig) -> None:
+        super().__init__()
+        self.config = config
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        current = CURRENT_FUNCTION.get()
+        if record.name.startswith("Host"):
+            category = f"Function.{current}" if current and record.name == "Host.Function" else record.name
+        elif current:
+            category = f"Function.{current}.User"
+        else:
+            category = record.name
+        return record.levelno >= self.config.level_for(category)
+
+
+def _configure_logging(config: HostConfig) -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    formatter = logging.Formatter("[%(asctime)s.%(msecs)03dZ] %(message)s", "%Y-%m-%dT%H:%M:%S")
+    formatter.converter = __import__("time").gmtime
+    handler.setFormatter(formatter)
+    handler.addFilter(_LevelFilter(config))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG)
+    for noisy in ("azure", "aiohttp.access", "asyncio", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _to_aiohttp(result: Any) -> web.Response:
+    """Convert a function's return value the way the Python library's HTTP output converter does:
+    a str → 200 text/plain; an HttpResponse → its status, headers, body, with Content-Type from
+    mimetype/charset when not set. Headers are sent one value per name except Set-Cookie, which may
+    repeat (the worker collapses other duplicates)."""
+    if isinstance(result, str):
+        return web.Response(status=200, body=result.encode("utf-8"),
+                            headers={"Content-Type": "text/plain; charset=utf-8"})
+    if isinstance(result, func.HttpResponse):
+        headers: CIMultiDict[str] = CIMultiDict()
+        source = result.headers
+        for name in {k.lower(): k for k, _ in source.items()}.values():
+            values = source.get_all(name)
+            if name.lower() == "set-cookie":
+                for v in values:
+                    headers.add(name, v)
+            elif values:
+                headers[name] = values[-1]
+        if "content-type" not in headers:
+            mimetype = result.mimetype or "text/plain"
+            headers["Content-Type"] = (f"{mimetype}; charset={result.charset}"
+                                       if mimetype.startswith("text/") else mimetype)
+        return web.Response(status=int(result.status_code), body=result.get_body() or b"", headers=headers)
+    if result is None:
+        log.warning("HTTP function returned None; answering 204 No Content")
+        return web.Response(status=204)
+    raise TypeError(f"an HTTP function must return func.HttpResponse or str, not {type(result).__name__}")
+
+
+class FunctionsHost:
+    def __init__(self, script_root: Path, host: str, port: int, config: HostConfig,
+                 specs: Sequence[FunctionSpec]) -> None:
+        self.script_root = script_root
+        self.host = host
+        self.port = port
+        self.config = config
+        self.specs = {s.name.lower(): s for s in specs}
+        self.invoker = Invoker(function_timeout=config.function_timeout, script_root=str(script_root))
+        self.http_routes: list[tuple[RouteTemplate, object]] = [
+            (s.route, s) for s in specs if s.kind == "http" and s.route is not None]
+        self.listeners: list[QueueListener] = []
+        self.timer_locks: dict[str, asyncio.Lock] = {}
+        self.background: set[asyncio.Task[Any]] = set()
+        self.loops: list[asyncio.Task[Any]] = []
+        self.state = "Initialized"
+        self._stop = asyncio.Event()
+
+    # ---- start-up -------------------------------------------------------------------------------
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def describe(self, spec: FunctionSpec) -> str:
+        if spec.kind == "http":
+            assert spec.route is not None
+            methods = ",".join(sorted(spec.methods)) if spec.methods else "GET,POST,PUT,DELETE,HEAD,PATCH,OPTIONS"
+            prefix = f"/{self.config.route_prefix}" if self.config.route_prefix else ""
+            return f"[{methods}] {self.base_url()}{prefix}/{spec.route.template.strip('/')}"
+        if spec.kind == "timer":
+            assert spec.schedule is not None
+            extra = ", runOnStartup" if spec.run_on_startup else ""
+            return f"timerTrigger ({spec.schedule.describe()}{extra})"
+        return f"queueTrigger (queue '{spec.queue_name}', connection '{spec.connection_setting}')"
+
+    async def start(self) -> web.AppRunner:
+        app = web.Application(client_max_size=MAX_REQUEST_BODY)
+        app.router.add_get("/admin/host/status", self.handle_status)
+        app.router.add_get("/admin/functions", self.handle_list)
+        app.router.add_post("/admin/functions/{name}", self.handle_admin_invoke)
+        app.router.add_route("*", "/{tail:.*}", self.handle_http)
+        # Queue listeners first: a bad connection string fails start-up, as the host reports
+        # "The listener for function ... was unable to start".
+        for spec in self.specs.values():
+            if spec.kind == "queue":
+                assert spec.connection_setting is not None
+                conn = resolve_connection_string(spec.connection_setting)
+                listener = QueueListener(spec, conn, self.config.queues, self.invoker)
+                await listener.start()
+                self.listeners.append(listener)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_GRACE)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port)
+        await site.start()
+        for listener in self.listeners:
+            self.loops.append(asyncio.create_task(listener.run()))
+        for spec in self.specs.values():
+            if spec.kind == "timer":
+                self.timer_locks[spec.name] = asyncio.Lock()
+                self.loops.append(asyncio.create_task(self.run_timer(spec)))
+        self.state = "Running"
+        print("\nFunctions:\n", flush=True)
+        for spec in self.specs.values():
+            print(f"        {spec.name}: {self.describe(spec)}\n", flush=True)
+        print(f"Host started: {self.base_url()}", flush=True)
+        log.info("Host started")
+        return runner
+
+    # ---- timers ---------------------------------------------------------------------------------
+    async def run_timer(self, spec: FunctionSpec) -> None:
+        """Fire on schedule. Like the timer listener, the next occurrence is computed from the time the
+        previous invocation finished, so a long run never overlaps the next one and missed occurrences
+        are skipped (https://learn.microsoft.com/azure/azure-functions/functions-bindings-timer#usage)."""
+        assert spec.schedule is not None
+        last: dt.datetime | None = None
+        if spec.run_on_startup:
+            last = dt.datetime.now(dt.UTC)
+            await self.invoke_timer(spec, f"Timer fired at {last.isoformat()}", last=None)
+        while not self._stop.is_set():
+            now = dt.datetime.now(dt.UTC)
+            base = now if last is None or spec.schedule.__class__.__name__ == "CronSchedule" else max(last, now)
+            nxt = spec.schedule.next_after(base)
+            if nxt is None:
+                log.warning("The schedule of 'Functions.%s' has no future occurrence; the timer stops.", spec.name)
+                return
+            delay = (nxt - dt.datetime.now(dt.UTC)).total_seconds()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), max(delay, 0))
+            if self._stop.is_set():
+                return
+            await self.invoke_timer(spec, f"Timer fired at {dt.datetime.now(dt.UTC).isoformat()}", last=last,
+                                    next_due=nxt)
+            last = nxt
+
+    async def invoke_timer(self, spec: FunctionSpec, reason: str, *, last: dt.datetime | None,
+                           next_due: dt.datetime | None = None) -> None:
+        # Timer functions are singletons: one invocation at a time (scheduled or manual).
+        async with self.timer_locks.setdefault(spec.name, asyncio.Lock()):
+            assert spec.schedule is not None
+            now = dt.datetime.now(dt.UTC)
+            nxt = spec.schedule.next_after(now)
+            status = {"Last": (last or now).isoformat(), "Next": nxt.isoformat() if nxt else None,
+                      "LastUpdated": now.isoformat()}
+            request = TimerRequest(past_due=False, schedule_status=status,
+                                        schedule={"AdjustForDST": False})
+            await self.invoker.invoke(spec, request, reason)
+
+    # ---- HTTP -----------------------------------------------------------------------------------
+    async def handle_status(self, request: web.Request) -> web.Response:
+        return web.json_response({"state": self.state})
+
+    async def handle_list(self, request: web.Request) -> web.Response:
+        items = []
+        for spec in self.specs.values():
+            item: dict[str, Any] = {"name": spec.name, "trigger": spec.trigger_type,
+                                    "description": self.describe(spec), "binding": spec.binding}
+            items.append(item)
+        return web.json_response(items)
+
+    async def handle_admin_invoke(self, request: web.Request) -> web.Response:
+        """POST /admin/functions/{name} with {"input": "..."} → 202, as the host's FunctionsController
+        (https://learn.microsoft.com/azure/azure-functions/functions-manually-run-non-http): no body → 400,
+        unknown function → 404. An HTTP-triggered function cannot be run this way (the host accepts
+        the call but cannot bind a string to HttpRequest); this host answers 400 so the mistake shows."""
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, ValueError):
+            body = None
+        if not isinstance(body, dict):
+            return web.json_response({"error": "body must be a JSON object like {\"input\": \"...\"}"}, status=400)
+        spec = self.specs.get(request.match_info["name"].lower())
+        if spec is None:
+            return web.Response(status=404)
+        if spec.kind == "http":
+            return web.json_response(
+                {"error": f"'{spec.name}' is HTTP-triggered: call its route instead"}, status=400)
+        value = body.get("input")
+        text = "" if value is None else (json.dumps(value) if isinstance(value, bool) else str(value))
+        coro: Coroutine[Any, Any, Any]
+        if spec.kind == "timer":
+            coro = self.invoke_timer(spec, MANUAL_REASON, last=None)
+        else:
+            message = FuncQueueMessage(id=None, body=text.encode("utf-8"), dequeue_count=0)  # type: ignore[no-untyped-call]
+            coro = self.invoker.invoke(spec, message, MANUAL_REASON)
+        task = asyncio.create_task(coro)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+        return web.Response(status=202)
+
+    async def handle_http(self, request: web.Request) -> web.StreamResponse:
+        path = request.raw_path.split("?", 1)[0]
+        prefix = self.config.route_prefix
+        segments = [s for s in path.split("/") if s]
+        if prefix:
+            prefix_parts = [p for p in prefix.split("/") if p]
+            if [s.lower() for s in segments[:len(prefix_parts)]] != [p.lower() for p in prefix_parts]:
+                return web.Response(status=404)
+            segments = segments[len(prefix_parts):]
+        relative = "/".join(segments)
+        for target, values in match_route(self.http_routes, relative):
+            spec = target
+            assert isinstance(spec, FunctionSpec)
+            if spec.methods is not None and request.method.upper() not in spec.methods:
+                continue
+            return await self.run_http(spec, request, values)
+        return web.Response(status=404)
+
+    async def run_http(self, spec: FunctionSpec, request: web.Request, route_values: dict[str, str]) -> web.Response:
+        body = await request.read()
+        headers: dict[str, str] = {}
+        for name in request.headers:
+            if name.lower() not in headers:
+                headers[name.lower()] = ",".join(request.headers.getall(name))
+        params: dict[str, str] = {}
+        for name in request.query:
+            if name not in params:
+                params[name] = ",".join(request.query.getall(name))
+        req = func.HttpRequest(method=request.method, url=str(request.url), headers=headers, params=params,
+                               route_params=route_values, body=body)
+        result = await self.invoker.invoke(spec, req, MANUAL_REASON)
+        if not result.succeeded:
+            return web.Response(status=500)
+        try:
+            return _to_aiohttp(result.value)
+        except TypeError as exc:
+            log.error("Functions.%s: %s", spec.name, exc)
+            return web.Response(status=500)
+
+    # ---- shutdown -------------------------------------------------------------------------------
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def wait_stopped(self) -> None:
+        await self._stop.wait()
+
+    async def stop(self, runner: web.AppRunner) -> None:
+        self.state = "Stopping"
+        log.info("Stopping host...")
+        for listener in self.listeners:
+            await listener.stop(SHUTDOWN_GRACE)
+        for task in self.loops:
+            task.cancel()
+        pending = [t for t in self.loops if not t.done()] + list(self.background)
+        if pending:
+            await asyncio.wait(pending, timeout=SHUTDOWN_GRACE)
+        await runner.cleanup()
+        for listener in self.listeners:
+            await listener.close()
+        self.invoker.shutdown()
+        log.info("Host stopped")
+
+
+def _timer_routes_conflict(config: HostConfig, specs: Sequence[FunctionSpec]) -> None:
+    # With an empty prefix, routes under admin/ would collide with the host's built-in admin API;
+    # the host refuses them.
+    if config.route_prefix:
+        return
+    for spec in specs:
+        if spec.kind == "http" and spec.route is not None:
+            first = spec.route.template.strip("/").split("/")[0].lower()
+            if first == "admin":
+                raise LoadError(f"function {spec.name!r}: the route {spec.route.template!r} conflicts with the "
+                                "host's built-in admin routes")
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    script_root = Path(args.script_root).resolve()
+    try:
+        config = load_host_config(script_root)
+    except HostConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    _configure_logging(config)
+    try:
+        apply_local_settings(script_root, log=log)
+        specs = load_functions(script_root)
+        _timer_routes_conflict(config, specs)
+    except (HostConfigError, LoadError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    host = FunctionsHost(script_root, args.host, args.port, config, specs)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, host.request_stop)
+    try:
+        runner = await host.start()
+    except (LoadError, OSError, ValueError) as exc:
+        print(f"error: the host could not start: {exc}", file=sys.stderr)
+        for listener in host.listeners:
+            await listener.close()
+        return 1
+    await host.wait_stopped()
+    await host.stop(runner)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.funchost", description=__doc__)
+    parser.add_argument("--script-root", default=".", help="folder holding function_app.py and host.json")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("FUNCTIONS_HTTPWORKER_PORT", "7071")))
+    args = parser.parse_args(argv)
+    return asyncio.run(_serve(args))

@@ -293,13 +293,14 @@ class FunctionsHost:
     async def stop(self, runner: web.AppRunner) -> None:
         self.state = "Stopping"
         log.info("Stopping host...")
-        for listener in self.listeners:
-            await listener.stop(SHUTDOWN_GRACE)
-        for task in self.loops:
-            task.cancel()
+        # Stop polling and firing; running invocations get SHUTDOWN_GRACE seconds to finish.
+        self._stop.set()
+        await asyncio.gather(*(listener.stop(SHUTDOWN_GRACE) for listener in self.listeners))
         pending = [t for t in self.loops if not t.done()] + list(self.background)
         if pending:
-            await asyncio.wait(pending, timeout=SHUTDOWN_GRACE)
+            _, still_running = await asyncio.wait(pending, timeout=SHUTDOWN_GRACE)
+            for task in still_running:
+                task.cancel()
         await runner.cleanup()
         for listener in self.listeners:
             await listener.close()

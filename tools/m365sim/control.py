@@ -1,0 +1,272 @@
+"""The control API under ``/_sim`` (never subject to faults, throttling or authentication).
+
+- ``GET  /_sim/health``    → 200 ``{"status": "ok"}``
+- ``POST /_sim/reset``     → 204; everything back to empty (tenants, vault, faults, throttle windows, codes and
+  refresh tokens, request log, clock offset)
+- ``POST /_sim/tenants``   → 201 (400 on bad input, 409 for an existing tenant id / domain / vault owner)
+- ``GET  /_sim/tenants``   → ``{"value": [...]}`` (no secrets)
+- ``GET|PUT /_sim/faults`` → the knobs (a PUT is a partial update)
+- ``GET|PUT /_sim/clock``  → ``{"offsetSeconds": n, "now": iso}``
+- ``GET  /_sim/requests[?since=seq]``, ``DELETE /_sim/requests``
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+from aiohttp import web
+
+from tools.m365sim.faults import FaultConfigError
+from tools.m365sim.state import Client, Tenant
+
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z]{2,63}$")
+MAX_SEED_USERS = 20_000
+
+
+class ControlError(Exception):
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _err(exc: ControlError) -> web.Response:
+    return web.json_response({"error": {"code": "BadRequest" if exc.status == 400 else "Conflict",
+                                        "message": str(exc)}}, status=exc.status)
+
+
+async def _body(request: web.Request) -> Any:
+    try:
+        return await request.json()
+    except ValueError:
+        raise ControlError("the body must be JSON") from None
+
+
+def _sim(request: web.Request) -> Any:
+    from tools.m365sim.server import SIM
+
+    return request.app[SIM]
+
+
+def _bool(body: dict[str, Any], key: str, default: bool) -> bool:
+    v = body.get(key, default)
+    if not isinstance(v, bool):
+        raise ControlError(f"'{key}' must be true or false")
+    return v
+
+
+def _str_list(value: Any, what: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(x, str) and x for x in value):
+        raise ControlError(f"{what} must be a list of non-empty strings")
+    return list(value)
+
+
+def _parse_client(raw: Any, i: int) -> Client:
+    if not isinstance(raw, dict):
+        raise ControlError(f"clients[{i}] must be an object")
+    known = {"clientId", "clientSecret", "clientSecrets", "roles", "redirectUris", "scopes", "displayName",
+             "keyVaultAccess"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ControlError(f"clients[{i}]: unknown keys {unknown}; known: {sorted(known)}")
+    cid = raw.get("clientId")
+    if not isinstance(cid, str) or not _GUID.match(cid):
+        raise ControlError(f"clients[{i}].clientId must be a GUID")
+    secrets: list[str] = []
+    if "clientSecret" in raw:
+        if not isinstance(raw["clientSecret"], str) or not raw["clientSecret"]:
+            raise ControlError(f"clients[{i}].clientSecret must be a non-empty string")
+        secrets.append(raw["clientSecret"])
+    if "clientSecrets" in raw:
+        secrets.extend(_str_list(raw["clientSecrets"], f"clients[{i}].clientSecrets"))
+    roles = _str_list(raw.get("roles", []), f"clients[{i}].roles")
+    redirects = _str_list(raw.get("redirectUris", []), f"clients[{i}].redirectUris")
+    for uri in redirects:
+        if not uri.startswith(("https://", "http://localhost", "http://127.0.0.1")):
+            raise ControlError(f"clients[{i}].redirectUris: '{uri}' must be https (or http on localhost)")
+    scopes = _str_list(raw.get("scopes", ["User.Read"]), f"clients[{i}].scopes")
+    name = raw.get("displayName", f"app {cid}")
+    if not isinstance(name, str):
+        raise ControlError(f"clients[{i}].displayName must be a string")
+    return Client(client_id=cid.lower(), secrets=secrets, roles=roles, redirect_uris=redirects,
+                  display_name=name, scopes=scopes, key_vault_access=_bool(raw, "keyVaultAccess", True))
+
+
+def _parse_domains(raw: Any) -> list[dict[str, Any]]:
+    if not isinstance(raw, list) or not raw:
+        raise ControlError("'domains' must be a non-empty list")
+    out: list[dict[str, Any]] = []
+    names: set[str] = set()
+    for i, d in enumerate(raw):
+        if not isinstance(d, dict):
+            raise ControlError(f"domains[{i}] must be an object")
+        name = d.get("id")
+        if not isinstance(name, str) or not _DOMAIN.match(name):
+            raise ControlError(f"domains[{i}].id must be a domain name")
+        if name.lower() in names:
+            raise ControlError(f"domain '{name}' is listed twice")
+        names.add(name.lower())
+        auth = d.get("authenticationType", "Managed")
+        if auth not in ("Managed", "Federated"):
+            raise ControlError(f"domains[{i}].authenticationType must be 'Managed' or 'Federated'")
+        out.append({"id": name, "isDefault": _bool(d, "isDefault", False),
+                    "isVerified": _bool(d, "isVerified", True), "authenticationType": auth})
+    defaults = [d for d in out if d["isDefault"]]
+    if len(defaults) != 1:
+        raise ControlError("exactly one domain must have isDefault: true")
+    if not defaults[0]["isVerified"]:
+        raise ControlError("the default domain must be verified")
+    return out
+
+
+async def create_tenant(request: web.Request) -> web.Response:
+    sim = _sim(request)
+    try:
+        body = await _body(request)
+        if not isinstance(body, dict):
+            raise ControlError("the body must be a JSON object")
+        known = {"tenantId", "displayName", "domains", "onPremisesSyncEnabled", "clients", "seedUsers",
+                 "keyVault"}
+        unknown = sorted(set(body) - known)
+        if unknown:
+            raise ControlError(f"unknown keys {unknown}; known: {sorted(known)}")
+        tid = body.get("tenantId")
+        if not isinstance(tid, str) or not _GUID.match(tid):
+            raise ControlError("'tenantId' must be a GUID")
+        tid = tid.lower()
+        name = body.get("displayName")
+        if not isinstance(name, str) or not name.strip():
+            raise ControlError("'displayName' must be a non-empty string")
+        domains = _parse_domains(body.get("domains"))
+        on_prem = _bool(body, "onPremisesSyncEnabled", False)
+        raw_clients = body.get("clients", [])
+        if not isinstance(raw_clients, list):
+            raise ControlError("'clients' must be a list")
+        clients = [_parse_client(c, i) for i, c in enumerate(raw_clients)]
+        if len({c.client_id for c in clients}) != len(clients):
+            raise ControlError("client ids must be unique within a tenant")
+        seed = body.get("seedUsers", 0)
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED_USERS:
+            raise ControlError(f"'seedUsers' must be an integer from 0 to {MAX_SEED_USERS}")
+        key_vault = _bool(body, "keyVault", False)
+        if tid in sim.tenants:
+            raise ControlError(f"tenant '{tid}' already exists", 409)
+        for t in sim.tenants.values():
+            taken = set(t.domain_names()) & {d["id"].lower() for d in domains}
+            if taken:
+                raise ControlError(f"domain '{sorted(taken)[0]}' already belongs to tenant {t.tenant_id}", 409)
+        if key_vault and sim.vault_tenant_id is not None:
+            raise ControlError(f"the simulated Key Vault already belongs to tenant {sim.vault_tenant_id}", 409)
+    except ControlError as exc:
+        return _err(exc)
+    from tools.m365sim.directory import TenantDirectory
+
+    directory = TenantDirectory(tenant_id=tid, display_name=name, domains=domains, on_premises_sync_enabled=on_prem,
+                                clock=sim.clock, replication_lag=sim.faults.replication_lag)
+    if seed:
+        directory.seed_users(seed)
+    tenant = Tenant(tid, name, domains, on_prem, {c.client_id: c for c in clients}, directory)
+    sim.tenants[tid] = tenant
+    if key_vault:
+        sim.vault_tenant_id = tid
+    return web.json_response(_describe(sim, request, tenant), status=201)
+
+
+def _describe(sim: Any, request: web.Request, t: Tenant) -> dict[str, Any]:
+    base = sim.base_url(request)
+    out: dict[str, Any] = {
+        "tenantId": t.tenant_id, "displayName": t.display_name, "domains": t.domains,
+        "onPremisesSyncEnabled": t.on_premises_sync_enabled,
+        "clients": [{"clientId": c.client_id, "roles": c.roles, "redirectUris": c.redirect_uris,
+                     "scopes": c.scopes, "secretCount": len(c.secrets)} for c in t.clients.values()],
+        "userCount": t.directory.user_count(),
+        "keyVault": sim.vault_tenant_id == t.tenant_id,
+        "authority": f"{base}/{t.tenant_id}",
+        "graphUrl": f"{base}/v1.0",
+    }
+    if out["keyVault"]:
+        out["vaultUrl"] = f"{base}/"
+    return out
+
+
+async def list_tenants(request: web.Request) -> web.Response:
+    sim = _sim(request)
+    return web.json_response({"value": [_describe(sim, request, t) for t in sim.tenants.values()]})
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def reset(request: web.Request) -> web.Response:
+    _sim(request).reset()
+    return web.Response(status=204)
+
+
+async def get_faults(request: web.Request) -> web.Response:
+    return web.json_response(_sim(request).faults.config.as_json())
+
+
+async def put_faults(request: web.Request) -> web.Response:
+    sim = _sim(request)
+    try:
+        body = await _body(request)
+        cfg = sim.faults.update(body)
+    except ControlError as exc:
+        return _err(exc)
+    except FaultConfigError as exc:
+        return _err(ControlError(str(exc)))
+    return web.json_response(cfg.as_json())
+
+
+def _clock_json(sim: Any) -> dict[str, Any]:
+    return {"offsetSeconds": sim.clock.offset,
+            "now": dt.datetime.fromtimestamp(sim.clock(), dt.UTC).isoformat().replace("+00:00", "Z")}
+
+
+async def get_clock(request: web.Request) -> web.Response:
+    return web.json_response(_clock_json(_sim(request)))
+
+
+async def put_clock(request: web.Request) -> web.Response:
+    sim = _sim(request)
+    try:
+        body = await _body(request)
+        if not isinstance(body, dict) or set(body) != {"offsetSeconds"}:
+            raise ControlError("the body must be {\"offsetSeconds\": <number>}")
+        v = body["offsetSeconds"]
+        if isinstance(v, bool) or not isinstance(v, int | float) or abs(v) > 10 * 365 * 86400:
+            raise ControlError("'offsetSeconds' must be a number of seconds (at most ten years either way)")
+    except ControlError as exc:
+        return _err(exc)
+    sim.clock.offset = float(v)
+    return web.json_response(_clock_json(sim))
+
+
+async def get_requests(request: web.Request) -> web.Response:
+    sim = _sim(request)
+    raw = request.query.get("since", "0")
+    if not raw.isdigit():
+        return _err(ControlError("'since' must be a non-negative integer sequence number"))
+    return web.json_response({"value": sim.log.since(int(raw))})
+
+
+async def clear_requests(request: web.Request) -> web.Response:
+    _sim(request).log.clear()
+    return web.Response(status=204)
+
+
+def add_control_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/_sim/health", health)
+    r.add_post("/_sim/reset", reset)
+    r.add_post("/_sim/tenants", create_tenant)
+    r.add_get("/_sim/tenants", list_tenants)
+    r.add_get("/_sim/faults", get_faults)
+    r.add_put("/_sim/faults", put_faults)
+    r.add_get("/_sim/clock", get_clock)
+    r.add_put("/_sim/clock", put_clock)
+    r.add_get("/_sim/requests", get_requests)
+    r.add_delete("/_sim/requests", clear_requests)

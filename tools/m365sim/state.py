@@ -1,0 +1,111 @@
+"""The simulator's mutable state: tenants and their app registrations, the clock, the request log.
+
+Everything here is reset by ``POST /_sim/reset`` except the token-signing key (generated once per process,
+like Entra's keys, which rotate on their own schedule and not when a tenant is created).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from tools.m365sim.model import GraphRequest, GraphResponse
+
+GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
+GRAPH_RESOURCE = "https://graph.microsoft.com"
+VAULT_RESOURCE = "https://vault.azure.net"
+REQUEST_LOG_SIZE = 20_000
+
+
+class Directory(Protocol):
+    """What the HTTP layer needs from ``tools.m365sim.directory.TenantDirectory``."""
+
+    def seed_users(self, n: int) -> Any: ...
+
+    def user_count(self) -> int: ...
+
+    def handle(self, req: GraphRequest) -> GraphResponse: ...
+
+
+@dataclass
+class Client:
+    """An app registration (and its service principal) in one tenant."""
+
+    client_id: str
+    secrets: list[str]
+    roles: list[str]
+    redirect_uris: list[str]
+    display_name: str
+    scopes: list[str] = field(default_factory=lambda: ["User.Read"])
+    """Delegated permissions consented for the app (what ``<resource>/.default`` grants a user)."""
+    key_vault_access: bool = True
+    """Whether the app holds a data-plane role on the simulated vault (else Key Vault answers 403)."""
+
+    def service_principal_id(self, tenant_id: str) -> str:
+        return str(uuid.uuid5(uuid.UUID(int=0), f"sp:{tenant_id}:{self.client_id}"))
+
+
+@dataclass
+class Tenant:
+    tenant_id: str
+    display_name: str
+    domains: list[dict[str, Any]]
+    on_premises_sync_enabled: bool
+    clients: dict[str, Client]
+    directory: Directory
+
+    def domain_names(self) -> list[str]:
+        return [str(d["id"]).lower() for d in self.domains]
+
+    def default_domain(self) -> str:
+        for d in self.domains:
+            if d.get("isDefault"):
+                return str(d["id"])
+        return str(self.domains[0]["id"]) if self.domains else f"{self.tenant_id}.onmicrosoft.com"
+
+
+class RequestLog:
+    """Bounded ring buffer of the requests the simulator answered (never bodies, secrets or tokens)."""
+
+    def __init__(self, clock: Callable[[], float], size: int = REQUEST_LOG_SIZE) -> None:
+        self._clock = clock
+        self._entries: deque[dict[str, Any]] = deque(maxlen=size)
+        self._seq = itertools.count(1)
+
+    def add(self, *, method: str, path: str, status: int, resource_units: int, tenant_id: str | None,
+            client_id: str | None, kind: str) -> dict[str, Any]:
+        entry = {
+            "seq": next(self._seq),
+            "time": dt.datetime.fromtimestamp(self._clock(), dt.UTC).isoformat().replace("+00:00", "Z"),
+            "method": method,
+            "path": path,
+            "status": status,
+            "resourceUnits": resource_units,
+            "tenantId": tenant_id,
+            "clientId": client_id,
+            "kind": kind,
+        }
+        self._entries.append(entry)
+        return entry
+
+    def since(self, seq: int = 0) -> list[dict[str, Any]]:
+        return [e for e in self._entries if e["seq"] > seq]
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+class SimClock:
+    """``time.time()`` plus an offset that ``PUT /_sim/clock`` moves (to expire tokens and delta links)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset

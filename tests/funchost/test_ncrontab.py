@@ -25,7 +25,7 @@ pytestmark = pytest.mark.unit
 
 
 def utc(*args: int) -> dt.datetime:
-    return dt.datetime(*args, tzinfo=dt.UTC)  # type: ignore[misc]
+    return dt.datetime(*args, tzinfo=dt.UTC)  # type: ignore[misc,arg-type]
 
 
 @pytest.mark.parametrize(

@@ -68,6 +68,8 @@ class Change:
     obj_id: str
     member_id: str | None = None
     added: bool = False
+    props: frozenset[str] = frozenset({"*"})
+    """Changed property names; "*" for a created or deleted object."""
 
     def visible(self, cutoff: float) -> bool:
         return self.immediate or self.time <= cutoff
@@ -79,6 +81,14 @@ class ChangeSet:
     """Changed object ids, in order of their last change."""
     members: dict[str, dict[str, bool]] = field(default_factory=dict)
     """group id → member id → True (added) / False (removed), net of the range."""
+    props: dict[str, set[str]] = field(default_factory=dict)
+    """object id → the properties changed in the range ("*": created or deleted)."""
+
+
+def _changed_props(before: Data | None, after: Data | None) -> frozenset[str]:
+    if before is None or after is None:
+        return frozenset({"*"})
+    return frozenset(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
 
 
 class VersionedStore:
@@ -136,13 +146,15 @@ class VersionedStore:
         versions = self._objects[kind].setdefault(obj_id, [])
         if not versions:
             bisect.insort(self._order[kind], obj_id)
+        before = versions[-1].data if versions else None
         versions.append(Version(self.seq, now, immediate, None if data is None else dict(data)))
         self._prune_versions(versions, now)
-        self._append(Change(self.seq, now, immediate, kind, obj_id))
+        self._append(Change(self.seq, now, immediate, kind, obj_id, props=_changed_props(before, data)))
 
     def member_change(self, group_id: str, member_id: str, added: bool) -> None:
         self.seq += 1
-        self._append(Change(self.seq, self.clock(), False, "groups", group_id, member_id, added))
+        self._append(Change(self.seq, self.clock(), False, "groups", group_id, member_id, added,
+                            frozenset({"_members"})))
 
     def _prune_versions(self, versions: list[Version], now: float) -> None:
         horizon = now - max(HISTORY_WINDOW, 2 * float(self.lag()))
@@ -180,6 +192,7 @@ class VersionedStore:
             if change.kind != kind:
                 continue
             last[change.obj_id] = change.seq
+            result.props.setdefault(change.obj_id, set()).update(change.props)
             if change.member_id is not None:
                 result.members.setdefault(change.obj_id, {})[change.member_id] = change.added
         result.ids = sorted(last, key=last.__getitem__)
@@ -334,6 +347,11 @@ class DeltaQuery:
         if state.ids is not None:
             wanted = set(state.ids)
             ids = [i for i in ids if i in wanted]
+        if state.select is not None:
+            # delta-query-overview: "If a change occurs to a property that is not selected, the resource for which
+            # that property changed does not appear in the delta response".
+            tracked = {*state.select, "*"} | ({"_members"} if "members" in state.select else set())
+            ids = [i for i in ids if changes.props.get(i, set()) & tracked]
         page = ids[state.offset: state.offset + DELTA_PAGE_SIZE]
         value = [self._changed(state, obj_id, changes) for obj_id in page]
         if state.offset + DELTA_PAGE_SIZE < len(ids):

@@ -91,6 +91,7 @@ GROUP_OUTPUT = ("id", "createdDateTime", "description", "displayName", "groupTyp
                 "mailNickname", "proxyAddresses", "securityEnabled", "visibility")
 GROUP_WRITABLE = frozenset({"description", "displayName", "mailNickname", "securityEnabled", "visibility"})
 GROUP_CREATE_ONLY = frozenset({"mailEnabled", "groupTypes"})
+GROUP_READONLY = frozenset(GROUP_OUTPUT) - GROUP_WRITABLE - GROUP_CREATE_ONLY
 GROUP_PROPS = {n.lower(): n for n in (*GROUP_OUTPUT, "members")}
 GROUP_FILTER = FilterSchema(
     resource="Group",
@@ -743,7 +744,7 @@ class TenantDirectory:
         body = self._body(req)
         binds = self._binds(body, "members@odata.bind")
         self._binds(body, "owners@odata.bind")
-        self._check_keys(body, GROUP_WRITABLE | GROUP_CREATE_ONLY, frozenset(GROUP_OUTPUT) - GROUP_WRITABLE)
+        self._check_keys(body, GROUP_WRITABLE | GROUP_CREATE_ONLY, GROUP_READONLY)
         for prop in ("displayName", "mailEnabled", "mailNickname", "securityEnabled"):
             if body.get(prop) is None:
                 raise required(prop, "Group")
@@ -796,7 +797,7 @@ class TenantDirectory:
         # group-update: https://learn.microsoft.com/en-us/graph/api/group-update (204)
         body = self._body(req)
         binds = self._binds(body, "members@odata.bind")
-        self._check_keys(body, GROUP_WRITABLE, frozenset(GROUP_OUTPUT) - GROUP_WRITABLE)
+        self._check_keys(body, GROUP_WRITABLE, GROUP_READONLY | GROUP_CREATE_ONLY)
         self._check_group_values(body)
         group = self._primary_of_visible_group(args[0])
         if any(m in group["_members"] for m in binds):

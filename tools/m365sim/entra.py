@@ -308,7 +308,7 @@ class Entra:
                                "The request body must contain the following parameter: 'client_assertion' or "
                                "'client_secret'.")
             return client
-        if not any(secrets.compare_digest(secret, s) for s in client.secrets):
+        if not any(secrets.compare_digest(secret.encode(), s.encode()) for s in client.secrets):
             raise AadError(401, "invalid_client", 7000215,
                            "Invalid client secret provided. Ensure the secret being sent in the request is the "
                            f"client secret value, not the client secret ID, for a secret added to app "
@@ -458,7 +458,7 @@ class Entra:
                                "request for PKCE.")
             computed = (_b64url(hashlib.sha256(verifier.encode()).digest())
                         if code.challenge_method == "S256" else verifier)
-            if not secrets.compare_digest(computed, code.challenge):
+            if not secrets.compare_digest(computed.encode(), code.challenge.encode()):
                 raise AadError(400, "invalid_grant", 501481,
                                "The Code_Verifier does not match the code_challenge supplied in the authorization "
                                "request.")
@@ -600,7 +600,7 @@ class Entra:
     def _sign_in(self, base: str, tenant: Tenant, login_hint: str | None, prompt: str | None) -> User:
         """The dev consent: the login_hint's user (must exist), else the tenant's first user."""
         if login_hint:
-            resp = self.sim.directory_get(tenant, f"/users/{urllib.parse.quote(login_hint)}",
+            resp = self.sim.directory_get(tenant, f"/users/{login_hint}",
                                           {"$select": "id,userPrincipalName,displayName"})
             if resp is None or resp.status != 200 or not isinstance(resp.body, dict):
                 raise AadError(400, "invalid_request", 50034,

@@ -111,6 +111,7 @@ NEVER_EXPIRES = 2147483647
 DOMAIN_OUTPUT = ("id", "authenticationType", "availabilityStatus", "isAdminManaged", "isDefault", "isInitial",
                  "isRoot", "isVerified", "passwordNotificationWindowInDays", "passwordValidityPeriodInDays",
                  "supportedServices", "state")
+DOMAIN_WRITABLE = frozenset({"isDefault", "passwordValidityPeriodInDays", "passwordNotificationWindowInDays"})
 FED_FIELDS = frozenset({"displayName", "issuerUri", "metadataExchangeUri", "passiveSignInUri", "activeSignInUri",
                         "signOutUri", "signingCertificate", "nextSigningCertificate",
                         "preferredAuthenticationProtocol", "federatedIdpMfaBehavior",
@@ -912,8 +913,7 @@ class TenantDirectory:
         # https://learn.microsoft.com/en-us/entra/identity/authentication/concept-sspr-policy
         domain = self._domain(args[0])
         body = self._body(req)
-        self._check_keys(body, frozenset({"isDefault", "passwordValidityPeriodInDays",
-                                          "passwordNotificationWindowInDays"}), frozenset(DOMAIN_OUTPUT))
+        self._check_keys(body, DOMAIN_WRITABLE, frozenset(DOMAIN_OUTPUT) - DOMAIN_WRITABLE)
         validity = body.get("passwordValidityPeriodInDays", NEVER_EXPIRES)
         if not isinstance(validity, int) or not (14 <= validity <= 730 or validity == NEVER_EXPIRES):
             raise invalid_value("passwordValidityPeriodInDays", "Domain")

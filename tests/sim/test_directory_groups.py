@@ -151,8 +151,11 @@ def test_list_filter_select_and_update_delete(sim: Sim) -> None:
     sim.create_group("alpha-sec")
     unified = sim.create_group("alpha-365", mailEnabled=True, securityEnabled=False, groupTypes=["Unified"])
     sim.create_group("beta")
-    names = lambda f: sorted(g["displayName"] for g in sim.call(  # noqa: E731
-        "GET", "/groups", {"$filter": f, "$select": "displayName"}).body["value"])
+
+    def names(expression: str) -> list[str]:
+        body = sim.call("GET", "/groups", {"$filter": expression, "$select": "displayName"}).body
+        return sorted(g["displayName"] for g in body["value"])
+
     assert names("startswith(displayName,'ALPHA')") == ["alpha-365", "alpha-sec"]
     assert names("mailEnabled eq true") == ["alpha-365"]
     assert names("groupTypes/any(c:c eq 'Unified')") == ["alpha-365"]

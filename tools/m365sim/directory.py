@@ -271,7 +271,7 @@ class TenantDirectory:
         return [self._render_user(u, list(USER_PROPS.values())) for u in created]
 
     def default_domain(self) -> str:
-        return next(d["id"] for d in self.domains.values() if d["isDefault"])
+        return str(next(d["id"] for d in self.domains.values() if d["isDefault"]))
 
     def handle(self, req: GraphRequest) -> GraphResponse:
         try:

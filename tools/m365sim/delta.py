@@ -136,9 +136,6 @@ class VersionedStore:
             if data is not None:
                 yield obj_id, data
 
-    def count(self, kind: str) -> int:
-        return sum(1 for versions in self._objects[kind].values() if versions[-1].data is not None)
-
     # -- writes --------------------------------------------------------------------------------------------
     def write(self, kind: str, obj_id: str, data: Data | None, *, immediate: bool = False) -> None:
         self.seq += 1
@@ -176,8 +173,11 @@ class VersionedStore:
         """The highest sequence number up to which every change is visible on the replicas."""
         cutoff = self.cutoff()
         upto = self.seq
-        for change in reversed(self._log[self._log_start :]):
-            if not change.visible(cutoff):
+        for index in range(len(self._log) - 1, self._log_start - 1, -1):
+            change = self._log[index]
+            if change.time <= cutoff:
+                break  # the log is in time order: everything older is visible too
+            if not change.immediate:
                 upto = change.seq - 1
         return upto
 

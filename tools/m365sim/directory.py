@@ -783,8 +783,9 @@ class TenantDirectory:
 
     @staticmethod
     def _check_group_values(body: Data) -> None:
-        for prop in ("mailEnabled", "securityEnabled"):
-            if prop in body and not isinstance(body[prop], bool):
+        for prop, kind in (("mailEnabled", bool), ("securityEnabled", bool), ("displayName", str),
+                           ("description", str), ("visibility", str)):
+            if body.get(prop) is not None and not isinstance(body[prop], kind):
                 raise invalid_value(prop, "Group")
         types = body.get("groupTypes", [])
         if not isinstance(types, list) or not set(types) <= {"Unified"}:

@@ -499,10 +499,7 @@ class TenantDirectory:
         body = self._body(req)
         self._check_keys(body, USER_WRITABLE, USER_READONLY)
         self._check_property_permissions(req, body)
-        current = self._visible_user(args[0])
-        primary = self.store.primary("users", current["id"])
-        if primary is None:
-            raise not_found(args[0])
+        primary = self._primary_of_visible("users", args[0])
         self._check_synced(primary, body)
         if "userPrincipalName" in body:
             self._check_upn(body["userPrincipalName"])
@@ -526,10 +523,7 @@ class TenantDirectory:
 
     def _delete_user(self, req: GraphRequest, args: list[str]) -> GraphResponse:
         # user-delete: https://learn.microsoft.com/en-us/graph/api/user-delete (204; soft delete, restorable)
-        user = self._visible_user(args[0])
-        primary = self.store.primary("users", user["id"])
-        if primary is None:
-            raise not_found(args[0])
+        primary = self._primary_of_visible("users", args[0])
         self._check_synced(primary, ["id"])
         self._unindex_user(primary)
         for group_id in sorted(self._groups_of.pop(primary["id"], set())):
@@ -539,13 +533,15 @@ class TenantDirectory:
 
     def _revoke_sessions(self, req: GraphRequest, args: list[str]) -> GraphResponse:
         # user-revokesigninsessions: https://learn.microsoft.com/en-us/graph/api/user-revokesigninsessions
-        user = self._primary_of_visible_user(args[0])
+        user = self._primary_of_visible("users", args[0])
         self.store.write("users", user["id"], {**user, "signInSessionsValidFromDateTime": iso(self.clock())})
         return GraphResponse(200, {"@odata.context": f"{req.base_url}/$metadata#Edm.Boolean", "value": True}, {})
 
-    def _primary_of_visible_user(self, key: str) -> Data:
-        visible = self._visible_user(key)
-        primary = self.store.primary("users", visible["id"])
+    def _primary_of_visible(self, kind: str, key: str) -> Data:
+        """The primary copy of an object the replicas already show: writes on a not-yet-replicated object are 404,
+        as Graph answers right after a create."""
+        visible = self._visible_user(key) if kind == "users" else self._visible_group(key)
+        primary = self.store.primary(kind, visible["id"])
         if primary is None:
             raise not_found(key)
         return primary
@@ -562,7 +558,7 @@ class TenantDirectory:
 
     def _set_manager(self, req: GraphRequest, args: list[str]) -> GraphResponse:
         # https://learn.microsoft.com/en-us/graph/api/user-post-manager (PUT .../manager/$ref → 204)
-        user = self._primary_of_visible_user(args[0])
+        user = self._primary_of_visible("users", args[0])
         manager = self._visible_user(ref_id(self._body(req).get("@odata.id")))
         if manager["id"] == user["id"]:
             raise invalid_value("manager", "User")
@@ -571,7 +567,7 @@ class TenantDirectory:
 
     def _remove_manager(self, req: GraphRequest, args: list[str]) -> GraphResponse:
         # https://learn.microsoft.com/en-us/graph/api/user-delete-manager (204)
-        user = self._primary_of_visible_user(args[0])
+        user = self._primary_of_visible("users", args[0])
         if not user.get("_manager"):
             raise not_found("manager")
         self.store.write("users", user["id"], {k: v for k, v in user.items() if k != "_manager"})
@@ -716,13 +712,6 @@ class TenantDirectory:
             raise not_found(key)
         return data
 
-    def _primary_of_visible_group(self, key: str) -> Data:
-        visible = self._visible_group(key)
-        primary = self.store.primary("groups", visible["id"])
-        if primary is None:
-            raise not_found(key)
-        return primary
-
     def _visible_object(self, obj_id: str) -> Data:
         kind = self.store.kind_of(obj_id)
         data = self.store.visible(kind, obj_id) if kind else None
@@ -801,7 +790,7 @@ class TenantDirectory:
         binds = self._binds(body, "members@odata.bind")
         self._check_keys(body, GROUP_WRITABLE, GROUP_READONLY | GROUP_CREATE_ONLY)
         self._check_group_values(body)
-        group = self._primary_of_visible_group(args[0])
+        group = self._primary_of_visible("groups", args[0])
         if any(m in group["_members"] for m in binds):
             raise bad_request(ALREADY_MEMBER)
         if body:
@@ -812,7 +801,7 @@ class TenantDirectory:
 
     def _delete_group(self, req: GraphRequest, args: list[str]) -> GraphResponse:
         # group-delete: https://learn.microsoft.com/en-us/graph/api/group-delete (204)
-        group = self._primary_of_visible_group(args[0])
+        group = self._primary_of_visible("groups", args[0])
         for member_id in group["_members"]:
             self._groups_of.get(member_id, set()).discard(group["id"])
         for parent in sorted(self._groups_of.pop(group["id"], set())):
@@ -837,7 +826,7 @@ class TenantDirectory:
         # group-post-members: https://learn.microsoft.com/en-us/graph/api/group-post-members (204; an existing
         # member → 400 "One or more added object references already exist ...")
         member_id = ref_id(self._body(req).get("@odata.id"))
-        group = self._primary_of_visible_group(args[0])
+        group = self._primary_of_visible("groups", args[0])
         self._visible_object(member_id)
         if member_id in group["_members"]:
             raise bad_request(ALREADY_MEMBER)
@@ -847,7 +836,7 @@ class TenantDirectory:
     def _remove_member(self, req: GraphRequest, args: list[str]) -> GraphResponse:
         # group-delete-members: https://learn.microsoft.com/en-us/graph/api/group-delete-members (204); a
         # non-member → 404 Request_ResourceNotFound naming the member (KelvinTegelaar/CIPP#2141).
-        group = self._primary_of_visible_group(args[0])
+        group = self._primary_of_visible("groups", args[0])
         member_id = args[1].lower()
         if member_id not in group["_members"]:
             raise not_found(args[1])

@@ -12,11 +12,12 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from shared.config import DemoDirectory, Settings, load_settings
-from shared.graph import GraphEndpoint, build_graph_client, client_secret_credential
+from shared.graph import GraphConnection, GraphEndpoint, client_secret_credential, connect_graph
 from shared.health import HealthReport, Probe, check_health
 from shared.secrets import read_secret, secret_client, vault_credential
 
 if TYPE_CHECKING:
+    from azure.core.credentials_async import AsyncTokenCredential
     from azure.data.tables.aio import TableServiceClient
     from azure.keyvault.secrets.aio import SecretClient
     from azure.storage.queue.aio import QueueServiceClient
@@ -25,8 +26,9 @@ if TYPE_CHECKING:
 class Container:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._graph_clients: dict[tuple[str, str], Any] = {}
+        self._graph: dict[tuple[str, str], GraphConnection] = {}
         self._graph_lock = asyncio.Lock()
+        self._vault_credential: AsyncTokenCredential | None = None
 
     @cached_property
     def graph_endpoint(self) -> GraphEndpoint:
@@ -47,19 +49,34 @@ class Container:
 
     @cached_property
     def secrets(self) -> SecretClient:
-        return secret_client(self.settings, vault_credential(self.settings))
+        self._vault_credential = vault_credential(self.settings)
+        return secret_client(self.settings, self._vault_credential)
 
     async def graph_for_demo(self, demo: DemoDirectory) -> Any:
         """The demo directory's Graph client; its client secret is read from Key Vault once."""
         key = (demo.tenant_id, demo.client_id)
         async with self._graph_lock:
-            if key not in self._graph_clients:
+            if key not in self._graph:
                 secret = await read_secret(self.secrets, demo.secret_name)
                 credential = client_secret_credential(
                     self.graph_endpoint, demo.tenant_id, demo.client_id, secret
                 )
-                self._graph_clients[key] = build_graph_client(self.graph_endpoint, credential)
-            return self._graph_clients[key]
+                self._graph[key] = connect_graph(self.graph_endpoint, credential)
+            return self._graph[key].client
+
+    async def aclose(self) -> None:
+        """Close every client built so far (tests and benchmarks; the Functions host never recycles)."""
+        for connection in self._graph.values():
+            await connection.aclose()
+        self._graph.clear()
+        built = self.__dict__
+        for name in ("tables", "queues", "secrets"):
+            client = built.pop(name, None)
+            if client is not None:
+                await client.close()
+        if self._vault_credential is not None:
+            await self._vault_credential.close()
+            self._vault_credential = None
 
     def health_probes(self) -> list[Probe]:
         probes = [
@@ -93,16 +110,14 @@ class Container:
             break
 
     async def _probe_graph(self, demo: DemoDirectory) -> None:
+        from kiota_abstractions.base_request_configuration import RequestConfiguration
         from msgraph.generated.organization.organization_request_builder import (
             OrganizationRequestBuilder,
         )
 
         client = await self.graph_for_demo(demo)
         query = OrganizationRequestBuilder.OrganizationRequestBuilderGetQueryParameters(select=["id"])
-        config = OrganizationRequestBuilder.OrganizationRequestBuilderGetRequestConfiguration(
-            query_parameters=query
-        )
-        await client.organization.get(request_configuration=config)
+        await client.organization.get(request_configuration=RequestConfiguration(query_parameters=query))
 
 
 _container: Container | None = None

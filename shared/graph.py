@@ -47,10 +47,24 @@ def client_secret_credential(
     )
 
 
-def build_graph_client(
+@dataclass
+class GraphConnection:
+    """One directory's Graph client with what it owns: the token credential and the HTTP client."""
+
+    client: Any
+    """A ``GraphServiceClient`` (typed Any: msgraph-sdk ships no type information)."""
+    credential: AsyncTokenCredential
+    http: httpx.AsyncClient
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+        await self.credential.close()
+
+
+def connect_graph(
     endpoint: GraphEndpoint, credential: AsyncTokenCredential, *, timeout_seconds: float = 30.0
-) -> Any:
-    """A ``GraphServiceClient`` for one directory (typed Any: msgraph-sdk ships no type information)."""
+) -> GraphConnection:
+    """A Graph client for one directory, over msgraph-core's default middleware (retry, redirect, …)."""
     from kiota_authentication_azure.azure_identity_authentication_provider import (
         AzureIdentityAuthenticationProvider,
     )
@@ -70,4 +84,4 @@ def build_graph_client(
     http = GraphClientFactory.create_with_default_middleware(client=http, options=sdk_options)
     adapter = GraphRequestAdapter(auth, client=http)
     adapter.base_url = endpoint.graph_url
-    return GraphServiceClient(request_adapter=adapter)
+    return GraphConnection(GraphServiceClient(request_adapter=adapter), credential, http)

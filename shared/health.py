@@ -65,12 +65,12 @@ def describe_failure(exc: BaseException, timeout: float) -> str:
     """A short, secret-free description of why a probe failed."""
     if isinstance(exc, TimeoutError):
         return f"no answer within {timeout:g} s"
+    if any(c.__name__ == "ClientAuthenticationError" for c in type(exc).__mro__):
+        return "authentication failed"  # the token request was refused (e.g. a wrong client secret)
     status = getattr(exc, "status_code", None) or getattr(exc, "response_status_code", None)
     if isinstance(status, int):
         code = _error_code(exc)
         return f"HTTP {status}" + (f" {code}" if code else "")
-    if type(exc).__name__ == "ClientAuthenticationError":
-        return "authentication failed"
     if isinstance(exc, ConnectionError | OSError) or type(exc).__name__ in (
         "ServiceRequestError",
         "ConnectError",

@@ -6,6 +6,7 @@ uses), in temporary folders, and stops them at the end.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,7 +70,7 @@ def sim(tls_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim
     logdir = tmp_path_factory.mktemp("sim")
     child = procs.start_sim(port, tls_dir, log=logdir / "m365sim.log")
     ca = str(tls_dir / devca.CA_FILE)
-    client = httpx.Client(verify=ca, timeout=30)
+    client = httpx.Client(verify=ssl.create_default_context(cafile=ca), timeout=30)
     try:
         yield Sim(url=f"https://127.0.0.1:{port}", ca=ca, client=client)
     finally:
@@ -103,7 +104,7 @@ def demo_stack(
     logdir = tmp_path_factory.mktemp("demo-sim")
     child = procs.start_sim(port, tls_dir, log=logdir / "m365sim.log")
     ca = tls_dir / devca.CA_FILE
-    client = httpx.Client(verify=str(ca), timeout=30)
+    client = httpx.Client(verify=ssl.create_default_context(cafile=str(ca)), timeout=30)
     try:
         url = f"https://127.0.0.1:{port}"
         world = demo.seed(url, ca)

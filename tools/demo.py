@@ -9,6 +9,7 @@ in Key Vault, the local identity's secret in the process environment (in Azure: 
 from __future__ import annotations
 
 import secrets
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,7 +94,9 @@ def seed(sim_url: str, ca_bundle: Path, *, seed_users: int = 25) -> DemoWorld:
         seed_users=seed_users,
         key_vault=False,
     )
-    with httpx.Client(verify=str(ca_bundle), timeout=30, trust_env=False) as http:
+    with httpx.Client(
+        verify=ssl.create_default_context(cafile=str(ca_bundle)), timeout=30, trust_env=False
+    ) as http:
         for body in (home, demo):
             http.post(f"{sim_url}/_sim/tenants", json=body).raise_for_status()
     _store_demo_secret(world)

@@ -10,6 +10,7 @@ import contextlib
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -168,7 +169,10 @@ def start_sim(port: int, tls_dir: Path, *, log: Path | None = None) -> Managed:
 
     def ready() -> bool:
         try:
-            return httpx.get(f"https://127.0.0.1:{port}/_sim/health", verify=ca, timeout=1).status_code == 200
+            ctx = ssl.create_default_context(cafile=ca)
+            return (
+                httpx.get(f"https://127.0.0.1:{port}/_sim/health", verify=ctx, timeout=1).status_code == 200
+            )
         except httpx.HTTPError:
             return False
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 
@@ -11,9 +11,21 @@ from shared.container import Container
 from tests.conftest import DemoStack
 from tools import demo, procs
 
+Factory = Callable[..., Container]
 
-def container(stack: DemoStack, **overrides: str) -> Container:
-    return Container(load_settings({**stack.settings, **overrides}))
+
+@pytest.fixture
+async def container() -> AsyncIterator[Factory]:
+    """Builds containers over the demo stack's settings (with overrides) and closes them afterwards."""
+    built: list[Container] = []
+
+    def build(stack: DemoStack, **overrides: str) -> Container:
+        built.append(Container(load_settings({**stack.settings, **overrides})))
+        return built[-1]
+
+    yield build
+    for c in built:
+        await c.aclose()
 
 
 @pytest.fixture
@@ -28,7 +40,7 @@ def by_name(report: dict[str, object]) -> dict[str, dict[str, object]]:
     return {c["name"]: c for c in components}
 
 
-async def test_every_component_is_up_for_the_demo_tenant(stack: DemoStack) -> None:
+async def test_every_component_is_up_for_the_demo_tenant(stack: DemoStack, container: Factory) -> None:
     report = (await container(stack).health()).to_json()
     assert report["status"] == "up", report
     components = by_name(report)
@@ -37,7 +49,7 @@ async def test_every_component_is_up_for_the_demo_tenant(stack: DemoStack) -> No
     assert components["graph"]["directory"] == "demo"
 
 
-async def test_graph_client_and_token_are_reused_across_checks(stack: DemoStack) -> None:
+async def test_graph_client_and_token_are_reused_across_checks(stack: DemoStack, container: Factory) -> None:
     """One Graph client per directory per process, and azure-identity's token cache: three checks
     cost one token request for the demo app, and three Graph calls."""
     c = container(stack)
@@ -55,7 +67,9 @@ async def test_graph_client_and_token_are_reused_across_checks(stack: DemoStack)
     )
 
 
-async def test_missing_demo_secret_marks_graph_down_but_key_vault_up(stack: DemoStack) -> None:
+async def test_missing_demo_secret_marks_graph_down_but_key_vault_up(
+    stack: DemoStack, container: Factory
+) -> None:
     report = (await container(stack, WARDEN_DEMO_SECRET_NAME="no-such-secret").health()).to_json()
     components = by_name(report)
     assert report["status"] == "down"
@@ -64,7 +78,9 @@ async def test_missing_demo_secret_marks_graph_down_but_key_vault_up(stack: Demo
     assert components["graph"]["detail"] == "HTTP 404 SecretNotFound"
 
 
-async def test_wrong_vault_identity_secret_marks_key_vault_and_graph_down(stack: DemoStack) -> None:
+async def test_wrong_vault_identity_secret_marks_key_vault_and_graph_down(
+    stack: DemoStack, container: Factory
+) -> None:
     report = (await container(stack, AZURE_CLIENT_SECRET="not-the-secret").health()).to_json()
     components = by_name(report)
     assert components["keyVault"]["status"] == "down"
@@ -74,7 +90,7 @@ async def test_wrong_vault_identity_secret_marks_key_vault_and_graph_down(stack:
     assert "not-the-secret" not in str(report)
 
 
-async def test_unreachable_storage_is_down_within_the_deadline(stack: DemoStack) -> None:
+async def test_unreachable_storage_is_down_within_the_deadline(stack: DemoStack, container: Factory) -> None:
     dead = procs.AzuritePorts(procs.free_port(), procs.free_port(), procs.free_port()).connection_string
     c = container(stack, AzureWebJobsStorage=dead, WARDEN_HEALTH_TIMEOUT_SECONDS="2")
     report = (await c.health()).to_json()
@@ -85,7 +101,7 @@ async def test_unreachable_storage_is_down_within_the_deadline(stack: DemoStack)
     assert components["keyVault"]["status"] == "up"
 
 
-async def test_graph_outage_is_reported_per_directory(stack: DemoStack) -> None:
+async def test_graph_outage_is_reported_per_directory(stack: DemoStack, container: Factory) -> None:
     # Long enough for msgraph-core's retry handler to give up on the 503s (it honours Retry-After).
     c = container(stack, WARDEN_HEALTH_TIMEOUT_SECONDS="30")
     assert (await c.health()).status == "up"  # token cached, client built

@@ -88,7 +88,7 @@ def spawn(
         cwd=cwd,
         env=env,
         stdout=out,
-        stderr=subprocess.STDOUT if log else None,
+        stderr=subprocess.STDOUT if log else subprocess.DEVNULL,
         start_new_session=True,
     )
     return Managed(name, proc)

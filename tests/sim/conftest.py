@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import msal
+import msal  # type: ignore[import-untyped]
 import pytest
 import requests
 

@@ -17,7 +17,7 @@ import urllib.parse
 from typing import Any
 
 import jwt
-import msal
+import msal  # type: ignore[import-untyped]
 import pytest
 from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import ClientSecretCredential

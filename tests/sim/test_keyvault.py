@@ -50,7 +50,7 @@ def test_set_get_versions_update(vault: SecretClient, tenant: SimTenant) -> None
     assert vault.get_secret("warden-demo", v1.properties.version).value == "first"
     assert vault.get_secret("WARDEN-DEMO").value == "second"  # names are case-insensitive
     versions = list(vault.list_properties_of_secret_versions("warden-demo"))
-    assert sorted(v.version for v in versions) == sorted([v1.properties.version, v2.properties.version])
+    assert sorted(str(v.version) for v in versions) == sorted([str(v1.properties.version), str(v2.properties.version)])
     updated = vault.update_secret_properties("warden-demo", v2.properties.version, enabled=False)
     assert updated.enabled is False
     with pytest.raises(HttpResponseError) as exc:
@@ -67,7 +67,7 @@ def test_list_is_paged_with_next_link(vault: SecretClient) -> None:
         vault.set_secret(f"paged-{i}", str(i))
     pages = list(vault.list_properties_of_secrets(max_page_size=2).by_page())
     names = [p.name for page in pages for p in page]
-    assert len(pages) == 3 and sorted(names) == [f"paged-{i}" for i in range(5)]
+    assert len(pages) == 3 and sorted(str(n) for n in names) == [f"paged-{i}" for i in range(5)]
 
 
 def test_missing_secret_is_404_secret_not_found(vault: SecretClient) -> None:

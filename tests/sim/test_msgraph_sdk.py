@@ -24,11 +24,12 @@ from kiota_authentication_azure.azure_identity_authentication_provider import (
     AzureIdentityAuthenticationProvider,
 )
 from kiota_http.middleware.options import RetryHandlerOption
-from msgraph import GraphRequestAdapter, GraphServiceClient
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.models.password_profile import PasswordProfile
 from msgraph.generated.models.user import User
 from msgraph.generated.users.users_request_builder import UsersRequestBuilder
+from msgraph.graph_request_adapter import GraphRequestAdapter
+from msgraph.graph_service_client import GraphServiceClient
 from msgraph_core import GraphClientFactory
 from msgraph_core.tasks.page_iterator import PageIterator
 
@@ -155,7 +156,7 @@ async def _post_batch(graph: GraphServiceClient, steps: list[dict[str, Any]]) ->
     info.http_method = Method.POST
     info.url = f"{graph.request_adapter.base_url}/$batch"
     info.set_stream_content(json.dumps({"requests": steps}).encode(), "application/json")
-    raw = await graph.request_adapter.send_primitive_async(info, "bytes", ERRORS)
+    raw = await graph.request_adapter.send_primitive_async(info, "bytes", ERRORS)  # type: ignore[func-returns-value]
     assert isinstance(raw, bytes)
     return dict(json.loads(raw))
 

@@ -99,7 +99,8 @@ def test_budget_is_per_app(tenant: SimTenant) -> None:
 
 
 def test_sliding_window_in_real_time(tenant: SimTenant) -> None:
-    """The window slides on the simulator's clock without any control call (bounded: < 2 s)."""
+    """The window slides on the simulator's clock: 9 s forward by the control API, the last second in real time
+    (bounded: < 2 s)."""
     tenant.faults(resourceUnitsPer10s=1)
     token = tenant.token()
     assert tenant.graph("GET", "/users/x?$select=id", token=token).status_code in (200, 404)

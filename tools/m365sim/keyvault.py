@@ -334,19 +334,19 @@ class Vault:
                 return web.json_response(self._page(request, base, items, "/deletedsecrets"))
             name = segs[1]
             self._check_name(name)
-            s = self.deleted.get(name.lower())
-            if s is None:
+            ds = self.deleted.get(name.lower())
+            if ds is None:
                 raise KvError(404, "SecretNotFound", "Deleted Secret not found")
             if len(segs) == 2 and method == "GET":
-                return web.json_response(self._deleted(base, s, with_value=False))
+                return web.json_response(self._deleted(base, ds, with_value=False))
             if len(segs) == 2 and method == "DELETE":
                 del self.deleted[name.lower()]
                 return web.Response(status=204)
             if len(segs) == 3 and segs[2] == "recover" and method == "POST":
                 del self.deleted[name.lower()]
-                s.deleted_date = None
-                self.secrets[name.lower()] = s
-                return web.json_response(self._bundle(base, s, s.versions[-1], with_value=False))
+                ds.deleted_date = None
+                self.secrets[name.lower()] = ds
+                return web.json_response(self._bundle(base, ds, ds.versions[-1], with_value=False))
             raise self._bad_method(method)
         raise KvError(404, "NotFound", "The requested resource was not found.")
 

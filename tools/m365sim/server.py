@@ -45,7 +45,6 @@ GRAPH_CONTENT_TYPE = "application/json;odata.metadata=minimal;odata.streaming=tr
 AGS_DIAGNOSTIC = json.dumps({"ServerInfo": {"DataCenter": "Local Simulator", "Slice": "E", "Ring": "5",
                                             "ScaleUnit": "000", "RoleInstance": "M365SIM"}},
                             separators=(",", ":"))
-_KIND = web.AppKey("kind", str)
 
 
 class Simulator:

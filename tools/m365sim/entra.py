@@ -108,7 +108,6 @@ class RefreshToken:
     user: User
     scopes: list[str]
     issued: float
-    used: bool = False
     auth_time: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -488,14 +487,13 @@ class Entra:
             raise AadError(400, "invalid_grant", 700082,
                            f"The refresh token has expired due to inactivity. The token was issued on {issued} and "
                            f"was inactive for {inactive}.")
-        if rt.used:
-            # The simulator rotates strictly: a replaced refresh token is no longer accepted.
-            raise AadError(400, "invalid_grant", 70000, "Provided grant is invalid or malformed.")
+        # Each use returns a new refresh token, but Entra does not revoke the old one: it stays valid until its own
+        # lifetime ends (learn.microsoft.com/en-us/answers/questions/1158831: "The Microsoft identity platform
+        # doesn't revoke old refresh tokens when used to fetch new access tokens.").
         if self._sessions_revoked(real_tenant, rt):
             raise AadError(400, "invalid_grant", 50173,
                            "The provided grant has expired due to it being revoked, a fresh auth token is needed. "
                            "The user might have changed or reset their password.")
-        rt.used = True
         scopes = form.get("scope", "").split() or rt.scopes
         return (self._delegated_tokens(base, real_tenant, client, rt.user, scopes, None, rt.auth_time),
                 real_tenant.tenant_id)

@@ -66,8 +66,13 @@ def start_host(tmp: Path, connection_string: str, app: Path = BASIC, **extra_env
     tmp.mkdir(parents=True, exist_ok=True)
     port = procs.free_port()
     evidence = tmp / "evidence.jsonl"
-    env = dict(os.environ, AzureWebJobsStorage=connection_string, EVIDENCE_FILE=str(evidence),
-               TICK_SCHEDULE="*/1 * * * * *", **extra_env)
+    env = dict(
+        os.environ,
+        AzureWebJobsStorage=connection_string,
+        EVIDENCE_FILE=str(evidence),
+        TICK_SCHEDULE="*/1 * * * * *",
+        **extra_env,
+    )
     log = tmp / "host.log"
     child = procs.start_funchost(port, env=env, log=log, script_root=app)
     return Host(f"http://127.0.0.1:{port}", evidence, log, child, connection_string)
@@ -91,7 +96,9 @@ def http() -> Iterator[httpx.Client]:
 # ---- HTTP triggers: https://learn.microsoft.com/azure/azure-functions/functions-bindings-http-webhook-trigger
 
 
-def test_route_parameter_with_int_constraint_is_passed_to_the_function(host: Host, http: httpx.Client) -> None:
+def test_route_parameter_with_int_constraint_is_passed_to_the_function(
+    host: Host, http: httpx.Client
+) -> None:
     r = http.get(f"{host.url}/api/items/42")
     assert r.status_code == 200
     assert r.headers["content-type"] == "application/json"
@@ -99,7 +106,9 @@ def test_route_parameter_with_int_constraint_is_passed_to_the_function(host: Hos
 
 
 def test_constraint_mismatch_falls_through_to_another_route_or_404(host: Host, http: httpx.Client) -> None:
-    assert http.get(f"{host.url}/API/Items/widget").text == "name=widget"  # alpha route, literal case-insensitive
+    assert (
+        http.get(f"{host.url}/API/Items/widget").text == "name=widget"
+    )  # alpha route, literal case-insensitive
     assert http.get(f"{host.url}/api/items/12ab").status_code == 404  # neither int nor alpha
 
 
@@ -130,15 +139,17 @@ def test_default_route_is_the_function_name(host: Host, http: httpx.Client) -> N
     assert http.get(f"{host.url}/api/defaultroute").text == "default route is the function name"
 
 
-def test_sync_function_runs_in_a_worker_thread_and_str_result_is_text_plain(host: Host,
-                                                                            http: httpx.Client) -> None:
+def test_sync_function_runs_in_a_worker_thread_and_str_result_is_text_plain(
+    host: Host, http: httpx.Client
+) -> None:
     assert http.get(f"{host.url}/api/items/1").json()["thread"].startswith("funchost-worker")
     r = http.post(f"{host.url}/api/echo", content="héllo".encode())
     assert (r.status_code, r.text, r.headers["content-type"]) == (200, "héllo", "text/plain; charset=utf-8")
 
 
-def test_unhandled_exception_is_a_500_with_empty_body_logged_with_invocation_id(host: Host,
-                                                                                http: httpx.Client) -> None:
+def test_unhandled_exception_is_a_500_with_empty_body_logged_with_invocation_id(
+    host: Host, http: httpx.Client
+) -> None:
     r = http.get(f"{host.url}/api/boom")
     assert (r.status_code, r.content) == (500, b"")
 
@@ -181,16 +192,18 @@ def test_admin_invoke_runs_a_timer_function_and_answers_202(host: Host, http: ht
     wait_for(lambda: len(host.evidence("yearly")) > before, timeout=5, what="the manual timer run")
 
 
-def test_admin_invoke_runs_a_queue_function_with_the_input_as_message_body(host: Host,
-                                                                          http: httpx.Client) -> None:
+def test_admin_invoke_runs_a_queue_function_with_the_input_as_message_body(
+    host: Host, http: httpx.Client
+) -> None:
     body = f"manual-{uuid.uuid4()}"
     assert http.post(f"{host.url}/admin/functions/work", json={"input": body}).status_code == 202
     rows = wait_for(lambda: [r for r in host.evidence("work") if r["body"] == body], timeout=5, what="run")
     assert rows[0]["dequeue_count"] == 0
 
 
-def test_admin_invoke_refuses_unknown_functions_http_functions_and_missing_body(host: Host,
-                                                                               http: httpx.Client) -> None:
+def test_admin_invoke_refuses_unknown_functions_http_functions_and_missing_body(
+    host: Host, http: httpx.Client
+) -> None:
     assert http.post(f"{host.url}/admin/functions/nosuch", json={"input": ""}).status_code == 404
     assert http.post(f"{host.url}/admin/functions/echo", json={"input": ""}).status_code == 400
     assert http.post(f"{host.url}/admin/functions/yearly", content=b"").status_code == 400
@@ -198,14 +211,20 @@ def test_admin_invoke_refuses_unknown_functions_http_functions_and_missing_body(
 
 def test_admin_lists_functions(host: Host, http: httpx.Client) -> None:
     listed = {f["name"]: f["trigger"] for f in http.get(f"{host.url}/admin/functions").json()}
-    assert listed["tick"] == "timerTrigger" and listed["work"] == "queueTrigger" and listed["docs"] == "httpTrigger"
+    assert (
+        listed["tick"] == "timerTrigger"
+        and listed["work"] == "queueTrigger"
+        and listed["docs"] == "httpTrigger"
+    )
 
 
 # ---- timers: https://learn.microsoft.com/azure/azure-functions/functions-bindings-timer
 
 
 def test_timer_fires_on_its_schedule_from_an_app_setting(host: Host) -> None:
-    ticks = wait_for(lambda: len(host.evidence("tick")) >= 3 and host.evidence("tick"), timeout=8, what="3 ticks")
+    ticks = wait_for(
+        lambda: len(host.evidence("tick")) >= 3 and host.evidence("tick"), timeout=8, what="3 ticks"
+    )
     gaps = [b["t"] - a["t"] for a, b in itertools.pairwise(ticks)]
     assert all(0.5 < gap < 1.6 for gap in gaps[:3]), gaps
     assert all(t["past_due"] is False for t in ticks)
@@ -237,7 +256,9 @@ def test_base64_queue_message_is_processed_and_deleted(host: Host) -> None:
     body = f"hello-{uuid.uuid4()}"
     q = host.queue("work-items")
     q.send_message(base64.b64encode(body.encode()).decode())
-    rows = wait_for(lambda: [r for r in host.evidence("work") if r["body"] == body], timeout=10, what="processing")
+    rows = wait_for(
+        lambda: [r for r in host.evidence("work") if r["body"] == body], timeout=10, what="processing"
+    )
     assert rows[0]["dequeue_count"] == 1
     wait_for(lambda: q.get_queue_properties().approximate_message_count == 0, timeout=5, what="deletion")
 
@@ -261,15 +282,20 @@ def test_failing_message_is_retried_then_moved_to_poison_queue(host: Host) -> No
     attempts = [r["dequeue_count"] for r in host.evidence("work") if r["body"] == body]
     assert attempts == [1, 2, 3]
     assert [m for m in q.peek_messages(max_messages=32) if m.content == encoded] == []
-    assert "Message has reached MaxDequeueCount of 3. Moving message to queue 'work-items-poison'." in host.log()
+    assert (
+        "Message has reached MaxDequeueCount of 3. Moving message to queue 'work-items-poison'." in host.log()
+    )
 
 
 def test_message_that_is_not_base64_goes_to_poison_without_invoking(host: Host) -> None:
     raw = f"not base64 {uuid.uuid4()}!"
     host.queue("work-items").send_message(raw)
     poison = host.queue("work-items-poison")
-    wait_for(lambda: any(m.content == raw for m in poison.peek_messages(max_messages=32)), timeout=10,
-             what="the poison queue copy")
+    wait_for(
+        lambda: any(m.content == raw for m in poison.peek_messages(max_messages=32)),
+        timeout=10,
+        what="the poison queue copy",
+    )
     assert not any(raw in json.dumps(r) for r in host.evidence("work"))
 
 
@@ -296,9 +322,21 @@ def test_start_up_prints_the_functions_and_their_urls(host: Host) -> None:
 
 def run_cli(script_root: Path, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "tools.funchost", "--script-root", str(script_root), "--port", str(procs.free_port())],
-        cwd=procs.ROOT, capture_output=True, text=True, timeout=timeout,
-        env=dict(os.environ, AzureWebJobsStorage="UseDevelopmentStorage=true"))
+        [
+            sys.executable,
+            "-m",
+            "tools.funchost",
+            "--script-root",
+            str(script_root),
+            "--port",
+            str(procs.free_port()),
+        ],
+        cwd=procs.ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=dict(os.environ, AzureWebJobsStorage="UseDevelopmentStorage=true"),
+    )
 
 
 def test_unsupported_output_binding_is_refused_naming_the_function() -> None:
@@ -309,7 +347,9 @@ def test_unsupported_output_binding_is_refused_naming_the_function() -> None:
 
 def test_bad_host_json_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "function_app.py").write_text((APPS / "unsupported" / "function_app.py").read_text())
-    (tmp_path / "host.json").write_text(json.dumps({"version": "2.0", "extensions": {"queues": {"batchSize": 64}}}))
+    (tmp_path / "host.json").write_text(
+        json.dumps({"version": "2.0", "extensions": {"queues": {"batchSize": 64}}})
+    )
     result = run_cli(tmp_path)
     assert result.returncode != 0
     assert "batchSize" in result.stderr

@@ -51,8 +51,9 @@ def utc(*args: int) -> dt.datetime:
         ("59 59 23 31 12 *", utc(2024, 12, 31, 23, 59, 59), utc(2025, 12, 31, 23, 59, 59)),
     ],
 )
-def test_next_occurrence_matches_ncrontab_semantics(expression: str, after: dt.datetime,
-                                                     expected: dt.datetime) -> None:
+def test_next_occurrence_matches_ncrontab_semantics(
+    expression: str, after: dt.datetime, expected: dt.datetime
+) -> None:
     assert next_occurrence(expression, after) == expected
 
 

@@ -77,8 +77,12 @@ def test_complex_segment_splits_like_aspnet_right_to_left() -> None:
 
 
 def test_most_specific_route_wins_regardless_of_declaration_order() -> None:
-    routes = [(parse_route("items/{*rest}"), "catchall"), (parse_route("items/{id}"), "param"),
-              (parse_route("items/{id:int}"), "int"), (parse_route("items/new"), "literal")]
+    routes = [
+        (parse_route("items/{*rest}"), "catchall"),
+        (parse_route("items/{id}"), "param"),
+        (parse_route("items/{id:int}"), "int"),
+        (parse_route("items/new"), "literal"),
+    ]
     assert next(t for t, _ in match_route(routes, "items/new")) == "literal"
     assert next(t for t, _ in match_route(routes, "items/5")) == "int"
     assert next(t for t, _ in match_route(routes, "items/abc")) == "param"

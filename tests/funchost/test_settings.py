@@ -33,11 +33,20 @@ def test_documented_defaults_apply_when_host_json_is_minimal(tmp_path: Path) -> 
 
 
 def test_configured_values_are_read_case_insensitively(tmp_path: Path) -> None:
-    config = load_host_config(write_host(tmp_path, {
-        "version": "2.0", "functionTimeout": "-1",
-        "extensions": {"http": {"routePrefix": ""},
-                       "Queues": {"MaxPollingInterval": "00:00:02", "batchSize": 4, "messageEncoding": "None"}},
-        "logging": {"logLevel": {"default": "Warning", "Function.tick": "None"}}}))
+    config = load_host_config(
+        write_host(
+            tmp_path,
+            {
+                "version": "2.0",
+                "functionTimeout": "-1",
+                "extensions": {
+                    "http": {"routePrefix": ""},
+                    "Queues": {"MaxPollingInterval": "00:00:02", "batchSize": 4, "messageEncoding": "None"},
+                },
+                "logging": {"logLevel": {"default": "Warning", "Function.tick": "None"}},
+            },
+        )
+    )
     assert config.route_prefix == ""
     assert config.function_timeout is None
     assert config.queues.max_polling_interval == dt.timedelta(seconds=2)
@@ -76,8 +85,9 @@ def test_unparseable_or_missing_host_json_is_refused(tmp_path: Path) -> None:
 
 
 def test_local_settings_do_not_override_variables_already_set(tmp_path: Path) -> None:
-    (tmp_path / "local.settings.json").write_text(json.dumps(
-        {"IsEncrypted": False, "Values": {"A": "from-file", "B": "from-file", "C": "from-file"}}))
+    (tmp_path / "local.settings.json").write_text(
+        json.dumps({"IsEncrypted": False, "Values": {"A": "from-file", "B": "from-file", "C": "from-file"}})
+    )
     env = {"A": "from-env", "C": ""}
     exported = apply_local_settings(tmp_path, env)
     assert env == {"A": "from-env", "B": "from-file", "C": "from-file"}

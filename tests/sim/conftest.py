@@ -27,9 +27,17 @@ OTHER_CLIENT_ID = "5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a8b"
 OTHER_SECRET = "other-secret"
 DOMAIN = "contoso.example"
 UNVERIFIED = "unverified.example"
-ROLES = ["User.ReadWrite.All", "Group.ReadWrite.All", "GroupMember.ReadWrite.All", "Domain.ReadWrite.All",
-         "Organization.Read.All", "User.RevokeSessions.All", "User-PasswordProfile.ReadWrite.All",
-         "User.EnableDisableAccount.All", "Directory.ReadWrite.All"]
+ROLES = [
+    "User.ReadWrite.All",
+    "Group.ReadWrite.All",
+    "GroupMember.ReadWrite.All",
+    "Domain.ReadWrite.All",
+    "Organization.Read.All",
+    "User.RevokeSessions.All",
+    "User-PasswordProfile.ReadWrite.All",
+    "User.EnableDisableAccount.All",
+    "Directory.ReadWrite.All",
+]
 REDIRECT = "http://localhost:8765/callback"
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 VAULT_SCOPE = "https://vault.azure.net/.default"
@@ -42,13 +50,21 @@ def tenant_body(tenant_id: str = TENANT_ID, domain: str = DOMAIN, **overrides: A
         "displayName": "Contoso (sim tests)",
         "domains": [
             {"id": domain, "isDefault": True, "isVerified": True, "authenticationType": "Managed"},
-            {"id": f"un{domain}" if domain != DOMAIN else UNVERIFIED, "isDefault": False, "isVerified": False,
-             "authenticationType": "Managed"},
+            {
+                "id": f"un{domain}" if domain != DOMAIN else UNVERIFIED,
+                "isDefault": False,
+                "isVerified": False,
+                "authenticationType": "Managed",
+            },
         ],
         "onPremisesSyncEnabled": False,
         "clients": [
-            {"clientId": CLIENT_ID, "clientSecrets": [SECRET, SECRET + "-2"], "roles": ROLES,
-             "redirectUris": [REDIRECT]},
+            {
+                "clientId": CLIENT_ID,
+                "clientSecrets": [SECRET, SECRET + "-2"],
+                "roles": ROLES,
+                "redirectUris": [REDIRECT],
+            },
             {"clientId": OTHER_CLIENT_ID, "clientSecret": OTHER_SECRET, "roles": ROLES},
         ],
         "seedUsers": SEED_USERS,
@@ -78,12 +94,17 @@ class SimTenant:
     def authority(self) -> str:
         return f"{self.sim.url}/{self.tenant_id}"
 
-    def msal(self, client_id: str | None = None, secret: str | None = None,
-             authority: str | None = None) -> msal.ConfidentialClientApplication:
+    def msal(
+        self, client_id: str | None = None, secret: str | None = None, authority: str | None = None
+    ) -> msal.ConfidentialClientApplication:
         return msal.ConfidentialClientApplication(
-            client_id or self.client_id, client_credential=secret or self.secret,
-            authority=authority or self.authority, http_client=http_session(self.sim.ca),
-            instance_discovery=False, token_cache=msal.TokenCache())
+            client_id or self.client_id,
+            client_credential=secret or self.secret,
+            authority=authority or self.authority,
+            http_client=http_session(self.sim.ca),
+            instance_discovery=False,
+            token_cache=msal.TokenCache(),
+        )
 
     def token(self, scope: str = GRAPH_SCOPE, client_id: str | None = None, secret: str | None = None) -> str:
         result = self.msal(client_id, secret).acquire_token_for_client([scope])
@@ -91,8 +112,12 @@ class SimTenant:
         return str(result["access_token"])
 
     def http(self) -> httpx.Client:
-        return httpx.Client(base_url=self.sim.url, verify=ssl.create_default_context(cafile=self.sim.ca),
-                            timeout=30, trust_env=False)
+        return httpx.Client(
+            base_url=self.sim.url,
+            verify=ssl.create_default_context(cafile=self.sim.ca),
+            timeout=30,
+            trust_env=False,
+        )
 
     def graph(self, method: str, path: str, token: str | None = None, **kwargs: Any) -> httpx.Response:
         headers = dict(kwargs.pop("headers", {}) or {})

@@ -41,44 +41,86 @@ class Sim:
     lag: Lag
     perms: frozenset[str] = field(default=ALL)
 
-    def call(self, method: str, path: str, query: dict[str, str] | None = None, body: Any = None, *,
-             perms: frozenset[str] | None = None, headers: dict[str, str] | None = None,
-             delegated: bool = False) -> GraphResponse:
-        request = GraphRequest(method=method, path=path, query=query or {}, headers=headers or {}, body=body,
-                               tenant_id=TENANT, app_id="app", permissions=self.perms if perms is None else perms,
-                               base_url=BASE, delegated=delegated)
+    def call(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str] | None = None,
+        body: Any = None,
+        *,
+        perms: frozenset[str] | None = None,
+        headers: dict[str, str] | None = None,
+        delegated: bool = False,
+    ) -> GraphResponse:
+        request = GraphRequest(
+            method=method,
+            path=path,
+            query=query or {},
+            headers=headers or {},
+            body=body,
+            tenant_id=TENANT,
+            app_id="app",
+            permissions=self.perms if perms is None else perms,
+            base_url=BASE,
+            delegated=delegated,
+        )
         return self.directory.handle(request)
 
     def follow(self, url: str, **kwargs: Any) -> GraphResponse:
         """GET an absolute nextLink / deltaLink."""
         assert url.startswith(BASE), url
-        parts = urlsplit(url[len(BASE):])
+        parts = urlsplit(url[len(BASE) :])
         return self.call("GET", parts.path, dict(parse_qsl(parts.query)), **kwargs)
 
     def create_user(self, nickname: str, **extra: Any) -> GraphResponse:
         return self.call("POST", "/users", body=user_body(nickname, **extra))
 
     def create_group(self, nickname: str, **extra: Any) -> GraphResponse:
-        body = {"displayName": nickname, "mailEnabled": False, "mailNickname": nickname,
-                "securityEnabled": True, **extra}
+        body = {
+            "displayName": nickname,
+            "mailEnabled": False,
+            "mailNickname": nickname,
+            "securityEnabled": True,
+            **extra,
+        }
         return self.call("POST", "/groups", body=body)
 
 
 def user_body(nickname: str, **extra: Any) -> dict[str, Any]:
-    return {"accountEnabled": True, "displayName": nickname.title(), "mailNickname": nickname,
-            "userPrincipalName": f"{nickname}@contoso.com",
-            "passwordProfile": {"password": STRONG, "forceChangePasswordNextSignIn": True}, **extra}
+    return {
+        "accountEnabled": True,
+        "displayName": nickname.title(),
+        "mailNickname": nickname,
+        "userPrincipalName": f"{nickname}@contoso.com",
+        "passwordProfile": {"password": STRONG, "forceChangePasswordNextSignIn": True},
+        **extra,
+    }
 
 
 def make_sim(users: int = 0, *, sync: bool = False, domains: list[dict[str, Any]] | None = None) -> Sim:
     clock, lag = FakeClock(), Lag()
-    given = domains if domains is not None else [
-        {"id": "contoso.com", "isDefault": True, "isVerified": True, "authenticationType": "Managed"},
-        {"id": "fabrikam.com", "isDefault": False, "isVerified": True, "authenticationType": "Managed"},
-        {"id": "unverified.example", "isDefault": False, "isVerified": False, "authenticationType": "Managed"},
-    ]
-    directory = TenantDirectory(tenant_id=TENANT, display_name="Contoso", domains=given,
-                                on_premises_sync_enabled=sync, clock=clock, replication_lag=lag)
+    given = (
+        domains
+        if domains is not None
+        else [
+            {"id": "contoso.com", "isDefault": True, "isVerified": True, "authenticationType": "Managed"},
+            {"id": "fabrikam.com", "isDefault": False, "isVerified": True, "authenticationType": "Managed"},
+            {
+                "id": "unverified.example",
+                "isDefault": False,
+                "isVerified": False,
+                "authenticationType": "Managed",
+            },
+        ]
+    )
+    directory = TenantDirectory(
+        tenant_id=TENANT,
+        display_name="Contoso",
+        domains=given,
+        on_premises_sync_enabled=sync,
+        clock=clock,
+        replication_lag=lag,
+    )
     directory.seed_users(users)
     return Sim(directory, clock, lag)
 

@@ -40,18 +40,31 @@ def test_batch_answers_each_request_by_id_in_any_order(tenant: SimTenant) -> Non
     assert kinds.count("batch-item") == 20 and kinds.count("batch") == 1
 
 
-@pytest.mark.parametrize("payload, needle", [
-    ({"requests": gets(21)}, "20"),
-    ({"requests": [{"id": "a", "method": "GET", "url": "/users"},
-                   {"id": "A", "method": "GET", "url": "/users"}]}, "duplicate"),
-    ({"requests": [{"method": "GET", "url": "/users"}]}, "id"),
-    ({"requests": [{"id": "1", "url": "/users"}]}, "method"),
-    ({"requests": [{"id": "1", "method": "GET"}]}, "url"),
-    ({"requests": [{"id": "1", "method": "POST", "url": "/users", "body": {"a": 1}}]}, "Content-Type"),
-    ({"requests": [{"id": "1", "method": "GET", "url": "/users", "dependsOn": ["9"]}]}, "9"),
-    ({"requests": [{"id": "1", "method": "GET", "url": "https://graph.microsoft.com/v1.0/users"}]}, "relative"),
-    ({"value": []}, "Invalid batch payload"),
-])
+@pytest.mark.parametrize(
+    "payload, needle",
+    [
+        ({"requests": gets(21)}, "20"),
+        (
+            {
+                "requests": [
+                    {"id": "a", "method": "GET", "url": "/users"},
+                    {"id": "A", "method": "GET", "url": "/users"},
+                ]
+            },
+            "duplicate",
+        ),
+        ({"requests": [{"method": "GET", "url": "/users"}]}, "id"),
+        ({"requests": [{"id": "1", "url": "/users"}]}, "method"),
+        ({"requests": [{"id": "1", "method": "GET"}]}, "url"),
+        ({"requests": [{"id": "1", "method": "POST", "url": "/users", "body": {"a": 1}}]}, "Content-Type"),
+        ({"requests": [{"id": "1", "method": "GET", "url": "/users", "dependsOn": ["9"]}]}, "9"),
+        (
+            {"requests": [{"id": "1", "method": "GET", "url": "https://graph.microsoft.com/v1.0/users"}]},
+            "relative",
+        ),
+        ({"value": []}, "Invalid batch payload"),
+    ],
+)
 def test_malformed_batches_are_400(tenant: SimTenant, payload: Any, needle: str) -> None:
     """json-batching: "If the batch request itself is malformed, the status code is 400"; ids are required and
     unique ("Not case-sensitive"); a body needs a Content-Type header; at most 20 requests."""
@@ -63,7 +76,9 @@ def test_malformed_batches_are_400(tenant: SimTenant, payload: Any, needle: str)
 
 
 def test_non_json_batch_is_400(tenant: SimTenant) -> None:
-    resp = tenant.graph("POST", "/$batch", content=b"requests=1", headers={"Content-Type": "application/json"})
+    resp = tenant.graph(
+        "POST", "/$batch", content=b"requests=1", headers={"Content-Type": "application/json"}
+    )
     assert resp.status_code == 400 and resp.json()["error"]["code"] == "BadRequest"
 
 
@@ -71,15 +86,33 @@ def test_depends_on_orders_and_a_failed_dependency_is_424(tenant: SimTenant) -> 
     """json-batching "Sequencing requests with the dependsOn property": dependants run after their
     dependencies; "If an individual request fails, any request that depends on that request fails with status
     code 424"."""
-    body = {"accountEnabled": True, "displayName": "Batch Person", "mailNickname": "batchperson",
-            "userPrincipalName": f"batchperson@{DOMAIN}",
-            "passwordProfile": {"password": "Str0ng!Passw0rd-1", "forceChangePasswordNextSignIn": True}}
-    payload = {"requests": [
-        {"id": "3", "method": "GET", "url": "/users?$select=id", "dependsOn": ["2"]},
-        {"id": "1", "method": "POST", "url": "/users", "body": body, "headers": {"Content-Type": "application/json"}},
-        {"id": "2", "method": "POST", "url": "/users", "body": body, "headers": {"Content-Type": "application/json"},
-         "dependsOn": ["1"]},
-    ]}
+    body = {
+        "accountEnabled": True,
+        "displayName": "Batch Person",
+        "mailNickname": "batchperson",
+        "userPrincipalName": f"batchperson@{DOMAIN}",
+        "passwordProfile": {"password": "Str0ng!Passw0rd-1", "forceChangePasswordNextSignIn": True},
+    }
+    payload = {
+        "requests": [
+            {"id": "3", "method": "GET", "url": "/users?$select=id", "dependsOn": ["2"]},
+            {
+                "id": "1",
+                "method": "POST",
+                "url": "/users",
+                "body": body,
+                "headers": {"Content-Type": "application/json"},
+            },
+            {
+                "id": "2",
+                "method": "POST",
+                "url": "/users",
+                "body": body,
+                "headers": {"Content-Type": "application/json"},
+                "dependsOn": ["1"],
+            },
+        ]
+    }
     resp = batch(tenant, payload)
     assert resp.status_code == 200, resp.text
     responses = resp.json()["responses"]

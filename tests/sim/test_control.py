@@ -24,28 +24,36 @@ def test_create_tenant_answers_201_without_secrets_and_409_on_repeat(clean_sim: 
     assert SECRET not in resp.text
     again = clean_sim.control("POST", "/_sim/tenants", json=tenant_body())
     assert again.status_code == 409
-    clash = clean_sim.control("POST", "/_sim/tenants", json=tenant_body(tenant_id="aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"))
+    clash = clean_sim.control(
+        "POST", "/_sim/tenants", json=tenant_body(tenant_id="aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee")
+    )
     assert clash.status_code == 409 and "domain" in clash.json()["error"]["message"]
-    second_vault = clean_sim.control("POST", "/_sim/tenants", json=tenant_body(
-        tenant_id="aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee", domain="fabrikam.example"))
+    second_vault = clean_sim.control(
+        "POST",
+        "/_sim/tenants",
+        json=tenant_body(tenant_id="aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee", domain="fabrikam.example"),
+    )
     assert second_vault.status_code == 409 and "Key Vault" in second_vault.json()["error"]["message"]
     listed = clean_sim.control("GET", "/_sim/tenants").json()["value"]
     assert [t["tenantId"] for t in listed] == [TENANT_ID]
 
 
-@pytest.mark.parametrize("override, needle", [
-    ({"tenantId": "not-a-guid"}, "tenantId"),
-    ({"displayName": ""}, "displayName"),
-    ({"domains": []}, "domains"),
-    ({"domains": [{"id": "a.example", "isDefault": False}]}, "isDefault"),
-    ({"domains": [{"id": "bad domain", "isDefault": True}]}, "domain name"),
-    ({"clients": [{"clientId": "x"}]}, "clientId"),
-    ({"clients": [{"clientId": CLIENT_ID, "roles": "User.Read.All"}]}, "roles"),
-    ({"seedUsers": -1}, "seedUsers"),
-    ({"seedUsers": True}, "seedUsers"),
-    ({"keyVault": "yes"}, "keyVault"),
-    ({"bogus": 1}, "unknown keys"),
-])
+@pytest.mark.parametrize(
+    "override, needle",
+    [
+        ({"tenantId": "not-a-guid"}, "tenantId"),
+        ({"displayName": ""}, "displayName"),
+        ({"domains": []}, "domains"),
+        ({"domains": [{"id": "a.example", "isDefault": False}]}, "isDefault"),
+        ({"domains": [{"id": "bad domain", "isDefault": True}]}, "domain name"),
+        ({"clients": [{"clientId": "x"}]}, "clientId"),
+        ({"clients": [{"clientId": CLIENT_ID, "roles": "User.Read.All"}]}, "roles"),
+        ({"seedUsers": -1}, "seedUsers"),
+        ({"seedUsers": True}, "seedUsers"),
+        ({"keyVault": "yes"}, "keyVault"),
+        ({"bogus": 1}, "unknown keys"),
+    ],
+)
 def test_create_tenant_validates_input(clean_sim: Sim, override: dict[str, Any], needle: str) -> None:
     resp = clean_sim.control("POST", "/_sim/tenants", json=tenant_body(**override))
     assert resp.status_code == 400, resp.text
@@ -58,8 +66,14 @@ def test_faults_partial_update_and_validation(clean_sim: Sim) -> None:
     clean_sim.control("PUT", "/_sim/faults", json={"latencyMs": 5, "errorKinds": ["503"]}).raise_for_status()
     updated = clean_sim.control("PUT", "/_sim/faults", json={"seed": 7}).json()
     assert updated["latencyMs"] == 5 and updated["errorKinds"] == ["503"] and updated["seed"] == 7
-    for bad in ({"errorRate": 2}, {"errorKinds": ["418"]}, {"latencyMs": "slow"}, {"resourceUnitsPer10s": 0},
-                {"nope": 1}, [1]):
+    for bad in (
+        {"errorRate": 2},
+        {"errorKinds": ["418"]},
+        {"latencyMs": "slow"},
+        {"resourceUnitsPer10s": 0},
+        {"nope": 1},
+        [1],
+    ):
         resp = clean_sim.control("PUT", "/_sim/faults", json=bad)
         assert resp.status_code == 400, bad
     assert clean_sim.control("GET", "/_sim/faults").json() == updated
@@ -93,8 +107,14 @@ def test_reset_forgets_tenants(tenant: SimTenant) -> None:
     token = tenant.token()
     tenant.sim.reset()
     with tenant.http() as http:
-        resp = http.post(f"/{TENANT_ID}/oauth2/v2.0/token", data={
-            "grant_type": "client_credentials", "client_id": CLIENT_ID, "client_secret": SECRET,
-            "scope": "https://graph.microsoft.com/.default"})
+        resp = http.post(
+            f"/{TENANT_ID}/oauth2/v2.0/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": CLIENT_ID,
+                "client_secret": SECRET,
+                "scope": "https://graph.microsoft.com/.default",
+            },
+        )
     assert resp.json()["error_codes"] == [90002]
     assert tenant.graph("GET", "/users", token=token).status_code == 401

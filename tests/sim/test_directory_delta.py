@@ -43,8 +43,19 @@ def test_initial_round_pages_then_delta_link() -> None:
     users, link = full_round(sim, "/users/delta")
     assert len({u["id"] for u in users}) == 250
     assert link.startswith(f"{BASE}/users/delta?%24deltatoken=")
-    assert set(users[0]) == {"businessPhones", "displayName", "givenName", "jobTitle", "mail", "mobilePhone",
-                             "officeLocation", "preferredLanguage", "surname", "userPrincipalName", "id"}
+    assert set(users[0]) == {
+        "businessPhones",
+        "displayName",
+        "givenName",
+        "jobTitle",
+        "mail",
+        "mobilePhone",
+        "officeLocation",
+        "preferredLanguage",
+        "surname",
+        "userPrincipalName",
+        "id",
+    }
 
 
 def test_round_trip_create_update_delete() -> None:
@@ -85,8 +96,12 @@ def test_expired_token_is_410_sync_state_not_found() -> None:
     _, link = full_round(sim, "/users/delta")
     sim.clock.advance(WEEK + 1)
     response = sim.follow(link)
-    assert error_of(response) == (410, "syncStateNotFound", "The sync state generation is not found. The delta "
-                                  "token is expired and data must be synchronized again.")
+    assert error_of(response) == (
+        410,
+        "syncStateNotFound",
+        "The sync state generation is not found. The delta "
+        "token is expired and data must be synchronized again.",
+    )
     assert response.headers["Location"] == f"{BASE}/users/delta"
 
 
@@ -98,10 +113,18 @@ def test_token_of_another_tenant_and_garbage() -> None:
     state = decode_token(parse_qs(urlsplit(link).query)["$deltatoken"][0])
     assert state is not None and state["t"] == TENANT
     foreign = encode_token({**state, "t": "another-tenant"})
-    assert error_of(sim.call("GET", "/users/delta", {"$deltatoken": foreign}))[:2] == (410, "syncStateNotFound")
+    assert error_of(sim.call("GET", "/users/delta", {"$deltatoken": foreign}))[:2] == (
+        410,
+        "syncStateNotFound",
+    )
     assert error_of(sim.call("GET", "/users/delta", {"$deltatoken": "garbage!"})) == (
-        400, "Request_BadRequest", "Invalid delta token.")
-    group_link = sim.call("GET", "/groups/delta", {"$deltatoken": parse_qs(urlsplit(link).query)["$deltatoken"][0]})
+        400,
+        "Request_BadRequest",
+        "Invalid delta token.",
+    )
+    group_link = sim.call(
+        "GET", "/groups/delta", {"$deltatoken": parse_qs(urlsplit(link).query)["$deltatoken"][0]}
+    )
     assert error_of(group_link)[0] == 400
 
 
@@ -125,7 +148,10 @@ def test_unsupported_options_on_the_first_call() -> None:
     users and groups; $filter only by id)"""
     sim = make_sim(3)
     for option in ("$top", "$expand", "$orderby"):
-        assert error_of(sim.call("GET", "/users/delta", {option: "5"}))[:2] == (400, "Request_UnsupportedQuery")
+        assert error_of(sim.call("GET", "/users/delta", {option: "5"}))[:2] == (
+            400,
+            "Request_UnsupportedQuery",
+        )
     assert error_of(sim.call("GET", "/users/delta", {"$filter": "displayName eq 'x'"}))[0] == 400
 
 
@@ -163,15 +189,22 @@ def test_groups_delta_members_and_deletion() -> None:
     groups, link = full_round(sim, "/groups/delta")
     assert groups[0]["id"] == group_id and groups[0]["displayName"] == "team"
     assert sorted(groups[0]["members@delta"], key=lambda m: m["id"]) == sorted(
-        [{"@odata.type": "#microsoft.graph.user", "id": u1}, {"@odata.type": "#microsoft.graph.user", "id": u2}],
-        key=lambda m: m["id"])
+        [
+            {"@odata.type": "#microsoft.graph.user", "id": u1},
+            {"@odata.type": "#microsoft.graph.user", "id": u2},
+        ],
+        key=lambda m: m["id"],
+    )
     sim.call("POST", f"/groups/{group_id}/members/$ref", body=ref(u3))
     sim.call("DELETE", f"/groups/{group_id}/members/{u1}/$ref")
     value, link = changes(sim, link)
     assert sorted(value[0]["members@delta"], key=lambda m: m["id"]) == sorted(
-        [{"@odata.type": "#microsoft.graph.user", "id": u3},
-         {"@odata.type": "#microsoft.graph.user", "id": u1, "@removed": {"reason": "deleted"}}],
-        key=lambda m: m["id"])
+        [
+            {"@odata.type": "#microsoft.graph.user", "id": u3},
+            {"@odata.type": "#microsoft.graph.user", "id": u1, "@removed": {"reason": "deleted"}},
+        ],
+        key=lambda m: m["id"],
+    )
     sim.call("DELETE", f"/groups/{group_id}")
     value, _ = changes(sim, link)
     assert value == [{"id": group_id, "@removed": {"reason": "deleted"}}]

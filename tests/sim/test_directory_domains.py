@@ -18,16 +18,28 @@ def certificate() -> str:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sts.fabrikam.com")])
     now = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(1).not_valid_before(now).not_valid_after(now + dt.timedelta(days=365))
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=365))
+        .sign(key, hashes.SHA256())
+    )
     return base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
 
 
 CERT = certificate()
-FED = {"displayName": "Fabrikam STS", "issuerUri": "http://fabrikam.com/adfs/services/trust",
-       "passiveSignInUri": "https://sts.fabrikam.com/adfs/ls", "signingCertificate": CERT,
-       "preferredAuthenticationProtocol": "wsFed", "federatedIdpMfaBehavior": "rejectMfaByFederatedIdp"}
+FED = {
+    "displayName": "Fabrikam STS",
+    "issuerUri": "http://fabrikam.com/adfs/services/trust",
+    "passiveSignInUri": "https://sts.fabrikam.com/adfs/ls",
+    "signingCertificate": CERT,
+    "preferredAuthenticationProtocol": "wsFed",
+    "federatedIdpMfaBehavior": "rejectMfaByFederatedIdp",
+}
 
 
 @pytest.fixture
@@ -43,38 +55,68 @@ def test_initial_domain_is_added(sim: Sim) -> None:
     initial = [d for d in body["value"] if d["isInitial"]]
     assert [d["id"] for d in initial] == ["contoso.onmicrosoft.com"]
     assert (initial[0]["isVerified"], initial[0]["authenticationType"], initial[0]["isDefault"]) == (
-        True, "Managed", False)
+        True,
+        "Managed",
+        False,
+    )
 
 
 def test_get_domain(sim: Sim) -> None:
     """https://learn.microsoft.com/en-us/graph/api/domain-get"""
     body = sim.call("GET", "/domains/CONTOSO.com").body
     assert body["@odata.context"] == f"{BASE}/$metadata#domains/$entity"
-    assert {k: body[k] for k in ("id", "isDefault", "isRoot", "isAdminManaged", "passwordValidityPeriodInDays",
-                                 "passwordNotificationWindowInDays", "supportedServices")} == {
-        "id": "contoso.com", "isDefault": True, "isRoot": True, "isAdminManaged": True,
-        "passwordValidityPeriodInDays": 2147483647, "passwordNotificationWindowInDays": 14,
-        "supportedServices": ["Email", "OfficeCommunicationsOnline"]}
+    assert {
+        k: body[k]
+        for k in (
+            "id",
+            "isDefault",
+            "isRoot",
+            "isAdminManaged",
+            "passwordValidityPeriodInDays",
+            "passwordNotificationWindowInDays",
+            "supportedServices",
+        )
+    } == {
+        "id": "contoso.com",
+        "isDefault": True,
+        "isRoot": True,
+        "isAdminManaged": True,
+        "passwordValidityPeriodInDays": 2147483647,
+        "passwordNotificationWindowInDays": 14,
+        "supportedServices": ["Email", "OfficeCommunicationsOnline"],
+    }
     assert error_of(sim.call("GET", "/domains/nope.com"))[:2] == (404, "Request_ResourceNotFound")
 
 
 def test_update_domain(sim: Sim) -> None:
     """https://learn.microsoft.com/en-us/graph/api/domain-update (204; password policy ranges per
     https://learn.microsoft.com/en-us/entra/identity/authentication/concept-sspr-policy)"""
-    ok = sim.call("PATCH", "/domains/contoso.com", body={"passwordValidityPeriodInDays": 90,
-                                                         "passwordNotificationWindowInDays": 7})
+    ok = sim.call(
+        "PATCH",
+        "/domains/contoso.com",
+        body={"passwordValidityPeriodInDays": 90, "passwordNotificationWindowInDays": 7},
+    )
     assert ok.status == 204
     assert sim.call("GET", "/domains/contoso.com").body["passwordValidityPeriodInDays"] == 90
-    for body, prop in (({"passwordValidityPeriodInDays": 5}, "passwordValidityPeriodInDays"),
-                       ({"passwordNotificationWindowInDays": 31}, "passwordNotificationWindowInDays"),
-                       ({"isDefault": True}, "isDefault")):
+    for body, prop in (
+        ({"passwordValidityPeriodInDays": 5}, "passwordValidityPeriodInDays"),
+        ({"passwordNotificationWindowInDays": 31}, "passwordNotificationWindowInDays"),
+        ({"isDefault": True}, "isDefault"),
+    ):
         target = "unverified.example" if prop == "isDefault" else "contoso.com"
         assert error_of(sim.call("PATCH", f"/domains/{target}", body=body)) == (
-            400, "Request_BadRequest", f"Invalid value specified for property '{prop}' of resource 'Domain'.")
+            400,
+            "Request_BadRequest",
+            f"Invalid value specified for property '{prop}' of resource 'Domain'.",
+        )
     assert sim.call("PATCH", "/domains/fabrikam.com", body={"isDefault": True}).status == 204
     assert sim.call("GET", "/domains/contoso.com").body["isDefault"] is False
-    denied = sim.call("PATCH", "/domains/contoso.com", body={"passwordValidityPeriodInDays": 90},
-                      perms=frozenset({"Directory.ReadWrite.All"}))
+    denied = sim.call(
+        "PATCH",
+        "/domains/contoso.com",
+        body={"passwordValidityPeriodInDays": 90},
+        perms=frozenset({"Directory.ReadWrite.All"}),
+    )
     assert error_of(denied)[0] == 403
 
 
@@ -89,24 +131,37 @@ def test_federate_domain_and_back(sim: Sim) -> None:
     assert sim.call("GET", "/domains/fabrikam.com").body["authenticationType"] == "Federated"
     listed = sim.call("GET", "/domains/fabrikam.com/federationConfiguration").body["value"]
     assert [f["id"] for f in listed] == [fed_id]
-    patched = sim.call("PATCH", f"/domains/fabrikam.com/federationConfiguration/{fed_id}",
-                       body={"displayName": "Renamed"})
+    patched = sim.call(
+        "PATCH", f"/domains/fabrikam.com/federationConfiguration/{fed_id}", body={"displayName": "Renamed"}
+    )
     assert (patched.status, patched.body["displayName"]) == (200, "Renamed")
     assert sim.call("DELETE", f"/domains/fabrikam.com/federationConfiguration/{fed_id}").status == 204
     assert sim.call("GET", "/domains/fabrikam.com").body["authenticationType"] == "Managed"
     assert error_of(sim.call("GET", f"/domains/fabrikam.com/federationConfiguration/{fed_id}"))[0] == 404
 
 
-@pytest.mark.parametrize(("domain", "message"), [
-    ("unverified.example", "Domain 'unverified.example' is not verified. Only verified domains can be federated."),
-    ("contoso.com", "The default domain 'contoso.com' cannot be federated. Set another default domain first."),
-    ("contoso.onmicrosoft.com", "The initial domain 'contoso.onmicrosoft.com' cannot be federated."),
-])
+@pytest.mark.parametrize(
+    ("domain", "message"),
+    [
+        (
+            "unverified.example",
+            "Domain 'unverified.example' is not verified. Only verified domains can be federated.",
+        ),
+        (
+            "contoso.com",
+            "The default domain 'contoso.com' cannot be federated. Set another default domain first.",
+        ),
+        ("contoso.onmicrosoft.com", "The initial domain 'contoso.onmicrosoft.com' cannot be federated."),
+    ],
+)
 def test_domains_that_cannot_be_federated(sim: Sim, domain: str, message: str) -> None:
     """https://learn.microsoft.com/en-us/graph/api/domain-post-federationconfiguration (only verified custom,
     non-default domains can be federated)"""
     assert error_of(sim.call("POST", f"/domains/{domain}/federationConfiguration", body=FED)) == (
-        400, "Request_BadRequest", message)
+        400,
+        "Request_BadRequest",
+        message,
+    )
 
 
 def test_already_federated_missing_fields_and_bad_certificate(sim: Sim) -> None:
@@ -114,11 +169,15 @@ def test_already_federated_missing_fields_and_bad_certificate(sim: Sim) -> None:
     a base64 X.509 certificate)"""
     path = "/domains/fabrikam.com/federationConfiguration"
     missing = sim.call("POST", path, body={k: v for k, v in FED.items() if k != "issuerUri"})
-    assert error_of(missing)[2] == "A value is required for property 'issuerUri' of resource 'InternalDomainFederation'."
+    assert (
+        error_of(missing)[2]
+        == "A value is required for property 'issuerUri' of resource 'InternalDomainFederation'."
+    )
     for bad in ("not-base64!", base64.b64encode(b"not a certificate").decode()):
         response = sim.call("POST", path, body={**FED, "signingCertificate": bad})
         assert error_of(response)[2] == (
-            "Invalid value specified for property 'signingCertificate' of resource 'InternalDomainFederation'.")
+            "Invalid value specified for property 'signingCertificate' of resource 'InternalDomainFederation'."
+        )
     assert error_of(sim.call("POST", path, body={**FED, "preferredAuthenticationProtocol": "oidc"}))[0] == 400
     assert sim.call("GET", "/domains/fabrikam.com").body["authenticationType"] == "Managed"
     assert sim.call("POST", path, body=FED).status == 201
@@ -137,7 +196,10 @@ def test_users_in_a_federated_domain_need_an_immutable_id(sim: Sim) -> None:
     """https://learn.microsoft.com/en-us/graph/api/resources/user (onPremisesImmutableId for federated UPNs)"""
     sim.call("POST", "/domains/fabrikam.com/federationConfiguration", body=FED)
     response = sim.call("POST", "/users", body=user_body("fed", userPrincipalName="fed@fabrikam.com"))
-    assert error_of(response)[2] == "A value is required for property 'onPremisesImmutableId' of resource 'User'."
+    assert (
+        error_of(response)[2]
+        == "A value is required for property 'onPremisesImmutableId' of resource 'User'."
+    )
 
 
 def test_organization(sim: Sim) -> None:
@@ -147,8 +209,10 @@ def test_organization(sim: Sim) -> None:
     org = body["value"][0]
     assert (org["id"], org["displayName"], org["onPremisesSyncEnabled"]) == (TENANT, "Contoso", None)
     assert sorted((d["name"], d["isDefault"], d["isInitial"], d["type"]) for d in org["verifiedDomains"]) == [
-        ("contoso.com", True, False, "Managed"), ("contoso.onmicrosoft.com", False, True, "Managed"),
-        ("fabrikam.com", False, False, "Managed")]
+        ("contoso.com", True, False, "Managed"),
+        ("contoso.onmicrosoft.com", False, True, "Managed"),
+        ("fabrikam.com", False, False, "Managed"),
+    ]
     synced = make_sim(sync=True).call("GET", f"/organization/{TENANT}").body
     assert synced["onPremisesSyncEnabled"] is True
     assert error_of(sim.call("GET", "/organization", perms=frozenset({"User.Read.All"})))[0] == 403

@@ -6,7 +6,9 @@ import pytest
 
 from tests.sim.directory_support import BASE, Sim, error_of, make_sim, ref
 
-ALREADY = "One or more added object references already exist for the following modified properties: 'members'."
+ALREADY = (
+    "One or more added object references already exist for the following modified properties: 'members'."
+)
 
 
 @pytest.fixture
@@ -30,7 +32,11 @@ def test_create_security_group_201(sim: Sim) -> None:
     body = response.body
     assert body["@odata.context"] == f"{BASE}/$metadata#groups/$entity"
     assert (body["displayName"], body["mailEnabled"], body["securityEnabled"], body["mail"]) == (
-        "sec-team", False, True, None)
+        "sec-team",
+        False,
+        True,
+        None,
+    )
     assert body["groupTypes"] == [] and body["description"] == "Security team"
     assert sim.call("GET", f"/groups/{body['id']}").body["displayName"] == "sec-team"
 
@@ -39,15 +45,21 @@ def test_create_unified_group_gets_mail(sim: Sim) -> None:
     """https://learn.microsoft.com/en-us/graph/api/group-post-groups (Microsoft 365 group: groupTypes Unified)"""
     body = sim.create_group("m365", mailEnabled=True, securityEnabled=False, groupTypes=["Unified"]).body
     assert (body["mail"], body["proxyAddresses"], body["visibility"]) == (
-        "m365@contoso.com", ["SMTP:m365@contoso.com"], "Public")
+        "m365@contoso.com",
+        ["SMTP:m365@contoso.com"],
+        "Public",
+    )
 
 
 def test_mail_enabled_security_group_is_refused(sim: Sim) -> None:
     """https://learn.microsoft.com/en-us/graph/api/group-post-groups (mail-enabled security groups can't be created
     through Graph); message as Graph answers it."""
     assert error_of(sim.create_group("mesg", mailEnabled=True)) == (
-        400, "Request_BadRequest", "The service does not currently support writes of mail-enabled groups. Please "
-        "ensure that the mail-enablement property is unset and the security-enablement property is set.")
+        400,
+        "Request_BadRequest",
+        "The service does not currently support writes of mail-enabled groups. Please "
+        "ensure that the mail-enablement property is unset and the security-enablement property is set.",
+    )
 
 
 @pytest.mark.parametrize("missing", ["displayName", "mailEnabled", "mailNickname", "securityEnabled"])
@@ -56,7 +68,10 @@ def test_create_requires_properties(sim: Sim, missing: str) -> None:
     body = {"displayName": "g", "mailEnabled": False, "mailNickname": "g", "securityEnabled": True}
     del body[missing]
     assert error_of(sim.call("POST", "/groups", body=body)) == (
-        400, "Request_BadRequest", f"A value is required for property '{missing}' of resource 'Group'.")
+        400,
+        "Request_BadRequest",
+        f"A value is required for property '{missing}' of resource 'Group'.",
+    )
 
 
 def test_members_odata_bind_20_ok_21_refused(sim: Sim) -> None:
@@ -83,7 +98,10 @@ def test_add_member_ref_and_already_a_member(sim: Sim) -> None:
     user_id = user_ids(sim, 1)[0]
     assert sim.call("POST", f"/groups/{group_id}/members/$ref", body=ref(user_id)).status == 204
     assert error_of(sim.call("POST", f"/groups/{group_id}/members/$ref", body=ref(user_id))) == (
-        400, "Request_BadRequest", ALREADY)
+        400,
+        "Request_BadRequest",
+        ALREADY,
+    )
     member = sim.call("GET", f"/groups/{group_id}/members").body
     assert member["@odata.context"] == f"{BASE}/$metadata#directoryObjects"
     assert member["value"][0]["@odata.type"] == "#microsoft.graph.user"
@@ -97,8 +115,12 @@ def test_add_member_bad_reference_and_missing_objects(sim: Sim) -> None:
     assert error_of(bad) == (400, "Request_BadRequest", "Invalid object identifier 'https://x/v1.0/me'.")
     ghost = "00000000-0000-0000-0000-000000000001"
     assert error_of(sim.call("POST", f"/groups/{group_id}/members/$ref", body=ref(ghost)))[:2] == (
-        404, "Request_ResourceNotFound")
-    assert error_of(sim.call("POST", f"/groups/{ghost}/members/$ref", body=ref(user_ids(sim, 1)[0])))[0] == 404
+        404,
+        "Request_ResourceNotFound",
+    )
+    assert (
+        error_of(sim.call("POST", f"/groups/{ghost}/members/$ref", body=ref(user_ids(sim, 1)[0])))[0] == 404
+    )
 
 
 def test_nested_group_member(sim: Sim) -> None:
@@ -118,8 +140,10 @@ def test_remove_member_and_not_a_member(sim: Sim) -> None:
     sim.call("POST", f"/groups/{group_id}/members/$ref", body=ref(user_id))
     assert sim.call("DELETE", f"/groups/{group_id}/members/{user_id}/$ref").status == 204
     assert error_of(sim.call("DELETE", f"/groups/{group_id}/members/{user_id}/$ref")) == (
-        404, "Request_ResourceNotFound",
-        f"Resource '{user_id}' does not exist or one of its queried reference-property objects are not present.")
+        404,
+        "Request_ResourceNotFound",
+        f"Resource '{user_id}' does not exist or one of its queried reference-property objects are not present.",
+    )
 
 
 def test_members_are_paged(sim: Sim) -> None:
@@ -128,7 +152,11 @@ def test_members_are_paged(sim: Sim) -> None:
     group_id = sim.create_group("big", **{"members@odata.bind": binds(ids[:20])}).body["id"]
     sim.call("PATCH", f"/groups/{group_id}", body={"members@odata.bind": binds(ids[20:])})
     first = sim.call("GET", f"/groups/{group_id}/members", {"$top": "10", "$select": "id,displayName"})
-    assert len(first.body["value"]) == 10 and set(first.body["value"][0]) == {"@odata.type", "id", "displayName"}
+    assert len(first.body["value"]) == 10 and set(first.body["value"][0]) == {
+        "@odata.type",
+        "id",
+        "displayName",
+    }
     seen = [m["id"] for m in first.body["value"]]
     response = first
     while "@odata.nextLink" in response.body:
@@ -164,7 +192,8 @@ def test_list_filter_select_and_update_delete(sim: Sim) -> None:
     assert sim.call("PATCH", f"/groups/{group_id}", body={"description": "changed"}).status == 204
     assert sim.call("GET", f"/groups/{group_id}", {"$select": "description"}).body["description"] == "changed"
     assert error_of(sim.call("PATCH", f"/groups/{group_id}", body={"mailEnabled": False}))[2] == (
-        "Property 'mailEnabled' is read-only and cannot be set.")
+        "Property 'mailEnabled' is read-only and cannot be set."
+    )
     assert sim.call("DELETE", f"/groups/{group_id}").status == 204
     assert error_of(sim.call("GET", f"/groups/{group_id}"))[:2] == (404, "Request_ResourceNotFound")
 
@@ -174,7 +203,10 @@ def test_group_permissions(sim: Sim) -> None:
     group_id = sim.create_group("team").body["id"]
     user_id = user_ids(sim, 1)[0]
     member_writer = frozenset({"GroupMember.ReadWrite.All"})
-    assert sim.call("POST", f"/groups/{group_id}/members/$ref", body=ref(user_id), perms=member_writer).status == 204
+    assert (
+        sim.call("POST", f"/groups/{group_id}/members/$ref", body=ref(user_id), perms=member_writer).status
+        == 204
+    )
     assert error_of(sim.call("POST", "/groups", body={}, perms=member_writer))[0] == 403
     assert sim.call("GET", "/groups", perms=frozenset({"GroupMember.Read.All"})).status == 200
     assert error_of(sim.call("GET", "/groups", perms=frozenset({"User.Read.All"})))[0] == 403

@@ -41,7 +41,10 @@ def test_writes_on_an_invisible_object_are_404_but_uniqueness_uses_the_primary(s
     assert error_of(sim.call("PATCH", f"/users/{user_id}", body={"jobTitle": "x"}))[0] == 404
     assert error_of(sim.call("DELETE", f"/users/{user_id}"))[0] == 404
     again = sim.call("POST", "/users", body=user_body("fresh"))
-    assert error_of(again)[2] == "Another object with the same value for property userPrincipalName already exists."
+    assert (
+        error_of(again)[2]
+        == "Another object with the same value for property userPrincipalName already exists."
+    )
     group_id = sim.create_group("team").body["id"]
     assert error_of(sim.call("POST", f"/groups/{group_id}/members/$ref", body=ref(user_id)))[0] == 404
 

@@ -48,12 +48,17 @@ def test_default_page_is_100_and_default_properties(sim: Sim) -> None:
 def test_top_1000_is_refused(sim: Sim) -> None:
     """https://learn.microsoft.com/en-us/graph/api/user-list ($top between 1 and 999)"""
     assert error_of(sim.call("GET", "/users", {"$top": "1000"})) == (
-        400, "Request_BadRequest", "Invalid page size specified: '1000'. Must be between 1 and 999 inclusive.")
+        400,
+        "Request_BadRequest",
+        "Invalid page size specified: '1000'. Must be between 1 and 999 inclusive.",
+    )
 
 
 def test_select_returns_only_the_selected_properties(sim: Sim) -> None:
     """https://learn.microsoft.com/en-us/graph/query-parameters#select-parameter"""
-    body = sim.call("GET", "/users", {"$select": "id,accountEnabled,employeeId,passwordProfile", "$top": "1"}).body
+    body = sim.call(
+        "GET", "/users", {"$select": "id,accountEnabled,employeeId,passwordProfile", "$top": "1"}
+    ).body
     assert body["@odata.context"] == f"{BASE}/$metadata#users(id,accountEnabled,employeeId,passwordProfile)"
     user = body["value"][0]
     assert set(user) == {"id", "accountEnabled", "employeeId", "passwordProfile"}
@@ -63,6 +68,7 @@ def test_select_returns_only_the_selected_properties(sim: Sim) -> None:
 
 def test_filters_on_default_supported_properties(sim: Sim) -> None:
     """https://learn.microsoft.com/en-us/graph/aad-advanced-queries (eq / in / startsWith work by default)"""
+
     def upns(expression: str) -> list[str]:
         response = sim.call("GET", "/users", {"$filter": expression, "$select": "userPrincipalName"})
         assert response.status == 200, response.body
@@ -75,7 +81,8 @@ def test_filters_on_default_supported_properties(sim: Sim) -> None:
     assert upns("proxyAddresses/any(p:startswith(p,'SMTP:user0011'))") == ["user0011@contoso.com"]
     assert len(upns("surname eq 'O''Brien'")) == 15
     assert upns("surname eq 'O''Brien' and (employeeId eq 'E0007' or employeeId eq 'E0012')") == [
-        "user0012@contoso.com"]
+        "user0012@contoso.com"
+    ]
 
 
 def test_advanced_operators_without_eventual_are_refused(sim: Sim) -> None:
@@ -109,8 +116,10 @@ def test_count_without_eventual_is_silently_ignored(sim: Sim) -> None:
 def test_unsupported_filter_property(sim: Sim) -> None:
     """https://learn.microsoft.com/en-us/graph/aad-advanced-queries ("Unsupported or invalid query filter clause")"""
     assert error_of(sim.call("GET", "/users", {"$filter": "favouriteColour eq 'blue'"})) == (
-        400, "Request_UnsupportedQuery",
-        "Unsupported or invalid query filter clause specified for property 'favouriteColour' of resource 'User'.")
+        400,
+        "Request_UnsupportedQuery",
+        "Unsupported or invalid query filter clause specified for property 'favouriteColour' of resource 'User'.",
+    )
 
 
 # -- get ----------------------------------------------------------------------------------------------------------
@@ -128,7 +137,10 @@ def test_get_by_id_or_upn_case_insensitive(sim: Sim) -> None:
 def test_get_missing_user_is_404(sim: Sim) -> None:
     """https://learn.microsoft.com/en-us/graph/api/user-get (Request_ResourceNotFound)"""
     assert error_of(sim.call("GET", "/users/nobody@contoso.com")) == (
-        404, "Request_ResourceNotFound", NOT_FOUND.format("nobody@contoso.com"))
+        404,
+        "Request_ResourceNotFound",
+        NOT_FOUND.format("nobody@contoso.com"),
+    )
 
 
 # -- create -------------------------------------------------------------------------------------------------------
@@ -140,51 +152,70 @@ def test_create_user_201_and_mail_becomes_primary_proxy(sim: Sim) -> None:
     assert response.status == 201
     assert response.body["userPrincipalName"] == "newbie@contoso.com"
     assert list(response.body)[1:] == list(USER_DEFAULT)
-    got = sim.call("GET", f"/users/{response.body['id']}",
-                   {"$select": "proxyAddresses,passwordProfile,createdDateTime,accountEnabled"}).body
+    got = sim.call(
+        "GET",
+        f"/users/{response.body['id']}",
+        {"$select": "proxyAddresses,passwordProfile,createdDateTime,accountEnabled"},
+    ).body
     assert got["proxyAddresses"] == ["SMTP:newbie@contoso.com"]
     assert got["passwordProfile"] is None
     assert got["createdDateTime"] == "2023-11-14T22:13:20Z" and got["accountEnabled"] is True
 
 
-@pytest.mark.parametrize("missing", ["accountEnabled", "displayName", "mailNickname", "userPrincipalName",
-                                     "passwordProfile"])
+@pytest.mark.parametrize(
+    "missing", ["accountEnabled", "displayName", "mailNickname", "userPrincipalName", "passwordProfile"]
+)
 def test_create_requires_properties(sim: Sim, missing: str) -> None:
     """https://learn.microsoft.com/en-us/graph/api/user-post-users (required properties)"""
     body = user_body("someone")
     del body[missing]
     assert error_of(sim.call("POST", "/users", body=body)) == (
-        400, "Request_BadRequest", f"A value is required for property '{missing}' of resource 'User'.")
+        400,
+        "Request_BadRequest",
+        f"A value is required for property '{missing}' of resource 'User'.",
+    )
 
 
 @pytest.mark.parametrize("upn", ["x@unverified.example", "x@elsewhere.org"])
 def test_create_needs_a_verified_domain(sim: Sim, upn: str) -> None:
     """https://learn.microsoft.com/en-us/graph/api/user-post-users (UPN domain must be verified)"""
     assert error_of(sim.call("POST", "/users", body=user_body("x", userPrincipalName=upn))) == (
-        400, "Request_BadRequest", "The domain portion of the userPrincipalName property is invalid. You must use "
-        "one of the verified domain names in your organization.")
+        400,
+        "Request_BadRequest",
+        "The domain portion of the userPrincipalName property is invalid. You must use "
+        "one of the verified domain names in your organization.",
+    )
 
 
-@pytest.mark.parametrize(("extra", "prop"), [
-    ({"userPrincipalName": "User0001@CONTOSO.com"}, "userPrincipalName"),
-    ({"mailNickname": "USER0002"}, "mailNickname"),
-    ({"userPrincipalName": "user0003@fabrikam.com", "mail": "user0003@contoso.com"}, "proxyAddresses"),
-])
+@pytest.mark.parametrize(
+    ("extra", "prop"),
+    [
+        ({"userPrincipalName": "User0001@CONTOSO.com"}, "userPrincipalName"),
+        ({"mailNickname": "USER0002"}, "mailNickname"),
+        ({"userPrincipalName": "user0003@fabrikam.com", "mail": "user0003@contoso.com"}, "proxyAddresses"),
+    ],
+)
 def test_create_duplicates_are_object_conflicts(sim: Sim, extra: dict[str, str], prop: str) -> None:
     """https://learn.microsoft.com/en-us/graph/api/user-post-users ("Another object with the same value ...")"""
     response = sim.call("POST", "/users", body=user_body("fresh", **extra))
     message = f"Another object with the same value for property {prop} already exists."
     assert error_of(response) == (400, "Request_BadRequest", message)
-    assert response.body["error"]["details"] == [{"code": "ObjectConflict", "message": message, "target": prop}]
+    assert response.body["error"]["details"] == [
+        {"code": "ObjectConflict", "message": message, "target": prop}
+    ]
 
 
 def test_create_upn_equal_to_a_secondary_proxy_address_conflicts(sim: Sim) -> None:
     """https://learn.microsoft.com/en-us/graph/api/resources/user (proxyAddresses are unique in the tenant)"""
     sim.call("PATCH", "/users/user0004@contoso.com", body={"mail": "renamed@contoso.com"})
-    proxies = sim.call("GET", "/users/user0004@contoso.com", {"$select": "proxyAddresses"}).body["proxyAddresses"]
+    proxies = sim.call("GET", "/users/user0004@contoso.com", {"$select": "proxyAddresses"}).body[
+        "proxyAddresses"
+    ]
     assert proxies == ["SMTP:renamed@contoso.com", "smtp:user0004@contoso.com"]
     clash = sim.call("POST", "/users", body=user_body("clash", userPrincipalName="renamed@contoso.com"))
-    assert error_of(clash)[2] == "Another object with the same value for property proxyAddresses already exists."
+    assert (
+        error_of(clash)[2] == "Another object with the same value for property proxyAddresses already exists."
+    )
 
 
 @pytest.mark.parametrize("password", ["Sh0rt!", "alllowercase1", "NoDigitsOrSymbols", "x" * 250 + "A1!xyzw"])
@@ -192,45 +223,69 @@ def test_password_complexity(sim: Sim, password: str) -> None:
     """https://learn.microsoft.com/en-us/entra/identity/authentication/concept-password-ban-bad-combined-policy"""
     body = user_body("pw", passwordProfile={"password": password})
     assert error_of(sim.call("POST", "/users", body=body)) == (
-        400, "Request_BadRequest", "The specified password does not comply with password complexity requirements. "
-        "Please provide a different password.")
+        400,
+        "Request_BadRequest",
+        "The specified password does not comply with password complexity requirements. "
+        "Please provide a different password.",
+    )
 
 
 def test_password_with_three_classes_is_accepted(sim: Sim) -> None:
     """https://learn.microsoft.com/en-us/entra/identity/authentication/concept-password-ban-bad-combined-policy"""
-    assert sim.call("POST", "/users", body=user_body("pw", passwordProfile={"password": "lower-case-9"})).status == 201
+    assert (
+        sim.call("POST", "/users", body=user_body("pw", passwordProfile={"password": "lower-case-9"})).status
+        == 201
+    )
 
 
-@pytest.mark.parametrize(("prop", "message"), [
-    ("id", "Property 'id' is read-only and cannot be set."),
-    ("proxyAddresses", "Property 'proxyAddresses' is read-only and cannot be set."),
-    ("createdDateTime", "Property 'createdDateTime' is read-only and cannot be set."),
-    ("shoeSize", "Invalid property 'shoeSize'."),
-])
+@pytest.mark.parametrize(
+    ("prop", "message"),
+    [
+        ("id", "Property 'id' is read-only and cannot be set."),
+        ("proxyAddresses", "Property 'proxyAddresses' is read-only and cannot be set."),
+        ("createdDateTime", "Property 'createdDateTime' is read-only and cannot be set."),
+        ("shoeSize", "Invalid property 'shoeSize'."),
+    ],
+)
 def test_create_refuses_read_only_and_unknown_properties(sim: Sim, prop: str, message: str) -> None:
     """https://learn.microsoft.com/en-us/graph/api/resources/user (read-only properties); unknown → "Invalid
     property" as Graph answers (github.com/pnp/PnP-Sites-Core/issues/1807)."""
     assert error_of(sim.call("POST", "/users", body=user_body("ro", **{prop: ["x"]}))) == (
-        400, "Request_BadRequest", message)
+        400,
+        "Request_BadRequest",
+        message,
+    )
 
 
 def test_federated_domain_requires_immutable_id_without_dollar_or_underscore() -> None:
     """https://learn.microsoft.com/en-us/graph/api/resources/user (onPremisesImmutableId: required for a federated
     UPN domain; "$" and "_" can't be used)"""
-    sim = make_sim(domains=[{"id": "contoso.com", "isDefault": True, "isVerified": True},
-                            {"id": "fed.contoso.com", "isVerified": True, "authenticationType": "Federated"}])
-    body = {k: v for k, v in user_body("f", userPrincipalName="f@fed.contoso.com").items() if k != "passwordProfile"}
+    sim = make_sim(
+        domains=[
+            {"id": "contoso.com", "isDefault": True, "isVerified": True},
+            {"id": "fed.contoso.com", "isVerified": True, "authenticationType": "Federated"},
+        ]
+    )
+    body = {
+        k: v
+        for k, v in user_body("f", userPrincipalName="f@fed.contoso.com").items()
+        if k != "passwordProfile"
+    }
     assert error_of(sim.call("POST", "/users", body=body))[2] == (
-        "A value is required for property 'onPremisesImmutableId' of resource 'User'.")
+        "A value is required for property 'onPremisesImmutableId' of resource 'User'."
+    )
     bad = sim.call("POST", "/users", body={**body, "onPremisesImmutableId": "abc_def"})
-    assert error_of(bad)[2] == "Invalid value specified for property 'onPremisesImmutableId' of resource 'User'."
+    assert (
+        error_of(bad)[2] == "Invalid value specified for property 'onPremisesImmutableId' of resource 'User'."
+    )
     assert sim.call("POST", "/users", body={**body, "onPremisesImmutableId": "QUJDREVG"}).status == 201
 
 
 def test_invalid_mail_nickname(sim: Sim) -> None:
     """https://learn.microsoft.com/en-us/graph/api/resources/user (mailNickname characters)"""
     assert error_of(sim.call("POST", "/users", body=user_body("bad name")))[2] == (
-        "Invalid value specified for property 'mailNickname' of resource 'User'.")
+        "Invalid value specified for property 'mailNickname' of resource 'User'."
+    )
 
 
 # -- update / delete / revoke ---------------------------------------------------------------------------------------
@@ -247,29 +302,43 @@ def test_patch_updates_and_returns_204(sim: Sim) -> None:
 def test_patch_validates_like_create(sim: Sim) -> None:
     """https://learn.microsoft.com/en-us/graph/api/user-update (same rules as create for UPN and password)"""
     upn = sim.call("PATCH", "/users/user0001@contoso.com", body={"userPrincipalName": "user0002@contoso.com"})
-    assert error_of(upn)[2] == "Another object with the same value for property userPrincipalName already exists."
+    assert (
+        error_of(upn)[2]
+        == "Another object with the same value for property userPrincipalName already exists."
+    )
     own = sim.call("PATCH", "/users/user0001@contoso.com", body={"userPrincipalName": "user0001@contoso.com"})
     assert own.status == 204
-    domain = sim.call("PATCH", "/users/user0001@contoso.com", body={"userPrincipalName": "a@unverified.example"})
+    domain = sim.call(
+        "PATCH", "/users/user0001@contoso.com", body={"userPrincipalName": "a@unverified.example"}
+    )
     assert error_of(domain)[2].startswith("The domain portion of the userPrincipalName property is invalid.")
     weak = sim.call("PATCH", "/users/user0001@contoso.com", body={"passwordProfile": {"password": "weak"}})
     assert error_of(weak)[2].startswith("The specified password does not comply")
     assert error_of(sim.call("PATCH", "/users/user0001@contoso.com", body={"id": "x"}))[2] == (
-        "Property 'id' is read-only and cannot be set.")
+        "Property 'id' is read-only and cannot be set."
+    )
 
 
 def test_patch_rename_frees_the_old_upn(sim: Sim) -> None:
     """https://learn.microsoft.com/en-us/graph/api/user-update (userPrincipalName is updatable)"""
     assert sim.create_user("temp").status == 201
-    assert sim.call("PATCH", "/users/temp@contoso.com", body={"userPrincipalName": "boss@contoso.com",
-                                                              "mailNickname": "boss"}).status == 204
+    assert (
+        sim.call(
+            "PATCH",
+            "/users/temp@contoso.com",
+            body={"userPrincipalName": "boss@contoso.com", "mailNickname": "boss"},
+        ).status
+        == 204
+    )
     assert sim.call("GET", "/users/boss@contoso.com").status == 200
     assert sim.call("GET", "/users/temp@contoso.com").status == 404
     assert sim.create_user("temp").status == 201
     # A seeded user's old address stays a secondary proxy address, so it is still taken.
     sim.call("PATCH", "/users/user0001@contoso.com", body={"userPrincipalName": "u1@contoso.com"})
     clash = sim.call("POST", "/users", body=user_body("other", userPrincipalName="user0001@contoso.com"))
-    assert error_of(clash)[2] == "Another object with the same value for property proxyAddresses already exists."
+    assert (
+        error_of(clash)[2] == "Another object with the same value for property proxyAddresses already exists."
+    )
 
 
 def test_delete_is_204_then_gone(sim: Sim) -> None:
@@ -283,10 +352,15 @@ def test_delete_is_204_then_gone(sim: Sim) -> None:
 def test_revoke_sign_in_sessions(sim: Sim) -> None:
     """https://learn.microsoft.com/en-us/graph/api/user-revokesigninsessions (200, {"value": true})"""
     sim.clock.advance(60)
-    response = sim.call("POST", "/users/user0001@contoso.com/revokeSignInSessions",
-                        perms=frozenset({"User.RevokeSessions.All"}))
-    assert (response.status, response.body) == (200, {"@odata.context": f"{BASE}/$metadata#Edm.Boolean",
-                                                      "value": True})
+    response = sim.call(
+        "POST",
+        "/users/user0001@contoso.com/revokeSignInSessions",
+        perms=frozenset({"User.RevokeSessions.All"}),
+    )
+    assert (response.status, response.body) == (
+        200,
+        {"@odata.context": f"{BASE}/$metadata#Edm.Boolean", "value": True},
+    )
     got = sim.call("GET", "/users/user0001@contoso.com", {"$select": "signInSessionsValidFromDateTime"}).body
     assert got["signInSessionsValidFromDateTime"] == "2023-11-14T22:14:20Z"
 
@@ -301,25 +375,47 @@ def test_permissions() -> None:
     denied = (403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
     assert error_of(sim.call("GET", "/users", perms=frozenset({"Group.Read.All"}))) == denied
     assert sim.call("GET", "/users", perms=frozenset({"User.Read.All"})).status == 200
-    assert error_of(sim.call("POST", "/users", body=user_body("z"), perms=frozenset({"User.Read.All"}))) == denied
+    assert (
+        error_of(sim.call("POST", "/users", body=user_body("z"), perms=frozenset({"User.Read.All"})))
+        == denied
+    )
     enable = frozenset({"User.EnableDisableAccount.All"})
-    assert sim.call("PATCH", "/users/user0001@contoso.com", body={"accountEnabled": False}, perms=enable).status == 204
-    assert error_of(sim.call("PATCH", "/users/user0001@contoso.com", body={"jobTitle": "x"}, perms=enable)) == denied
+    assert (
+        sim.call("PATCH", "/users/user0001@contoso.com", body={"accountEnabled": False}, perms=enable).status
+        == 204
+    )
+    assert (
+        error_of(sim.call("PATCH", "/users/user0001@contoso.com", body={"jobTitle": "x"}, perms=enable))
+        == denied
+    )
     writer = frozenset({"User.ReadWrite.All"})
     reset = {"passwordProfile": {"password": STRONG}}
     assert error_of(sim.call("PATCH", "/users/user0001@contoso.com", body=reset, perms=writer)) == denied
-    delegated = sim.call("PATCH", "/users/user0001@contoso.com", body=reset, delegated=True,
-                         perms=frozenset({"Directory.AccessAsUser.All"}))
+    delegated = sim.call(
+        "PATCH",
+        "/users/user0001@contoso.com",
+        body=reset,
+        delegated=True,
+        perms=frozenset({"Directory.AccessAsUser.All"}),
+    )
     assert delegated.status == 204
 
 
 def test_unknown_segment_and_method(sim: Sim) -> None:
     """Graph answers 400 "Resource not found for the segment" and 405 for a method the target does not support."""
-    assert error_of(sim.call("GET", "/usres")) == (400, "BadRequest", "Resource not found for the segment 'usres'.")
+    assert error_of(sim.call("GET", "/usres")) == (
+        400,
+        "BadRequest",
+        "Resource not found for the segment 'usres'.",
+    )
     assert error_of(sim.call("GET", "/users/user0001@contoso.com/photoz"))[2] == (
-        "Resource not found for the segment 'photoz'.")
+        "Resource not found for the segment 'photoz'."
+    )
     assert error_of(sim.call("PUT", "/users/user0001@contoso.com")) == (
-        405, "Request_BadRequest", "Specified HTTP method is not allowed for the request target.")
+        405,
+        "Request_BadRequest",
+        "Specified HTTP method is not allowed for the request target.",
+    )
 
 
 def test_synced_users_refuse_cloud_edits() -> None:
@@ -327,9 +423,13 @@ def test_synced_users_refuse_cloud_edits() -> None:
     on-premises"); Graph's message: "Unable to update the specified properties for on-premises mastered ..."."""
     sim = make_sim(2, sync=True)
     refused = sim.call("PATCH", "/users/user0001@contoso.com", body={"displayName": "Cloud edit"})
-    assert error_of(refused) == (400, "Request_BadRequest", "Unable to update the specified properties for "
-                                 "on-premises mastered Directory Sync objects or objects currently undergoing "
-                                 "migration.")
+    assert error_of(refused) == (
+        400,
+        "Request_BadRequest",
+        "Unable to update the specified properties for "
+        "on-premises mastered Directory Sync objects or objects currently undergoing "
+        "migration.",
+    )
     assert sim.call("PATCH", "/users/user0001@contoso.com", body={"usageLocation": "DE"}).status == 204
     assert error_of(sim.call("DELETE", "/users/user0002@contoso.com"))[0] == 400
     assert sim.create_user("cloudonly").status == 201
@@ -343,13 +443,20 @@ def test_manager_set_get_remove(sim: Sim) -> None:
     """https://learn.microsoft.com/en-us/graph/api/user-post-manager, user-list-manager, user-delete-manager"""
     boss = sim.call("GET", "/users/user0100@contoso.com").body["id"]
     assert error_of(sim.call("GET", "/users/user0001@contoso.com/manager")) == (
-        404, "Request_ResourceNotFound", NOT_FOUND.format("manager"))
-    put = sim.call("PUT", "/users/user0001@contoso.com/manager/$ref",
-                   body={"@odata.id": f"https://graph.microsoft.com/v1.0/users/{boss}"})
+        404,
+        "Request_ResourceNotFound",
+        NOT_FOUND.format("manager"),
+    )
+    put = sim.call(
+        "PUT",
+        "/users/user0001@contoso.com/manager/$ref",
+        body={"@odata.id": f"https://graph.microsoft.com/v1.0/users/{boss}"},
+    )
     assert put.status == 204
     manager = sim.call("GET", "/users/user0001@contoso.com/manager").body
     assert (manager["@odata.type"], manager["id"]) == ("#microsoft.graph.user", boss)
     assert sim.call("DELETE", "/users/user0001@contoso.com/manager/$ref").status == 204
     assert sim.call("GET", "/users/user0001@contoso.com/manager").status == 404
-    assert error_of(sim.call("PUT", "/users/user0001@contoso.com/manager/$ref", body={"@odata.id": "junk"}))[:2] == (
-        400, "Request_BadRequest")
+    assert error_of(sim.call("PUT", "/users/user0001@contoso.com/manager/$ref", body={"@odata.id": "junk"}))[
+        :2
+    ] == (400, "Request_BadRequest")

@@ -69,8 +69,13 @@ def test_openid_configuration_and_jwks_verify_issued_tokens(tenant: SimTenant) -
     token = tenant.token()
     header = jwt.get_unverified_header(token)
     key = next(k for k in jwks["keys"] if k["kid"] == header["kid"])
-    verified = jwt.decode(token, jwt.PyJWK(key).key, algorithms=["RS256"], audience="https://graph.microsoft.com",
-                          issuer=config["issuer"])
+    verified = jwt.decode(
+        token,
+        jwt.PyJWK(key).key,
+        algorithms=["RS256"],
+        audience="https://graph.microsoft.com",
+        issuer=config["issuer"],
+    )
     assert verified["tid"] == TENANT_ID
 
 
@@ -80,9 +85,15 @@ def test_unknown_tenant_is_aadsts90002(tenant: SimTenant) -> None:
         discovery = http.get("/nowhere.example/v2.0/.well-known/openid-configuration")
         assert discovery.status_code == 400
         assert_aad_error(discovery.json(), "invalid_request", 90002)
-        token = http.post("/nowhere.example/oauth2/v2.0/token",
-                          data={"grant_type": "client_credentials", "client_id": CLIENT_ID,
-                                "client_secret": SECRET, "scope": GRAPH_SCOPE})
+        token = http.post(
+            "/nowhere.example/oauth2/v2.0/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": CLIENT_ID,
+                "client_secret": SECRET,
+                "scope": GRAPH_SCOPE,
+            },
+        )
     assert token.status_code == 400
     assert_aad_error(token.json(), "invalid_request", 90002)
     with pytest.raises(ValueError, match="authority"):
@@ -123,10 +134,14 @@ def test_every_registered_secret_works_and_basic_auth_is_accepted(tenant: SimTen
     (form-url-encoded id and secret in the Authorization header) is advertised in the discovery document."""
     assert claims(tenant.token(secret=SECRET + "-2"))["azp"] == CLIENT_ID
     basic = base64.b64encode(
-        f"{urllib.parse.quote_plus(CLIENT_ID)}:{urllib.parse.quote_plus(SECRET)}".encode()).decode()
+        f"{urllib.parse.quote_plus(CLIENT_ID)}:{urllib.parse.quote_plus(SECRET)}".encode()
+    ).decode()
     with tenant.http() as http:
-        resp = http.post(f"/{TENANT_ID}/oauth2/v2.0/token", headers={"Authorization": f"Basic {basic}"},
-                         data={"grant_type": "client_credentials", "scope": GRAPH_SCOPE})
+        resp = http.post(
+            f"/{TENANT_ID}/oauth2/v2.0/token",
+            headers={"Authorization": f"Basic {basic}"},
+            data={"grant_type": "client_credentials", "scope": GRAPH_SCOPE},
+        )
     assert resp.status_code == 200, resp.text
     assert resp.json()["ext_expires_in"] == 3599
 
@@ -137,15 +152,23 @@ def test_wrong_secret_and_unknown_client_are_refused(tenant: SimTenant) -> None:
     bad = tenant.msal(secret="wrong").acquire_token_for_client([GRAPH_SCOPE])
     assert bad["error"] == "invalid_client" and bad["error_codes"] == [7000215]
     unknown = tenant.msal(client_id="99999999-9999-4999-8999-999999999999").acquire_token_for_client(
-        [GRAPH_SCOPE])
+        [GRAPH_SCOPE]
+    )
     assert unknown["error"] == "unauthorized_client" and unknown["error_codes"] == [700016]
     with tenant.http() as http:
-        resp = http.post(f"/{TENANT_ID}/oauth2/v2.0/token",
-                         data={"grant_type": "client_credentials", "client_id": CLIENT_ID,
-                               "client_secret": "wrong", "scope": GRAPH_SCOPE})
-        missing = http.post(f"/{TENANT_ID}/oauth2/v2.0/token",
-                            data={"grant_type": "client_credentials", "client_id": CLIENT_ID,
-                                  "scope": GRAPH_SCOPE})
+        resp = http.post(
+            f"/{TENANT_ID}/oauth2/v2.0/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": CLIENT_ID,
+                "client_secret": "wrong",
+                "scope": GRAPH_SCOPE,
+            },
+        )
+        missing = http.post(
+            f"/{TENANT_ID}/oauth2/v2.0/token",
+            data={"grant_type": "client_credentials", "client_id": CLIENT_ID, "scope": GRAPH_SCOPE},
+        )
     assert resp.status_code == 401
     assert_aad_error(resp.json(), "invalid_client", 7000215)
     assert missing.status_code == 401
@@ -156,10 +179,13 @@ def test_bad_scopes_grants_and_common_endpoint(tenant: SimTenant) -> None:
     """reference-error-codes: a client-credentials scope without /.default is invalid_scope (AADSTS1002012),
     an unknown resource invalid_resource (AADSTS500011), an unknown grant unsupported_grant_type (AADSTS70003),
     client credentials over /common AADSTS9001023."""
+
     def post(segment: str, **data: str) -> Any:
         with tenant.http() as http:
-            return http.post(f"/{segment}/oauth2/v2.0/token",
-                             data={"client_id": CLIENT_ID, "client_secret": SECRET, **data})
+            return http.post(
+                f"/{segment}/oauth2/v2.0/token",
+                data={"client_id": CLIENT_ID, "client_secret": SECRET, **data},
+            )
 
     r = post(TENANT_ID, grant_type="client_credentials", scope="https://graph.microsoft.com/User.Read.All")
     assert r.status_code == 400
@@ -180,12 +206,24 @@ def test_azure_identity_client_secret_credential(tenant: SimTenant) -> None:
     """azure-identity's ClientSecretCredential (MSAL underneath) against the simulated authority host; a wrong
     secret surfaces as ClientAuthenticationError carrying AADSTS7000215
     (v2-oauth2-client-creds-grant-flow, reference-error-codes)."""
-    cred = ClientSecretCredential(TENANT_ID, CLIENT_ID, SECRET, authority=tenant.sim.url,
-                                  connection_verify=tenant.sim.ca, disable_instance_discovery=True)
+    cred = ClientSecretCredential(
+        TENANT_ID,
+        CLIENT_ID,
+        SECRET,
+        authority=tenant.sim.url,
+        connection_verify=tenant.sim.ca,
+        disable_instance_discovery=True,
+    )
     token = cred.get_token(VAULT_SCOPE)
     assert claims(token.token)["aud"] == "https://vault.azure.net"
-    bad = ClientSecretCredential(TENANT_ID, CLIENT_ID, "wrong", authority=tenant.sim.url,
-                                 connection_verify=tenant.sim.ca, disable_instance_discovery=True)
+    bad = ClientSecretCredential(
+        TENANT_ID,
+        CLIENT_ID,
+        "wrong",
+        authority=tenant.sim.url,
+        connection_verify=tenant.sim.ca,
+        disable_instance_discovery=True,
+    )
     with pytest.raises(ClientAuthenticationError, match="AADSTS7000215"):
         bad.get_token(GRAPH_SCOPE)
 
@@ -211,8 +249,9 @@ def test_authorization_code_flow_with_pkce_and_nonce(tenant: SimTenant) -> None:
     state, nonce, iss and aud itself)."""
     oid, upn = _first_upn(tenant)
     app = tenant.msal()
-    flow = app.initiate_auth_code_flow(["https://graph.microsoft.com/User.Read"], redirect_uri=REDIRECT,
-                                       login_hint=upn)
+    flow = app.initiate_auth_code_flow(
+        ["https://graph.microsoft.com/User.Read"], redirect_uri=REDIRECT, login_hint=upn
+    )
     auth_response = _authorize(tenant, flow)
     assert auth_response["state"] == flow["state"]
     result = app.acquire_token_by_auth_code_flow(flow, auth_response)
@@ -238,18 +277,35 @@ def test_code_is_single_use_short_lived_and_pkce_bound(tenant: SimTenant) -> Non
 
     def get_code() -> str:
         with tenant.http() as http:
-            resp = http.get(f"/{TENANT_ID}/oauth2/v2.0/authorize", params={
-                "client_id": CLIENT_ID, "response_type": "code", "redirect_uri": REDIRECT,
-                "scope": "openid offline_access User.Read", "state": "s1", "login_hint": upn,
-                "code_challenge": challenge, "code_challenge_method": "S256"})
+            resp = http.get(
+                f"/{TENANT_ID}/oauth2/v2.0/authorize",
+                params={
+                    "client_id": CLIENT_ID,
+                    "response_type": "code",
+                    "redirect_uri": REDIRECT,
+                    "scope": "openid offline_access User.Read",
+                    "state": "s1",
+                    "login_hint": upn,
+                    "code_challenge": challenge,
+                    "code_challenge_method": "S256",
+                },
+            )
         assert resp.status_code == 302, resp.text
         return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(resp.headers["Location"]).query))["code"]
 
     def redeem(code: str, code_verifier: str = verifier) -> Any:
         with tenant.http() as http:
-            return http.post(f"/{TENANT_ID}/oauth2/v2.0/token", data={
-                "grant_type": "authorization_code", "client_id": CLIENT_ID, "client_secret": SECRET,
-                "code": code, "redirect_uri": REDIRECT, "code_verifier": code_verifier})
+            return http.post(
+                f"/{TENANT_ID}/oauth2/v2.0/token",
+                data={
+                    "grant_type": "authorization_code",
+                    "client_id": CLIENT_ID,
+                    "client_secret": SECRET,
+                    "code": code,
+                    "redirect_uri": REDIRECT,
+                    "code_verifier": code_verifier,
+                },
+            )
 
     code = get_code()
     wrong = redeem(code, "not-the-verifier")
@@ -267,24 +323,49 @@ def test_authorize_refuses_untrusted_redirects_and_redirects_trusted_errors(tena
     """v2-oauth2-auth-code-flow "Error response": errors go back to the redirect URI with ``error`` and
     ``error_description`` - but only to a registered one (AADSTS50011 otherwise, shown as a page)."""
     with tenant.http() as http:
-        untrusted = http.get(f"/{TENANT_ID}/oauth2/v2.0/authorize", params={
-            "client_id": CLIENT_ID, "response_type": "code", "redirect_uri": "https://evil.example/cb",
-            "scope": "openid"})
+        untrusted = http.get(
+            f"/{TENANT_ID}/oauth2/v2.0/authorize",
+            params={
+                "client_id": CLIENT_ID,
+                "response_type": "code",
+                "redirect_uri": "https://evil.example/cb",
+                "scope": "openid",
+            },
+        )
         assert untrusted.status_code == 400 and "AADSTS50011" in untrusted.text
-        bad_type = http.get(f"/{TENANT_ID}/oauth2/v2.0/authorize", params={
-            "client_id": CLIENT_ID, "response_type": "token", "redirect_uri": REDIRECT, "scope": "openid",
-            "state": "xyz"})
+        bad_type = http.get(
+            f"/{TENANT_ID}/oauth2/v2.0/authorize",
+            params={
+                "client_id": CLIENT_ID,
+                "response_type": "token",
+                "redirect_uri": REDIRECT,
+                "scope": "openid",
+                "state": "xyz",
+            },
+        )
         assert bad_type.status_code == 302
         q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(bad_type.headers["Location"]).query))
         assert q["error"] == "unsupported_response_type" and q["state"] == "xyz"
-        unknown = http.get(f"/{TENANT_ID}/oauth2/v2.0/authorize", params={
-            "client_id": "99999999-9999-4999-8999-999999999999", "response_type": "code",
-            "redirect_uri": REDIRECT, "scope": "openid"})
+        unknown = http.get(
+            f"/{TENANT_ID}/oauth2/v2.0/authorize",
+            params={
+                "client_id": "99999999-9999-4999-8999-999999999999",
+                "response_type": "code",
+                "redirect_uri": REDIRECT,
+                "scope": "openid",
+            },
+        )
         assert unknown.status_code == 400 and "AADSTS700016" in unknown.text
         # A client with no registered redirect URIs may use a loopback one (dev consent).
-        loopback = http.get(f"/{TENANT_ID}/oauth2/v2.0/authorize", params={
-            "client_id": OTHER_CLIENT_ID, "response_type": "code", "redirect_uri": "http://127.0.0.1:9/cb",
-            "scope": "openid"})
+        loopback = http.get(
+            f"/{TENANT_ID}/oauth2/v2.0/authorize",
+            params={
+                "client_id": OTHER_CLIENT_ID,
+                "response_type": "code",
+                "redirect_uri": "http://127.0.0.1:9/cb",
+                "scope": "openid",
+            },
+        )
         assert loopback.status_code == 302 and "code=" in loopback.headers["Location"]
 
 

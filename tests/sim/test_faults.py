@@ -35,9 +35,15 @@ def test_500_and_503_in_each_service_format(tenant: SimTenant) -> None:
     r = tenant.graph("GET", "/users", token=token)
     assert r.status_code == 500 and r.json()["error"]["code"] == "generalException"
     with tenant.http() as http:
-        t = http.post(f"/{TENANT_ID}/oauth2/v2.0/token", data={
-            "grant_type": "client_credentials", "client_id": CLIENT_ID, "client_secret": SECRET,
-            "scope": GRAPH_SCOPE})
+        t = http.post(
+            f"/{TENANT_ID}/oauth2/v2.0/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": CLIENT_ID,
+                "client_secret": SECRET,
+                "scope": GRAPH_SCOPE,
+            },
+        )
         assert t.status_code == 500 and t.json()["error"] == "server_error"
         kv = http.get("/secrets?api-version=7.6")
         assert kv.status_code == 500 and kv.json()["error"]["code"] == "InternalServerError"
@@ -88,9 +94,13 @@ def test_replication_lag_hides_new_users_for_a_while(tenant: SimTenant) -> None:
     """https://learn.microsoft.com/en-us/graph/delta-query-overview#processing-delays (replication delays for
     recently created objects): the knob sets the lag the directory applies to reads."""
     tenant.faults(replicationLagMs=60_000)
-    body = {"accountEnabled": True, "displayName": "Lagging Person", "mailNickname": "lagging",
-            "userPrincipalName": f"lagging@{DOMAIN}",
-            "passwordProfile": {"password": "Str0ng!Passw0rd-1", "forceChangePasswordNextSignIn": True}}
+    body = {
+        "accountEnabled": True,
+        "displayName": "Lagging Person",
+        "mailNickname": "lagging",
+        "userPrincipalName": f"lagging@{DOMAIN}",
+        "passwordProfile": {"password": "Str0ng!Passw0rd-1", "forceChangePasswordNextSignIn": True},
+    }
     token = tenant.token()
     created = tenant.graph("POST", "/users", token=token, json=body)
     assert created.status_code == 201, created.text

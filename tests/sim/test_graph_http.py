@@ -9,7 +9,9 @@ import jwt
 
 from tests.sim.conftest import VAULT_SCOPE, SimTenant
 
-ODATA_JSON = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
+ODATA_JSON = (
+    "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
+)
 
 
 def _assert_invalid_token(resp: object, message: str) -> None:
@@ -20,7 +22,10 @@ def _assert_invalid_token(resp: object, message: str) -> None:
     assert err["message"] == message
     assert err["innerError"]["request-id"] == r.headers["request-id"]  # type: ignore[attr-defined]
     challenge = r.headers["WWW-Authenticate"]  # type: ignore[attr-defined]
-    assert challenge.startswith('Bearer realm=""') and 'client_id="00000003-0000-0000-c000-000000000000"' in challenge
+    assert (
+        challenge.startswith('Bearer realm=""')
+        and 'client_id="00000003-0000-0000-c000-000000000000"' in challenge
+    )
 
 
 def test_missing_token_is_401_access_token_is_empty(tenant: SimTenant) -> None:
@@ -35,8 +40,9 @@ def test_wrong_audience_forged_and_expired_tokens_are_refused(tenant: SimTenant)
     ("Access token validation failure. Invalid audience."), signed by the issuer, within their lifetime
     ("Lifetime validation failed, the token is expired.")."""
     vault_token = tenant.token(VAULT_SCOPE)
-    _assert_invalid_token(tenant.graph("GET", "/users", token=vault_token),
-                          "Access token validation failure. Invalid audience.")
+    _assert_invalid_token(
+        tenant.graph("GET", "/users", token=vault_token), "Access token validation failure. Invalid audience."
+    )
     good = tenant.token()
     claims = jwt.decode(good, options={"verify_signature": False})
     forged = jwt.encode(claims, "not-the-key", algorithm="HS256")
@@ -44,8 +50,9 @@ def test_wrong_audience_forged_and_expired_tokens_are_refused(tenant: SimTenant)
     tampered = good[:-4] + ("AAAA" if not good.endswith("AAAA") else "BBBB")
     _assert_invalid_token(tenant.graph("GET", "/users", token=tampered), "Access token validation failure.")
     tenant.clock(3599 + 301)  # past exp plus the five minutes of skew resources allow
-    _assert_invalid_token(tenant.graph("GET", "/users", token=good),
-                          "Lifetime validation failed, the token is expired.")
+    _assert_invalid_token(
+        tenant.graph("GET", "/users", token=good), "Lifetime validation failed, the token is expired."
+    )
 
 
 def test_success_headers_and_client_request_id_echo(tenant: SimTenant) -> None:
@@ -79,8 +86,12 @@ def test_204_has_no_body_and_tenant_comes_from_the_token(tenant: SimTenant) -> N
     assert resp.content == b"" and "content-type" not in resp.headers
     from tests.sim.conftest import tenant_body
 
-    other = tenant_body(tenant_id="11111111-2222-4333-8444-555555555555", domain="fabrikam.example",
-                        keyVault=False, seedUsers=3)
+    other = tenant_body(
+        tenant_id="11111111-2222-4333-8444-555555555555",
+        domain="fabrikam.example",
+        keyVault=False,
+        seedUsers=3,
+    )
     assert tenant.sim.control("POST", "/_sim/tenants", json=other).status_code == 201
     fabrikam = SimTenant(tenant.sim, tenant_id=other["tenantId"], domain="fabrikam.example")
     listed = fabrikam.graph("GET", "/users?$select=userPrincipalName").json()["value"]

@@ -26,12 +26,20 @@ from tests.sim.conftest import (
 )
 
 
-def secret_client(tenant: SimTenant, tenant_id: str = TENANT_ID, client_id: str = CLIENT_ID,
-                  secret: str = SECRET) -> SecretClient:
-    cred = ClientSecretCredential(tenant_id, client_id, secret, authority=tenant.sim.url,
-                                  connection_verify=tenant.sim.ca, disable_instance_discovery=True)
-    return SecretClient(f"{tenant.sim.url}/", cred, verify_challenge_resource=False,
-                        connection_verify=tenant.sim.ca)
+def secret_client(
+    tenant: SimTenant, tenant_id: str = TENANT_ID, client_id: str = CLIENT_ID, secret: str = SECRET
+) -> SecretClient:
+    cred = ClientSecretCredential(
+        tenant_id,
+        client_id,
+        secret,
+        authority=tenant.sim.url,
+        connection_verify=tenant.sim.ca,
+        disable_instance_discovery=True,
+    )
+    return SecretClient(
+        f"{tenant.sim.url}/", cred, verify_challenge_resource=False, connection_verify=tenant.sim.ca
+    )
 
 
 @pytest.fixture
@@ -50,7 +58,9 @@ def test_set_get_versions_update(vault: SecretClient, tenant: SimTenant) -> None
     assert vault.get_secret("warden-demo", v1.properties.version).value == "first"
     assert vault.get_secret("WARDEN-DEMO").value == "second"  # names are case-insensitive
     versions = list(vault.list_properties_of_secret_versions("warden-demo"))
-    assert sorted(str(v.version) for v in versions) == sorted([str(v1.properties.version), str(v2.properties.version)])
+    assert sorted(str(v.version) for v in versions) == sorted(
+        [str(v1.properties.version), str(v2.properties.version)]
+    )
     updated = vault.update_secret_properties("warden-demo", v2.properties.version, enabled=False)
     assert updated.enabled is False
     with pytest.raises(HttpResponseError) as exc:
@@ -105,10 +115,13 @@ def test_challenge_api_version_and_name_rules(tenant: SimTenant) -> None:
     with tenant.http() as http:
         r = http.get("/secrets/x?api-version=7.6")
         assert r.status_code == 401
-        assert r.json()["error"] == {"code": "Unauthorized",
-                                     "message": "AKV10000: Request is missing a Bearer or PoP token."}
-        assert r.headers["WWW-Authenticate"] == (f'Bearer authorization="{tenant.sim.url}/{TENANT_ID}", '
-                                                 'resource="https://vault.azure.net"')
+        assert r.json()["error"] == {
+            "code": "Unauthorized",
+            "message": "AKV10000: Request is missing a Bearer or PoP token.",
+        }
+        assert r.headers["WWW-Authenticate"] == (
+            f'Bearer authorization="{tenant.sim.url}/{TENANT_ID}", resource="https://vault.azure.net"'
+        )
         token = tenant.token(VAULT_SCOPE)
         auth = {"Authorization": f"Bearer {token}"}
         assert http.get("/secrets/x", headers=auth).json()["error"]["code"] == "BadParameter"
@@ -122,13 +135,18 @@ def test_challenge_api_version_and_name_rules(tenant: SimTenant) -> None:
 def test_other_tenants_and_unauthorized_apps_are_refused(tenant: SimTenant) -> None:
     """Only tokens of the vault's tenant are accepted (401, AKV10032 invalid issuer); an app without a
     data-plane role gets 403 Forbidden (ForbiddenByRbac)."""
-    other = tenant_body(tenant_id="22222222-3333-4444-8555-666666666666", domain="fabrikam.example",
-                        keyVault=False, seedUsers=0)
+    other = tenant_body(
+        tenant_id="22222222-3333-4444-8555-666666666666",
+        domain="fabrikam.example",
+        keyVault=False,
+        seedUsers=0,
+    )
     assert tenant.sim.control("POST", "/_sim/tenants", json=other).status_code == 201
     foreign = SimTenant(tenant.sim, tenant_id=other["tenantId"])
     with tenant.http() as http:
-        r = http.get("/secrets?api-version=7.6",
-                     headers={"Authorization": f"Bearer {foreign.token(VAULT_SCOPE)}"})
+        r = http.get(
+            "/secrets?api-version=7.6", headers={"Authorization": f"Bearer {foreign.token(VAULT_SCOPE)}"}
+        )
     assert r.status_code == 401 and "AKV10032" in r.json()["error"]["message"]
     # (Same tenant id again: the SDK caches a vault's challenge, tenant included, per process.)
     body = tenant_body(seedUsers=0)

@@ -54,14 +54,22 @@ ERRORS: dict[str, Any] = {"XXX": ODataError}
 async def graph(tenant: SimTenant) -> AsyncIterator[GraphServiceClient]:
     """GraphServiceClient on the simulator. kiota's RetryHandler is switched off so that a 429 reaches the
     test (it would otherwise retry, sleeping Retry-After or ~3 s of backoff)."""
-    credential = ClientSecretCredential(TENANT_ID, CLIENT_ID, SECRET, authority=tenant.sim.url,
-                                        connection_verify=tenant.sim.ca, disable_instance_discovery=True)
+    credential = ClientSecretCredential(
+        TENANT_ID,
+        CLIENT_ID,
+        SECRET,
+        authority=tenant.sim.url,
+        connection_verify=tenant.sim.ca,
+        disable_instance_discovery=True,
+    )
     # msgraph-sdk silently sends no token to hosts outside allowed_hosts.
     auth = AzureIdentityAuthenticationProvider(credential, scopes=[GRAPH_SCOPE], allowed_hosts=["127.0.0.1"])
     http = GraphClientFactory.create_with_default_middleware(
-        client=httpx.AsyncClient(verify=ssl.create_default_context(cafile=tenant.sim.ca), trust_env=False,
-                                 timeout=30),
-        options={RetryHandlerOption.get_key(): RetryHandlerOption(max_retries=0, should_retry=False)})
+        client=httpx.AsyncClient(
+            verify=ssl.create_default_context(cafile=tenant.sim.ca), trust_env=False, timeout=30
+        ),
+        options={RetryHandlerOption.get_key(): RetryHandlerOption(max_retries=0, should_retry=False)},
+    )
     adapter = GraphRequestAdapter(auth, client=http)
     adapter.base_url = f"{tenant.sim.url}/v1.0"
     try:
@@ -72,19 +80,31 @@ async def graph(tenant: SimTenant) -> AsyncIterator[GraphServiceClient]:
 
 
 def new_user(nick: str, domain: str = DOMAIN) -> User:
-    return User(account_enabled=True, display_name=nick.title(), mail_nickname=nick,
-                user_principal_name=f"{nick}@{domain}",
-                password_profile=PasswordProfile(password="Str0ng!Passw0rd-9", force_change_password_next_sign_in=True))
+    return User(
+        account_enabled=True,
+        display_name=nick.title(),
+        mail_nickname=nick,
+        user_principal_name=f"{nick}@{domain}",
+        password_profile=PasswordProfile(
+            password="Str0ng!Passw0rd-9", force_change_password_next_sign_in=True
+        ),
+    )
 
 
-def users_query(**kwargs: Any) -> RequestConfiguration[UsersRequestBuilder.UsersRequestBuilderGetQueryParameters]:
-    return RequestConfiguration(query_parameters=UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(**kwargs))
+def users_query(
+    **kwargs: Any,
+) -> RequestConfiguration[UsersRequestBuilder.UsersRequestBuilderGetQueryParameters]:
+    return RequestConfiguration(
+        query_parameters=UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(**kwargs)
+    )
 
 
 async def test_paging_with_top_and_page_iterator(graph: GraphServiceClient, tenant: SimTenant) -> None:
     """https://learn.microsoft.com/en-us/graph/paging : $top sets the page size, @odata.nextLink leads to the
     next page until the last; PageIterator follows it."""
-    first = await graph.users.get(request_configuration=users_query(top=5, select=["id", "userPrincipalName"]))
+    first = await graph.users.get(
+        request_configuration=users_query(top=5, select=["id", "userPrincipalName"])
+    )
     assert first is not None and first.value is not None
     assert len(first.value) == 5 and first.odata_next_link
     seen: list[str] = []
@@ -201,7 +221,9 @@ async def test_throttling_429_with_retry_after(graph: GraphServiceClient, tenant
     assert [e["status"] for e in graph_calls] == [200, 200, 200, 429]
 
 
-async def test_replication_lag_new_user_404_then_visible(graph: GraphServiceClient, tenant: SimTenant) -> None:
+async def test_replication_lag_new_user_404_then_visible(
+    graph: GraphServiceClient, tenant: SimTenant
+) -> None:
     """https://learn.microsoft.com/en-us/graph/delta-query-overview#processing-delays (and the user resource's
     note on replication): a just-created user may be briefly invisible to reads."""
     tenant.faults(replicationLagMs=800)

@@ -18,12 +18,30 @@ from tools.m365sim.odata import (
 )
 
 PEOPLE: list[dict[str, Any]] = [
-    {"id": "a", "displayName": "Conor O'Brien", "userPrincipalName": "conor@contoso.com", "accountEnabled": True,
-     "proxyAddresses": ["SMTP:conor@contoso.com", "smtp:cob@fabrikam.com"], "mail": "conor@contoso.com"},
-    {"id": "b", "displayName": "Adele Vance", "userPrincipalName": "adele@contoso.com", "accountEnabled": False,
-     "proxyAddresses": ["SMTP:adele@contoso.com"], "mail": None},
-    {"id": "c", "displayName": "Alex Wilber", "userPrincipalName": "alex@fabrikam.com", "accountEnabled": True,
-     "proxyAddresses": [], "mail": "alex@fabrikam.com"},
+    {
+        "id": "a",
+        "displayName": "Conor O'Brien",
+        "userPrincipalName": "conor@contoso.com",
+        "accountEnabled": True,
+        "proxyAddresses": ["SMTP:conor@contoso.com", "smtp:cob@fabrikam.com"],
+        "mail": "conor@contoso.com",
+    },
+    {
+        "id": "b",
+        "displayName": "Adele Vance",
+        "userPrincipalName": "adele@contoso.com",
+        "accountEnabled": False,
+        "proxyAddresses": ["SMTP:adele@contoso.com"],
+        "mail": None,
+    },
+    {
+        "id": "c",
+        "displayName": "Alex Wilber",
+        "userPrincipalName": "alex@fabrikam.com",
+        "accountEnabled": True,
+        "proxyAddresses": [],
+        "mail": "alex@fabrikam.com",
+    },
 ]
 
 
@@ -52,7 +70,10 @@ def test_in_operator_and_boolean_eq() -> None:
 
 def test_and_binds_tighter_than_or_and_parentheses_override() -> None:
     """https://learn.microsoft.com/en-us/graph/filter-query-parameter (logical operators)"""
-    assert ids("accountEnabled eq false or startswith(displayName,'A') and accountEnabled eq true") == ["b", "c"]
+    assert ids("accountEnabled eq false or startswith(displayName,'A') and accountEnabled eq true") == [
+        "b",
+        "c",
+    ]
     assert ids("(accountEnabled eq false or startswith(displayName,'A')) and accountEnabled eq true") == ["c"]
 
 
@@ -64,15 +85,19 @@ def test_proxy_addresses_any_eq_and_startswith() -> None:
 
 def test_advanced_operators_need_consistency_level_and_count() -> None:
     """https://learn.microsoft.com/en-us/graph/aad-advanced-queries#error-handling-for-advanced-queries-on-directory-objects"""
-    for text, operator in (("accountEnabled ne true", "ne"), ("not(accountEnabled eq true)", "not"),
-                           ("endswith(mail,'@fabrikam.com')", "endsWith")):
+    for text, operator in (
+        ("accountEnabled ne true", "ne"),
+        ("not(accountEnabled eq true)", "not"),
+        ("endswith(mail,'@fabrikam.com')", "endsWith"),
+    ):
         with pytest.raises(QueryError) as caught:
             ids(text)
         assert caught.value.code == "Request_UnsupportedQuery"
         assert caught.value.message == (
             f"Operator '{operator}' is not supported because the required parameters might be missing. "
             "Try adding $count=true query parameter and ConsistencyLevel:eventual header. "
-            "Refer to https://aka.ms/graph-docs/advanced-queries for more information")
+            "Refer to https://aka.ms/graph-docs/advanced-queries for more information"
+        )
     assert ids("accountEnabled ne true", advanced=True) == ["b"]
     assert ids("not startswith(displayName,'A')", advanced=True) == ["a"]
     assert ids("endswith(mail,'@FABRIKAM.com')", advanced=True) == ["c"]
@@ -80,18 +105,28 @@ def test_advanced_operators_need_consistency_level_and_count() -> None:
 
 def test_unsupported_property_and_operator() -> None:
     """https://learn.microsoft.com/en-us/graph/aad-advanced-queries ("Unsupported or invalid query filter clause")"""
-    for text, prop in (("city eq 'Paris'", "city"), ("displayName gt 'A'", "displayName"),
-                       ("startswith(id,'a')", "id"), ("endswith(displayName,'x')", "displayName")):
+    for text, prop in (
+        ("city eq 'Paris'", "city"),
+        ("displayName gt 'A'", "displayName"),
+        ("startswith(id,'a')", "id"),
+        ("endswith(displayName,'x')", "displayName"),
+    ):
         with pytest.raises(QueryError) as caught:
             ids(text, advanced=True)
         assert (caught.value.code, caught.value.message) == (
             "Request_UnsupportedQuery",
-            f"Unsupported or invalid query filter clause specified for property '{prop}' of resource 'User'.")
+            f"Unsupported or invalid query filter clause specified for property '{prop}' of resource 'User'.",
+        )
 
 
 def test_syntax_errors_are_bad_request() -> None:
     """https://learn.microsoft.com/en-us/graph/filter-query-parameter (malformed expressions → 400)"""
-    for text in ("displayName eq", "displayName eq 'x' and", "(displayName eq 'x'", "displayName eq 'unterminated"):
+    for text in (
+        "displayName eq",
+        "displayName eq 'x' and",
+        "(displayName eq 'x'",
+        "displayName eq 'unterminated",
+    ):
         with pytest.raises(QueryError) as caught:
             ids(text)
         assert caught.value.code == "BadRequest"
@@ -105,15 +140,23 @@ def test_top_range_and_message() -> None:
     for raw in ("1000", "0"):
         with pytest.raises(QueryError) as caught:
             parse_top(raw)
-        assert caught.value.message == f"Invalid page size specified: '{raw}'. Must be between 1 and 999 inclusive."
+        assert (
+            caught.value.message
+            == f"Invalid page size specified: '{raw}'. Must be between 1 and 999 inclusive."
+        )
 
 
 def test_select_is_case_insensitive_and_refuses_unknown_properties() -> None:
     """https://learn.microsoft.com/en-us/graph/query-parameters#select-parameter"""
-    assert parse_select("DisplayName, id,displayname", USER_PROPS, "microsoft.graph.user") == ["displayName", "id"]
+    assert parse_select("DisplayName, id,displayname", USER_PROPS, "microsoft.graph.user") == [
+        "displayName",
+        "id",
+    ]
     with pytest.raises(QueryError) as caught:
         parse_select("displayName,shoeSize", USER_PROPS, "microsoft.graph.user")
-    assert caught.value.message == "Could not find a property named 'shoeSize' on type 'microsoft.graph.user'."
+    assert (
+        caught.value.message == "Could not find a property named 'shoeSize' on type 'microsoft.graph.user'."
+    )
 
 
 def test_delta_filter_accepts_only_ids() -> None:

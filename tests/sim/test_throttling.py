@@ -14,24 +14,28 @@ from tests.sim.conftest import OTHER_CLIENT_ID, OTHER_SECRET, SimTenant
 from tools.m365sim.throttle import Throttler, request_cost, tenant_ru_budget
 
 
-@pytest.mark.parametrize("method, path, query, expected", [
-    ("GET", "/users", {}, (2, 0)),
-    ("GET", "/users", {"$select": "id"}, (1, 0)),
-    ("GET", "/users", {"$top": "19"}, (1, 0)),
-    ("GET", "/users", {"$top": "20"}, (2, 0)),
-    ("GET", "/users", {"$top": "5", "$select": "id"}, (1, 0)),  # never below 1
-    ("GET", "/users/abc", {}, (1, 0)),
-    ("GET", "/users/abc", {"$expand": "manager"}, (2, 0)),
-    ("GET", "/groups/g1/members", {}, (3, 0)),
-    ("GET", "/groups/g1/transitiveMembers", {}, (5, 0)),
-    ("POST", "/directoryObjects/getByIds", {}, (3, 0)),
-    ("GET", "/users/u1/memberOf", {}, (2, 0)),  # me/ costs apply to users/{id}/
-    ("POST", "/users", {}, (1, 1)),
-    ("PATCH", "/users/u1", {}, (1, 1)),
-    ("DELETE", "/groups/g1/members/u1/$ref", {}, (1, 1)),
-])
-def test_request_costs_follow_the_table(method: str, path: str, query: dict[str, str],
-                                        expected: tuple[int, int]) -> None:
+@pytest.mark.parametrize(
+    "method, path, query, expected",
+    [
+        ("GET", "/users", {}, (2, 0)),
+        ("GET", "/users", {"$select": "id"}, (1, 0)),
+        ("GET", "/users", {"$top": "19"}, (1, 0)),
+        ("GET", "/users", {"$top": "20"}, (2, 0)),
+        ("GET", "/users", {"$top": "5", "$select": "id"}, (1, 0)),  # never below 1
+        ("GET", "/users/abc", {}, (1, 0)),
+        ("GET", "/users/abc", {"$expand": "manager"}, (2, 0)),
+        ("GET", "/groups/g1/members", {}, (3, 0)),
+        ("GET", "/groups/g1/transitiveMembers", {}, (5, 0)),
+        ("POST", "/directoryObjects/getByIds", {}, (3, 0)),
+        ("GET", "/users/u1/memberOf", {}, (2, 0)),  # me/ costs apply to users/{id}/
+        ("POST", "/users", {}, (1, 1)),
+        ("PATCH", "/users/u1", {}, (1, 1)),
+        ("DELETE", "/groups/g1/members/u1/$ref", {}, (1, 1)),
+    ],
+)
+def test_request_costs_follow_the_table(
+    method: str, path: str, query: dict[str, str], expected: tuple[int, int]
+) -> None:
     """throttling-limits: base costs, "$select decreases cost by 1", "$expand increases cost by 1", "$top with a
     value of less than 20 decreases cost by 1", "A request cost can never be lower than 1"."""
     assert request_cost(method, path, query) == expected

@@ -73,8 +73,9 @@ def _to_aiohttp(result: Any) -> web.Response:
     mimetype/charset when not set. Headers are sent one value per name except Set-Cookie, which may
     repeat (the worker collapses other duplicates)."""
     if isinstance(result, str):
-        return web.Response(status=200, body=result.encode("utf-8"),
-                            headers={"Content-Type": "text/plain; charset=utf-8"})
+        return web.Response(
+            status=200, body=result.encode("utf-8"), headers={"Content-Type": "text/plain; charset=utf-8"}
+        )
     if isinstance(result, func.HttpResponse):
         headers: CIMultiDict[str] = CIMultiDict()
         source = result.headers
@@ -87,8 +88,9 @@ def _to_aiohttp(result: Any) -> web.Response:
                 headers[name] = values[-1]
         if "content-type" not in headers:
             mimetype = result.mimetype or "text/plain"
-            headers["Content-Type"] = (f"{mimetype}; charset={result.charset}"
-                                       if mimetype.startswith("text/") else mimetype)
+            headers["Content-Type"] = (
+                f"{mimetype}; charset={result.charset}" if mimetype.startswith("text/") else mimetype
+            )
         return web.Response(status=int(result.status_code), body=result.get_body() or b"", headers=headers)
     if result is None:
         log.warning("HTTP function returned None; answering 204 No Content")
@@ -97,8 +99,9 @@ def _to_aiohttp(result: Any) -> web.Response:
 
 
 class FunctionsHost:
-    def __init__(self, script_root: Path, host: str, port: int, config: HostConfig,
-                 specs: Sequence[FunctionSpec]) -> None:
+    def __init__(
+        self, script_root: Path, host: str, port: int, config: HostConfig, specs: Sequence[FunctionSpec]
+    ) -> None:
         self.script_root = script_root
         self.host = host
         self.port = port
@@ -106,7 +109,8 @@ class FunctionsHost:
         self.specs = {s.name.lower(): s for s in specs}
         self.invoker = Invoker(function_timeout=config.function_timeout, script_root=str(script_root))
         self.http_routes: list[tuple[RouteTemplate, object]] = [
-            (s.route, s) for s in specs if s.kind == "http" and s.route is not None]
+            (s.route, s) for s in specs if s.kind == "http" and s.route is not None
+        ]
         self.listeners: list[QueueListener] = []
         self.timer_locks: dict[str, asyncio.Lock] = {}
         self.background: set[asyncio.Task[Any]] = set()
@@ -121,7 +125,9 @@ class FunctionsHost:
     def describe(self, spec: FunctionSpec) -> str:
         if spec.kind == "http":
             assert spec.route is not None
-            methods = ",".join(sorted(spec.methods)) if spec.methods else "GET,POST,PUT,DELETE,HEAD,PATCH,OPTIONS"
+            methods = (
+                ",".join(sorted(spec.methods)) if spec.methods else "GET,POST,PUT,DELETE,HEAD,PATCH,OPTIONS"
+            )
             prefix = f"/{self.config.route_prefix}" if self.config.route_prefix else ""
             return f"[{methods}] {self.base_url()}{prefix}/{spec.route.template.strip('/')}"
         if spec.kind == "timer":
@@ -175,31 +181,44 @@ class FunctionsHost:
             await self.invoke_timer(spec, f"Timer fired at {last.isoformat()}", last=None)
         while not self._stop.is_set():
             now = dt.datetime.now(dt.UTC)
-            base = now if last is None or spec.schedule.__class__.__name__ == "CronSchedule" else max(last, now)
+            base = (
+                now if last is None or spec.schedule.__class__.__name__ == "CronSchedule" else max(last, now)
+            )
             nxt = spec.schedule.next_after(base)
             if nxt is None:
-                log.warning("The schedule of 'Functions.%s' has no future occurrence; the timer stops.", spec.name)
+                log.warning(
+                    "The schedule of 'Functions.%s' has no future occurrence; the timer stops.", spec.name
+                )
                 return
             delay = (nxt - dt.datetime.now(dt.UTC)).total_seconds()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), max(delay, 0))
             if self._stop.is_set():
                 return
-            await self.invoke_timer(spec, f"Timer fired at {dt.datetime.now(dt.UTC).isoformat()}", last=last,
-                                    next_due=nxt)
+            await self.invoke_timer(
+                spec, f"Timer fired at {dt.datetime.now(dt.UTC).isoformat()}", last=last, next_due=nxt
+            )
             last = nxt
 
-    async def invoke_timer(self, spec: FunctionSpec, reason: str, *, last: dt.datetime | None,
-                           next_due: dt.datetime | None = None) -> None:
+    async def invoke_timer(
+        self,
+        spec: FunctionSpec,
+        reason: str,
+        *,
+        last: dt.datetime | None,
+        next_due: dt.datetime | None = None,
+    ) -> None:
         # Timer functions are singletons: one invocation at a time (scheduled or manual).
         async with self.timer_locks.setdefault(spec.name, asyncio.Lock()):
             assert spec.schedule is not None
             now = dt.datetime.now(dt.UTC)
             nxt = spec.schedule.next_after(now)
-            status = {"Last": (last or now).isoformat(), "Next": nxt.isoformat() if nxt else None,
-                      "LastUpdated": now.isoformat()}
-            request = TimerRequest(past_due=False, schedule_status=status,
-                                        schedule={"AdjustForDST": False})
+            status = {
+                "Last": (last or now).isoformat(),
+                "Next": nxt.isoformat() if nxt else None,
+                "LastUpdated": now.isoformat(),
+            }
+            request = TimerRequest(past_due=False, schedule_status=status, schedule={"AdjustForDST": False})
             await self.invoker.invoke(spec, request, reason)
 
     # ---- HTTP -----------------------------------------------------------------------------------
@@ -209,8 +228,12 @@ class FunctionsHost:
     async def handle_list(self, request: web.Request) -> web.Response:
         items = []
         for spec in self.specs.values():
-            item: dict[str, Any] = {"name": spec.name, "trigger": spec.trigger_type,
-                                    "description": self.describe(spec), "binding": spec.binding}
+            item: dict[str, Any] = {
+                "name": spec.name,
+                "trigger": spec.trigger_type,
+                "description": self.describe(spec),
+                "binding": spec.binding,
+            }
             items.append(item)
         return web.json_response(items)
 
@@ -224,13 +247,16 @@ class FunctionsHost:
         except (json.JSONDecodeError, ValueError):
             body = None
         if not isinstance(body, dict):
-            return web.json_response({"error": "body must be a JSON object like {\"input\": \"...\"}"}, status=400)
+            return web.json_response(
+                {"error": 'body must be a JSON object like {"input": "..."}'}, status=400
+            )
         spec = self.specs.get(request.match_info["name"].lower())
         if spec is None:
             return web.Response(status=404)
         if spec.kind == "http":
             return web.json_response(
-                {"error": f"'{spec.name}' is HTTP-triggered: call its route instead"}, status=400)
+                {"error": f"'{spec.name}' is HTTP-triggered: call its route instead"}, status=400
+            )
         value = body.get("input")
         text = "" if value is None else (json.dumps(value) if isinstance(value, bool) else str(value))
         coro: Coroutine[Any, Any, Any]
@@ -250,9 +276,9 @@ class FunctionsHost:
         segments = [s for s in path.split("/") if s]
         if prefix:
             prefix_parts = [p for p in prefix.split("/") if p]
-            if [s.lower() for s in segments[:len(prefix_parts)]] != [p.lower() for p in prefix_parts]:
+            if [s.lower() for s in segments[: len(prefix_parts)]] != [p.lower() for p in prefix_parts]:
                 return web.Response(status=404)
-            segments = segments[len(prefix_parts):]
+            segments = segments[len(prefix_parts) :]
         relative = "/".join(segments)
         for target, values in match_route(self.http_routes, relative):
             spec = target
@@ -262,7 +288,9 @@ class FunctionsHost:
             return await self.run_http(spec, request, values)
         return web.Response(status=404)
 
-    async def run_http(self, spec: FunctionSpec, request: web.Request, route_values: dict[str, str]) -> web.Response:
+    async def run_http(
+        self, spec: FunctionSpec, request: web.Request, route_values: dict[str, str]
+    ) -> web.Response:
         body = await request.read()
         headers: dict[str, str] = {}
         for name in request.headers:
@@ -272,8 +300,14 @@ class FunctionsHost:
         for name in request.query:
             if name not in params:
                 params[name] = ",".join(request.query.getall(name))
-        req = func.HttpRequest(method=request.method, url=str(request.url), headers=headers, params=params,
-                               route_params=route_values, body=body)
+        req = func.HttpRequest(
+            method=request.method,
+            url=str(request.url),
+            headers=headers,
+            params=params,
+            route_params=route_values,
+            body=body,
+        )
         result = await self.invoker.invoke(spec, req, MANUAL_REASON)
         if not result.succeeded:
             return web.Response(status=500)
@@ -317,8 +351,10 @@ def _timer_routes_conflict(config: HostConfig, specs: Sequence[FunctionSpec]) ->
         if spec.kind == "http" and spec.route is not None:
             first = spec.route.template.strip("/").split("/")[0].lower()
             if first == "admin":
-                raise LoadError(f"function {spec.name!r}: the route {spec.route.template!r} conflicts with the "
-                                "host's built-in admin routes")
+                raise LoadError(
+                    f"function {spec.name!r}: the route {spec.route.template!r} conflicts with the "
+                    "host's built-in admin routes"
+                )
 
 
 async def _serve(args: argparse.Namespace) -> int:

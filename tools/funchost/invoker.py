@@ -37,7 +37,9 @@ __all__ = ["CURRENT_FUNCTION", "InvocationResult", "Invoker"]
 
 host_log = logging.getLogger("Host.Function")
 # The function whose code is running: lets the log filter apply logging.logLevel."Function.<name>".
-CURRENT_FUNCTION: contextvars.ContextVar[str | None] = contextvars.ContextVar("funchost_function", default=None)
+CURRENT_FUNCTION: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "funchost_function", default=None
+)
 
 
 class _TraceContext(func_abc.TraceContext):
@@ -128,14 +130,16 @@ class Invoker:
         workers = os.environ.get("PYTHON_THREADPOOL_THREAD_COUNT")
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=int(workers) if workers and workers.isdigit() and int(workers) > 0 else None,
-            thread_name_prefix="funchost-worker")
+            thread_name_prefix="funchost-worker",
+        )
         self._timeout = function_timeout
         self._script_root = script_root
         self._active: set[asyncio.Task[Any]] = set()
         self.active_count = 0
 
-    async def invoke(self, spec: FunctionSpec, trigger_value: Any, reason: str,
-                     invocation_id: str | None = None) -> InvocationResult:
+    async def invoke(
+        self, spec: FunctionSpec, trigger_value: Any, reason: str, invocation_id: str | None = None
+    ) -> InvocationResult:
         inv_id = invocation_id or str(uuid.uuid4())
         token = CURRENT_FUNCTION.set(spec.name)
         self.active_count += 1
@@ -154,13 +158,22 @@ class Invoker:
             result.error = exc
             if isinstance(exc, FunctionTimeoutError):
                 host_log.error("%s", exc)
-            host_log.error("Exception while executing function: Functions.%s (Id=%s)", spec.name, inv_id,
-                           exc_info=None if isinstance(exc, FunctionTimeoutError) else exc)
+            host_log.error(
+                "Exception while executing function: Functions.%s (Id=%s)",
+                spec.name,
+                inv_id,
+                exc_info=None if isinstance(exc, FunctionTimeoutError) else exc,
+            )
         finally:
             self.active_count -= 1
             duration = (time.perf_counter() - started) * 1000
-            host_log.info("Executed 'Functions.%s' (%s, Id=%s, Duration=%dms)", spec.name,
-                          "Succeeded" if result.error is None else "Failed", inv_id, round(duration))
+            host_log.info(
+                "Executed 'Functions.%s' (%s, Id=%s, Duration=%dms)",
+                spec.name,
+                "Succeeded" if result.error is None else "Failed",
+                inv_id,
+                round(duration),
+            )
             CURRENT_FUNCTION.reset(token)
         return result
 
@@ -182,7 +195,8 @@ class Invoker:
             task.cancel()
             raise FunctionTimeoutError(
                 f"Timeout value of {self._timeout} exceeded by function 'Functions.{spec.name}'. "
-                "Initiating cancellation.")
+                "Initiating cancellation."
+            )
         return task.result()
 
     def shutdown(self) -> None:

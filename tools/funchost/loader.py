@@ -118,14 +118,18 @@ def _describe(function: Any, env: dict[str, str]) -> FunctionSpec:
     param = str(binding.get("name") or "")
     user_func = function.get_user_function()
 
-    others = [{k: _plain(v) for k, v in b.get_dict_repr().items()} for b in function.get_bindings()
-              if b is not trigger]
+    others = [
+        {k: _plain(v) for k, v in b.get_dict_repr().items()}
+        for b in function.get_bindings()
+        if b is not trigger
+    ]
     for other in others:
         if ttype == "httpTrigger" and other.get("type") == "http" and other.get("name") == "$return":
             continue
         raise LoadError(
             f"function {name!r}: binding {other.get('type')!r} ({other.get('name')!r}) is not supported by the "
-            "local functions host (only HTTP, timer and queue triggers, and HTTP $return outputs)")
+            "local functions host (only HTTP, timer and queue triggers, and HTTP $return outputs)"
+        )
 
     # The Python worker requires the function's parameters to be exactly the binding names
     # (plus an optional `context`); otherwise indexing fails.
@@ -134,10 +138,15 @@ def _describe(function: Any, env: dict[str, str]) -> FunctionSpec:
     if params != [param]:
         raise LoadError(
             f"function {name!r}: its parameters {params} must be exactly the trigger's parameter {[param]} "
-            "(plus an optional `context`), as the Python worker requires")
+            "(plus an optional `context`), as the Python worker requires"
+        )
     spec = FunctionSpec(
-        name=name, kind="", trigger_param=param, func=user_func,
-        is_async=inspect.iscoroutinefunction(user_func), wants_context="context" in sig.parameters,
+        name=name,
+        kind="",
+        trigger_param=param,
+        func=user_func,
+        is_async=inspect.iscoroutinefunction(user_func),
+        wants_context="context" in sig.parameters,
         binding=binding,
     )
     if ttype == "httpTrigger":
@@ -176,7 +185,9 @@ def _describe(function: Any, env: dict[str, str]) -> FunctionSpec:
         spec.queue_name = queue_name
         spec.connection_setting = binding.get("connection") or "AzureWebJobsStorage"
     else:
-        raise LoadError(f"function {name!r}: trigger type {ttype!r} is not supported by the local functions host")
+        raise LoadError(
+            f"function {name!r}: trigger type {ttype!r} is not supported by the local functions host"
+        )
     return spec
 
 
@@ -189,6 +200,8 @@ def resolve_connection_string(setting: str, env: dict[str, str] | None = None) -
         if value:
             return value
     if environ.get(f"{setting}__queueServiceUri") or environ.get(f"{setting}__serviceUri"):
-        raise LoadError(f"connection {setting!r}: identity-based connections are not supported locally; "
-                        "set a connection string (Azurite)")
+        raise LoadError(
+            f"connection {setting!r}: identity-based connections are not supported locally; "
+            "set a connection string (Azurite)"
+        )
     raise LoadError(f"connection {setting!r}: app setting {setting!r} is not set")

@@ -34,8 +34,20 @@ __all__ = [
     "resolve_setting_reference",
 ]
 
-_MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
-                "October", "November", "December")
+_MONTH_NAMES = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
 _DOW_NAMES = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
 
 # (name, min, max, names)
@@ -125,7 +137,8 @@ class CronSchedule:
         if len(parts) != 6:
             raise ScheduleError(
                 f"{expression!r} has {len(parts)} fields; Azure Functions needs six: "
-                "{second} {minute} {hour} {day} {month} {day-of-week}")
+                "{second} {minute} {hour} {day} {month} {day-of-week}"
+            )
         sets = [_parse_field(p, *spec) for p, spec in zip(parts, _FIELDS, strict=True)]
         return cls(expression, *sets)
 

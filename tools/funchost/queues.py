@@ -59,8 +59,9 @@ def _aware(value: Any) -> dt.datetime | None:
 
 
 class QueueListener:
-    def __init__(self, spec: FunctionSpec, connection_string: str, options: QueueOptions,
-                 invoker: Invoker) -> None:
+    def __init__(
+        self, spec: FunctionSpec, connection_string: str, options: QueueOptions, invoker: Invoker
+    ) -> None:
         assert spec.queue_name is not None
         self.spec = spec
         self.options = options
@@ -114,8 +115,10 @@ class QueueListener:
 
     async def _receive(self) -> list[QueueMessage]:
         pager = self._client.receive_messages(
-            messages_per_page=self.options.batch_size, max_messages=self.options.batch_size,
-            visibility_timeout=PROCESSING_VISIBILITY)
+            messages_per_page=self.options.batch_size,
+            max_messages=self.options.batch_size,
+            visibility_timeout=PROCESSING_VISIBILITY,
+        )
         return [m async for m in pager]
 
     async def _process(self, message: QueueMessage) -> None:
@@ -134,20 +137,30 @@ class QueueListener:
         try:
             body = decode_message_body(raw, opts.message_encoding)
         except (binascii.Error, ValueError, UnicodeEncodeError):
-            log.warning("Message %s on queue '%s' is not valid base64 (host.json messageEncoding is base64): "
-                        "moving it to '%s' without invoking the function.", message.id, self.queue_name,
-                        self.poison_name)
+            log.warning(
+                "Message %s on queue '%s' is not valid base64 (host.json messageEncoding is base64): "
+                "moving it to '%s' without invoking the function.",
+                message.id,
+                self.queue_name,
+                self.poison_name,
+            )
             await self._move_to_poison(message, log_reached=False)
             return
         state = {"pop_receipt": message.pop_receipt}
         renewer = asyncio.create_task(self._keep_hidden(message, state))
         try:
             trigger = FuncQueueMessage(  # type: ignore[no-untyped-call]
-                id=message.id, body=body, dequeue_count=dequeue_count,
-                expiration_time=_aware(message.expires_on), insertion_time=_aware(message.inserted_on),
-                time_next_visible=_aware(message.next_visible_on), pop_receipt=message.pop_receipt)
+                id=message.id,
+                body=body,
+                dequeue_count=dequeue_count,
+                expiration_time=_aware(message.expires_on),
+                insertion_time=_aware(message.inserted_on),
+                time_next_visible=_aware(message.next_visible_on),
+                pop_receipt=message.pop_receipt,
+            )
             result = await self.invoker.invoke(
-                self.spec, trigger, f"New queue message detected on '{self.queue_name}'.")
+                self.spec, trigger, f"New queue message detected on '{self.queue_name}'."
+            )
         finally:
             renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -159,21 +172,27 @@ class QueueListener:
             await self._move_to_poison(message, pop_receipt=pop_receipt)
         else:
             await self._client.update_message(
-                message.id, pop_receipt, visibility_timeout=int(opts.visibility_timeout.total_seconds()))
+                message.id, pop_receipt, visibility_timeout=int(opts.visibility_timeout.total_seconds())
+            )
 
     async def _keep_hidden(self, message: QueueMessage, state: dict[str, Any]) -> None:
         # Renew the 10-minute visibility at half-life while the function runs.
         while True:
             await asyncio.sleep(PROCESSING_VISIBILITY / 2)
             updated = await self._client.update_message(
-                message.id, state["pop_receipt"], visibility_timeout=PROCESSING_VISIBILITY)
+                message.id, state["pop_receipt"], visibility_timeout=PROCESSING_VISIBILITY
+            )
             state["pop_receipt"] = updated.pop_receipt
 
-    async def _move_to_poison(self, message: QueueMessage, *, pop_receipt: str | None = None,
-                              log_reached: bool = True) -> None:
+    async def _move_to_poison(
+        self, message: QueueMessage, *, pop_receipt: str | None = None, log_reached: bool = True
+    ) -> None:
         if log_reached:
-            log.warning("Message has reached MaxDequeueCount of %d. Moving message to queue '%s'.",
-                        self.options.max_dequeue_count, self.poison_name)
+            log.warning(
+                "Message has reached MaxDequeueCount of %d. Moving message to queue '%s'.",
+                self.options.max_dequeue_count,
+                self.poison_name,
+            )
         with contextlib.suppress(ResourceExistsError):
             await self._poison.create_queue()
         await self._poison.send_message(message.content)

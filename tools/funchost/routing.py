@@ -76,8 +76,9 @@ def _is_guid(v: str) -> bool:
     text = v.strip()
     if re.fullmatch(r"\{[0-9a-fA-F-]{36}\}|\([0-9a-fA-F-]{36}\)", text):
         text = text[1:-1]
-    if not re.fullmatch(r"[0-9a-fA-F]{32}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
-                        text):
+    if not re.fullmatch(
+        r"[0-9a-fA-F]{32}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", text
+    ):
         return False
     uuid.UUID(text)
     return True
@@ -184,7 +185,7 @@ def _parse_param(body: str, template: str) -> _Param:
     name_end = re.match(r"[^:=?]*", body)
     assert name_end is not None
     name = name_end.group(0)
-    rest = body[len(name):]
+    rest = body[len(name) :]
     constraints: list[str] = []
     while rest.startswith(":"):
         rest = rest[1:]
@@ -316,7 +317,9 @@ def parse_route(template: str) -> RouteTemplate:
         if has_params and single is None:
             for p in parts:
                 if isinstance(p, _Param) and (p.catch_all or p.optional):
-                    raise RouteError(f"route {template!r}: catch-all/optional parameters must be a whole segment")
+                    raise RouteError(
+                        f"route {template!r}: catch-all/optional parameters must be a whole segment"
+                    )
             for a, b in itertools.pairwise(parts):
                 if isinstance(a, _Param) and isinstance(b, _Param):
                     raise RouteError(f"route {template!r}: adjacent parameters need a literal between them")
@@ -397,7 +400,9 @@ def _split_segments(text: str) -> list[str]:
     return out
 
 
-def match_route(routes: Sequence[tuple[RouteTemplate, object]], path: str) -> list[tuple[object, dict[str, str]]]:
+def match_route(
+    routes: Sequence[tuple[RouteTemplate, object]], path: str
+) -> list[tuple[object, dict[str, str]]]:
     """All routes matching ``path``, most specific first (ASP.NET precedence, then declaration order)."""
     ordered = sorted(enumerate(routes), key=lambda item: (item[1][0].precedence(), item[0]))
     result: list[tuple[object, dict[str, str]]] = []

@@ -73,8 +73,9 @@ class HostConfig:
         return self.log_levels.get("default", logging.INFO)
 
 
-def apply_local_settings(script_root: Path, environ: MutableMapping[str, str] | None = None,
-                         log: logging.Logger | None = None) -> list[str]:
+def apply_local_settings(
+    script_root: Path, environ: MutableMapping[str, str] | None = None, log: logging.Logger | None = None
+) -> list[str]:
     """Export local.settings.json ``Values`` that are not already set. Returns the names exported."""
     env = os.environ if environ is None else environ
     path = script_root / "local.settings.json"
@@ -101,8 +102,11 @@ def apply_local_settings(script_root: Path, environ: MutableMapping[str, str] | 
             raise HostConfigError(f"{path}: Values.{key} must be a string")
         if env.get(key):
             if log is not None:
-                log.warning("Skipping '%s' from local settings as it's already defined in current "
-                            "environment variables.", key)
+                log.warning(
+                    "Skipping '%s' from local settings as it's already defined in current "
+                    "environment variables.",
+                    key,
+                )
             continue
         env[key] = text
         exported.append(key)
@@ -115,7 +119,7 @@ def _timespan(value: Any, where: str, *, allow_infinite: bool = False) -> dt.tim
     if not isinstance(value, str):
         # The host binds these with TimeSpan.Parse: a bare number would mean *days*
         # (https://github.com/Azure/azure-webjobs-sdk/issues/2967). Refuse instead of guessing.
-        raise HostConfigError(f"host.json {where}: expected a TimeSpan string like \"00:00:30\", got {value!r}")
+        raise HostConfigError(f'host.json {where}: expected a TimeSpan string like "00:00:30", got {value!r}')
     try:
         return parse_timespan(value)
     except ScheduleError as exc:
@@ -143,7 +147,7 @@ def _lower_keys(obj: dict[str, Any]) -> dict[str, Any]:
 def load_host_config(script_root: Path) -> HostConfig:
     path = script_root / "host.json"
     if not path.exists():
-        raise HostConfigError(f"{path} not found: a function app needs a host.json with \"version\": \"2.0\"")
+        raise HostConfigError(f'{path} not found: a function app needs a host.json with "version": "2.0"')
     try:
         raw = json.loads(path.read_text(encoding="utf-8-sig"))
     except (OSError, json.JSONDecodeError) as exc:
@@ -152,7 +156,7 @@ def load_host_config(script_root: Path) -> HostConfig:
         raise HostConfigError(f"{path}: the top level must be a JSON object")
     data = _lower_keys(raw)
     if data.get("version") != "2.0":
-        raise HostConfigError(f"{path}: \"version\" must be \"2.0\" (got {data.get('version')!r})")
+        raise HostConfigError(f'{path}: "version" must be "2.0" (got {data.get("version")!r})')
 
     extensions = data.get("extensions") or {}
     if not isinstance(extensions, dict):
@@ -178,13 +182,16 @@ def load_host_config(script_root: Path) -> HostConfig:
         raise HostConfigError("host.json extensions.queues.visibilityTimeout: must be at most 7 days")
     encoding = q.get("messageencoding", "base64")
     if not isinstance(encoding, str) or encoding.lower() not in ("base64", "none"):
-        raise HostConfigError(f"host.json extensions.queues.messageEncoding: must be base64 or none, got {encoding!r}")
+        raise HostConfigError(
+            f"host.json extensions.queues.messageEncoding: must be base64 or none, got {encoding!r}"
+        )
     queues = QueueOptions(
         max_polling_interval=max_poll,
         visibility_timeout=visibility,
         batch_size=batch_size,
-        new_batch_threshold=_int(q.get("newbatchthreshold", threshold_default),
-                                 "extensions.queues.newBatchThreshold", 0),
+        new_batch_threshold=_int(
+            q.get("newbatchthreshold", threshold_default), "extensions.queues.newBatchThreshold", 0
+        ),
         max_dequeue_count=_int(q.get("maxdequeuecount", 5), "extensions.queues.maxDequeueCount", 1),
         message_encoding=encoding.lower(),
     )
@@ -201,7 +208,8 @@ def load_host_config(script_root: Path) -> HostConfig:
         if not isinstance(level, str) or level.lower() not in _LEVELS:
             raise HostConfigError(
                 f"host.json logging.logLevel.{category}: {level!r} is not one of "
-                "Trace, Debug, Information, Warning, Error, Critical, None")
+                "Trace, Debug, Information, Warning, Error, Critical, None"
+            )
         levels[str(category).lower()] = _LEVELS[level.lower()]
 
     return HostConfig(route_prefix=prefix, queues=queues, function_timeout=timeout, log_levels=levels)

@@ -32,8 +32,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m tools.m365sim", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8443)
-    parser.add_argument("--tls-dir", type=Path, default=Path(".local/tls"),
-                        help="folder of the dev CA (ca.pem, server.pem, server-key.pem); created if missing")
+    parser.add_argument(
+        "--tls-dir",
+        type=Path,
+        default=Path(".local/tls"),
+        help="folder of the dev CA (ca.pem, server.pem, server-key.pem); created if missing",
+    )
     args = parser.parse_args(argv)
     if not _loopback(args.host):
         parser.error(f"--host must be a loopback address, not {args.host!r}")
@@ -43,8 +47,15 @@ def main(argv: list[str] | None = None) -> None:
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(args.tls_dir / devca.CERT_FILE, args.tls_dir / devca.KEY_FILE)
     print(f"m365sim listening on https://{args.host}:{args.port}", file=sys.stderr, flush=True)
-    web.run_app(create_app(), host=args.host, port=args.port, ssl_context=ctx, access_log=None,
-                print=None, handle_signals=True)
+    web.run_app(
+        create_app(),
+        host=args.host,
+        port=args.port,
+        ssl_context=ctx,
+        access_log=None,
+        print=None,
+        handle_signals=True,
+    )
 
 
 if __name__ == "__main__":

@@ -75,20 +75,26 @@ def _validate(payload: Any) -> list[dict[str, Any]]:
         if urllib.parse.urlsplit(url).scheme:
             raise _bad(f"Invalid request url for request '{rid}': the url must be relative.")
         headers = item.get("headers")
-        if headers is not None and (not isinstance(headers, dict)
-                                    or not all(isinstance(v, str) for v in headers.values())):
-            raise _bad(f"Invalid batch payload format. The headers of request '{rid}' must be an object of "
-                       "strings.")
+        if headers is not None and (
+            not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values())
+        ):
+            raise _bad(
+                f"Invalid batch payload format. The headers of request '{rid}' must be an object of strings."
+            )
         if "body" in item and item["body"] is not None:
             names = {k.lower() for k in (headers or {})}
             if "content-type" not in names:
-                raise _bad(f"Content-Type header must be specified for request '{rid}' because it has a body.")
+                raise _bad(
+                    f"Content-Type header must be specified for request '{rid}' because it has a body."
+                )
     for item in items:
         deps = item.get("dependsOn")
         if deps is None:
             continue
         if not isinstance(deps, list) or not all(isinstance(d, str | int) for d in deps):
-            raise _bad(f"Invalid batch payload format. dependsOn of request '{item['id']}' must be a list of ids.")
+            raise _bad(
+                f"Invalid batch payload format. dependsOn of request '{item['id']}' must be a list of ids."
+            )
         for d in deps:
             if str(d).lower() not in seen:
                 raise _bad(f"Request '{item['id']}' depends on request '{d}', which is not in the batch.")
@@ -121,32 +127,51 @@ def _inner_response(rid: str, resp: GraphResponse) -> dict[str, Any]:
     headers.update(resp.headers)
     out: dict[str, Any] = {"id": rid, "status": resp.status, "headers": headers}
     if resp.status != 204 and resp.body is not None:
-        headers.setdefault("Content-Type", "application/json;odata.metadata=minimal;odata.streaming=true;"
-                                          "IEEE754Compatible=false;charset=utf-8")
+        headers.setdefault(
+            "Content-Type",
+            "application/json;odata.metadata=minimal;odata.streaming=true;"
+            "IEEE754Compatible=false;charset=utf-8",
+        )
         headers.setdefault("OData-Version", "4.0")
         out["body"] = resp.body
     return out
 
 
-async def run_batch(sim: Simulator, request: web.Request, tenant: Tenant, claims: dict[str, Any],
-                    base_url: str) -> web.Response:
+async def run_batch(
+    sim: Simulator, request: web.Request, tenant: Tenant, claims: dict[str, Any], base_url: str
+) -> web.Response:
     from tools.m365sim.server import graph_http_response
 
     app_id = str(claims.get("appid") or claims.get("azp"))
 
     def outer(status: int, body: Any) -> web.Response:
-        sim.log.add(method=request.method, path=request.raw_path, status=status, resource_units=0,
-                    tenant_id=tenant.tenant_id, client_id=app_id, kind="batch")
+        sim.log.add(
+            method=request.method,
+            path=request.raw_path,
+            status=status,
+            resource_units=0,
+            tenant_id=tenant.tenant_id,
+            client_id=app_id,
+            kind="batch",
+        )
         return graph_http_response(GraphResponse(status, body), request)
 
     if request.method != "POST":
-        return outer(405, error_body("Request_BadRequest",
-                                     "Specified HTTP method is not allowed for the request target."))
+        return outer(
+            405,
+            error_body("Request_BadRequest", "Specified HTTP method is not allowed for the request target."),
+        )
     try:
         payload = json.loads(await request.read())
     except ValueError:
-        return outer(400, error_body("BadRequest", "Unable to read JSON request payload. Please ensure "
-                                     "Content-Type header is set and payload is of valid JSON format."))
+        return outer(
+            400,
+            error_body(
+                "BadRequest",
+                "Unable to read JSON request payload. Please ensure "
+                "Content-Type header is set and payload is of valid JSON format.",
+            ),
+        )
     try:
         items = _validate(payload)
         rng = random.Random(sim.faults.config.seed) if sim.faults.config.seed is not None else random.Random()
@@ -161,11 +186,21 @@ async def run_batch(sim: Simulator, request: web.Request, tenant: Tenant, claims
         rid = str(item["id"])
         failed = [str(d) for d in (item.get("dependsOn") or []) if results[str(d).lower()].status >= 400]
         if failed:
-            resp = GraphResponse(424, error_body(
-                "FailedDependency", f"The request depends on request '{failed[0]}', which failed."))
-            sim.log.add(method=str(item["method"]).upper(), path="/v1.0/" + str(item["url"]).lstrip("/"),
-                        status=424, resource_units=0, tenant_id=tenant.tenant_id, client_id=app_id,
-                        kind="batch-item")
+            resp = GraphResponse(
+                424,
+                error_body(
+                    "FailedDependency", f"The request depends on request '{failed[0]}', which failed."
+                ),
+            )
+            sim.log.add(
+                method=str(item["method"]).upper(),
+                path="/v1.0/" + str(item["url"]).lstrip("/"),
+                status=424,
+                resource_units=0,
+                tenant_id=tenant.tenant_id,
+                client_id=app_id,
+                kind="batch-item",
+            )
         else:
             resp, ru = await _run_item(sim, tenant, claims, item, base_url)
             total_ru += ru
@@ -175,12 +210,13 @@ async def run_batch(sim: Simulator, request: web.Request, tenant: Tenant, claims
     return outer(200, {"responses": responses})
 
 
-async def _run_item(sim: Simulator, tenant: Tenant, claims: dict[str, Any], item: dict[str, Any],
-                    base_url: str) -> tuple[GraphResponse, int]:
+async def _run_item(
+    sim: Simulator, tenant: Tenant, claims: dict[str, Any], item: dict[str, Any], base_url: str
+) -> tuple[GraphResponse, int]:
     url = str(item["url"]).strip()
     rel = "/" + url.lstrip("/")
     if rel.lower().startswith(("/v1.0/", "/beta/")):
-        rel = rel[rel.index("/", 1):]
+        rel = rel[rel.index("/", 1) :]
     path_part, _, query_part = rel.partition("?")
     path = urllib.parse.unquote(path_part)
     query = dict(urllib.parse.parse_qsl(query_part, keep_blank_values=True))
@@ -188,8 +224,15 @@ async def _run_item(sim: Simulator, tenant: Tenant, claims: dict[str, Any], item
     logged = "/v1.0" + rel
     if path.rstrip("/").lower() == "/$batch":
         resp = GraphResponse(400, error_body("BadRequest", "Nested batch requests are not supported."))
-        sim.log.add(method=method, path=logged, status=400, resource_units=0, tenant_id=tenant.tenant_id,
-                    client_id=str(claims.get("appid")), kind="batch-item")
+        sim.log.add(
+            method=method,
+            path=logged,
+            status=400,
+            resource_units=0,
+            tenant_id=tenant.tenant_id,
+            client_id=str(claims.get("appid")),
+            kind="batch-item",
+        )
         return resp, 0
     headers = {str(k).lower(): str(v) for k, v in (item.get("headers") or {}).items()}
     body = item.get("body")
@@ -197,5 +240,6 @@ async def _run_item(sim: Simulator, tenant: Tenant, claims: dict[str, Any], item
         # "Might be a JSON object or a base64 URL-encoded value" (msgraph-core sends non-object JSON so).
         with contextlib.suppress(ValueError, binascii.Error):
             body = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-    return await sim.graph_call(tenant, claims, method, path, query, headers, body, base_url,
-                                kind="batch-item", logged_path=logged)
+    return await sim.graph_call(
+        tenant, claims, method, path, query, headers, body, base_url, kind="batch-item", logged_path=logged
+    )

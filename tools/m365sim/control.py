@@ -33,8 +33,10 @@ class ControlError(Exception):
 
 
 def _err(exc: ControlError) -> web.Response:
-    return web.json_response({"error": {"code": "BadRequest" if exc.status == 400 else "Conflict",
-                                        "message": str(exc)}}, status=exc.status)
+    return web.json_response(
+        {"error": {"code": "BadRequest" if exc.status == 400 else "Conflict", "message": str(exc)}},
+        status=exc.status,
+    )
 
 
 async def _body(request: web.Request) -> Any:
@@ -66,8 +68,16 @@ def _str_list(value: Any, what: str) -> list[str]:
 def _parse_client(raw: Any, i: int) -> Client:
     if not isinstance(raw, dict):
         raise ControlError(f"clients[{i}] must be an object")
-    known = {"clientId", "clientSecret", "clientSecrets", "roles", "redirectUris", "scopes", "displayName",
-             "keyVaultAccess"}
+    known = {
+        "clientId",
+        "clientSecret",
+        "clientSecrets",
+        "roles",
+        "redirectUris",
+        "scopes",
+        "displayName",
+        "keyVaultAccess",
+    }
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ControlError(f"clients[{i}]: unknown keys {unknown}; known: {sorted(known)}")
@@ -90,8 +100,15 @@ def _parse_client(raw: Any, i: int) -> Client:
     name = raw.get("displayName", f"app {cid}")
     if not isinstance(name, str):
         raise ControlError(f"clients[{i}].displayName must be a string")
-    return Client(client_id=cid.lower(), secrets=secrets, roles=roles, redirect_uris=redirects,
-                  display_name=name, scopes=scopes, key_vault_access=_bool(raw, "keyVaultAccess", True))
+    return Client(
+        client_id=cid.lower(),
+        secrets=secrets,
+        roles=roles,
+        redirect_uris=redirects,
+        display_name=name,
+        scopes=scopes,
+        key_vault_access=_bool(raw, "keyVaultAccess", True),
+    )
 
 
 def _parse_domains(raw: Any) -> list[dict[str, Any]]:
@@ -111,8 +128,14 @@ def _parse_domains(raw: Any) -> list[dict[str, Any]]:
         auth = d.get("authenticationType", "Managed")
         if auth not in ("Managed", "Federated"):
             raise ControlError(f"domains[{i}].authenticationType must be 'Managed' or 'Federated'")
-        out.append({"id": name, "isDefault": _bool(d, "isDefault", False),
-                    "isVerified": _bool(d, "isVerified", True), "authenticationType": auth})
+        out.append(
+            {
+                "id": name,
+                "isDefault": _bool(d, "isDefault", False),
+                "isVerified": _bool(d, "isVerified", True),
+                "authenticationType": auth,
+            }
+        )
     defaults = [d for d in out if d["isDefault"]]
     if len(defaults) != 1:
         raise ControlError("exactly one domain must have isDefault: true")
@@ -127,8 +150,15 @@ async def create_tenant(request: web.Request) -> web.Response:
         body = await _body(request)
         if not isinstance(body, dict):
             raise ControlError("the body must be a JSON object")
-        known = {"tenantId", "displayName", "domains", "onPremisesSyncEnabled", "clients", "seedUsers",
-                 "keyVault"}
+        known = {
+            "tenantId",
+            "displayName",
+            "domains",
+            "onPremisesSyncEnabled",
+            "clients",
+            "seedUsers",
+            "keyVault",
+        }
         unknown = sorted(set(body) - known)
         if unknown:
             raise ControlError(f"unknown keys {unknown}; known: {sorted(known)}")
@@ -156,15 +186,25 @@ async def create_tenant(request: web.Request) -> web.Response:
         for t in sim.tenants.values():
             taken = set(t.domain_names()) & {d["id"].lower() for d in domains}
             if taken:
-                raise ControlError(f"domain '{sorted(taken)[0]}' already belongs to tenant {t.tenant_id}", 409)
+                raise ControlError(
+                    f"domain '{sorted(taken)[0]}' already belongs to tenant {t.tenant_id}", 409
+                )
         if key_vault and sim.vault_tenant_id is not None:
-            raise ControlError(f"the simulated Key Vault already belongs to tenant {sim.vault_tenant_id}", 409)
+            raise ControlError(
+                f"the simulated Key Vault already belongs to tenant {sim.vault_tenant_id}", 409
+            )
     except ControlError as exc:
         return _err(exc)
     from tools.m365sim.directory import TenantDirectory
 
-    directory = TenantDirectory(tenant_id=tid, display_name=name, domains=domains, on_premises_sync_enabled=on_prem,
-                                clock=sim.clock, replication_lag=sim.faults.replication_lag)
+    directory = TenantDirectory(
+        tenant_id=tid,
+        display_name=name,
+        domains=domains,
+        on_premises_sync_enabled=on_prem,
+        clock=sim.clock,
+        replication_lag=sim.faults.replication_lag,
+    )
     if seed:
         directory.seed_users(seed)
     tenant = Tenant(tid, name, domains, on_prem, {c.client_id: c for c in clients}, directory)
@@ -177,10 +217,20 @@ async def create_tenant(request: web.Request) -> web.Response:
 def _describe(sim: Any, request: web.Request, t: Tenant) -> dict[str, Any]:
     base = sim.base_url(request)
     out: dict[str, Any] = {
-        "tenantId": t.tenant_id, "displayName": t.display_name, "domains": t.domains,
+        "tenantId": t.tenant_id,
+        "displayName": t.display_name,
+        "domains": t.domains,
         "onPremisesSyncEnabled": t.on_premises_sync_enabled,
-        "clients": [{"clientId": c.client_id, "roles": c.roles, "redirectUris": c.redirect_uris,
-                     "scopes": c.scopes, "secretCount": len(c.secrets)} for c in t.clients.values()],
+        "clients": [
+            {
+                "clientId": c.client_id,
+                "roles": c.roles,
+                "redirectUris": c.redirect_uris,
+                "scopes": c.scopes,
+                "secretCount": len(c.secrets),
+            }
+            for c in t.clients.values()
+        ],
         "userCount": t.directory.user_count(),
         "keyVault": sim.vault_tenant_id == t.tenant_id,
         "authority": f"{base}/{t.tenant_id}",
@@ -222,8 +272,10 @@ async def put_faults(request: web.Request) -> web.Response:
 
 
 def _clock_json(sim: Any) -> dict[str, Any]:
-    return {"offsetSeconds": sim.clock.offset,
-            "now": dt.datetime.fromtimestamp(sim.clock(), dt.UTC).isoformat().replace("+00:00", "Z")}
+    return {
+        "offsetSeconds": sim.clock.offset,
+        "now": dt.datetime.fromtimestamp(sim.clock(), dt.UTC).isoformat().replace("+00:00", "Z"),
+    }
 
 
 async def get_clock(request: web.Request) -> web.Response:
@@ -235,7 +287,7 @@ async def put_clock(request: web.Request) -> web.Response:
     try:
         body = await _body(request)
         if not isinstance(body, dict) or set(body) != {"offsetSeconds"}:
-            raise ControlError("the body must be {\"offsetSeconds\": <number>}")
+            raise ControlError('the body must be {"offsetSeconds": <number>}')
         v = body["offsetSeconds"]
         if isinstance(v, bool) or not isinstance(v, int | float) or abs(v) > 10 * 365 * 86400:
             raise ControlError("'offsetSeconds' must be a number of seconds (at most ten years either way)")

@@ -150,8 +150,11 @@ class VersionedStore:
 
     def member_change(self, group_id: str, member_id: str, added: bool) -> None:
         self.seq += 1
-        self._append(Change(self.seq, self.clock(), False, "groups", group_id, member_id, added,
-                            frozenset({"_members"})))
+        self._append(
+            Change(
+                self.seq, self.clock(), False, "groups", group_id, member_id, added, frozenset({"_members"})
+            )
+        )
 
     def _prune_versions(self, versions: list[Version], now: float) -> None:
         horizon = now - max(HISTORY_WINDOW, 2 * float(self.lag()))
@@ -222,10 +225,20 @@ class DeltaState:
     issued: float = 0.0
 
     def token(self) -> str:
-        return encode_token({
-            "k": self.kind, "t": self.tenant, "p": self.phase, "s": self.seq, "f": self.since,
-            "a": self.after, "o": self.offset, "sel": self.select, "ids": self.ids, "ts": self.issued,
-        })
+        return encode_token(
+            {
+                "k": self.kind,
+                "t": self.tenant,
+                "p": self.phase,
+                "s": self.seq,
+                "f": self.since,
+                "a": self.after,
+                "o": self.offset,
+                "sel": self.select,
+                "ids": self.ids,
+                "ts": self.issued,
+            }
+        )
 
     @staticmethod
     def parse(token: str) -> DeltaState | None:
@@ -233,9 +246,16 @@ class DeltaState:
         try:
             assert raw is not None and raw["p"] in ("i", "c", "d")
             return DeltaState(
-                kind=str(raw["k"]), tenant=str(raw["t"]), phase=raw["p"], seq=int(raw["s"]),
-                since=int(raw["f"]), after=str(raw["a"]), offset=int(raw["o"]), select=raw["sel"],
-                ids=raw["ids"], issued=float(raw["ts"]),
+                kind=str(raw["k"]),
+                tenant=str(raw["t"]),
+                phase=raw["p"],
+                seq=int(raw["s"]),
+                since=int(raw["f"]),
+                after=str(raw["a"]),
+                offset=int(raw["o"]),
+                select=raw["sel"],
+                ids=raw["ids"],
+                issued=float(raw["ts"]),
             )
         except (AssertionError, KeyError, TypeError, ValueError):
             return None
@@ -244,8 +264,13 @@ class DeltaState:
 class DeltaQuery:
     """``GET /users/delta`` and ``GET /groups/delta`` for one tenant."""
 
-    def __init__(self, store: VersionedStore, tenant_id: str, render: Renderer,
-                 parse_select: Callable[[str, str | None], list[str] | None]) -> None:
+    def __init__(
+        self,
+        store: VersionedStore,
+        tenant_id: str,
+        render: Renderer,
+        parse_select: Callable[[str, str | None], list[str] | None],
+    ) -> None:
         self.store = store
         self.tenant_id = tenant_id
         self.render = render
@@ -277,13 +302,23 @@ class DeltaQuery:
         if token is None:
             return self._initial(query, kind, now)
         if token == "latest" and "$deltatoken" in query:
-            return DeltaState(kind, self.tenant_id, "d", self.store.visible_upto(), select=self._select(
-                query, kind), ids=self._ids(query), issued=now)
+            return DeltaState(
+                kind,
+                self.tenant_id,
+                "d",
+                self.store.visible_upto(),
+                select=self._select(query, kind),
+                ids=self._ids(query),
+                issued=now,
+            )
         state = DeltaState.parse(token)
         if state is None or state.kind != kind:
             raise QueryError("Request_BadRequest", "Invalid delta token.")
-        if (state.tenant != self.tenant_id or now - state.issued > TOKEN_LIFETIME
-                or min(state.seq, state.since if state.phase == "c" else state.seq) < self.store.pruned_upto):
+        if (
+            state.tenant != self.tenant_id
+            or now - state.issued > TOKEN_LIFETIME
+            or min(state.seq, state.since if state.phase == "c" else state.seq) < self.store.pruned_upto
+        ):
             return None
         return state
 
@@ -291,10 +326,19 @@ class DeltaQuery:
         for option in ("$top", "$expand", "$orderby", "$search", "$count"):
             if option in query:
                 # user-delta / group-delta: "$expand is not supported. $top is not supported. ..."
-                raise QueryError("Request_UnsupportedQuery", f"The query option '{option}' is not supported "
-                                 f"with delta queries on this resource.")
-        return DeltaState(kind, self.tenant_id, "i", self.store.visible_upto(), select=self._select(query, kind),
-                          ids=self._ids(query), issued=now)
+                raise QueryError(
+                    "Request_UnsupportedQuery",
+                    f"The query option '{option}' is not supported with delta queries on this resource.",
+                )
+        return DeltaState(
+            kind,
+            self.tenant_id,
+            "i",
+            self.store.visible_upto(),
+            select=self._select(query, kind),
+            ids=self._ids(query),
+            issued=now,
+        )
 
     def _select(self, query: dict[str, str], kind: str) -> list[str] | None:
         return self.parse_select(kind, query.get("$select"))
@@ -305,19 +349,27 @@ class DeltaQuery:
             return None
         ids = filter_ids(query["$filter"])
         if len(ids) > MAX_DELTA_IDS:
-            raise QueryError("Request_UnsupportedQuery", f"The number of filtered objects exceeds the maximum "
-                             f"of {MAX_DELTA_IDS}.")
+            raise QueryError(
+                "Request_UnsupportedQuery",
+                f"The number of filtered objects exceeds the maximum of {MAX_DELTA_IDS}.",
+            )
         return ids
 
     @staticmethod
     def _expired(req: GraphRequest, kind: str) -> GraphResponse:
         # delta-query-overview, "Synchronization reset": 410 + Location with the initial delta URL.
-        return graph_error(410, "syncStateNotFound", SYNC_STATE_NOT_FOUND,
-                           headers={"Location": f"{req.base_url}/{kind}/delta"})
+        return graph_error(
+            410,
+            "syncStateNotFound",
+            SYNC_STATE_NOT_FOUND,
+            headers={"Location": f"{req.base_url}/{kind}/delta"},
+        )
 
     # -- pages -------------------------------------------------------------------------------------------
     @staticmethod
-    def _respond(req: GraphRequest, state: DeltaState, value: list[Data], next_state: DeltaState) -> GraphResponse:
+    def _respond(
+        req: GraphRequest, state: DeltaState, value: list[Data], next_state: DeltaState
+    ) -> GraphResponse:
         body: Data = {"@odata.context": f"{req.base_url}/$metadata#{state.kind}", "value": value}
         link = f"{req.base_url}/{state.kind}/delta?"
         if next_state.phase == "d":
@@ -352,7 +404,7 @@ class DeltaQuery:
             # that property changed does not appear in the delta response".
             tracked = {*state.select, "*"} | ({"_members"} if "members" in state.select else set())
             ids = [i for i in ids if changes.props.get(i, set()) & tracked]
-        page = ids[state.offset: state.offset + DELTA_PAGE_SIZE]
+        page = ids[state.offset : state.offset + DELTA_PAGE_SIZE]
         value = [self._changed(state, obj_id, changes) for obj_id in page]
         if state.offset + DELTA_PAGE_SIZE < len(ids):
             return value, replace(state, offset=state.offset + DELTA_PAGE_SIZE)
@@ -365,7 +417,9 @@ class DeltaQuery:
             return {"id": obj_id, "@removed": {"reason": reason}}
         return self._with_members(state, obj_id, data, changes.members.get(obj_id, {}))
 
-    def _with_members(self, state: DeltaState, obj_id: str, data: Data, delta: dict[str, bool] | None) -> Data:
+    def _with_members(
+        self, state: DeltaState, obj_id: str, data: Data, delta: dict[str, bool] | None
+    ) -> Data:
         rendered = self.render(state.kind, data, state.select)
         tracks_members = state.kind == "groups" and (state.select is None or "members" in state.select)
         if not tracks_members:
@@ -382,4 +436,3 @@ class DeltaQuery:
         if not added:
             ref["@removed"] = {"reason": "deleted"}
         return ref
-

@@ -56,18 +56,68 @@ DELEGATED_ALL = "Directory.AccessAsUser.All"
 # --------------------------------------------------------------------------------------------------------
 # The user resource (https://learn.microsoft.com/en-us/graph/api/resources/user)
 # --------------------------------------------------------------------------------------------------------
-USER_DEFAULT = ("businessPhones", "displayName", "givenName", "jobTitle", "mail", "mobilePhone", "officeLocation",
-                "preferredLanguage", "surname", "userPrincipalName", "id")
-USER_WRITABLE = frozenset({
-    "accountEnabled", "displayName", "givenName", "surname", "mailNickname", "userPrincipalName", "mail",
-    "jobTitle", "department", "employeeId", "onPremisesImmutableId", "businessPhones", "mobilePhone",
-    "officeLocation", "preferredLanguage", "usageLocation", "otherMails", "passwordProfile", "city", "country",
-    "companyName", "state", "streetAddress", "postalCode", "employeeType", "passwordPolicies", "userType",
-    "faxNumber", "ageGroup", "employeeHireDate", "showInAddressList",
-})
-USER_READONLY = frozenset({"id", "proxyAddresses", "createdDateTime", "signInSessionsValidFromDateTime",
-                           "onPremisesSyncEnabled", "deletedDateTime", "onPremisesLastSyncDateTime",
-                           "lastPasswordChangeDateTime", "creationType", "externalUserState"})
+USER_DEFAULT = (
+    "businessPhones",
+    "displayName",
+    "givenName",
+    "jobTitle",
+    "mail",
+    "mobilePhone",
+    "officeLocation",
+    "preferredLanguage",
+    "surname",
+    "userPrincipalName",
+    "id",
+)
+USER_WRITABLE = frozenset(
+    {
+        "accountEnabled",
+        "displayName",
+        "givenName",
+        "surname",
+        "mailNickname",
+        "userPrincipalName",
+        "mail",
+        "jobTitle",
+        "department",
+        "employeeId",
+        "onPremisesImmutableId",
+        "businessPhones",
+        "mobilePhone",
+        "officeLocation",
+        "preferredLanguage",
+        "usageLocation",
+        "otherMails",
+        "passwordProfile",
+        "city",
+        "country",
+        "companyName",
+        "state",
+        "streetAddress",
+        "postalCode",
+        "employeeType",
+        "passwordPolicies",
+        "userType",
+        "faxNumber",
+        "ageGroup",
+        "employeeHireDate",
+        "showInAddressList",
+    }
+)
+USER_READONLY = frozenset(
+    {
+        "id",
+        "proxyAddresses",
+        "createdDateTime",
+        "signInSessionsValidFromDateTime",
+        "onPremisesSyncEnabled",
+        "deletedDateTime",
+        "onPremisesLastSyncDateTime",
+        "lastPasswordChangeDateTime",
+        "creationType",
+        "externalUserState",
+    }
+)
 USER_PROPS = {n.lower(): n for n in USER_WRITABLE | USER_READONLY | {"manager"}}
 USER_LISTS = frozenset({"businessPhones", "otherMails", "proxyAddresses"})
 USER_BOOLS = frozenset({"accountEnabled", "showInAddressList"})
@@ -75,8 +125,22 @@ SYNCED_CLOUD_EDITABLE = frozenset({"usageLocation"})
 """Properties Entra lets the cloud edit on a user mastered on-premises; every other write is refused."""
 USER_FILTER = FilterSchema(
     resource="User",
-    strings=frozenset({"userPrincipalName", "mail", "employeeId", "displayName", "givenName", "surname",
-                       "mailNickname", "id", "jobTitle", "department", "onPremisesImmutableId", "usageLocation"}),
+    strings=frozenset(
+        {
+            "userPrincipalName",
+            "mail",
+            "employeeId",
+            "displayName",
+            "givenName",
+            "surname",
+            "mailNickname",
+            "id",
+            "jobTitle",
+            "department",
+            "onPremisesImmutableId",
+            "usageLocation",
+        }
+    ),
     booleans=frozenset({"accountEnabled"}),
     collections=frozenset({"proxyAddresses", "otherMails"}),
     # aad-advanced-queries: "endsWith ... supported only ... by mail, otherMails, userPrincipalName, proxyAddresses"
@@ -87,8 +151,19 @@ USER_FILTER = FilterSchema(
 # --------------------------------------------------------------------------------------------------------
 # The group resource (https://learn.microsoft.com/en-us/graph/api/resources/group)
 # --------------------------------------------------------------------------------------------------------
-GROUP_OUTPUT = ("id", "createdDateTime", "description", "displayName", "groupTypes", "mail", "mailEnabled",
-                "mailNickname", "proxyAddresses", "securityEnabled", "visibility")
+GROUP_OUTPUT = (
+    "id",
+    "createdDateTime",
+    "description",
+    "displayName",
+    "groupTypes",
+    "mail",
+    "mailEnabled",
+    "mailNickname",
+    "proxyAddresses",
+    "securityEnabled",
+    "visibility",
+)
 GROUP_WRITABLE = frozenset({"description", "displayName", "mailNickname", "securityEnabled", "visibility"})
 GROUP_CREATE_ONLY = frozenset({"mailEnabled", "groupTypes"})
 GROUP_READONLY = frozenset(GROUP_OUTPUT) - GROUP_WRITABLE - GROUP_CREATE_ONLY
@@ -108,19 +183,45 @@ MAX_BIND = 20
 # Domains (https://learn.microsoft.com/en-us/graph/api/resources/domain) and internalDomainFederation
 # --------------------------------------------------------------------------------------------------------
 NEVER_EXPIRES = 2147483647
-DOMAIN_OUTPUT = ("id", "authenticationType", "availabilityStatus", "isAdminManaged", "isDefault", "isInitial",
-                 "isRoot", "isVerified", "passwordNotificationWindowInDays", "passwordValidityPeriodInDays",
-                 "supportedServices", "state")
+DOMAIN_OUTPUT = (
+    "id",
+    "authenticationType",
+    "availabilityStatus",
+    "isAdminManaged",
+    "isDefault",
+    "isInitial",
+    "isRoot",
+    "isVerified",
+    "passwordNotificationWindowInDays",
+    "passwordValidityPeriodInDays",
+    "supportedServices",
+    "state",
+)
 DOMAIN_WRITABLE = frozenset({"isDefault", "passwordValidityPeriodInDays", "passwordNotificationWindowInDays"})
-FED_FIELDS = frozenset({"displayName", "issuerUri", "metadataExchangeUri", "passiveSignInUri", "activeSignInUri",
-                        "signOutUri", "signingCertificate", "nextSigningCertificate",
-                        "preferredAuthenticationProtocol", "federatedIdpMfaBehavior",
-                        "isSignedAuthenticationRequestRequired", "promptLoginBehavior"})
+FED_FIELDS = frozenset(
+    {
+        "displayName",
+        "issuerUri",
+        "metadataExchangeUri",
+        "passiveSignInUri",
+        "activeSignInUri",
+        "signOutUri",
+        "signingCertificate",
+        "nextSigningCertificate",
+        "preferredAuthenticationProtocol",
+        "federatedIdpMfaBehavior",
+        "isSignedAuthenticationRequestRequired",
+        "promptLoginBehavior",
+    }
+)
 FED_REQUIRED = ("issuerUri", "passiveSignInUri", "signingCertificate")
 FED_ENUMS = {
     "preferredAuthenticationProtocol": {"wsFed", "saml"},
-    "federatedIdpMfaBehavior": {"acceptIfMfaDoneByFederatedIdp", "enforceMfaByFederatedIdp",
-                                "rejectMfaByFederatedIdp"},
+    "federatedIdpMfaBehavior": {
+        "acceptIfMfaDoneByFederatedIdp",
+        "enforceMfaByFederatedIdp",
+        "rejectMfaByFederatedIdp",
+    },
     "promptLoginBehavior": {"translateToFreshPasswordAuthentication", "nativeSupport", "disabled"},
 }
 
@@ -128,23 +229,65 @@ FED_ENUMS = {
 # Messages Graph answers (sources next to each use)
 # --------------------------------------------------------------------------------------------------------
 INSUFFICIENT = "Insufficient privileges to complete the operation."
-PASSWORD_COMPLEXITY = ("The specified password does not comply with password complexity requirements. "
-                       "Please provide a different password.")
-UNVERIFIED_DOMAIN = ("The domain portion of the userPrincipalName property is invalid. You must use one of the "
-                     "verified domain names in your organization.")
-ALREADY_MEMBER = ("One or more added object references already exist for the following modified properties: "
-                  "'members'.")
-SYNCED_OBJECT = ("Unable to update the specified properties for on-premises mastered Directory Sync objects or "
-                 "objects currently undergoing migration.")
-MAIL_ENABLED_GROUP = ("The service does not currently support writes of mail-enabled groups. Please ensure that "
-                      "the mail-enablement property is unset and the security-enablement property is set.")
+PASSWORD_COMPLEXITY = (
+    "The specified password does not comply with password complexity requirements. "
+    "Please provide a different password."
+)
+UNVERIFIED_DOMAIN = (
+    "The domain portion of the userPrincipalName property is invalid. You must use one of the "
+    "verified domain names in your organization."
+)
+ALREADY_MEMBER = (
+    "One or more added object references already exist for the following modified properties: 'members'."
+)
+SYNCED_OBJECT = (
+    "Unable to update the specified properties for on-premises mastered Directory Sync objects or "
+    "objects currently undergoing migration."
+)
+MAIL_ENABLED_GROUP = (
+    "The service does not currently support writes of mail-enabled groups. Please ensure that "
+    "the mail-enablement property is unset and the security-enablement property is set."
+)
 METHOD_NOT_ALLOWED = "Specified HTTP method is not allowed for the request target."
 MAILNICKNAME_FORBIDDEN = set('@()\\[]";:<>, ')
 
-GIVEN_NAMES = ("Adele", "Alex", "Diego", "Grady", "Henrietta", "Isaiah", "Johanna", "Joni", "Lee", "Lidia",
-               "Lynne", "Megan", "Miriam", "Nestor", "Patti", "Pradeep")
-SURNAMES = ("Vance", "Wilber", "Siciliani", "Archie", "Mueller", "Langer", "Lorenz", "Sherman", "Gu", "Holloway",
-            "Robinson", "Bowen", "Graham", "Wilke", "Fernandez", "Gupta", "O'Brien")
+GIVEN_NAMES = (
+    "Adele",
+    "Alex",
+    "Diego",
+    "Grady",
+    "Henrietta",
+    "Isaiah",
+    "Johanna",
+    "Joni",
+    "Lee",
+    "Lidia",
+    "Lynne",
+    "Megan",
+    "Miriam",
+    "Nestor",
+    "Patti",
+    "Pradeep",
+)
+SURNAMES = (
+    "Vance",
+    "Wilber",
+    "Siciliani",
+    "Archie",
+    "Mueller",
+    "Langer",
+    "Lorenz",
+    "Sherman",
+    "Gu",
+    "Holloway",
+    "Robinson",
+    "Bowen",
+    "Graham",
+    "Wilke",
+    "Fernandez",
+    "Gupta",
+    "O'Brien",
+)
 JOBS = ("Engineer", "Analyst", "Designer", "Manager", "Consultant", "Accountant")
 DEPARTMENTS = ("Engineering", "Finance", "Sales", "Marketing", "Operations", "Legal")
 SEED_NAMESPACE = uuid.UUID("6c1f5a52-9f0e-4c8a-9d3c-5a7f0b8e2d11")
@@ -171,9 +314,11 @@ def bad_request(message: str) -> GraphFailure:
 def not_found(key: str) -> GraphFailure:
     # Request_ResourceNotFound, as Graph answers for a missing directory object (e.g. user-get, group-delete-members;
     # github.com/microsoftgraph/microsoft-graph-docs-contrib/issues/4847).
-    return GraphFailure(404, "Request_ResourceNotFound",
-                        f"Resource '{key}' does not exist or one of its queried reference-property objects are "
-                        f"not present.")
+    return GraphFailure(
+        404,
+        "Request_ResourceNotFound",
+        f"Resource '{key}' does not exist or one of its queried reference-property objects are not present.",
+    )
 
 
 def required(prop: str, resource: str) -> GraphFailure:
@@ -187,8 +332,12 @@ def invalid_value(prop: str, resource: str) -> GraphFailure:
 def conflict(prop: str) -> GraphFailure:
     # user-post-users: "Another object with the same value for property userPrincipalName already exists." with a
     # details entry {"code": "ObjectConflict", "target": prop}.
-    return GraphFailure(400, "Request_BadRequest", f"Another object with the same value for property {prop} "
-                        f"already exists.", target=prop)
+    return GraphFailure(
+        400,
+        "Request_BadRequest",
+        f"Another object with the same value for property {prop} already exists.",
+        target=prop,
+    )
 
 
 def iso(epoch: float) -> str:
@@ -202,15 +351,21 @@ def password_ok(password: Any) -> bool:
     """
     if not isinstance(password, str) or not 8 <= len(password) <= 256:
         return False
-    classes = (any(c.islower() for c in password), any(c.isupper() for c in password),
-               any(c.isdigit() for c in password), any(not c.isalnum() for c in password))
+    classes = (
+        any(c.islower() for c in password),
+        any(c.isupper() for c in password),
+        any(c.isdigit() for c in password),
+        any(not c.isalnum() for c in password),
+    )
     return sum(classes) >= 3
 
 
 def ref_id(value: Any) -> str:
     """The object id of a directoryObject reference ``https://graph.microsoft.com/v1.0/directoryObjects/{id}``."""
-    match = re.search(r"/(?:directoryObjects|users|groups)(?:/|\(')([0-9a-fA-F-]{36})(?:'\))?$",
-                      value if isinstance(value, str) else "")
+    match = re.search(
+        r"/(?:directoryObjects|users|groups)(?:/|\(')([0-9a-fA-F-]{36})(?:'\))?$",
+        value if isinstance(value, str) else "",
+    )
     if not match:
         # group-post-members: the body must hold an @odata.id reference to a directoryObject.
         raise bad_request(f"Invalid object identifier '{value}'.")
@@ -231,9 +386,16 @@ class Route:
 class TenantDirectory:
     """One tenant's directory. ``handle`` is called from one asyncio thread: no locking."""
 
-    def __init__(self, tenant_id: str, display_name: str, domains: Iterable[dict[str, Any]], *,
-                 on_premises_sync_enabled: bool = False, clock: Clock,
-                 replication_lag: Callable[[], float] = lambda: 0.0) -> None:
+    def __init__(
+        self,
+        tenant_id: str,
+        display_name: str,
+        domains: Iterable[dict[str, Any]],
+        *,
+        on_premises_sync_enabled: bool = False,
+        clock: Clock,
+        replication_lag: Callable[[], float] = lambda: 0.0,
+    ) -> None:
         self.tenant_id = tenant_id
         self.display_name = display_name
         self.on_premises_sync_enabled = on_premises_sync_enabled
@@ -294,25 +456,43 @@ class TenantDirectory:
         return [
             r("users", GET=(self._list_users, USER_READ), POST=(self._create_user, USER_WRITE)),
             r("users/delta", GET=(delta_users, USER_READ)),
-            r("users/*", GET=(self._get_user, USER_READ), PATCH=(self._update_user, USER_PATCH),
-              DELETE=(self._delete_user, USER_WRITE)),
+            r(
+                "users/*",
+                GET=(self._get_user, USER_READ),
+                PATCH=(self._update_user, USER_PATCH),
+                DELETE=(self._delete_user, USER_WRITE),
+            ),
             r("users/*/revokeSignInSessions", POST=(self._revoke_sessions, USER_REVOKE)),
             r("users/*/manager", GET=(self._get_manager, USER_READ)),
-            r("users/*/manager/$ref", PUT=(self._set_manager, USER_WRITE),
-              DELETE=(self._remove_manager, USER_WRITE)),
+            r(
+                "users/*/manager/$ref",
+                PUT=(self._set_manager, USER_WRITE),
+                DELETE=(self._remove_manager, USER_WRITE),
+            ),
             r("groups", GET=(self._list_groups, GROUP_READ), POST=(self._create_group, GROUP_WRITE)),
             r("groups/delta", GET=(delta_groups, GROUP_READ)),
-            r("groups/*", GET=(self._get_group, GROUP_READ), PATCH=(self._update_group, GROUP_WRITE),
-              DELETE=(self._delete_group, GROUP_WRITE)),
+            r(
+                "groups/*",
+                GET=(self._get_group, GROUP_READ),
+                PATCH=(self._update_group, GROUP_WRITE),
+                DELETE=(self._delete_group, GROUP_WRITE),
+            ),
             r("groups/*/members", GET=(self._list_members, GROUP_READ)),
             r("groups/*/members/$ref", POST=(self._add_member, MEMBER_WRITE)),
             r("groups/*/members/*/$ref", DELETE=(self._remove_member, MEMBER_WRITE)),
             r("domains", GET=(self._list_domains, DOMAIN_READ)),
             r("domains/*", GET=(self._get_domain, DOMAIN_READ), PATCH=(self._update_domain, DOMAIN_WRITE)),
-            r("domains/*/federationConfiguration", GET=(self._list_federation, FED_READ),
-              POST=(self._create_federation, FED_WRITE)),
-            r("domains/*/federationConfiguration/*", GET=(self._get_federation, FED_READ),
-              PATCH=(self._update_federation, FED_WRITE), DELETE=(self._delete_federation, FED_WRITE)),
+            r(
+                "domains/*/federationConfiguration",
+                GET=(self._list_federation, FED_READ),
+                POST=(self._create_federation, FED_WRITE),
+            ),
+            r(
+                "domains/*/federationConfiguration/*",
+                GET=(self._get_federation, FED_READ),
+                PATCH=(self._update_federation, FED_WRITE),
+                DELETE=(self._delete_federation, FED_WRITE),
+            ),
             r("organization", GET=(self._list_organization, ORG_READ)),
             r("organization/*", GET=(self._get_organization, ORG_READ)),
         ]
@@ -320,14 +500,19 @@ class TenantDirectory:
     @staticmethod
     def _segments(path: str) -> list[str]:
         segments = [s for s in path.strip("/").split("/") if s]
-        aliases = {"delta()": "delta", "microsoft.graph.delta": "delta", "microsoft.graph.delta()": "delta",
-                   "microsoft.graph.revokesigninsessions": "revokeSignInSessions"}
+        aliases = {
+            "delta()": "delta",
+            "microsoft.graph.delta": "delta",
+            "microsoft.graph.delta()": "delta",
+            "microsoft.graph.revokesigninsessions": "revokeSignInSessions",
+        }
         return [aliases.get(s.lower(), s) for s in segments]
 
     @staticmethod
     def _matches(pattern: tuple[str, ...], segments: list[str]) -> bool:
         return len(pattern) >= len(segments) and all(
-            p == "*" or p.lower() == s.lower() for p, s in zip(pattern, segments, strict=False))
+            p == "*" or p.lower() == s.lower() for p, s in zip(pattern, segments, strict=False)
+        )
 
     def _dispatch(self, req: GraphRequest) -> tuple[Handler, list[str]]:
         segments = self._segments(req.path)
@@ -338,8 +523,9 @@ class TenantDirectory:
             for depth in range(1, len(segments) + 1):
                 if not any(self._matches(r.pattern, segments[:depth]) for r in self._routes):
                     # Graph: 400 BadRequest "Resource not found for the segment 'x'."
-                    raise GraphFailure(400, "BadRequest", f"Resource not found for the segment "
-                                       f"'{segments[depth - 1]}'.")
+                    raise GraphFailure(
+                        400, "BadRequest", f"Resource not found for the segment '{segments[depth - 1]}'."
+                    )
             raise GraphFailure(400, "BadRequest", f"Resource not found for the segment '{segments[-1]}'.")
         if req.method not in route.methods:
             raise GraphFailure(405, "Request_BadRequest", METHOD_NOT_ALLOWED)
@@ -374,23 +560,33 @@ class TenantDirectory:
         eventual = req.headers.get("consistencylevel", "").lower() == "eventual"
         return eventual and query.get("$count", "").lower() == "true"
 
-    def _collection(self, req: GraphRequest, kind: str, items: Iterator[tuple[str, Data]],
-                    render: Callable[[Data, list[str] | None], Data], schema: FilterSchema | None) -> GraphResponse:
+    def _collection(
+        self,
+        req: GraphRequest,
+        kind: str,
+        items: Iterator[tuple[str, Data]],
+        render: Callable[[Data, list[str] | None], Data],
+        schema: FilterSchema | None,
+    ) -> GraphResponse:
         """One page of a directory collection: $filter, $select, $top, $skiptoken, $count."""
         query = self._query(req)
         advanced = self._advanced(req, query)
         if "$orderby" in query or "$search" in query or "$skip" in query:
             option = next(o for o in ("$orderby", "$search", "$skip") if o in query)
-            raise QueryError("Request_UnsupportedQuery", f"The query option '{option}' is not supported by "
-                             f"the simulator.")
+            raise QueryError(
+                "Request_UnsupportedQuery", f"The query option '{option}' is not supported by the simulator."
+            )
         select = self._select_for(kind if kind in ("users", "groups") else "users", query.get("$select"))
         top = parse_top(query.get("$top"))
-        predicate = compile_filter(query["$filter"], schema, advanced=advanced) if (
-            "$filter" in query and schema) else None
+        predicate = (
+            compile_filter(query["$filter"], schema, advanced=advanced)
+            if ("$filter" in query and schema)
+            else None
+        )
         after = self._skiptoken(query)
         matched = [(i, d) for i, d in items if predicate is None or predicate(d)]
         start = next((n for n, (i, _) in enumerate(matched) if i > after), len(matched)) if after else 0
-        page = matched[start:start + top]
+        page = matched[start : start + top]
         body: Data = {"@odata.context": self._context(req, kind, select)}
         if advanced:
             body["@odata.count"] = len(matched)
@@ -407,8 +603,10 @@ class TenantDirectory:
             return ""
         state = decode_token(query["$skiptoken"])
         if state is None or not isinstance(state.get("after"), str):
-            raise QueryError("Request_BadRequest", "The specified page token value has expired and can no "
-                             "longer be included in your request.")
+            raise QueryError(
+                "Request_BadRequest",
+                "The specified page token value has expired and can no longer be included in your request.",
+            )
         return str(state["after"])
 
     @staticmethod
@@ -486,8 +684,16 @@ class TenantDirectory:
             raise required("onPremisesImmutableId", "User")
         self._check_values(body, None)
         user_id = str(uuid.uuid4())
-        record = {"id": user_id, "createdDateTime": iso(self.clock()), "businessPhones": [], "otherMails": [],
-                  "proxyAddresses": [], "userType": "Member", "onPremisesSyncEnabled": None, **body}
+        record = {
+            "id": user_id,
+            "createdDateTime": iso(self.clock()),
+            "businessPhones": [],
+            "otherMails": [],
+            "proxyAddresses": [],
+            "userType": "Member",
+            "onPremisesSyncEnabled": None,
+            **body,
+        }
         record = self._store_user(self._with_mail(record, None), immediate=False)
         # Graph answers 201 with the user's default properties.
         response = self._entity(req, "users", self._render_user(record, None))
@@ -511,8 +717,11 @@ class TenantDirectory:
         """user-update: accountEnabled needs at least User.EnableDisableAccount.All; passwordProfile needs
         User-PasswordProfile.ReadWrite.All; every other property User.ReadWrite.All."""
         for prop in body:
-            allowed = USER_ENABLE if prop == "accountEnabled" else (
-                USER_PASSWORD if prop == "passwordProfile" else USER_WRITE)
+            allowed = (
+                USER_ENABLE
+                if prop == "accountEnabled"
+                else (USER_PASSWORD if prop == "passwordProfile" else USER_WRITE)
+            )
             self._require(req, allowed)
 
     def _check_synced(self, user: Data, changes: Iterable[str]) -> None:
@@ -535,7 +744,9 @@ class TenantDirectory:
         # user-revokesigninsessions: https://learn.microsoft.com/en-us/graph/api/user-revokesigninsessions
         user = self._primary_of_visible("users", args[0])
         self.store.write("users", user["id"], {**user, "signInSessionsValidFromDateTime": iso(self.clock())})
-        return GraphResponse(200, {"@odata.context": f"{req.base_url}/$metadata#Edm.Boolean", "value": True}, {})
+        return GraphResponse(
+            200, {"@odata.context": f"{req.base_url}/$metadata#Edm.Boolean", "value": True}, {}
+        )
 
     def _primary_of_visible(self, kind: str, key: str) -> Data:
         """The primary copy of an object the replicas already show: writes on a not-yet-replicated object are 404,
@@ -602,8 +813,9 @@ class TenantDirectory:
         for prop, value in body.items():
             self._check_type(prop, value)
         nickname = body.get("mailNickname")
-        if nickname is not None and (not nickname or any(c in MAILNICKNAME_FORBIDDEN or ord(c) > 127
-                                                         for c in nickname)):
+        if nickname is not None and (
+            not nickname or any(c in MAILNICKNAME_FORBIDDEN or ord(c) > 127 for c in nickname)
+        ):
             raise invalid_value("mailNickname", "User")
         immutable = body.get("onPremisesImmutableId")
         if immutable is not None and ("$" in immutable or "_" in immutable):
@@ -630,8 +842,11 @@ class TenantDirectory:
 
     @staticmethod
     def _check_password(profile: Data) -> None:
-        unknown = set(profile) - {"password", "forceChangePasswordNextSignIn",
-                                  "forceChangePasswordNextSignInWithMfa"}
+        unknown = set(profile) - {
+            "password",
+            "forceChangePasswordNextSignIn",
+            "forceChangePasswordNextSignInWithMfa",
+        }
         if unknown:
             raise bad_request(f"Invalid property '{sorted(unknown)[0]}'.")
         if "password" not in profile:
@@ -642,12 +857,15 @@ class TenantDirectory:
 
     def _check_unique(self, body: Data, self_id: str | None) -> None:
         """Uniqueness on the primary copy: UPN, mailNickname, and the addresses in proxyAddresses."""
+
         def taken(index: dict[str, str], value: Any) -> bool:
             return isinstance(value, str) and index.get(value.lower(), self_id) != self_id
 
         if taken(self._upn_index, body.get("userPrincipalName")):
             raise conflict("userPrincipalName")
-        if taken(self._proxy_index, body.get("userPrincipalName")) or taken(self._proxy_index, body.get("mail")):
+        if taken(self._proxy_index, body.get("userPrincipalName")) or taken(
+            self._proxy_index, body.get("mail")
+        ):
             raise conflict("proxyAddresses")
         if taken(self._nick_index, body.get("mailNickname")):
             raise conflict("mailNickname")
@@ -692,14 +910,30 @@ class TenantDirectory:
         is_synced = self.on_premises_sync_enabled if synced is None else synced
         user_id = str(uuid.uuid5(SEED_NAMESPACE, f"{self.tenant_id}/{nickname}"))
         return {
-            "id": user_id, "createdDateTime": iso(self.created), "accountEnabled": True,
-            "givenName": given, "surname": surname, "displayName": f"{given} {surname}",
-            "mailNickname": nickname, "userPrincipalName": mail, "mail": mail, "proxyAddresses": [f"SMTP:{mail}"],
-            "employeeId": f"E{i:04d}", "jobTitle": JOBS[i % len(JOBS)],
-            "department": DEPARTMENTS[i % len(DEPARTMENTS)], "businessPhones": [], "otherMails": [],
-            "mobilePhone": None, "officeLocation": None, "preferredLanguage": "en-US", "usageLocation": "US",
-            "userType": "Member", "onPremisesSyncEnabled": True if is_synced else None,
-            "onPremisesImmutableId": base64.b64encode(uuid.UUID(user_id).bytes).decode() if is_synced else None,
+            "id": user_id,
+            "createdDateTime": iso(self.created),
+            "accountEnabled": True,
+            "givenName": given,
+            "surname": surname,
+            "displayName": f"{given} {surname}",
+            "mailNickname": nickname,
+            "userPrincipalName": mail,
+            "mail": mail,
+            "proxyAddresses": [f"SMTP:{mail}"],
+            "employeeId": f"E{i:04d}",
+            "jobTitle": JOBS[i % len(JOBS)],
+            "department": DEPARTMENTS[i % len(DEPARTMENTS)],
+            "businessPhones": [],
+            "otherMails": [],
+            "mobilePhone": None,
+            "officeLocation": None,
+            "preferredLanguage": "en-US",
+            "usageLocation": "US",
+            "userType": "Member",
+            "onPremisesSyncEnabled": True if is_synced else None,
+            "onPremisesImmutableId": base64.b64encode(uuid.UUID(user_id).bytes).decode()
+            if is_synced
+            else None,
             "passwordProfile": {"password": f"Seed-{user_id[:8]}!", "forceChangePasswordNextSignIn": False},
         }
 
@@ -721,8 +955,9 @@ class TenantDirectory:
 
     def _list_groups(self, req: GraphRequest, _: list[str]) -> GraphResponse:
         # group-list: https://learn.microsoft.com/en-us/graph/api/group-list
-        return self._collection(req, "groups", self.store.visible_all("groups"), self._render_group,
-                                GROUP_FILTER)
+        return self._collection(
+            req, "groups", self.store.visible_all("groups"), self._render_group, GROUP_FILTER
+        )
 
     def _get_group(self, req: GraphRequest, args: list[str]) -> GraphResponse:
         # group-get: https://learn.microsoft.com/en-us/graph/api/group-get
@@ -744,9 +979,17 @@ class TenantDirectory:
             raise bad_request(MAIL_ENABLED_GROUP)
         group_id = str(uuid.uuid4())
         mail = f"{body['mailNickname']}@{self.default_domain()}" if unified else None
-        record: Data = {"id": group_id, "createdDateTime": iso(self.clock()), "description": None,
-                        "groupTypes": [], "mail": mail, "proxyAddresses": [f"SMTP:{mail}"] if mail else [],
-                        "visibility": "Public" if unified else None, **body, "_members": []}
+        record: Data = {
+            "id": group_id,
+            "createdDateTime": iso(self.clock()),
+            "description": None,
+            "groupTypes": [],
+            "mail": mail,
+            "proxyAddresses": [f"SMTP:{mail}"] if mail else [],
+            "visibility": "Public" if unified else None,
+            **body,
+            "_members": [],
+        }
         self.store.write("groups", group_id, record)
         for member_id in binds:
             self._set_membership(group_id, member_id, added=True)
@@ -763,8 +1006,10 @@ class TenantDirectory:
             raise invalid_value(key, "Group")
         if len(refs) > MAX_BIND:
             # group-update: "up to 20 members in a single request"
-            raise bad_request(f"The request contains {len(refs)} references in '{key}'; at most {MAX_BIND} "
-                              f"objects can be added in a single request.")
+            raise bad_request(
+                f"The request contains {len(refs)} references in '{key}'; at most {MAX_BIND} "
+                f"objects can be added in a single request."
+            )
         ids = [ref_id(ref) for ref in refs]
         for obj_id in ids:
             self._visible_object(obj_id)
@@ -772,16 +1017,24 @@ class TenantDirectory:
 
     @staticmethod
     def _check_group_values(body: Data) -> None:
-        for prop, kind in (("mailEnabled", bool), ("securityEnabled", bool), ("displayName", str),
-                           ("description", str), ("visibility", str)):
+        for prop, kind in (
+            ("mailEnabled", bool),
+            ("securityEnabled", bool),
+            ("displayName", str),
+            ("description", str),
+            ("visibility", str),
+        ):
             if body.get(prop) is not None and not isinstance(body[prop], kind):
                 raise invalid_value(prop, "Group")
         types = body.get("groupTypes", [])
         if not isinstance(types, list) or not set(types) <= {"Unified"}:
             raise invalid_value("groupTypes", "Group")
         nickname = body.get("mailNickname")
-        if nickname is not None and (not isinstance(nickname, str) or not nickname or any(
-                c in MAILNICKNAME_FORBIDDEN or ord(c) > 127 for c in nickname)):
+        if nickname is not None and (
+            not isinstance(nickname, str)
+            or not nickname
+            or any(c in MAILNICKNAME_FORBIDDEN or ord(c) > 127 for c in nickname)
+        ):
             raise invalid_value("mailNickname", "Group")
 
     def _update_group(self, req: GraphRequest, args: list[str]) -> GraphResponse:
@@ -873,11 +1126,18 @@ class TenantDirectory:
         domain_id = str(given["id"]).lower()
         verified = bool(given.get("isVerified", False))
         self.domains[domain_id] = {
-            "id": domain_id, "authenticationType": "Managed", "availabilityStatus": None, "isAdminManaged": True,
-            "isDefault": False, "isInitial": domain_id.endswith(".onmicrosoft.com"), "isRoot": True,
-            "isVerified": verified, "passwordNotificationWindowInDays": 14,
+            "id": domain_id,
+            "authenticationType": "Managed",
+            "availabilityStatus": None,
+            "isAdminManaged": True,
+            "isDefault": False,
+            "isInitial": domain_id.endswith(".onmicrosoft.com"),
+            "isRoot": True,
+            "isVerified": verified,
+            "passwordNotificationWindowInDays": 14,
             "passwordValidityPeriodInDays": NEVER_EXPIRES,
-            "supportedServices": ["Email", "OfficeCommunicationsOnline"] if verified else [], "state": None,
+            "supportedServices": ["Email", "OfficeCommunicationsOnline"] if verified else [],
+            "state": None,
             **{k: v for k, v in given.items() if k != "id"},
         }
 
@@ -951,12 +1211,19 @@ class TenantDirectory:
             if not body.get(prop):
                 raise required(prop, "InternalDomainFederation")
         self._check_fed_values(body)
-        fed: Data = {"@odata.type": "#microsoft.graph.internalDomainFederation", "id": str(uuid.uuid4()),
-                     **dict.fromkeys(sorted(FED_FIELDS)), "isSignedAuthenticationRequestRequired": False,
-                     "federatedIdpMfaBehavior": "acceptIfMfaDoneByFederatedIdp",
-                     "preferredAuthenticationProtocol": "wsFed", **body,
-                     "signingCertificateUpdateStatus": {"certificateUpdateResult": "Success",
-                                                        "lastRunDateTime": iso(self.clock())}}
+        fed: Data = {
+            "@odata.type": "#microsoft.graph.internalDomainFederation",
+            "id": str(uuid.uuid4()),
+            **dict.fromkeys(sorted(FED_FIELDS)),
+            "isSignedAuthenticationRequestRequired": False,
+            "federatedIdpMfaBehavior": "acceptIfMfaDoneByFederatedIdp",
+            "preferredAuthenticationProtocol": "wsFed",
+            **body,
+            "signingCertificateUpdateStatus": {
+                "certificateUpdateResult": "Success",
+                "lastRunDateTime": iso(self.clock()),
+            },
+        }
         self.federation[domain["id"]] = fed
         domain["authenticationType"] = "Federated"
         body_out = {"@odata.context": self._fed_context(req, domain) + "/$entity", **fed}
@@ -965,12 +1232,15 @@ class TenantDirectory:
     def _check_federable(self, domain: Data) -> None:
         """Entra refuses to federate an unverified, the default or the initial domain, or one already federated."""
         if not domain["isVerified"]:
-            raise bad_request(f"Domain '{domain['id']}' is not verified. Only verified domains can be federated.")
+            raise bad_request(
+                f"Domain '{domain['id']}' is not verified. Only verified domains can be federated."
+            )
         if domain["isInitial"]:
             raise bad_request(f"The initial domain '{domain['id']}' cannot be federated.")
         if domain["isDefault"]:
-            raise bad_request(f"The default domain '{domain['id']}' cannot be federated. Set another default "
-                              f"domain first.")
+            raise bad_request(
+                f"The default domain '{domain['id']}' cannot be federated. Set another default domain first."
+            )
         if domain["id"] in self.federation:
             raise bad_request(f"Domain '{domain['id']}' is already federated.")
 
@@ -985,7 +1255,8 @@ class TenantDirectory:
                 # one has left domains unmanageable (microsoft-graph-docs issue 20203), so refuse it up front.
                 raise invalid_value(prop, "InternalDomainFederation")
         if "isSignedAuthenticationRequestRequired" in body and not isinstance(
-                body["isSignedAuthenticationRequestRequired"], bool):
+            body["isSignedAuthenticationRequestRequired"], bool
+        ):
             raise invalid_value("isSignedAuthenticationRequestRequired", "InternalDomainFederation")
 
     def _update_federation(self, req: GraphRequest, args: list[str]) -> GraphResponse:
@@ -1011,14 +1282,27 @@ class TenantDirectory:
     # Organization (https://learn.microsoft.com/en-us/graph/api/resources/organization)
     # ----------------------------------------------------------------------------------------------------
     def _organization(self) -> Data:
-        verified = [{"capabilities": "Email, OfficeCommunicationsOnline", "isDefault": d["isDefault"],
-                     "isInitial": d["isInitial"], "name": d["id"], "type": d["authenticationType"]}
-                    for d in self.domains.values() if d["isVerified"]]
-        return {"id": self.tenant_id, "displayName": self.display_name, "createdDateTime": iso(self.created),
-                "tenantType": "AAD", "countryLetterCode": "US",
-                # organization: onPremisesSyncEnabled is null when the tenant was never synced.
-                "onPremisesSyncEnabled": True if self.on_premises_sync_enabled else None,
-                "verifiedDomains": verified}
+        verified = [
+            {
+                "capabilities": "Email, OfficeCommunicationsOnline",
+                "isDefault": d["isDefault"],
+                "isInitial": d["isInitial"],
+                "name": d["id"],
+                "type": d["authenticationType"],
+            }
+            for d in self.domains.values()
+            if d["isVerified"]
+        ]
+        return {
+            "id": self.tenant_id,
+            "displayName": self.display_name,
+            "createdDateTime": iso(self.created),
+            "tenantType": "AAD",
+            "countryLetterCode": "US",
+            # organization: onPremisesSyncEnabled is null when the tenant was never synced.
+            "onPremisesSyncEnabled": True if self.on_premises_sync_enabled else None,
+            "verifiedDomains": verified,
+        }
 
     def _list_organization(self, req: GraphRequest, _: list[str]) -> GraphResponse:
         # organization-list: https://learn.microsoft.com/en-us/graph/api/organization-list

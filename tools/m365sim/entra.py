@@ -37,7 +37,9 @@ if TYPE_CHECKING:
 
 ACCESS_TOKEN_LIFETIME_S = 3599
 CODE_LIFETIME_S = 600  # "Authorization codes are short lived. Typically, they expire after about 10 minutes."
-REFRESH_TOKEN_LIFETIME_S = 90 * 24 * 3600  # refresh-tokens: "The default lifetime ... is 24 hours for SPAs and 90 days for all other scenarios"
+REFRESH_TOKEN_LIFETIME_S = (
+    90 * 24 * 3600
+)  # refresh-tokens: "The default lifetime ... is 24 hours for SPAs and 90 days for all other scenarios"
 OIDC_SCOPES = frozenset({"openid", "profile", "email", "offline_access"})
 MULTI_TENANT_SEGMENTS = frozenset({"common", "organizations", "consumers"})
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -63,21 +65,42 @@ class SigningKey:
         self.kid = _b64url(hashlib.sha1(f"{self.n}.{self.e}".encode()).digest())
 
     def jwk(self, issuer: str) -> dict[str, Any]:
-        return {"kty": "RSA", "use": "sig", "kid": self.kid, "x5t": self.kid, "n": self.n, "e": self.e,
-                "alg": "RS256", "issuer": issuer}
+        return {
+            "kty": "RSA",
+            "use": "sig",
+            "kid": self.kid,
+            "x5t": self.kid,
+            "n": self.n,
+            "e": self.e,
+            "alg": "RS256",
+            "issuer": issuer,
+        }
 
     def sign(self, claims: dict[str, Any]) -> str:
-        return jwt.encode(claims, self.private_key, algorithm="RS256",
-                          headers={"typ": "JWT", "kid": self.kid, "x5t": self.kid})
+        return jwt.encode(
+            claims,
+            self.private_key,
+            algorithm="RS256",
+            headers={"typ": "JWT", "kid": self.kid, "x5t": self.kid},
+        )
 
     def verify(self, token: str) -> dict[str, Any]:
         """Signature only; lifetime and audience are the resource's checks (it knows the simulator clock)."""
         header = jwt.get_unverified_header(token)
         if header.get("kid") != self.kid:
             raise jwt.InvalidSignatureError("unknown kid")
-        return jwt.decode(token, self.private_key.public_key(), algorithms=["RS256"],
-                          options={"verify_aud": False, "verify_exp": False, "verify_nbf": False,
-                                   "verify_iat": False, "verify_iss": False})
+        return jwt.decode(
+            token,
+            self.private_key.public_key(),
+            algorithms=["RS256"],
+            options={
+                "verify_aud": False,
+                "verify_exp": False,
+                "verify_nbf": False,
+                "verify_iat": False,
+                "verify_iss": False,
+            },
+        )
 
 
 @dataclass
@@ -128,7 +151,7 @@ def aad_error_body(sim: Simulator, err: AadError) -> dict[str, Any]:
     return {
         "error": err.error,
         "error_description": f"AADSTS{err.code}: {err.message}\r\nTrace ID: {trace}\r\n"
-                             f"Correlation ID: {corr}\r\nTimestamp: {ts}",
+        f"Correlation ID: {corr}\r\nTimestamp: {ts}",
         "error_codes": [err.code],
         "timestamp": ts,
         "trace_id": trace,
@@ -138,29 +161,41 @@ def aad_error_body(sim: Simulator, err: AadError) -> dict[str, Any]:
 
 
 def aad_error_response(sim: Simulator, err: AadError) -> web.Response:
-    return web.json_response(aad_error_body(sim, err), status=err.status,
-                             headers={"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"})
+    return web.json_response(
+        aad_error_body(sim, err),
+        status=err.status,
+        headers={"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"},
+    )
 
 
 def unknown_tenant(segment: str) -> AadError:
-    return AadError(400, "invalid_request", 90002,
-                    f"Tenant '{segment}' not found. Check to make sure you have the correct tenant ID and are "
-                    "signing into the correct cloud. Check with your subscription administrator, this may happen "
-                    "if there are no active subscriptions for the tenant.")
+    return AadError(
+        400,
+        "invalid_request",
+        90002,
+        f"Tenant '{segment}' not found. Check to make sure you have the correct tenant ID and are "
+        "signing into the correct cloud. Check with your subscription administrator, this may happen "
+        "if there are no active subscriptions for the tenant.",
+    )
 
 
 def missing_parameter(name: str) -> AadError:
-    return AadError(400, "invalid_request", 900144,
-                    f"The request body must contain the following parameter: '{name}'.")
+    return AadError(
+        400, "invalid_request", 900144, f"The request body must contain the following parameter: '{name}'."
+    )
 
 
 def unknown_client(client_id: str, tenant_name: str) -> AadError:
     # reference-error-codes: AADSTS700016 UnauthorizedClient_DoesNotMatchRequest (error "unauthorized_client")
-    return AadError(400, "unauthorized_client", 700016,
-                    f"Application with identifier '{client_id}' was not found in the directory '{tenant_name}'. "
-                    "This can happen if the application has not been installed by the administrator of the tenant "
-                    "or consented to by any user in the tenant. You may have sent your authentication request to "
-                    "the wrong tenant.")
+    return AadError(
+        400,
+        "unauthorized_client",
+        700016,
+        f"Application with identifier '{client_id}' was not found in the directory '{tenant_name}'. "
+        "This can happen if the application has not been installed by the administrator of the tenant "
+        "or consented to by any user in the tenant. You may have sent your authentication request to "
+        "the wrong tenant.",
+    )
 
 
 class Entra:
@@ -189,8 +224,11 @@ class Entra:
         root = f"{base}/{path_segment}"
         return {
             "token_endpoint": f"{root}/oauth2/v2.0/token",
-            "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt",
-                                                      "client_secret_basic"],
+            "token_endpoint_auth_methods_supported": [
+                "client_secret_post",
+                "private_key_jwt",
+                "client_secret_basic",
+            ],
             "jwks_uri": f"{root}/discovery/v2.0/keys",
             "response_modes_supported": ["query", "fragment", "form_post"],
             "subject_types_supported": ["pairwise"],
@@ -205,10 +243,27 @@ class Entra:
             "http_logout_supported": True,
             "frontchannel_logout_supported": True,
             "end_session_endpoint": f"{root}/oauth2/v2.0/logout",
-            "claims_supported": ["sub", "iss", "cloud_instance_name", "cloud_instance_host_name",
-                                 "cloud_graph_host_name", "msgraph_host", "aud", "exp", "iat", "auth_time",
-                                 "acr", "nonce", "preferred_username", "name", "tid", "ver", "at_hash",
-                                 "c_hash", "email"],
+            "claims_supported": [
+                "sub",
+                "iss",
+                "cloud_instance_name",
+                "cloud_instance_host_name",
+                "cloud_graph_host_name",
+                "msgraph_host",
+                "aud",
+                "exp",
+                "iat",
+                "auth_time",
+                "acr",
+                "nonce",
+                "preferred_username",
+                "name",
+                "tid",
+                "ver",
+                "at_hash",
+                "c_hash",
+                "email",
+            ],
             "kerberos_endpoint": f"{root}/kerberos",
             "tenant_region_scope": "EU",
             "cloud_instance_name": "microsoftonline.com",
@@ -228,15 +283,35 @@ class Entra:
     def _now(self) -> int:
         return int(self.sim.clock())
 
-    def access_token(self, base: str, tenant: Tenant, client: Client, aud: str, *, roles: list[str] | None = None,
-                     scp: str | None = None, user: User | None = None) -> str:
+    def access_token(
+        self,
+        base: str,
+        tenant: Tenant,
+        client: Client,
+        aud: str,
+        *,
+        roles: list[str] | None = None,
+        scp: str | None = None,
+        user: User | None = None,
+    ) -> str:
         now = self._now()
         iss = self.issuer(base, tenant.tenant_id)
         claims: dict[str, Any] = {
-            "aud": aud, "iss": iss, "iat": now, "nbf": now, "exp": now + ACCESS_TOKEN_LIFETIME_S,
-            "aio": _b64url(secrets.token_bytes(24)), "azp": client.client_id, "appid": client.client_id,
-            "azpacr": "1", "appidacr": "1", "idp": iss, "rh": "0." + _b64url(secrets.token_bytes(16)),
-            "tid": tenant.tenant_id, "uti": _b64url(secrets.token_bytes(16)), "ver": "2.0",
+            "aud": aud,
+            "iss": iss,
+            "iat": now,
+            "nbf": now,
+            "exp": now + ACCESS_TOKEN_LIFETIME_S,
+            "aio": _b64url(secrets.token_bytes(24)),
+            "azp": client.client_id,
+            "appid": client.client_id,
+            "azpacr": "1",
+            "appidacr": "1",
+            "idp": iss,
+            "rh": "0." + _b64url(secrets.token_bytes(16)),
+            "tid": tenant.tenant_id,
+            "uti": _b64url(secrets.token_bytes(16)),
+            "ver": "2.0",
         }
         if user is None:
             sp = client.service_principal_id(tenant.tenant_id)
@@ -244,9 +319,17 @@ class Entra:
             if roles:
                 claims["roles"] = list(roles)
         else:
-            claims.update({"oid": user.id, "sub": self._pairwise_sub(client.client_id, user.id), "idtyp": "user",
-                           "name": user.name, "preferred_username": user.upn, "upn": user.upn,
-                           "scp": scp or ""})
+            claims.update(
+                {
+                    "oid": user.id,
+                    "sub": self._pairwise_sub(client.client_id, user.id),
+                    "idtyp": "user",
+                    "name": user.name,
+                    "preferred_username": user.upn,
+                    "upn": user.upn,
+                    "scp": scp or "",
+                }
+            )
         return self.key.sign(claims)
 
     def _pairwise_sub(self, client_id: str, oid: str) -> str:
@@ -255,11 +338,19 @@ class Entra:
     def id_token(self, base: str, tenant: Tenant, client: Client, user: User, nonce: str | None) -> str:
         now = self._now()
         claims: dict[str, Any] = {
-            "aud": client.client_id, "iss": self.issuer(base, tenant.tenant_id), "iat": now, "nbf": now,
-            "exp": now + ACCESS_TOKEN_LIFETIME_S, "name": user.name, "oid": user.id,
-            "preferred_username": user.upn, "rh": "0." + _b64url(secrets.token_bytes(16)),
-            "sub": self._pairwise_sub(client.client_id, user.id), "tid": tenant.tenant_id,
-            "uti": _b64url(secrets.token_bytes(16)), "ver": "2.0",
+            "aud": client.client_id,
+            "iss": self.issuer(base, tenant.tenant_id),
+            "iat": now,
+            "nbf": now,
+            "exp": now + ACCESS_TOKEN_LIFETIME_S,
+            "name": user.name,
+            "oid": user.id,
+            "preferred_username": user.upn,
+            "rh": "0." + _b64url(secrets.token_bytes(16)),
+            "sub": self._pairwise_sub(client.client_id, user.id),
+            "tid": tenant.tenant_id,
+            "uti": _b64url(secrets.token_bytes(16)),
+            "ver": "2.0",
         }
         if nonce:
             claims["nonce"] = nonce
@@ -276,11 +367,15 @@ class Entra:
             return r
         if _GUID.match(r) and r.lower() in {c.lower() for c in tenant.clients}:
             return r
-        raise AadError(400, "invalid_resource", 500011,
-                       f"The resource principal named {resource} was not found in the tenant named "
-                       f"{tenant.display_name}. This can happen if the application has not been installed by the "
-                       "administrator of the tenant or consented to by any user in the tenant. You might have "
-                       "sent your authentication request to the wrong tenant.")
+        raise AadError(
+            400,
+            "invalid_resource",
+            500011,
+            f"The resource principal named {resource} was not found in the tenant named "
+            f"{tenant.display_name}. This can happen if the application has not been installed by the "
+            "administrator of the tenant or consented to by any user in the tenant. You might have "
+            "sent your authentication request to the wrong tenant.",
+        )
 
     @staticmethod
     def _client_auth(request: web.Request, form: dict[str, str]) -> tuple[str | None, str | None]:
@@ -290,9 +385,13 @@ class Entra:
             try:
                 raw = base64.b64decode(auth[6:].strip()).decode()
             except (binascii.Error, UnicodeDecodeError):
-                raise AadError(401, "invalid_client", 7000216,
-                               "'client_assertion', 'client_secret' or 'request' is required for the "
-                               "'client_credentials' grant type.") from None
+                raise AadError(
+                    401,
+                    "invalid_client",
+                    7000216,
+                    "'client_assertion', 'client_secret' or 'request' is required for the "
+                    "'client_credentials' grant type.",
+                ) from None
             cid, _, secret = raw.partition(":")
             return urllib.parse.unquote_plus(cid), urllib.parse.unquote_plus(secret)
         return form.get("client_id"), form.get("client_secret")
@@ -303,26 +402,39 @@ class Entra:
             raise unknown_client(client_id, tenant.display_name)
         if not secret:
             if grant == "client_credentials" or client.secrets:
-                raise AadError(401, "invalid_client", 7000218,
-                               "The request body must contain the following parameter: 'client_assertion' or "
-                               "'client_secret'.")
+                raise AadError(
+                    401,
+                    "invalid_client",
+                    7000218,
+                    "The request body must contain the following parameter: 'client_assertion' or "
+                    "'client_secret'.",
+                )
             return client
         if not any(secrets.compare_digest(secret.encode(), s.encode()) for s in client.secrets):
-            raise AadError(401, "invalid_client", 7000215,
-                           "Invalid client secret provided. Ensure the secret being sent in the request is the "
-                           f"client secret value, not the client secret ID, for a secret added to app "
-                           f"'{client.client_id}'.")
+            raise AadError(
+                401,
+                "invalid_client",
+                7000215,
+                "Invalid client secret provided. Ensure the secret being sent in the request is the "
+                f"client secret value, not the client secret ID, for a secret added to app "
+                f"'{client.client_id}'.",
+            )
         return client
 
-    async def token_endpoint(self, request: web.Request, segment: str) -> tuple[web.Response, str | None, str | None]:
+    async def token_endpoint(
+        self, request: web.Request, segment: str
+    ) -> tuple[web.Response, str | None, str | None]:
         """Returns (response, tenant id, client id) for the request log."""
         tenant_id: str | None = None
         client_id: str | None = None
         try:
             if request.method != "POST":
-                raise AadError(400, "invalid_request", 900561,
-                               f"The endpoint only accepts POST, OPTIONS requests. Received a {request.method} "
-                               "request.")
+                raise AadError(
+                    400,
+                    "invalid_request",
+                    900561,
+                    f"The endpoint only accepts POST, OPTIONS requests. Received a {request.method} request.",
+                )
             form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
             grant = form.get("grant_type")
             if not grant:
@@ -337,12 +449,16 @@ class Entra:
                 raise unknown_tenant(segment)
             if grant == "client_credentials":
                 if tenant is None:
-                    raise AadError(400, "invalid_request", 9001023 if seg == "common" else 90019,
-                                   "The grant type isn't supported over the /common or /consumers endpoints. "
-                                   "Please use the /organizations or tenant-specific endpoint."
-                                   if seg == "common" else
-                                   "No tenant-identifying information found in either the request or implied by "
-                                   "any provided credentials.")
+                    raise AadError(
+                        400,
+                        "invalid_request",
+                        9001023 if seg == "common" else 90019,
+                        "The grant type isn't supported over the /common or /consumers endpoints. "
+                        "Please use the /organizations or tenant-specific endpoint."
+                        if seg == "common"
+                        else "No tenant-identifying information found in either the request or implied by "
+                        "any provided credentials.",
+                    )
                 tenant_id = tenant.tenant_id
                 client = self._authenticate(tenant, client_id, secret, grant)
                 body = self._client_credentials(base, tenant, client, form.get("scope"))
@@ -351,34 +467,59 @@ class Entra:
             elif grant == "refresh_token":
                 body, tenant_id = self._redeem_refresh(base, tenant, client_id, secret, form)
             else:
-                raise AadError(400, "unsupported_grant_type", 70003,
-                               f"The app requested an unsupported grant type '{grant}'.")
+                raise AadError(
+                    400,
+                    "unsupported_grant_type",
+                    70003,
+                    f"The app requested an unsupported grant type '{grant}'.",
+                )
             if form.get("client_info") == "1" and "id_token" in body:
                 claims = jwt.decode(body["id_token"], options={"verify_signature": False})
-                body["client_info"] = _b64url(json.dumps({"uid": claims["oid"], "utid": claims["tid"]}).encode())
-            return (web.json_response(body, headers={"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"}),
-                    tenant_id, client_id)
+                body["client_info"] = _b64url(
+                    json.dumps({"uid": claims["oid"], "utid": claims["tid"]}).encode()
+                )
+            return (
+                web.json_response(
+                    body, headers={"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"}
+                ),
+                tenant_id,
+                client_id,
+            )
         except AadError as err:
             return aad_error_response(self.sim, err), tenant_id, client_id
 
-    def _client_credentials(self, base: str, tenant: Tenant, client: Client, scope: str | None) -> dict[str, Any]:
+    def _client_credentials(
+        self, base: str, tenant: Tenant, client: Client, scope: str | None
+    ) -> dict[str, Any]:
         if not scope:
-            raise AadError(400, "invalid_request", 900144,
-                           "The request body must contain the following parameter: 'scope'.")
+            raise AadError(
+                400,
+                "invalid_request",
+                900144,
+                "The request body must contain the following parameter: 'scope'.",
+            )
         scopes = scope.split()
         if len(scopes) != 1 or not scopes[0].endswith("/.default"):
             # AADSTS1002012 is what Entra answers a client-credentials scope without /.default.
-            raise AadError(400, "invalid_scope", 1002012 if len(scopes) == 1 else 70011,
-                           f"The provided value for scope {scope} is not valid. Client credential flows must have "
-                           "a scope value with /.default suffixed to the resource identifier (application ID URI)."
-                           if len(scopes) == 1 else
-                           f"The provided value for the input parameter 'scope' is not valid. The scope {scope} is "
-                           "not valid.")
+            raise AadError(
+                400,
+                "invalid_scope",
+                1002012 if len(scopes) == 1 else 70011,
+                f"The provided value for scope {scope} is not valid. Client credential flows must have "
+                "a scope value with /.default suffixed to the resource identifier (application ID URI)."
+                if len(scopes) == 1
+                else f"The provided value for the input parameter 'scope' is not valid. The scope {scope} is "
+                "not valid.",
+            )
         aud = self.resolve_resource(tenant, scopes[0][: -len("/.default")])
         roles = client.roles if aud in (GRAPH_RESOURCE, GRAPH_APP_ID) else []
         token = self.access_token(base, tenant, client, aud, roles=roles)
-        return {"token_type": "Bearer", "expires_in": ACCESS_TOKEN_LIFETIME_S,
-                "ext_expires_in": ACCESS_TOKEN_LIFETIME_S, "access_token": token}
+        return {
+            "token_type": "Bearer",
+            "expires_in": ACCESS_TOKEN_LIFETIME_S,
+            "ext_expires_in": ACCESS_TOKEN_LIFETIME_S,
+            "access_token": token,
+        }
 
     # ----------------------------------------------------------------- delegated flows
     def _split_scopes(self, tenant: Tenant, client: Client, scopes: list[str]) -> tuple[str, str, list[str]]:
@@ -389,16 +530,24 @@ class Entra:
             if "/" in s:
                 res, _, perm = s.rpartition("/")
             elif _GUID.match(s):
-                raise AadError(400, "invalid_scope", 70011,
-                               f"The provided value for the input parameter 'scope' is not valid. The scope {s} "
-                               "is not valid.")
+                raise AadError(
+                    400,
+                    "invalid_scope",
+                    70011,
+                    f"The provided value for the input parameter 'scope' is not valid. The scope {s} "
+                    "is not valid.",
+                )
             else:
                 res, perm = GRAPH_RESOURCE, s  # unqualified scopes are Microsoft Graph's
             resources.setdefault(self.resolve_resource(tenant, res), []).append(perm)
         if len(resources) > 1:
-            raise AadError(400, "invalid_scope", 28000,
-                           "Provided value for the input parameter scope is not valid because it contains more "
-                           "than one resource. Scope " + " ".join(scopes) + " is not valid.")
+            raise AadError(
+                400,
+                "invalid_scope",
+                28000,
+                "Provided value for the input parameter scope is not valid because it contains more "
+                "than one resource. Scope " + " ".join(scopes) + " is not valid.",
+            )
         oidc = [s for s in scopes if s.lower() in OIDC_SCOPES - {"offline_access"}]
         if not resources:
             return GRAPH_RESOURCE, " ".join(oidc), scopes
@@ -408,25 +557,41 @@ class Entra:
             granted.extend(client.scopes if p == ".default" else [p])
         return aud, " ".join(dict.fromkeys(granted + oidc)), scopes
 
-    def _delegated_tokens(self, base: str, tenant: Tenant, client: Client, user: User, scopes: list[str],
-                          nonce: str | None, auth_time: float) -> dict[str, Any]:
+    def _delegated_tokens(
+        self,
+        base: str,
+        tenant: Tenant,
+        client: Client,
+        user: User,
+        scopes: list[str],
+        nonce: str | None,
+        auth_time: float,
+    ) -> dict[str, Any]:
         aud, scp, granted = self._split_scopes(tenant, client, scopes)
         body: dict[str, Any] = {
             "token_type": "Bearer",
             "scope": " ".join(s for s in granted if s.lower() != "offline_access"),
-            "expires_in": ACCESS_TOKEN_LIFETIME_S, "ext_expires_in": ACCESS_TOKEN_LIFETIME_S,
+            "expires_in": ACCESS_TOKEN_LIFETIME_S,
+            "ext_expires_in": ACCESS_TOKEN_LIFETIME_S,
             "access_token": self.access_token(base, tenant, client, aud, scp=scp, user=user),
         }
         rt = "1." + _b64url(secrets.token_bytes(96))
-        self.refresh_tokens[rt] = RefreshToken(tenant.tenant_id, client.client_id, user, list(scopes),
-                                               issued=self.sim.clock(), auth_time=auth_time)
+        self.refresh_tokens[rt] = RefreshToken(
+            tenant.tenant_id,
+            client.client_id,
+            user,
+            list(scopes),
+            issued=self.sim.clock(),
+            auth_time=auth_time,
+        )
         body["refresh_token"] = rt
         if "openid" in {s.lower() for s in scopes}:
             body["id_token"] = self.id_token(base, tenant, client, user, nonce)
         return body
 
-    def _redeem_code(self, base: str, tenant: Tenant | None, client_id: str, secret: str | None,
-                     form: dict[str, str]) -> tuple[dict[str, Any], str | None]:
+    def _redeem_code(
+        self, base: str, tenant: Tenant | None, client_id: str, secret: str | None, form: dict[str, str]
+    ) -> tuple[dict[str, Any], str | None]:
         code_value = form.get("code")
         if not code_value:
             raise missing_parameter("code")
@@ -438,36 +603,62 @@ class Entra:
         if code.client_id.lower() != client.client_id.lower():
             raise AadError(400, "invalid_grant", 70000, "Provided grant is invalid or malformed.")
         if code.used:
-            raise AadError(400, "invalid_grant", 54005,
-                           "OAuth2 Authorization code was already redeemed, please retry with a new valid code or "
-                           "use an existing refresh token.")
+            raise AadError(
+                400,
+                "invalid_grant",
+                54005,
+                "OAuth2 Authorization code was already redeemed, please retry with a new valid code or "
+                "use an existing refresh token.",
+            )
         if self.sim.clock() > code.issued + CODE_LIFETIME_S:
-            raise AadError(400, "invalid_grant", 70008,
-                           "The provided authorization code or refresh token has expired due to inactivity. Send a "
-                           "new interactive authorization request for this user and resource.")
+            raise AadError(
+                400,
+                "invalid_grant",
+                70008,
+                "The provided authorization code or refresh token has expired due to inactivity. Send a "
+                "new interactive authorization request for this user and resource.",
+            )
         if form.get("redirect_uri") != code.redirect_uri:
-            raise AadError(400, "invalid_grant", 50148 if not form.get("redirect_uri") else 500117,
-                           "The redirect_uri in the token request does not match the one used to obtain the "
-                           "authorization code.")
+            raise AadError(
+                400,
+                "invalid_grant",
+                50148 if not form.get("redirect_uri") else 500117,
+                "The redirect_uri in the token request does not match the one used to obtain the "
+                "authorization code.",
+            )
         if code.challenge:
             verifier = form.get("code_verifier")
             if not verifier:
-                raise AadError(400, "invalid_grant", 50148,
-                               "The code_verifier does not match the code_challenge supplied in the authorization "
-                               "request for PKCE.")
-            computed = (_b64url(hashlib.sha256(verifier.encode()).digest())
-                        if code.challenge_method == "S256" else verifier)
+                raise AadError(
+                    400,
+                    "invalid_grant",
+                    50148,
+                    "The code_verifier does not match the code_challenge supplied in the authorization "
+                    "request for PKCE.",
+                )
+            computed = (
+                _b64url(hashlib.sha256(verifier.encode()).digest())
+                if code.challenge_method == "S256"
+                else verifier
+            )
             if not secrets.compare_digest(computed.encode(), code.challenge.encode()):
-                raise AadError(400, "invalid_grant", 501481,
-                               "The Code_Verifier does not match the code_challenge supplied in the authorization "
-                               "request.")
+                raise AadError(
+                    400,
+                    "invalid_grant",
+                    501481,
+                    "The Code_Verifier does not match the code_challenge supplied in the authorization "
+                    "request.",
+                )
         code.used = True
         scopes = form.get("scope", "").split() or code.scopes
-        return (self._delegated_tokens(base, real_tenant, client, code.user, scopes, code.nonce, code.issued),
-                real_tenant.tenant_id)
+        return (
+            self._delegated_tokens(base, real_tenant, client, code.user, scopes, code.nonce, code.issued),
+            real_tenant.tenant_id,
+        )
 
-    def _redeem_refresh(self, base: str, tenant: Tenant | None, client_id: str, secret: str | None,
-                        form: dict[str, str]) -> tuple[dict[str, Any], str | None]:
+    def _redeem_refresh(
+        self, base: str, tenant: Tenant | None, client_id: str, secret: str | None, form: dict[str, str]
+    ) -> tuple[dict[str, Any], str | None]:
         value = form.get("refresh_token")
         if not value:
             raise missing_parameter("refresh_token")
@@ -484,24 +675,35 @@ class Entra:
         if now > rt.issued + REFRESH_TOKEN_LIFETIME_S:
             issued = dt.datetime.fromtimestamp(rt.issued, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f0Z")
             inactive = dt.timedelta(seconds=int(now - rt.issued))
-            raise AadError(400, "invalid_grant", 700082,
-                           f"The refresh token has expired due to inactivity. The token was issued on {issued} and "
-                           f"was inactive for {inactive}.")
+            raise AadError(
+                400,
+                "invalid_grant",
+                700082,
+                f"The refresh token has expired due to inactivity. The token was issued on {issued} and "
+                f"was inactive for {inactive}.",
+            )
         # Each use returns a new refresh token, but Entra does not revoke the old one: it stays valid until its own
         # lifetime ends (learn.microsoft.com/en-us/answers/questions/1158831: "The Microsoft identity platform
         # doesn't revoke old refresh tokens when used to fetch new access tokens.").
         if self._sessions_revoked(real_tenant, rt):
-            raise AadError(400, "invalid_grant", 50173,
-                           "The provided grant has expired due to it being revoked, a fresh auth token is needed. "
-                           "The user might have changed or reset their password.")
+            raise AadError(
+                400,
+                "invalid_grant",
+                50173,
+                "The provided grant has expired due to it being revoked, a fresh auth token is needed. "
+                "The user might have changed or reset their password.",
+            )
         scopes = form.get("scope", "").split() or rt.scopes
-        return (self._delegated_tokens(base, real_tenant, client, rt.user, scopes, None, rt.auth_time),
-                real_tenant.tenant_id)
+        return (
+            self._delegated_tokens(base, real_tenant, client, rt.user, scopes, None, rt.auth_time),
+            real_tenant.tenant_id,
+        )
 
     def _sessions_revoked(self, tenant: Tenant, rt: RefreshToken) -> bool:
         """user-revokesigninsessions: refresh tokens issued before signInSessionsValidFromDateTime are void."""
-        resp = self.sim.directory_get(tenant, f"/users/{rt.user.id}",
-                                      {"$select": "id,signInSessionsValidFromDateTime"})
+        resp = self.sim.directory_get(
+            tenant, f"/users/{rt.user.id}", {"$select": "id,signInSessionsValidFromDateTime"}
+        )
         if resp is None or resp.status != 200 or not isinstance(resp.body, dict):
             return False
         valid_from = resp.body.get("signInSessionsValidFromDateTime")
@@ -538,11 +740,15 @@ class Entra:
             if not redirect_uri and len(client.redirect_uris) == 1:
                 redirect_uri = client.redirect_uris[0]
             if not redirect_uri or not self._redirect_allowed(client, redirect_uri):
-                raise AadError(400, "invalid_request", 50011,
-                               f"The redirect URI '{redirect_uri or ''}' specified in the request does not match "
-                               f"the redirect URIs configured for the application '{client.client_id}'. Make sure "
-                               "the redirect URI sent in the request matches one added to your application in the "
-                               "Azure portal.")
+                raise AadError(
+                    400,
+                    "invalid_request",
+                    50011,
+                    f"The redirect URI '{redirect_uri or ''}' specified in the request does not match "
+                    f"the redirect URIs configured for the application '{client.client_id}'. Make sure "
+                    "the redirect URI sent in the request matches one added to your application in the "
+                    "Azure portal.",
+                )
         except AadError as err:
             return self._error_page(err)
         # From here on the redirect URI is trusted: errors go back to it (v2-oauth2-auth-code-flow "Error response").
@@ -550,30 +756,57 @@ class Entra:
         mode = params.get("response_mode", "query")
         try:
             if params.get("response_type") != "code":
-                raise AadError(400, "unsupported_response_type", 70005,
-                               "The provided value for the input parameter 'response_type' is not allowed for this "
-                               f"request. Expected value: 'code'. Actual value: '{params.get('response_type', '')}'.")
+                raise AadError(
+                    400,
+                    "unsupported_response_type",
+                    70005,
+                    "The provided value for the input parameter 'response_type' is not allowed for this "
+                    f"request. Expected value: 'code'. Actual value: '{params.get('response_type', '')}'.",
+                )
             if mode not in ("query", "fragment", "form_post"):
-                raise AadError(400, "invalid_request", 70007,
-                               f"The provided value for the input parameter 'response_mode' is not valid: '{mode}'.")
+                raise AadError(
+                    400,
+                    "invalid_request",
+                    70007,
+                    f"The provided value for the input parameter 'response_mode' is not valid: '{mode}'.",
+                )
             scope = params.get("scope")
             if not scope:
-                raise AadError(400, "invalid_request", 900144,
-                               "The request body must contain the following parameter: 'scope'.")
+                raise AadError(
+                    400,
+                    "invalid_request",
+                    900144,
+                    "The request body must contain the following parameter: 'scope'.",
+                )
             method = params.get("code_challenge_method", "plain" if params.get("code_challenge") else "")
             if params.get("code_challenge") and method not in ("S256", "plain"):
-                raise AadError(400, "invalid_request", 501491,
-                               f"The code_challenge_method '{method}' is not supported.")
+                raise AadError(
+                    400, "invalid_request", 501491, f"The code_challenge_method '{method}' is not supported."
+                )
             self._split_scopes(tenant, client, scope.split())  # validates resources
             user = self._sign_in(base, tenant, params.get("login_hint"), params.get("prompt"))
         except AadError as err:
-            return self._redirect(redirect_uri, mode, {"error": err.error,
-                                                       "error_description": f"AADSTS{err.code}: {err.message}",
-                                                       **({"state": state} if state else {})})
+            return self._redirect(
+                redirect_uri,
+                mode,
+                {
+                    "error": err.error,
+                    "error_description": f"AADSTS{err.code}: {err.message}",
+                    **({"state": state} if state else {}),
+                },
+            )
         code_value = "1.A" + _b64url(secrets.token_bytes(120))
-        self.codes[code_value] = AuthCode(tenant.tenant_id, client.client_id, redirect_uri, scope.split(),
-                                          params.get("nonce"), params.get("code_challenge"), method or "plain",
-                                          user, issued=self.sim.clock())
+        self.codes[code_value] = AuthCode(
+            tenant.tenant_id,
+            client.client_id,
+            redirect_uri,
+            scope.split(),
+            params.get("nonce"),
+            params.get("code_challenge"),
+            method or "plain",
+            user,
+            issued=self.sim.clock(),
+        )
         out = {"code": code_value}
         if state is not None:
             out["state"] = state
@@ -598,21 +831,31 @@ class Entra:
     def _sign_in(self, base: str, tenant: Tenant, login_hint: str | None, prompt: str | None) -> User:
         """The dev consent: the login_hint's user (must exist), else the tenant's first user."""
         if login_hint:
-            resp = self.sim.directory_get(tenant, f"/users/{login_hint}",
-                                          {"$select": "id,userPrincipalName,displayName"})
+            resp = self.sim.directory_get(
+                tenant, f"/users/{login_hint}", {"$select": "id,userPrincipalName,displayName"}
+            )
             if resp is None or resp.status != 200 or not isinstance(resp.body, dict):
-                raise AadError(400, "invalid_request", 50034,
-                               f"The user account {login_hint} does not exist in the {tenant.display_name} "
-                               "directory. To sign into this application, the account must be added to the "
-                               "directory.")
+                raise AadError(
+                    400,
+                    "invalid_request",
+                    50034,
+                    f"The user account {login_hint} does not exist in the {tenant.display_name} "
+                    "directory. To sign into this application, the account must be added to the "
+                    "directory.",
+                )
             b = resp.body
-            return User(str(b["id"]), str(b.get("userPrincipalName") or login_hint),
-                        str(b.get("displayName") or login_hint))
+            return User(
+                str(b["id"]),
+                str(b.get("userPrincipalName") or login_hint),
+                str(b.get("displayName") or login_hint),
+            )
         if prompt == "none":
-            raise AadError(400, "login_required", 50058,
-                           "A silent sign-in request was sent but no user is signed in.")
-        resp = self.sim.directory_get(tenant, "/users", {"$top": "1",
-                                                         "$select": "id,userPrincipalName,displayName"})
+            raise AadError(
+                400, "login_required", 50058, "A silent sign-in request was sent but no user is signed in."
+            )
+        resp = self.sim.directory_get(
+            tenant, "/users", {"$top": "1", "$select": "id,userPrincipalName,displayName"}
+        )
         if resp is not None and resp.status == 200 and isinstance(resp.body, dict) and resp.body.get("value"):
             b = resp.body["value"][0]
             return User(str(b["id"]), str(b.get("userPrincipalName")), str(b.get("displayName")))
@@ -622,18 +865,24 @@ class Entra:
     @staticmethod
     def _redirect(uri: str, mode: str, params: dict[str, str]) -> web.Response:
         if mode == "form_post":
-            inputs = "".join(f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}"/>'
-                             for k, v in params.items())
-            page = (f'<html><body onload="document.forms[0].submit()"><form method="POST" '
-                    f'action="{html.escape(uri)}">{inputs}</form></body></html>')
+            inputs = "".join(
+                f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}"/>'
+                for k, v in params.items()
+            )
+            page = (
+                f'<html><body onload="document.forms[0].submit()"><form method="POST" '
+                f'action="{html.escape(uri)}">{inputs}</form></body></html>'
+            )
             return web.Response(text=page, content_type="text/html")
         sep = "#" if mode == "fragment" else ("&" if "?" in uri else "?")
         return web.Response(status=302, headers={"Location": uri + sep + urllib.parse.urlencode(params)})
 
     def _error_page(self, err: AadError) -> web.Response:
         body = aad_error_body(self.sim, err)
-        page = ("<html><head><title>Sign in to your account</title></head><body><h1>Sorry, but we're having "
-                f"trouble signing you in.</h1><p>{html.escape(body['error_description'])}</p></body></html>")
+        page = (
+            "<html><head><title>Sign in to your account</title></head><body><h1>Sorry, but we're having "
+            f"trouble signing you in.</h1><p>{html.escape(body['error_description'])}</p></body></html>"
+        )
         return web.Response(status=400, text=page, content_type="text/html")
 
     # ----------------------------------------------------------------- resource side
@@ -665,6 +914,14 @@ class TokenInvalid(Exception):
 
 
 def graph_request_for(tenant: Tenant, path: str, query: dict[str, str], base_url: str) -> GraphRequest:
-    return GraphRequest(method="GET", path=path, query=query, headers={}, body=None, tenant_id=tenant.tenant_id,
-                        app_id=GRAPH_APP_ID, permissions=frozenset({"User.Read.All", "Directory.Read.All"}),
-                        base_url=base_url)
+    return GraphRequest(
+        method="GET",
+        path=path,
+        query=query,
+        headers={},
+        body=None,
+        tenant_id=tenant.tenant_id,
+        app_id=GRAPH_APP_ID,
+        permissions=frozenset({"User.Read.All", "Directory.Read.All"}),
+        base_url=base_url,
+    )

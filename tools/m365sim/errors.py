@@ -13,8 +13,13 @@ from typing import Any
 from tools.m365sim.model import GraphResponse
 
 
-def error_body(code: str, message: str, *, details: list[dict[str, Any]] | None = None,
-               client_request_id: str | None = None) -> dict[str, Any]:
+def error_body(
+    code: str,
+    message: str,
+    *,
+    details: list[dict[str, Any]] | None = None,
+    client_request_id: str | None = None,
+) -> dict[str, Any]:
     request_id = str(uuid.uuid4())
     error: dict[str, Any] = {
         "code": code,
@@ -30,7 +35,14 @@ def error_body(code: str, message: str, *, details: list[dict[str, Any]] | None 
     return {"error": error}
 
 
-def graph_error(status: int, code: str, message: str, *, details: list[dict[str, Any]] | None = None,
-                headers: dict[str, str] | None = None) -> GraphResponse:
-    return GraphResponse(status=status, body=error_body(code, message, details=details),
-                         headers=dict(headers or {}))
+def graph_error(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    details: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> GraphResponse:
+    return GraphResponse(
+        status=status, body=error_body(code, message, details=details), headers=dict(headers or {})
+    )

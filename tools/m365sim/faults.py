@@ -51,8 +51,9 @@ def _number(body: dict[str, Any], key: str, lo: float, hi: float | None = None) 
     if isinstance(v, bool) or not isinstance(v, int | float):
         raise FaultConfigError(f"'{key}' must be a number")
     if v < lo or (hi is not None and v > hi):
-        raise FaultConfigError(f"'{key}' must be between {lo} and {hi}" if hi is not None
-                               else f"'{key}' must be >= {lo}")
+        raise FaultConfigError(
+            f"'{key}' must be between {lo} and {hi}" if hi is not None else f"'{key}' must be >= {lo}"
+        )
     return float(v)
 
 

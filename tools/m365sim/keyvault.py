@@ -30,13 +30,16 @@ if TYPE_CHECKING:
     from tools.m365sim.server import Simulator
 
 NAME_RE = re.compile(r"^[0-9a-zA-Z-]{1,127}$")
-API_VERSIONS = frozenset({"2016-10-01", "7.0", "7.1", "7.2", "7.3", "7.4", "7.5", "7.6", "2025-07-01",
-                          "2026-04-01"})
+API_VERSIONS = frozenset(
+    {"2016-10-01", "7.0", "7.1", "7.2", "7.3", "7.4", "7.5", "7.6", "2025-07-01", "2026-04-01"}
+)
 LATEST_API_VERSION = "7.6"
 RECOVERABLE_DAYS = 90
 PAGE_DEFAULT = 25  # Get Secrets: "maxresults ... If not specified the service will return up to 25 results."
-NOT_FOUND_HELP = ("If you recently deleted this secret you may be able to recover it using the correct recovery "
-                  "command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182")
+NOT_FOUND_HELP = (
+    "If you recently deleted this secret you may be able to recover it using the correct recovery "
+    "command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182"
+)
 
 
 @dataclass
@@ -60,8 +63,14 @@ class Secret:
 
 
 class KvError(Exception):
-    def __init__(self, status: int, code: str, message: str, inner: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        inner: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -88,20 +97,26 @@ class Vault:
 
     # ------------------------------------------------------------------ auth
     def _challenge(self, base: str, tenant: Tenant) -> dict[str, str]:
-        return {"WWW-Authenticate": f'Bearer authorization="{base}/{tenant.tenant_id}", '
-                                    f'resource="{VAULT_RESOURCE}"'}
+        return {
+            "WWW-Authenticate": f'Bearer authorization="{base}/{tenant.tenant_id}", '
+            f'resource="{VAULT_RESOURCE}"'
+        }
 
     def authorize(self, request: web.Request) -> tuple[Tenant, dict[str, Any]]:
         base = self.sim.base_url(request)
         tenant = self.sim.vault_tenant()
         if tenant is None:
-            raise KvError(404, "VaultNotFound",
-                          "No tenant owns the simulated Key Vault; create one with \"keyVault\": true.")
+            raise KvError(
+                404,
+                "VaultNotFound",
+                'No tenant owns the simulated Key Vault; create one with "keyVault": true.',
+            )
         challenge = self._challenge(base, tenant)
         auth = request.headers.get("Authorization", "")
         if not auth.lower().startswith("bearer ") or not auth[7:].strip():
-            raise KvError(401, "Unauthorized", "AKV10000: Request is missing a Bearer or PoP token.",
-                          headers=challenge)
+            raise KvError(
+                401, "Unauthorized", "AKV10000: Request is missing a Bearer or PoP token.", headers=challenge
+            )
         token = auth[7:].strip()
         try:
             claims = self.sim.entra.validate(token, (VAULT_RESOURCE, VAULT_RESOURCE + "/"))
@@ -111,24 +126,31 @@ class Vault:
                 "expired": "AKV10020: Token is expired.",
                 "not_yet_valid": "AKV10020: Token is not yet valid.",
                 "audience": f"AKV10022: Invalid audience. Expected {VAULT_RESOURCE}, found: "
-                            f"{self._peek(token, 'aud')}.",
+                f"{self._peek(token, 'aud')}.",
                 "issuer": f"AKV10032: Invalid issuer. Expected one of {base}/{tenant.tenant_id}/v2.0, found: "
-                          f"{self._peek(token, 'iss')}.",
+                f"{self._peek(token, 'iss')}.",
             }
             raise KvError(401, "Unauthorized", messages[exc.reason], headers=challenge) from None
         if claims["tid"] != tenant.tenant_id:
-            raise KvError(401, "Unauthorized",
-                          f"AKV10032: Invalid issuer. Expected one of {base}/{tenant.tenant_id}/v2.0, found: "
-                          f"{claims.get('iss')}.", headers=challenge)
+            raise KvError(
+                401,
+                "Unauthorized",
+                f"AKV10032: Invalid issuer. Expected one of {base}/{tenant.tenant_id}/v2.0, found: "
+                f"{claims.get('iss')}.",
+                headers=challenge,
+            )
         client = tenant.clients.get(str(claims.get("appid") or claims.get("azp")))
         if client is not None and not client.key_vault_access:
-            raise KvError(403, "Forbidden",
-                          "Caller is not authorized to perform action on resource.\r\nIf role assignments, deny "
-                          "assignments or role definitions were changed recently, please observe propagation "
-                          f"time.\r\nCaller: appid={client.client_id};oid={claims.get('oid')};"
-                          f"iss={claims.get('iss')}\r\nAction: 'Microsoft.KeyVault/vaults/secrets/*'\r\n"
-                          "Assignment: (not found)\r\nVault: m365sim;location=local\r\n",
-                          inner="ForbiddenByRbac")
+            raise KvError(
+                403,
+                "Forbidden",
+                "Caller is not authorized to perform action on resource.\r\nIf role assignments, deny "
+                "assignments or role definitions were changed recently, please observe propagation "
+                f"time.\r\nCaller: appid={client.client_id};oid={claims.get('oid')};"
+                f"iss={claims.get('iss')}\r\nAction: 'Microsoft.KeyVault/vaults/secrets/*'\r\n"
+                "Assignment: (not found)\r\nVault: m365sim;location=local\r\n",
+                inner="ForbiddenByRbac",
+            )
         return tenant, claims
 
     @staticmethod
@@ -145,16 +167,29 @@ class Vault:
         v = request.query.get("api-version")
         if not v:
             # Key Vault's wording for a missing api-version is not documented; BadParameter is its code for it.
-            raise KvError(400, "BadParameter", "The api-version query parameter is missing; it is required for "
-                          f"all requests. Consider using the latest supported version ({LATEST_API_VERSION}).")
+            raise KvError(
+                400,
+                "BadParameter",
+                "The api-version query parameter is missing; it is required for "
+                f"all requests. Consider using the latest supported version ({LATEST_API_VERSION}).",
+            )
         if v not in API_VERSIONS:
-            raise KvError(400, "BadParameter", f"The specified version ({v}) is not recognized. Consider using "
-                          f"the latest supported version ({LATEST_API_VERSION}).")
+            raise KvError(
+                400,
+                "BadParameter",
+                f"The specified version ({v}) is not recognized. Consider using "
+                f"the latest supported version ({LATEST_API_VERSION}).",
+            )
 
     # ------------------------------------------------------------------ bundles
     def _attributes(self, v: SecretVersion) -> dict[str, Any]:
-        a: dict[str, Any] = {"enabled": v.enabled, "created": v.created, "updated": v.updated,
-                             "recoveryLevel": "Recoverable+Purgeable", "recoverableDays": RECOVERABLE_DAYS}
+        a: dict[str, Any] = {
+            "enabled": v.enabled,
+            "created": v.created,
+            "updated": v.updated,
+            "recoveryLevel": "Recoverable+Purgeable",
+            "recoverableDays": RECOVERABLE_DAYS,
+        }
         if v.nbf is not None:
             a["nbf"] = v.nbf
         if v.exp is not None:
@@ -182,8 +217,13 @@ class Vault:
         b = self._bundle(base, s, s.versions[-1], with_value=with_value)
         if not with_value:
             b["id"] = f"{base}/secrets/{s.name}"
-        b.update({"recoveryId": f"{base}/deletedsecrets/{s.name}", "deletedDate": s.deleted_date,
-                  "scheduledPurgeDate": s.deleted_date + RECOVERABLE_DAYS * 86400})
+        b.update(
+            {
+                "recoveryId": f"{base}/deletedsecrets/{s.name}",
+                "deletedDate": s.deleted_date,
+                "scheduledPurgeDate": s.deleted_date + RECOVERABLE_DAYS * 86400,
+            }
+        )
         return b
 
     # ------------------------------------------------------------------ helpers
@@ -196,8 +236,11 @@ class Vault:
         self._check_name(name)
         s = self.secrets.get(name.lower())
         if s is None:
-            raise KvError(404, "SecretNotFound",
-                          f"A secret with (name/id) {name} was not found in this key vault. {NOT_FOUND_HELP}")
+            raise KvError(
+                404,
+                "SecretNotFound",
+                f"A secret with (name/id) {name} was not found in this key vault. {NOT_FOUND_HELP}",
+            )
         return s
 
     def _version(self, s: Secret, version: str) -> SecretVersion:
@@ -206,9 +249,11 @@ class Vault:
         for v in s.versions:
             if v.version.lower() == version.lower():
                 return v
-        raise KvError(404, "SecretNotFound",
-                      f"A secret with (name/id) {s.name}/{version} was not found in this key vault. "
-                      f"{NOT_FOUND_HELP}")
+        raise KvError(
+            404,
+            "SecretNotFound",
+            f"A secret with (name/id) {s.name}/{version} was not found in this key vault. {NOT_FOUND_HELP}",
+        )
 
     @staticmethod
     def _parse_attributes(body: dict[str, Any]) -> dict[str, Any]:
@@ -248,7 +293,9 @@ class Vault:
             raise KvError(400, "BadParameter", "The request body must be a JSON object.")
         return body
 
-    def _page(self, request: web.Request, base: str, items: list[dict[str, Any]], path: str) -> dict[str, Any]:
+    def _page(
+        self, request: web.Request, base: str, items: list[dict[str, Any]], path: str
+    ) -> dict[str, Any]:
         raw = request.query.get("maxresults")
         size = PAGE_DEFAULT
         if raw is not None:
@@ -257,11 +304,13 @@ class Vault:
             size = int(raw)
         skip = request.query.get("$skiptoken", "0")
         start = int(skip) if skip.isdigit() else 0
-        page = items[start:start + size]
+        page = items[start : start + size]
         nxt = None
         if start + size < len(items):
-            nxt = (f"{base}{path}?api-version={request.query.get('api-version')}&$skiptoken={start + size}"
-                   f"&maxresults={size}")
+            nxt = (
+                f"{base}{path}?api-version={request.query.get('api-version')}&$skiptoken={start + size}"
+                f"&maxresults={size}"
+            )
         return {"value": page, "nextLink": nxt}
 
     # ------------------------------------------------------------------ operations
@@ -289,8 +338,10 @@ class Vault:
             if len(segs) == 1 or (len(segs) == 2 and segs[1] == ""):
                 if method != "GET":
                     raise self._bad_method(method)
-                items = [self._item(base, s, s.versions[-1], versioned=False)
-                         for s in sorted(self.secrets.values(), key=lambda s: s.name.lower())]
+                items = [
+                    self._item(base, s, s.versions[-1], versioned=False)
+                    for s in sorted(self.secrets.values(), key=lambda s: s.name.lower())
+                ]
                 return web.json_response(self._page(request, base, items, "/secrets"))
             name = segs[1]
             if len(segs) == 2 and method == "PUT":
@@ -309,8 +360,12 @@ class Vault:
                 s = self._get(name)
                 v = self._version(s, segs[2] if len(segs) == 3 else "")
                 if not v.enabled:
-                    raise KvError(403, "Forbidden", "Operation get is not allowed on a disabled secret.",
-                                  inner="SecretDisabled")
+                    raise KvError(
+                        403,
+                        "Forbidden",
+                        "Operation get is not allowed on a disabled secret.",
+                        inner="SecretDisabled",
+                    )
                 return web.json_response(self._bundle(base, s, v))
             if len(segs) in (2, 3) and method == "PATCH":
                 s = self._get(name)
@@ -329,8 +384,10 @@ class Vault:
             raise self._bad_method(method)
         if segs[0] == "deletedsecrets":
             if len(segs) == 1 or (len(segs) == 2 and segs[1] == ""):
-                items = [self._deleted(base, s, with_value=False)
-                         for s in sorted(self.deleted.values(), key=lambda s: s.name.lower())]
+                items = [
+                    self._deleted(base, s, with_value=False)
+                    for s in sorted(self.deleted.values(), key=lambda s: s.name.lower())
+                ]
                 return web.json_response(self._page(request, base, items, "/deletedsecrets"))
             name = segs[1]
             self._check_name(name)
@@ -352,16 +409,20 @@ class Vault:
 
     @staticmethod
     def _bad_method(method: str) -> KvError:
-        return KvError(405, "MethodNotAllowed", f"The requested resource does not support http method "
-                                                f"'{method}'.")
+        return KvError(
+            405, "MethodNotAllowed", f"The requested resource does not support http method '{method}'."
+        )
 
     async def _set(self, request: web.Request, base: str, name: str, now: int) -> dict[str, Any]:
         self._check_name(name)
         if name.lower() in self.deleted:
-            raise KvError(409, "Conflict",
-                          f"Secret {name} is currently in a deleted but recoverable state, and its name cannot be "
-                          "reused; in this state, the secret can only be recovered or purged.",
-                          inner="ObjectIsDeletedButRecoverable")
+            raise KvError(
+                409,
+                "Conflict",
+                f"Secret {name} is currently in a deleted but recoverable state, and its name cannot be "
+                "reused; in this state, the secret can only be recovered or purged.",
+                inner="ObjectIsDeletedButRecoverable",
+            )
         body = await self._json(request)
         value = body.get("value")
         if not isinstance(value, str):
@@ -372,8 +433,17 @@ class Vault:
         if ct is not None and not isinstance(ct, str):
             raise KvError(400, "BadParameter", "Property contentType must be a string.")
         attrs = self._parse_attributes(body)
-        version = SecretVersion(uuid.uuid4().hex, value, ct, self._parse_tags(body), attrs.get("enabled", True),
-                                attrs.get("nbf"), attrs.get("exp"), now, now)
+        version = SecretVersion(
+            uuid.uuid4().hex,
+            value,
+            ct,
+            self._parse_tags(body),
+            attrs.get("enabled", True),
+            attrs.get("nbf"),
+            attrs.get("exp"),
+            now,
+            now,
+        )
         s = self.secrets.setdefault(name.lower(), Secret(name))
         s.versions.append(version)
         return self._bundle(base, s, version)

@@ -40,11 +40,21 @@ from tools.m365sim.model import GraphRequest, GraphResponse
 from tools.m365sim.state import GRAPH_APP_ID, GRAPH_RESOURCE, RequestLog, SimClock, Tenant
 from tools.m365sim.throttle import Throttler, tenant_ru_budget, too_many_requests_body
 
-GRAPH_CONTENT_TYPE = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;" \
-                     "charset=utf-8"
-AGS_DIAGNOSTIC = json.dumps({"ServerInfo": {"DataCenter": "Local Simulator", "Slice": "E", "Ring": "5",
-                                            "ScaleUnit": "000", "RoleInstance": "M365SIM"}},
-                            separators=(",", ":"))
+GRAPH_CONTENT_TYPE = (
+    "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
+)
+AGS_DIAGNOSTIC = json.dumps(
+    {
+        "ServerInfo": {
+            "DataCenter": "Local Simulator",
+            "Slice": "E",
+            "Ring": "5",
+            "ScaleUnit": "000",
+            "RoleInstance": "M365SIM",
+        }
+    },
+    separators=(",", ":"),
+)
 
 
 class Simulator:
@@ -92,10 +102,17 @@ class Simulator:
 
     def directory_get(self, tenant: Tenant, path: str, query: dict[str, str]) -> GraphResponse | None:
         """A privileged internal read (the sign-in service looking a user up), not charged or logged."""
-        req = GraphRequest(method="GET", path=path, query=query, headers={}, body=None,
-                           tenant_id=tenant.tenant_id, app_id=GRAPH_APP_ID,
-                           permissions=frozenset({"User.Read.All", "Directory.Read.All"}),
-                           base_url="https://graph.microsoft.com/v1.0")
+        req = GraphRequest(
+            method="GET",
+            path=path,
+            query=query,
+            headers={},
+            body=None,
+            tenant_id=tenant.tenant_id,
+            app_id=GRAPH_APP_ID,
+            permissions=frozenset({"User.Read.All", "Directory.Read.All"}),
+            base_url="https://graph.microsoft.com/v1.0",
+        )
         try:
             resp = tenant.directory.handle(req)
         except Exception:  # the directory's own bug must not break sign-in
@@ -104,9 +121,20 @@ class Simulator:
         return resp if isinstance(resp, GraphResponse) else None
 
     # ------------------------------------------------------------------ Graph
-    async def graph_call(self, tenant: Tenant, claims: dict[str, Any], method: str, path: str,
-                         query: dict[str, str], headers: dict[str, str], body: Any, base_url: str,
-                         *, kind: str, logged_path: str) -> tuple[GraphResponse, int]:
+    async def graph_call(
+        self,
+        tenant: Tenant,
+        claims: dict[str, Any],
+        method: str,
+        path: str,
+        query: dict[str, str],
+        headers: dict[str, str],
+        body: Any,
+        base_url: str,
+        *,
+        kind: str,
+        logged_path: str,
+    ) -> tuple[GraphResponse, int]:
         """Throttle, then hand the request to the tenant's directory; returns (response, RU charged)."""
         app_id = str(claims.get("appid") or claims.get("azp"))
         decision = self.throttle.charge(tenant.tenant_id, app_id, method, path, query, self.ru_budget(tenant))
@@ -116,10 +144,18 @@ class Simulator:
         else:
             ru = decision.cost
             perms = claims.get("roles") if "scp" not in claims else str(claims.get("scp", "")).split()
-            req = GraphRequest(method=method, path=path, query=query, headers=headers, body=body,
-                               tenant_id=tenant.tenant_id, app_id=app_id,
-                               permissions=frozenset(perms or []), base_url=base_url,
-                               delegated="scp" in claims)
+            req = GraphRequest(
+                method=method,
+                path=path,
+                query=query,
+                headers=headers,
+                body=body,
+                tenant_id=tenant.tenant_id,
+                app_id=app_id,
+                permissions=frozenset(perms or []),
+                base_url=base_url,
+                delegated="scp" in claims,
+            )
             try:
                 result: Any = tenant.directory.handle(req)
                 if inspect.isawaitable(result):
@@ -127,10 +163,19 @@ class Simulator:
                 resp = result
             except Exception:
                 traceback.print_exc(file=sys.stderr)
-                resp = GraphResponse(500, error_body("generalException", "An unspecified error has occurred."))
+                resp = GraphResponse(
+                    500, error_body("generalException", "An unspecified error has occurred.")
+                )
             resp.headers = {**resp.headers, **decision.headers}
-        self.log.add(method=method, path=logged_path, status=resp.status, resource_units=ru,
-                     tenant_id=tenant.tenant_id, client_id=app_id, kind=kind)
+        self.log.add(
+            method=method,
+            path=logged_path,
+            status=resp.status,
+            resource_units=ru,
+            tenant_id=tenant.tenant_id,
+            client_id=app_id,
+            kind=kind,
+        )
         return resp, ru
 
 
@@ -160,9 +205,14 @@ def graph_http_response(resp: GraphResponse, request: web.Request) -> web.Respon
 
 
 def graph_auth_error(request: web.Request, message: str) -> web.Response:
-    resp = GraphResponse(401, error_body("InvalidAuthenticationToken", message), {
-        "WWW-Authenticate": f'Bearer realm="", authorization_uri="{Simulator.base_url(request)}/common/oauth2/'
-                            f'authorize", client_id="{GRAPH_APP_ID}"'})
+    resp = GraphResponse(
+        401,
+        error_body("InvalidAuthenticationToken", message),
+        {
+            "WWW-Authenticate": f'Bearer realm="", authorization_uri="{Simulator.base_url(request)}/common/oauth2/'
+            f'authorize", client_id="{GRAPH_APP_ID}"'
+        },
+    )
     return graph_http_response(resp, request)
 
 
@@ -198,12 +248,19 @@ def split_graph_url(raw: str) -> tuple[str, dict[str, str], str]:
 async def graph_handler(request: web.Request) -> web.Response:
     sim: Simulator = request.app[SIM]
     raw = request.raw_path
-    below = raw[len("/v1.0"):] or "/"
+    below = raw[len("/v1.0") :] or "/"
     path, query, _ = split_graph_url(below)
     auth = authenticate_graph(sim, request)
     if isinstance(auth, web.Response):
-        sim.log.add(method=request.method, path=raw, status=auth.status, resource_units=0, tenant_id=None,
-                    client_id=None, kind="graph")
+        sim.log.add(
+            method=request.method,
+            path=raw,
+            status=auth.status,
+            resource_units=0,
+            tenant_id=None,
+            client_id=None,
+            kind="graph",
+        )
         return auth
     tenant, claims = auth
     base_url = f"{sim.base_url(request)}/v1.0"
@@ -217,15 +274,37 @@ async def graph_handler(request: web.Request) -> web.Response:
         try:
             body = json.loads(raw_body)
         except ValueError:
-            resp = GraphResponse(400, error_body(
-                "BadRequest", "Unable to read JSON request payload. Please ensure Content-Type header is set and "
-                "payload is of valid JSON format."))
-            sim.log.add(method=request.method, path=raw, status=400, resource_units=0,
-                        tenant_id=tenant.tenant_id, client_id=str(claims.get("appid")), kind="graph")
+            resp = GraphResponse(
+                400,
+                error_body(
+                    "BadRequest",
+                    "Unable to read JSON request payload. Please ensure Content-Type header is set and "
+                    "payload is of valid JSON format.",
+                ),
+            )
+            sim.log.add(
+                method=request.method,
+                path=raw,
+                status=400,
+                resource_units=0,
+                tenant_id=tenant.tenant_id,
+                client_id=str(claims.get("appid")),
+                kind="graph",
+            )
             return graph_http_response(resp, request)
     headers = {k.lower(): v for k, v in request.headers.items()}
-    resp, ru = await sim.graph_call(tenant, claims, request.method.upper(), path, query, headers, body, base_url,
-                                    kind="graph", logged_path=raw)
+    resp, ru = await sim.graph_call(
+        tenant,
+        claims,
+        request.method.upper(),
+        path,
+        query,
+        headers,
+        body,
+        base_url,
+        kind="graph",
+        logged_path=raw,
+    )
     request["ru"] = ru
     return graph_http_response(resp, request)
 
@@ -234,8 +313,15 @@ async def graph_handler(request: web.Request) -> web.Response:
 async def token_handler(request: web.Request) -> web.Response:
     sim: Simulator = request.app[SIM]
     resp, tenant_id, client_id = await sim.entra.token_endpoint(request, request.match_info["tenant"])
-    sim.log.add(method=request.method, path=request.path, status=resp.status, resource_units=0,
-                tenant_id=tenant_id, client_id=client_id, kind="token")
+    sim.log.add(
+        method=request.method,
+        path=request.path,
+        status=resp.status,
+        resource_units=0,
+        tenant_id=tenant_id,
+        client_id=client_id,
+        kind="token",
+    )
     return resp
 
 
@@ -247,7 +333,9 @@ async def authorize_handler(request: web.Request) -> web.Response:
 async def openid_handler(request: web.Request) -> web.Response:
     sim: Simulator = request.app[SIM]
     try:
-        return web.json_response(sim.entra.openid_configuration(sim.base_url(request), request.match_info["tenant"]))
+        return web.json_response(
+            sim.entra.openid_configuration(sim.base_url(request), request.match_info["tenant"])
+        )
     except AadError as err:
         return aad_error_response(sim, err)
 
@@ -263,8 +351,15 @@ async def jwks_handler(request: web.Request) -> web.Response:
 async def keyvault_handler(request: web.Request) -> web.Response:
     sim: Simulator = request.app[SIM]
     resp, tenant_id, client_id = await sim.vault.handle(request)
-    sim.log.add(method=request.method, path=request.raw_path, status=resp.status, resource_units=0,
-                tenant_id=tenant_id, client_id=client_id, kind="keyvault")
+    sim.log.add(
+        method=request.method,
+        path=request.raw_path,
+        status=resp.status,
+        resource_units=0,
+        tenant_id=tenant_id,
+        client_id=client_id,
+        kind="keyvault",
+    )
     return resp
 
 
@@ -297,22 +392,40 @@ def fault_response(sim: Simulator, request: web.Request, kind: str, fault: str) 
         if fault == "500":
             r = GraphResponse(500, error_body("generalException", "An unspecified error has occurred."))
         else:
-            r = GraphResponse(503, error_body(
-                "serviceNotAvailable", "The service is temporarily unavailable for maintenance or is overloaded. "
-                "You may repeat the request after a delay, the length of which may be specified in a Retry-After "
-                "header."), {"Retry-After": retry})
+            r = GraphResponse(
+                503,
+                error_body(
+                    "serviceNotAvailable",
+                    "The service is temporarily unavailable for maintenance or is overloaded. "
+                    "You may repeat the request after a delay, the length of which may be specified in a Retry-After "
+                    "header.",
+                ),
+                {"Retry-After": retry},
+            )
         return graph_http_response(r, request)
     if kind == "token":
-        err = (AadError(500, "server_error", 50000, "There was an error issuing a token or an issue with our "
-                        "sign-in service.") if fault == "500" else
-               AadError(503, "temporarily_unavailable", 90024,
-                        "RequestBudgetExceededError - A transient error has occurred. Try again."))
+        err = (
+            AadError(
+                500,
+                "server_error",
+                50000,
+                "There was an error issuing a token or an issue with our sign-in service.",
+            )
+            if fault == "500"
+            else AadError(
+                503,
+                "temporarily_unavailable",
+                90024,
+                "RequestBudgetExceededError - A transient error has occurred. Try again.",
+            )
+        )
         headers = {"Retry-After": retry} if fault == "503" else {}
         return web.json_response(aad_error_body(sim, err), status=err.status, headers=headers)
     if fault == "500":
         return KvError(500, "InternalServerError", "An unexpected error occurred.").response()
-    return KvError(503, "ServiceUnavailable", "The service is temporarily unavailable.",
-                   headers={"Retry-After": retry}).response()
+    return KvError(
+        503, "ServiceUnavailable", "The service is temporarily unavailable.", headers={"Retry-After": retry}
+    ).response()
 
 
 SIM = web.AppKey("sim", Simulator)
@@ -335,15 +448,29 @@ async def sim_middleware(request: web.Request, handler: Handler) -> web.StreamRe
                 log_kind = "batch" if request.path.rstrip("/").endswith("/$batch") else kind
                 if fault in ("reset", "timeout"):
                     status = fault
-                    sim.log.add(method=request.method, path=request.raw_path, status=0, resource_units=0,
-                                tenant_id=None, client_id=None, kind=log_kind)
+                    sim.log.add(
+                        method=request.method,
+                        path=request.raw_path,
+                        status=0,
+                        resource_units=0,
+                        tenant_id=None,
+                        client_id=None,
+                        kind=log_kind,
+                    )
                     if fault == "timeout":
                         await asyncio.sleep(cfg.timeoutMs / 1000)
                     _reset_connection(request)
                     raise asyncio.CancelledError()
                 resp = fault_response(sim, request, kind, fault)
-                sim.log.add(method=request.method, path=request.raw_path, status=resp.status, resource_units=0,
-                            tenant_id=None, client_id=None, kind=log_kind)
+                sim.log.add(
+                    method=request.method,
+                    path=request.raw_path,
+                    status=resp.status,
+                    resource_units=0,
+                    tenant_id=None,
+                    client_id=None,
+                    kind=log_kind,
+                )
                 status = resp.status
                 return resp
         response = await handler(request)
@@ -360,8 +487,9 @@ async def sim_middleware(request: web.Request, handler: Handler) -> web.StreamRe
 
 
 async def not_found(request: web.Request) -> web.Response:
-    return web.json_response({"error": {"code": "NotFound", "message": f"No simulated endpoint at "
-                                                                       f"{request.path}."}}, status=404)
+    return web.json_response(
+        {"error": {"code": "NotFound", "message": f"No simulated endpoint at {request.path}."}}, status=404
+    )
 
 
 def create_app(sim: Simulator | None = None) -> web.Application:

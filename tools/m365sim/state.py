@@ -78,8 +78,17 @@ class RequestLog:
         self._entries: deque[dict[str, Any]] = deque(maxlen=size)
         self._seq = itertools.count(1)
 
-    def add(self, *, method: str, path: str, status: int, resource_units: int, tenant_id: str | None,
-            client_id: str | None, kind: str) -> dict[str, Any]:
+    def add(
+        self,
+        *,
+        method: str,
+        path: str,
+        status: int,
+        resource_units: int,
+        tenant_id: str | None,
+        client_id: str | None,
+        kind: str,
+    ) -> dict[str, Any]:
         entry = {
             "seq": next(self._seq),
             "time": dt.datetime.fromtimestamp(self._clock(), dt.UTC).isoformat().replace("+00:00", "Z"),

@@ -138,8 +138,9 @@ class Throttler:
         self._app_writes.clear()
         self._tenant_writes.clear()
 
-    def charge(self, tenant_id: str, app_id: str, method: str, path: str, query: Mapping[str, str],
-               budget: int) -> Decision:
+    def charge(
+        self, tenant_id: str, app_id: str, method: str, path: str, query: Mapping[str, str], budget: int
+    ) -> Decision:
         now = self._clock()
         cost, writes = request_cost(method, path, query)
         key = (tenant_id, app_id)
@@ -150,15 +151,24 @@ class Throttler:
         # A single request dearer than the whole budget still passes on an idle window.
         if used and used + cost > budget:
             wait = ru.wait_for(now, cost, budget)
-            return self._throttled(cost, wait, "ResourceUnitLimitExceeded",
-                                   f"Tenant_Application/ReadWrite/{app_id}/{tenant_id}")
+            return self._throttled(
+                cost, wait, "ResourceUnitLimitExceeded", f"Tenant_Application/ReadWrite/{app_id}/{tenant_id}"
+            )
         if writes:
             if aw.used(now) + writes > APP_WRITE_LIMIT:
-                return self._throttled(cost, aw.wait_for(now, writes, APP_WRITE_LIMIT), "WriteLimitExceeded",
-                                       f"Tenant_Application/Write/{app_id}/{tenant_id}")
+                return self._throttled(
+                    cost,
+                    aw.wait_for(now, writes, APP_WRITE_LIMIT),
+                    "WriteLimitExceeded",
+                    f"Tenant_Application/Write/{app_id}/{tenant_id}",
+                )
             if tw.used(now) + writes > TENANT_WRITE_LIMIT:
-                return self._throttled(cost, tw.wait_for(now, writes, TENANT_WRITE_LIMIT), "WriteLimitExceeded",
-                                       f"Tenant/Write/{app_id}/{tenant_id}")
+                return self._throttled(
+                    cost,
+                    tw.wait_for(now, writes, TENANT_WRITE_LIMIT),
+                    "WriteLimitExceeded",
+                    f"Tenant/Write/{app_id}/{tenant_id}",
+                )
         ru.add(now, cost)
         aw.add(now, writes)
         tw.add(now, writes)

@@ -23,8 +23,10 @@ def record(kind: str, **data: object) -> None:
 
 @app.route(route="items/{id:int}", methods=["GET"])
 def item_by_id(req: func.HttpRequest) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps({"id": req.route_params["id"], "thread": threading.current_thread().name}),
-                             mimetype="application/json")
+    return func.HttpResponse(
+        json.dumps({"id": req.route_params["id"], "thread": threading.current_thread().name}),
+        mimetype="application/json",
+    )
 
 
 @app.route(route="items/{name:alpha}", methods=["GET"])
@@ -40,10 +42,19 @@ async def docs(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.route(route="files/{*path}", methods=["GET", "PUT"])
 async def files(req: func.HttpRequest) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps({"path": req.route_params.get("path"), "method": req.method,
-                                         "size": len(req.get_body()), "query": dict(req.params)}),
-                             status_code=201 if req.method == "PUT" else 200, mimetype="application/json",
-                             headers={"X-Custom": "yes"})
+    return func.HttpResponse(
+        json.dumps(
+            {
+                "path": req.route_params.get("path"),
+                "method": req.method,
+                "size": len(req.get_body()),
+                "query": dict(req.params),
+            }
+        ),
+        status_code=201 if req.method == "PUT" else 200,
+        mimetype="application/json",
+        headers={"X-Custom": "yes"},
+    )
 
 
 @app.route(route="echo", methods=["POST"])
@@ -66,8 +77,10 @@ def cookies(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.route(route="ctx")
 def ctx(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps({"invocation_id": context.invocation_id,
-                                         "function_name": context.function_name}), mimetype="application/json")
+    return func.HttpResponse(
+        json.dumps({"invocation_id": context.invocation_id, "function_name": context.function_name}),
+        mimetype="application/json",
+    )
 
 
 @app.route()

@@ -1,4 +1,4 @@
-"""Admin-facing HTTP functions. For now: the anonymous health check."""
+"""Admin-facing HTTP functions. For now: the anonymous health check and the OpenAPI document."""
 
 from __future__ import annotations
 
@@ -31,3 +31,11 @@ async def health(req: func.HttpRequest) -> func.HttpResponse:
         )
     report = await container.health()
     return json_response(report.to_json(), status=200 if report.status == "up" else 503)
+
+
+@bp.function_name("openapi")
+@bp.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def openapi(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.openapi import document
+
+    return json_response(document())

@@ -47,3 +47,10 @@ def test_health_answers_503_when_the_cloud_fails_and_leaks_nothing(host: WardenH
 
 def test_health_only_answers_get(host: WardenHost) -> None:
     assert host.http.post("/api/health").status_code == 404
+
+
+def test_openapi_document_is_served(host: WardenHost) -> None:
+    response = host.http.get("/api/openapi.json")
+    assert response.status_code == 200
+    doc = response.json()
+    assert doc["openapi"] == "3.1.0" and "/health" in doc["paths"]

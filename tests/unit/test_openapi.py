@@ -1,0 +1,45 @@
+"""The published OpenAPI document stays in sync with the HTTP functions the app registers."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import function_app
+from shared.openapi import document
+
+
+@cache
+def functions() -> list[Any]:
+    """``get_functions()`` indexes the app and refuses to run twice (duplicate-name check), as the worker."""
+    return list(function_app.app.get_functions())
+
+
+def registered_http_routes() -> set[tuple[str, str]]:
+    routes = set()
+    for fn in functions():
+        trigger: Any = fn.get_trigger()
+        if trigger is None or trigger.get_binding_name() != "httpTrigger":
+            continue
+        for method in trigger.methods or []:
+            routes.add((f"/{trigger.route}", str(getattr(method, "value", method)).lower()))
+    return routes
+
+
+def documented_routes() -> set[tuple[str, str]]:
+    return {(path, method) for path, ops in document()["paths"].items() for method in ops}
+
+
+def test_every_http_function_is_documented_and_nothing_else() -> None:
+    registered = registered_http_routes()
+    assert registered, "no HTTP functions found"
+    assert registered == documented_routes()
+
+
+def test_document_is_openapi_3_1_with_unique_operation_ids() -> None:
+    doc = document()
+    assert doc["openapi"] == "3.1.0"
+    ids = [op["operationId"] for ops in doc["paths"].values() for op in ops.values()]
+    assert len(ids) == len(set(ids))
+    names = {fn.get_function_name() for fn in functions()}
+    assert set(ids) <= names, "operationId is the function name"

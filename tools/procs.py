@@ -136,14 +136,35 @@ def start_azurite(location: Path, ports: AzuritePorts, *, log: Path | None = Non
         "--tablePort",
         str(ports.table),
     ]
-    child = spawn("azurite", argv, log=log)
+    ready = lambda: all(port_open(p) for p in (ports.blob, ports.queue, ports.table))  # noqa: E731
+    return _spawn_ready("Azurite", argv, ready, timeout=30, log=log)
+
+
+def _answers_200(url: str, verify: ssl.SSLContext | bool = True) -> Callable[[], bool]:
+    import httpx
+
+    def ready() -> bool:
+        try:
+            return httpx.get(url, verify=verify, timeout=1, trust_env=False).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    return ready
+
+
+def _spawn_ready(
+    name: str,
+    argv: Sequence[str],
+    ready: Callable[[], bool],
+    *,
+    timeout: float,
+    log: Path | None,
+    env: dict[str, str] | None = None,
+) -> Managed:
+    """Start a child and wait until ``ready``; a child that never gets ready is stopped, not leaked."""
+    child = spawn(name, argv, log=log, env=env)
     try:
-        wait_until(
-            lambda: all(port_open(p) for p in (ports.blob, ports.queue, ports.table)),
-            timeout=30,
-            what="Azurite",
-            proc=child.proc,
-        )
+        wait_until(ready, timeout=timeout, what=name, proc=child.proc)
     except Exception:
         child.stop()
         raise
@@ -151,70 +172,20 @@ def start_azurite(location: Path, ports: AzuritePorts, *, log: Path | None = Non
 
 
 def start_sim(port: int, tls_dir: Path, *, log: Path | None = None) -> Managed:
-    import httpx
-
-    argv = [
-        sys.executable,
-        "-m",
-        "tools.m365sim",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--tls-dir",
-        str(tls_dir),
-    ]
-    child = spawn("m365sim", argv, log=log)
-    ca = str(tls_dir / "ca.pem")
-
-    def ready() -> bool:
-        try:
-            ctx = ssl.create_default_context(cafile=ca)
-            return (
-                httpx.get(f"https://127.0.0.1:{port}/_sim/health", verify=ctx, timeout=1).status_code == 200
-            )
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_until(ready, timeout=30, what="simulated cloud", proc=child.proc)
-    except Exception:
-        child.stop()
-        raise
-    return child
+    argv = [sys.executable, "-m", "tools.m365sim", "--host", "127.0.0.1", "--port", str(port)]
+    argv += ["--tls-dir", str(tls_dir)]
+    ca = ssl.create_default_context(cafile=str(tls_dir / "ca.pem"))
+    ready = _answers_200(f"https://127.0.0.1:{port}/_sim/health", ca)
+    return _spawn_ready("simulated cloud", argv, ready, timeout=30, log=log)
 
 
 def start_funchost(
     port: int, *, env: dict[str, str], log: Path | None = None, script_root: Path = ROOT
 ) -> Managed:
-    import httpx
-
-    argv = [
-        sys.executable,
-        "-m",
-        "tools.funchost",
-        "--script-root",
-        str(script_root),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-    child = spawn("funchost", argv, log=log, env=env)
-
-    def ready() -> bool:
-        try:
-            url = f"http://127.0.0.1:{port}/admin/host/status"
-            return httpx.get(url, timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_until(ready, timeout=60, what="functions host", proc=child.proc)
-    except Exception:
-        child.stop()
-        raise
-    return child
+    argv = [sys.executable, "-m", "tools.funchost", "--script-root", str(script_root)]
+    argv += ["--host", "127.0.0.1", "--port", str(port)]
+    ready = _answers_200(f"http://127.0.0.1:{port}/admin/host/status")
+    return _spawn_ready("functions host", argv, ready, timeout=60, log=log, env=env)
 
 
 @contextlib.contextmanager

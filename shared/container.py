@@ -12,7 +12,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from shared.config import DemoDirectory, Settings, load_settings
-from shared.graph import GraphConnection, GraphEndpoint, client_secret_credential, connect_graph
+from shared.graph import GraphConnection, GraphEndpoint, client_secret_credential, connect_graph, get_json
 from shared.health import HealthReport, Probe, check_health
 from shared.secrets import read_secret, secret_client, vault_credential
 
@@ -110,14 +110,10 @@ class Container:
             break
 
     async def _probe_graph(self, demo: DemoDirectory) -> None:
-        from kiota_abstractions.base_request_configuration import RequestConfiguration
-        from msgraph.generated.organization.organization_request_builder import (
-            OrganizationRequestBuilder,
-        )
-
         client = await self.graph_for_demo(demo)
-        query = OrganizationRequestBuilder.OrganizationRequestBuilderGetQueryParameters(select=["id"])
-        await client.organization.get(request_configuration=RequestConfiguration(query_parameters=query))
+        body = await get_json(client, "/organization", {"$select": "id"})
+        if not isinstance(body, dict) or not body.get("value"):
+            raise LookupError("Graph answered /organization without the tenant")
 
 
 _container: Container | None = None

@@ -111,3 +111,19 @@ async def test_graph_outage_is_reported_per_directory(stack: DemoStack, containe
     assert components["graph"]["status"] == "down"
     assert components["graph"]["detail"].startswith("HTTP 503")
     assert components["tableStorage"]["status"] == "up"
+
+
+async def test_get_json_maps_graph_errors_to_odata_errors(stack: DemoStack, container: Factory) -> None:
+    """Warden's JSON reads keep msgraph-sdk's error mapping: a Graph 404 is an ODataError with Graph's code."""
+    from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+
+    from shared.graph import get_json
+
+    c = container(stack)
+    client = await c.graph_for_demo(c.settings.demo_directory)  # type: ignore[arg-type]
+    users = await get_json(client, "/users", {"$select": "id,userPrincipalName", "$top": "5"})
+    assert len(users["value"]) == 5 and set(users["value"][0]) >= {"id", "userPrincipalName"}
+    with pytest.raises(ODataError) as caught:
+        await get_json(client, f"/users/nobody@{demo.DEMO_DOMAIN}")
+    assert caught.value.response_status_code == 404
+    assert caught.value.error is not None and caught.value.error.code == "Request_ResourceNotFound"

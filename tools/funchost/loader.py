@@ -8,12 +8,14 @@ at start-up with the function's name, rather than silently ignored.
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import importlib
 import inspect
 import os
 import re
 import sys
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +23,13 @@ from typing import Any
 
 import azure.functions as func
 
-from tools.funchost.ncrontab import Schedule, ScheduleError, parse_schedule, resolve_setting_reference
+from tools.funchost.ncrontab import (
+    IntervalSchedule,
+    Schedule,
+    ScheduleError,
+    parse_schedule,
+    resolve_setting_reference,
+)
 from tools.funchost.routing import RouteError, RouteTemplate, parse_route
 
 __all__ = ["FunctionSpec", "LoadError", "load_functions"]
@@ -45,6 +53,9 @@ class FunctionSpec:
     is_async: bool
     wants_context: bool
     binding: dict[str, Any] = field(default_factory=dict)
+    # The trigger parameter is annotated ``str`` or ``bytes``: the worker then uses its "generic"
+    # binding and passes the host's raw value instead of a func.* object.
+    trigger_as_text: bool = False
     # http
     route: RouteTemplate | None = None
     methods: frozenset[str] | None = None
@@ -52,6 +63,7 @@ class FunctionSpec:
     # timer
     schedule: Schedule | None = None
     run_on_startup: bool = False
+    use_monitor: bool = True
     # queue
     queue_name: str | None = None
     connection_setting: str | None = None
@@ -108,6 +120,52 @@ def load_functions(script_root: Path, environ: dict[str, str] | None = None) -> 
     return specs
 
 
+def _check_annotations(name: str, user_func: Callable[..., Any], ttype: str, param: str) -> bool:
+    """The Python worker's indexing checks (azure_functions_worker/functions.py,
+    ``FunctionInfo.add_indexed_function``): annotations are read with ``typing.get_type_hints``; a
+    ``context`` annotation must be a class named Context; a trigger annotation must be a class that
+    the trigger's converter accepts (``check_input_type_annotation``), or ``str``/``bytes`` (the
+    "generic" binding); an HTTP function's return annotation (its ``$return`` binding) must be a
+    subclass of ``func.HttpResponse`` or ``str``, so ``-> None``, ``-> dict``, ``-> Any`` and
+    ``-> HttpResponse | None`` all fail. In Azure a failure here stops the whole app from indexing.
+    Returns whether the trigger parameter is annotated ``str``/``bytes``."""
+    try:
+        hints = typing.get_type_hints(user_func)
+    except Exception as exc:
+        raise LoadError(f"function {name!r}: cannot resolve its type annotations: {exc}") from exc
+    ctx = hints.get("context")
+    if ctx is not None and (not isinstance(ctx, type) or ctx.__name__ != "Context"):
+        raise LoadError(
+            f'function {name!r}: the "context" parameter is expected to be of type '
+            f"azure.functions.Context, got {ctx!r}"
+        )
+    as_text = False
+    if param in hints:
+        anno = hints[param]
+        if not isinstance(anno, type):
+            raise LoadError(f"function {name!r}: binding {param} has invalid non-type annotation {anno!r}")
+        if anno in (str, bytes):
+            as_text = True
+        else:
+            converter = func.get_binding_registry().get(ttype)  # type: ignore[no-untyped-call]
+            if converter is None or not converter.check_input_type_annotation(anno):
+                raise LoadError(
+                    f'function {name!r}: type of {param} binding in function.json "{ttype}" does not '
+                    f'match its Python annotation "{anno.__name__}"'
+                )
+    if ttype == "httpTrigger" and "return" in hints:
+        ret = hints["return"]
+        if not isinstance(ret, type):
+            raise LoadError(f"function {name!r}: has invalid non-type return annotation {ret!r}")
+        http_out = func.get_binding_registry().get("http")  # type: ignore[no-untyped-call]
+        if not http_out.check_output_type_annotation(ret):
+            raise LoadError(
+                f'function {name!r}: Python return annotation "{ret.__name__}" does not match binding '
+                'type "http"'
+            )
+    return as_text
+
+
 def _describe(function: Any, env: dict[str, str]) -> FunctionSpec:
     name = function.get_function_name()
     trigger = function.get_trigger()
@@ -140,6 +198,7 @@ def _describe(function: Any, env: dict[str, str]) -> FunctionSpec:
             f"function {name!r}: its parameters {params} must be exactly the trigger's parameter {[param]} "
             "(plus an optional `context`), as the Python worker requires"
         )
+    trigger_as_text = _check_annotations(name, user_func, str(ttype), param)
     spec = FunctionSpec(
         name=name,
         kind="",
@@ -148,8 +207,17 @@ def _describe(function: Any, env: dict[str, str]) -> FunctionSpec:
         is_async=inspect.iscoroutinefunction(user_func),
         wants_context="context" in sig.parameters,
         binding=binding,
+        trigger_as_text=trigger_as_text,
     )
     if ttype == "httpTrigger":
+        if trigger_as_text:
+            # The worker indexes this, but its generic binding cannot decode the host's RpcHttp
+            # ("unexpected type of data received for the \"generic\" binding: 'http'"), so every
+            # call fails in Azure; refusing at start-up says so sooner.
+            raise LoadError(
+                f"function {name!r}: an HTTP trigger parameter must be annotated func.HttpRequest, "
+                "not str/bytes (every invocation would fail in Azure)"
+            )
         spec.kind = "http"
         route_text = binding.get("route") or name
         try:
@@ -174,6 +242,9 @@ def _describe(function: Any, env: dict[str, str]) -> FunctionSpec:
         except ScheduleError as exc:
             raise LoadError(f"function {name!r}: invalid schedule {raw!r}: {exc}") from exc
         spec.run_on_startup = bool(binding.get("runOnStartup", False))
+        spec.use_monitor = bool(binding.get("useMonitor", True)) and not _fires_more_than_once_a_minute(
+            spec.schedule
+        )
     elif ttype == "queueTrigger":
         spec.kind = "queue"
         try:
@@ -189,6 +260,19 @@ def _describe(function: Any, env: dict[str, str]) -> FunctionSpec:
             f"function {name!r}: trigger type {ttype!r} is not supported by the local functions host"
         )
     return spec
+
+
+def _fires_more_than_once_a_minute(schedule: Schedule) -> bool:
+    """TimerSchedule.Create turns schedule monitoring off for a cron schedule with more than one
+    occurrence in the next minute, or a TimeSpan shorter than a minute."""
+    if isinstance(schedule, IntervalSchedule):
+        return schedule.interval < dt.timedelta(minutes=1)
+    now = dt.datetime.now(dt.UTC)
+    first = schedule.next_after(now)
+    if first is None:
+        return False
+    second = schedule.next_after(first)
+    return second is not None and second < now + dt.timedelta(minutes=1)
 
 
 def resolve_connection_string(setting: str, env: dict[str, str] | None = None) -> str:

@@ -178,6 +178,35 @@ def test_context_parameter_receives_invocation_id_and_function_name(host: Host, 
     assert f"Id={body['invocation_id']}" in wait_for(host.log, timeout=5, what="log")
 
 
+def test_http_function_returning_none_fails_the_invocation_with_500(host: Host, http: httpx.Client) -> None:
+    """The worker encodes an HTTP ``$return`` with HttpResponseConverter.encode, which raises
+    NotImplementedError for anything but HttpResponse/str, None included; the dispatcher turns it
+    into TypeError and a failed invocation (azure-functions-python-worker dispatcher.py
+    ``_handle__invocation_request``, bindings/meta.py ``get_datum``), so the caller gets a 500, not 204."""
+    r = http.get(f"{host.url}/api/returns-none")
+    assert (r.status_code, r.content) == (500, b"")
+    assert host.evidence("returns-none")  # the function did run
+    wait_for(lambda: "Executed 'Functions.returns_none' (Failed" in host.log(), timeout=5, what="Failed")
+    assert 'unsupported type "http" for Python type "NoneType"' in host.log()
+
+
+def test_http_function_returning_a_dict_fails_the_invocation(host: Host, http: httpx.Client) -> None:
+    """Same converter: a dict is not serialized to JSON for an HTTP ``$return``."""
+    assert http.get(f"{host.url}/api/returns-dict").status_code == 500
+    wait_for(lambda: "Executed 'Functions.returns_dict' (Failed" in host.log(), timeout=5, what="Failed")
+
+
+def test_query_names_group_case_insensitively_and_empty_values_are_dropped(
+    host: Host, http: httpx.Client
+) -> None:
+    """The host builds RpcHttp.Query from ASP.NET Core's case-insensitive query collection, joining
+    repeated values with ",", and skips empty values (azure-functions-host
+    GrpcMessageConversionExtensions.ToRpcHttp: ``if (!string.IsNullOrEmpty(value))``; the Python
+    worker does not declare the nullable-dictionary capability)."""
+    r = http.get(f"{host.url}/api/query?flag&empty=&a=1&A=2&b=&b=x")
+    assert r.json() == {"a": "1,2", "b": ",x"}
+
+
 # ---- admin API: https://learn.microsoft.com/azure/azure-functions/functions-manually-run-non-http
 
 
@@ -239,12 +268,43 @@ def test_timer_invocations_never_overlap(host: Host) -> None:
         assert kind == ("slow-start" if i % 2 == 0 else "slow-end"), events
 
 
+def test_sub_minute_timer_gets_no_schedule_status(host: Host) -> None:
+    """TimerSchedule.Create turns schedule monitoring off for a schedule firing more than once a
+    minute, and TimerListener then passes no ScheduleStatus (azure-webjobs-sdk-extensions
+    Timers/Scheduling/TimerSchedule.cs, Timers/Listener/TimerListener.cs); the library's
+    TimerRequest makes that {}."""
+    ticks = wait_for(lambda: host.evidence("tick"), timeout=5, what="a tick")
+    assert ticks[0]["status"] == {}
+
+
 def test_run_on_startup_invokes_the_timer_once_at_start(azurite: Any, tmp_path: Path) -> None:
+    """The start-up run sees the initial status: Last/LastUpdated DateTime.MinValue and Next the
+    next occurrence (TimerListener.StartAsync)."""
     h = start_host(tmp_path, azurite.connection_string)
     try:
         wait_for(lambda: h.evidence("yearly"), timeout=5, what="the start-up run")
         time.sleep(0.5)
-        assert len(h.evidence("yearly")) == 1  # "0 0 0 1 1 *" itself won't fire during the test
+        runs = h.evidence("yearly")
+        assert len(runs) == 1  # "0 0 0 1 1 *" itself won't fire during the test
+        status = runs[0]["status"]
+        assert (status["Last"], status["LastUpdated"]) == ("0001-01-01T00:00:00", "0001-01-01T00:00:00")
+        assert status["Next"].startswith(f"{time.gmtime().tm_year + 1}-01-01T00:00:00")
+    finally:
+        h.child.stop()
+
+
+def test_manual_timer_run_does_not_wait_for_a_scheduled_run(azurite: Any, tmp_path: Path) -> None:
+    """Only the timer *listener* is a singleton ([Singleton(Mode = SingletonMode.Listener)] and its
+    invocation lock, TimerListener.cs); POST /admin/functions/{name} binds a new TimerInfo
+    (TimerTriggerBinding.BindAsync) and runs at once, even while a scheduled run is going on."""
+    h = start_host(tmp_path, azurite.connection_string)
+    try:
+        wait_for(lambda: h.evidence("overlap-start"), timeout=5, what="the start-up run")
+        with httpx.Client(timeout=5) as client:
+            assert client.post(f"{h.url}/admin/functions/overlap", json={"input": ""}).status_code == 202
+        wait_for(lambda: len(h.evidence("overlap-end")) == 2, timeout=8, what="both runs")
+        kinds = [r["kind"] for r in h.evidence() if r["kind"].startswith("overlap")]
+        assert kinds == ["overlap-start", "overlap-start", "overlap-end", "overlap-end"]
     finally:
         h.child.stop()
 
@@ -285,6 +345,42 @@ def test_failing_message_is_retried_then_moved_to_poison_queue(host: Host) -> No
     assert (
         "Message has reached MaxDequeueCount of 3. Moving message to queue 'work-items-poison'." in host.log()
     )
+
+
+def test_queue_function_returning_a_value_fails_and_is_retried_to_poison(host: Host) -> None:
+    """A function without a ``$return`` binding that returns non-None fails the invocation: the
+    worker raises RuntimeError("function ... without a $return binding returned a non-None value")
+    (azure-functions-python-worker dispatcher.py), so the message is retried and poisoned."""
+    body = f"ret-{uuid.uuid4()}"
+    encoded = base64.b64encode(body.encode()).decode()
+    host.queue("returns-value").send_message(encoded)
+    poison = host.queue("returns-value-poison")
+
+    def poisoned() -> bool:
+        try:
+            return any(m.content == encoded for m in poison.peek_messages(max_messages=32))
+        except Exception:
+            return False
+
+    wait_for(poisoned, timeout=15, what="the poison queue copy")
+    attempts = [r["dequeue_count"] for r in host.evidence("returns-value") if r["body"] == body]
+    assert attempts == [1, 2, 3]
+    assert "without a $return binding returned a non-None value" in host.log()
+
+
+def test_str_annotated_queue_trigger_gets_the_text_with_invalid_utf8_replaced(host: Host) -> None:
+    """A ``str`` annotation selects the worker's generic binding (functions.py
+    ``validate_function_params``), which passes the host's value as is; the host sends a queue
+    trigger as a string (WorkerFunctionInvoker: ``DataType ?? DataType.String``), so bytes that
+    are not UTF-8 arrive as U+FFFD."""
+    tag = uuid.uuid4().hex
+    raw = f"{tag} caf\u00e9 ".encode() + b"\xff"
+    host.queue("text-items").send_message(base64.b64encode(raw).decode())
+    rows = wait_for(
+        lambda: [r for r in host.evidence("text") if r["body"].startswith(tag)], timeout=10, what="run"
+    )
+    assert rows[0]["type"] == "str"
+    assert rows[0]["body"] == f"{tag} caf\u00e9 \ufffd"
 
 
 def test_message_that_is_not_base64_goes_to_poison_without_invoking(host: Host) -> None:

@@ -11,7 +11,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,15 @@ log = logging.getLogger("Host")
 MAX_REQUEST_BODY = 100 * 1024 * 1024  # the host's default request size limit (100 MB)
 SHUTDOWN_GRACE = 10.0  # seconds running invocations get to finish on SIGTERM/SIGINT
 MANUAL_REASON = "This function was programmatically called via the host APIs."
+
+
+_MIN_DATETIME = (
+    "0001-01-01T00:00:00"  # DateTime.MinValue as Json.NET writes it (ScheduleMonitor.DefaultDateTime)
+)
+
+
+def _timer_time(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
 
 
 class _LevelFilter(logging.Filter):
@@ -68,7 +77,8 @@ def _configure_logging(config: HostConfig) -> None:
 
 
 def _to_aiohttp(result: Any) -> web.Response:
-    """Convert a function's return value the way the Python library's HTTP output converter does:
+    """Convert a function's (already checked, see invoker.check_return_value) return value the way
+    the Python library's HTTP output converter does:
     a str → 200 text/plain; an HttpResponse → its status, headers, body, with Content-Type from
     mimetype/charset when not set. Headers are sent one value per name except Set-Cookie, which may
     repeat (the worker collapses other duplicates)."""
@@ -92,10 +102,24 @@ def _to_aiohttp(result: Any) -> web.Response:
                 f"{mimetype}; charset={result.charset}" if mimetype.startswith("text/") else mimetype
             )
         return web.Response(status=int(result.status_code), body=result.get_body() or b"", headers=headers)
-    if result is None:
-        log.warning("HTTP function returned None; answering 204 No Content")
-        return web.Response(status=204)
+    # Unreachable: Invoker.invoke already failed the invocation (worker's TypeError → 500).
     raise TypeError(f"an HTTP function must return func.HttpResponse or str, not {type(result).__name__}")
+
+
+def query_params(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """``HttpRequest.params`` as the host builds them (GrpcMessageConversionExtensions.ToRpcHttp):
+    ASP.NET Core's query collection groups names case-insensitively (the first spelling is kept) and
+    joins repeated values with ","; a parameter whose value is empty (``?flag`` or ``?flag=``) is
+    left out, as the Python worker does not declare the nullable-dictionary capability."""
+    grouped: dict[str, tuple[str, list[str]]] = {}
+    for name, value in pairs:
+        grouped.setdefault(name.lower(), (name, []))[1].append(value)
+    params: dict[str, str] = {}
+    for name, values in grouped.values():
+        joined = ",".join(values)
+        if joined:
+            params[name] = joined
+    return params
 
 
 class FunctionsHost:
@@ -113,6 +137,7 @@ class FunctionsHost:
         ]
         self.listeners: list[QueueListener] = []
         self.timer_locks: dict[str, asyncio.Lock] = {}
+        self.timer_status: dict[str, dict[str, str | None]] = {}
         self.background: set[asyncio.Task[Any]] = set()
         self.loops: list[asyncio.Task[Any]] = []
         self.state = "Initialized"
@@ -170,56 +195,69 @@ class FunctionsHost:
         return runner
 
     # ---- timers ---------------------------------------------------------------------------------
+    # Modelled on the timer extension's TimerListener (azure-webjobs-sdk-extensions,
+    # Extensions/Timers/Listener/TimerListener.cs):
+    # * the listener (not the function) is the singleton: scheduled and run-on-startup invocations
+    #   are serialized by its invocation lock, but a manual POST /admin/functions/{name} binds a
+    #   fresh TimerInfo (TimerTriggerBinding.BindAsync) and can overlap a scheduled run;
+    # * ScheduleStatus is passed only when schedule monitoring is on; it is forced off for schedules
+    #   that fire more than once a minute (TimerSchedule.Create) or by useMonitor=false, and then
+    #   the worker's TimerRequest.schedule_status is {};
+    # * the status seen by an invocation is the one before it: first Last/LastUpdated are
+    #   DateTime.MinValue ("0001-01-01T00:00:00") and Next is the occurrence now firing; afterwards
+    #   Last = LastUpdated = the invocation's start (moved up to the scheduled time if it fired
+    #   early) and Next = the occurrence after that, so a run that outlasts its period is followed
+    #   by one immediate invocation (GetNextTimerInterval clamps a negative interval to one tick).
+    # Schedule status is not persisted across restarts here (Azure stores it in blob storage and
+    # reports IsPastDue for an occurrence missed while stopped), so past_due is always False.
     async def run_timer(self, spec: FunctionSpec) -> None:
-        """Fire on schedule. Like the timer listener, the next occurrence is computed from the time the
-        previous invocation finished, so a long run never overlaps the next one and missed occurrences
-        are skipped (https://learn.microsoft.com/azure/azure-functions/functions-bindings-timer#usage)."""
         assert spec.schedule is not None
-        last: dt.datetime | None = None
+        self.timer_status[spec.name] = {
+            "Last": _MIN_DATETIME,
+            "Next": _timer_time(spec.schedule.next_after(dt.datetime.now(dt.UTC))),
+            "LastUpdated": _MIN_DATETIME,
+        }
         if spec.run_on_startup:
-            last = dt.datetime.now(dt.UTC)
-            await self.invoke_timer(spec, f"Timer fired at {last.isoformat()}", last=None)
+            await self.invoke_timer(spec, dt.datetime.now(dt.UTC), run_on_startup=True)
         while not self._stop.is_set():
-            now = dt.datetime.now(dt.UTC)
-            base = (
-                now if last is None or spec.schedule.__class__.__name__ == "CronSchedule" else max(last, now)
-            )
-            nxt = spec.schedule.next_after(base)
+            nxt = self.timer_status[spec.name]["Next"]
             if nxt is None:
                 log.warning(
                     "The schedule of 'Functions.%s' has no future occurrence; the timer stops.", spec.name
                 )
                 return
-            delay = (nxt - dt.datetime.now(dt.UTC)).total_seconds()
+            delay = (dt.datetime.fromisoformat(nxt) - dt.datetime.now(dt.UTC)).total_seconds()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), max(delay, 0))
             if self._stop.is_set():
                 return
-            await self.invoke_timer(
-                spec, f"Timer fired at {dt.datetime.now(dt.UTC).isoformat()}", last=last, next_due=nxt
-            )
-            last = nxt
+            await self.invoke_timer(spec, dt.datetime.now(dt.UTC))
+
+    def timer_request(self, spec: FunctionSpec) -> Any:
+        status = self.timer_status.get(spec.name) if spec.use_monitor else None
+        schedule = {"AdjustForDST": False}
+        if spec.trigger_as_text:
+            # `str`/`bytes` annotation: the worker's generic binding passes the host's JSON TimerInfo.
+            return json.dumps({"Schedule": schedule, "ScheduleStatus": status, "IsPastDue": False})
+        return TimerRequest(
+            past_due=False, schedule_status=dict(status) if status else None, schedule=schedule
+        )
 
     async def invoke_timer(
-        self,
-        spec: FunctionSpec,
-        reason: str,
-        *,
-        last: dt.datetime | None,
-        next_due: dt.datetime | None = None,
+        self, spec: FunctionSpec, fired: dt.datetime, *, run_on_startup: bool = False
     ) -> None:
-        # Timer functions are singletons: one invocation at a time (scheduled or manual).
+        assert spec.schedule is not None
         async with self.timer_locks.setdefault(spec.name, asyncio.Lock()):
-            assert spec.schedule is not None
-            now = dt.datetime.now(dt.UTC)
-            nxt = spec.schedule.next_after(now)
-            status = {
-                "Last": (last or now).isoformat(),
-                "Next": nxt.isoformat() if nxt else None,
-                "LastUpdated": now.isoformat(),
+            await self.invoker.invoke(spec, self.timer_request(spec), f"Timer fired at {fired.isoformat()}")
+            adjusted = fired
+            scheduled = self.timer_status[spec.name]["Next"]
+            if not run_on_startup and scheduled is not None:
+                adjusted = max(fired, dt.datetime.fromisoformat(scheduled))
+            self.timer_status[spec.name] = {
+                "Last": adjusted.isoformat(),
+                "Next": _timer_time(spec.schedule.next_after(adjusted)),
+                "LastUpdated": adjusted.isoformat(),
             }
-            request = TimerRequest(past_due=False, schedule_status=status, schedule={"AdjustForDST": False})
-            await self.invoker.invoke(spec, request, reason)
 
     # ---- HTTP -----------------------------------------------------------------------------------
     async def handle_status(self, request: web.Request) -> web.Response:
@@ -261,10 +299,10 @@ class FunctionsHost:
         text = "" if value is None else (json.dumps(value) if isinstance(value, bool) else str(value))
         coro: Coroutine[Any, Any, Any]
         if spec.kind == "timer":
-            coro = self.invoke_timer(spec, MANUAL_REASON, last=None)
+            coro = self.invoker.invoke(spec, self.timer_request(spec), MANUAL_REASON)
         else:
-            message = FuncQueueMessage(id=None, body=text.encode("utf-8"), dequeue_count=0)  # type: ignore[no-untyped-call]
-            coro = self.invoker.invoke(spec, message, MANUAL_REASON)
+            message: Any = FuncQueueMessage(id=None, body=text.encode("utf-8"), dequeue_count=0)  # type: ignore[no-untyped-call]
+            coro = self.invoker.invoke(spec, text if spec.trigger_as_text else message, MANUAL_REASON)
         task = asyncio.create_task(coro)
         self.background.add(task)
         task.add_done_callback(self.background.discard)
@@ -296,10 +334,7 @@ class FunctionsHost:
         for name in request.headers:
             if name.lower() not in headers:
                 headers[name.lower()] = ",".join(request.headers.getall(name))
-        params: dict[str, str] = {}
-        for name in request.query:
-            if name not in params:
-                params[name] = ",".join(request.query.getall(name))
+        params = query_params(request.query.items())
         req = func.HttpRequest(
             method=request.method,
             url=str(request.url),

@@ -11,6 +11,12 @@
   an invocation that exceeds it is failed (``Timeout value of … exceeded by function …``). An
   ``async`` function is cancelled; a thread cannot be killed in Python, so a sync function's thread
   runs on but its result is discarded. (Azure also restarts the host after a timeout.)
+* The return value is checked inside the invocation, as the worker's dispatcher does
+  (azure_functions_worker/dispatcher.py, ``_handle__invocation_request``), so a bad one fails the
+  invocation (``Executed ... (Failed ...)``; a queue message is retried, an HTTP caller gets 500):
+  a function without a ``$return`` binding (timer, queue) must return ``None``; an HTTP function's
+  ``$return`` must be ``func.HttpResponse`` or ``str`` (``HttpResponseConverter.encode`` raises
+  NotImplementedError for anything else, ``None`` included, which the worker turns into TypeError).
 """
 
 from __future__ import annotations
@@ -125,6 +131,20 @@ class FunctionTimeoutError(TimeoutError):
     pass
 
 
+def check_return_value(spec: FunctionSpec, value: Any) -> Any:
+    """Raise as the Python worker does for a return value its bindings cannot carry."""
+    if spec.kind == "http":
+        if not isinstance(value, str | func.HttpResponse):
+            raise TypeError(
+                'unable to encode outgoing TypedData: unsupported type "http" for Python type '
+                f'"{type(value).__name__}"'
+            )
+        return value
+    if value is not None:
+        raise RuntimeError(f"function {spec.name!r} without a $return binding returned a non-None value")
+    return value
+
+
 class Invoker:
     def __init__(self, *, function_timeout: dt.timedelta | None, script_root: str) -> None:
         workers = os.environ.get("PYTHON_THREADPOOL_THREAD_COUNT")
@@ -150,7 +170,7 @@ class Invoker:
             kwargs: dict[str, Any] = {spec.trigger_param: trigger_value}
             if spec.wants_context:
                 kwargs["context"] = LocalContext(inv_id, spec.name, self._script_root)
-            result.value = await self._call(spec, kwargs)
+            result.value = check_return_value(spec, await self._call(spec, kwargs))
         except asyncio.CancelledError:
             result.error = RuntimeError("invocation cancelled (host shutting down)")
             raise

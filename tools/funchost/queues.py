@@ -146,18 +146,25 @@ class QueueListener:
             )
             await self._move_to_poison(message, log_reached=False)
             return
+        # The host hands a queue trigger to the worker as a string (WorkerFunctionInvoker:
+        # ``_bindingMetadata.DataType ?? DataType.String``; the message body is decoded as UTF-8), so
+        # bytes that are not UTF-8 reach the function with U+FFFD replacements, re-encoded by
+        # QueueMessage.get_body().
+        text = body.decode("utf-8", errors="replace")
         state = {"pop_receipt": message.pop_receipt}
         renewer = asyncio.create_task(self._keep_hidden(message, state))
         try:
-            trigger = FuncQueueMessage(  # type: ignore[no-untyped-call]
+            trigger: Any = FuncQueueMessage(  # type: ignore[no-untyped-call]
                 id=message.id,
-                body=body,
+                body=text.encode("utf-8"),
                 dequeue_count=dequeue_count,
                 expiration_time=_aware(message.expires_on),
                 insertion_time=_aware(message.inserted_on),
                 time_next_visible=_aware(message.next_visible_on),
                 pop_receipt=message.pop_receipt,
             )
+            if self.spec.trigger_as_text:
+                trigger = text  # a `str`/`bytes` annotation: the worker's generic binding passes the string
             result = await self.invoker.invoke(
                 self.spec, trigger, f"New queue message detected on '{self.queue_name}'."
             )

@@ -88,14 +88,38 @@ def defaultroute(req: func.HttpRequest) -> str:
     return "default route is the function name"
 
 
+@app.route(route="returns-none")
+def returns_none(req: func.HttpRequest):  # type: ignore[no-untyped-def]
+    # No return annotation: `-> None` would fail the worker's indexing (see test_loader.py).
+    record("returns-none")
+
+
+@app.route(route="returns-dict")
+def returns_dict(req: func.HttpRequest):  # type: ignore[no-untyped-def]
+    return {"not": "an HttpResponse"}
+
+
+@app.route(route="query")
+def query(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse(json.dumps(dict(req.params)), mimetype="application/json")
+
+
 @app.timer_trigger(schedule="%TICK_SCHEDULE%", arg_name="timer", run_on_startup=False)
 def tick(timer: func.TimerRequest) -> None:
-    record("tick", past_due=timer.past_due)
+    record("tick", past_due=timer.past_due, status=timer.schedule_status)
 
 
 @app.timer_trigger(schedule="0 0 0 1 1 *", arg_name="timer", run_on_startup=True)
 def yearly(timer: func.TimerRequest) -> None:
-    record("yearly", past_due=timer.past_due)
+    record("yearly", past_due=timer.past_due, status=timer.schedule_status)
+
+
+@app.timer_trigger(schedule="0 0 0 1 1 *", arg_name="timer", run_on_startup=True)
+async def overlap(timer: func.TimerRequest) -> None:
+    # Runs 1.5 s at start-up; a manual run started meanwhile must not wait for it.
+    record("overlap-start")
+    await asyncio.sleep(1.5)
+    record("overlap-end")
 
 
 @app.timer_trigger(schedule="* * * * * *", arg_name="timer", run_on_startup=False)
@@ -112,6 +136,17 @@ def work(msg: func.QueueMessage) -> None:
     record("work", id=msg.id, body=body, dequeue_count=msg.dequeue_count)
     if body.startswith("fail"):
         raise ValueError(f"cannot process {body}")
+
+
+@app.queue_trigger(arg_name="msg", queue_name="returns-value", connection="AzureWebJobsStorage")
+def returns_value(msg: func.QueueMessage):  # type: ignore[no-untyped-def]
+    record("returns-value", body=msg.get_body().decode("utf-8"), dequeue_count=msg.dequeue_count)
+    return "done"
+
+
+@app.queue_trigger(arg_name="msg", queue_name="text-items", connection="AzureWebJobsStorage")
+def text_items(msg: str) -> None:
+    record("text", type=type(msg).__name__, body=msg)
 
 
 app.register_functions(bp)

@@ -329,7 +329,10 @@ class FunctionsHost:
     async def run_http(
         self, spec: FunctionSpec, request: web.Request, route_values: dict[str, str]
     ) -> web.Response:
-        body = await request.read()
+        # The host fills RpcHttp.Body only when ``request.ContentLength > 0`` (ToRpcHttp): a chunked
+        # request (no Content-Length) reaches an out-of-process worker with an empty body
+        # (https://github.com/Azure/azure-functions-host/issues/7930).
+        body = await request.read() if (request.content_length or 0) > 0 else b""
         headers: dict[str, str] = {}
         for name in request.headers:
             if name.lower() not in headers:

@@ -169,10 +169,7 @@ def test_already_federated_missing_fields_and_bad_certificate(sim: Sim) -> None:
     a base64 X.509 certificate)"""
     path = "/domains/fabrikam.com/federationConfiguration"
     missing = sim.call("POST", path, body={k: v for k, v in FED.items() if k != "issuerUri"})
-    assert (
-        error_of(missing)[2]
-        == "A value is required for property 'issuerUri' of resource 'InternalDomainFederation'."
-    )
+    assert error_of(missing)[2] == "Property issuerUri value is required but is empty or missing."
     for bad in ("not-base64!", base64.b64encode(b"not a certificate").decode()):
         response = sim.call("POST", path, body={**FED, "signingCertificate": bad})
         assert error_of(response)[2] == (
@@ -197,8 +194,7 @@ def test_users_in_a_federated_domain_need_an_immutable_id(sim: Sim) -> None:
     sim.call("POST", "/domains/fabrikam.com/federationConfiguration", body=FED)
     response = sim.call("POST", "/users", body=user_body("fed", userPrincipalName="fed@fabrikam.com"))
     assert (
-        error_of(response)[2]
-        == "A value is required for property 'onPremisesImmutableId' of resource 'User'."
+        error_of(response)[2] == "Property onPremisesImmutableId value is required but is empty or missing."
     )
 
 

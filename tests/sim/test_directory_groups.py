@@ -70,7 +70,7 @@ def test_create_requires_properties(sim: Sim, missing: str) -> None:
     assert error_of(sim.call("POST", "/groups", body=body)) == (
         400,
         "Request_BadRequest",
-        f"A value is required for property '{missing}' of resource 'Group'.",
+        f"Property {missing} value is required but is empty or missing.",
     )
 
 

@@ -172,7 +172,7 @@ def test_create_requires_properties(sim: Sim, missing: str) -> None:
     assert error_of(sim.call("POST", "/users", body=body)) == (
         400,
         "Request_BadRequest",
-        f"A value is required for property '{missing}' of resource 'User'.",
+        f"Property {missing} value is required but is empty or missing.",
     )
 
 
@@ -272,7 +272,7 @@ def test_federated_domain_requires_immutable_id_without_dollar_or_underscore() -
         if k != "passwordProfile"
     }
     assert error_of(sim.call("POST", "/users", body=body))[2] == (
-        "A value is required for property 'onPremisesImmutableId' of resource 'User'."
+        "Property onPremisesImmutableId value is required but is empty or missing."
     )
     bad = sim.call("POST", "/users", body={**body, "onPremisesImmutableId": "abc_def"})
     assert (
@@ -282,9 +282,95 @@ def test_federated_domain_requires_immutable_id_without_dollar_or_underscore() -
 
 
 def test_invalid_mail_nickname(sim: Sim) -> None:
-    """https://learn.microsoft.com/en-us/graph/api/resources/user (mailNickname characters)"""
-    assert error_of(sim.call("POST", "/users", body=user_body("bad name")))[2] == (
-        "Invalid value specified for property 'mailNickname' of resource 'User'."
+    """https://learn.microsoft.com/en-us/graph/api/resources/user (mailNickname characters); the answer carries
+    details [{"code": "InvalidValue", "target": "mailNickname"}] (microsoftgraph/microsoft-graph-docs#5777)."""
+    response = sim.call("POST", "/users", body=user_body("badname", mailNickname="bad name"))
+    assert error_of(response) == (
+        400,
+        "Request_BadRequest",
+        "Invalid value specified for property 'mailNickname' of resource 'User'.",
+    )
+    assert response.body["error"]["details"] == [{"code": "InvalidValue", "target": "mailNickname"}]
+
+
+@pytest.mark.parametrize(
+    ("prop", "limit"),
+    [
+        ("displayName", 256),
+        ("givenName", 64),
+        ("surname", 64),
+        ("mailNickname", 64),
+        ("jobTitle", 128),
+        ("department", 64),
+        ("employeeId", 16),
+        ("companyName", 64),
+        ("mobilePhone", 64),
+        ("city", 128),
+        ("state", 128),
+        ("country", 128),
+        ("postalCode", 40),
+        ("streetAddress", 1024),
+    ],
+)
+def test_documented_maximum_lengths(sim: Sim, prop: str, limit: int) -> None:
+    """https://learn.microsoft.com/en-us/graph/api/resources/user ("Maximum length is N characters" per property):
+    the limit is accepted, one more character is refused on create and on PATCH."""
+    assert sim.create_user("atlimit", **{prop: "a" * limit}).status == 201
+    too_long = sim.create_user("overlimit", **{prop: "a" * (limit + 1)})
+    invalid = (
+        400,
+        "Request_BadRequest",
+        f"Invalid value specified for property '{prop}' of resource 'User'.",
+    )
+    assert error_of(too_long) == invalid
+    assert (
+        error_of(sim.call("PATCH", "/users/user0001@contoso.com", body={prop: "b" * (limit + 1)})) == invalid
+    )
+
+
+@pytest.mark.parametrize(
+    "upn",
+    [
+        "first+tag@contoso.com",
+        "space name@contoso.com",
+        "accent\u00e9@contoso.com",
+        "trailing.@contoso.com",
+        "a@b@contoso.com",
+        "@contoso.com",
+        "x" * 65 + "@contoso.com",
+    ],
+)
+def test_upn_policy_refuses(sim: Sim, upn: str) -> None:
+    """https://learn.microsoft.com/en-us/entra/identity/authentication/concept-sspr-policy#username-policies
+    (characters A-Z a-z 0-9 ' . - _ ! # ^ ~; no "." before the "@"; up to 64 characters before it); "+" is not
+    supported (microsoftgraph/microsoft-graph-docs#15161)."""
+    assert error_of(sim.create_user("upn", userPrincipalName=upn)) == (
+        400,
+        "Request_BadRequest",
+        "Property userPrincipalName is invalid.",
+    )
+
+
+def test_upn_policy_accepts_its_own_characters_and_length_limits() -> None:
+    """https://learn.microsoft.com/en-us/entra/identity/authentication/concept-sspr-policy#username-policies
+    (64 characters before the "@", 48 after, 113 in total)"""
+    long_domain = "d" * 44 + ".com"  # 48 characters
+    sim = make_sim(domains=[{"id": long_domain, "isDefault": True, "isVerified": True}])
+    assert sim.create_user("ok", userPrincipalName="O'Neil.a-b_c!d#e^f~g@" + long_domain).status == 201
+    assert sim.create_user("max", userPrincipalName="m" * 64 + "@" + long_domain).status == 201
+    sim.directory._add_domain({"id": "e" * 45 + ".com", "isVerified": True})  # 49 characters
+    assert error_of(sim.create_user("dom", userPrincipalName="dom@" + "e" * 45 + ".com"))[2] == (
+        "Property userPrincipalName is invalid."
+    )
+
+
+def test_get_with_select_names_the_selection_in_the_context(sim: Sim) -> None:
+    """https://learn.microsoft.com/en-us/graph/api/user-get (example with $select:
+    "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users(displayName,givenName,postalCode,...)/$entity")"""
+    body = sim.call("GET", "/users/user0001@contoso.com", {"$select": "displayName,givenName"}).body
+    assert body["@odata.context"] == f"{BASE}/$metadata#users(displayName,givenName)/$entity"
+    assert sim.call("GET", "/users/user0001@contoso.com").body["@odata.context"] == (
+        f"{BASE}/$metadata#users/$entity"
     )
 
 

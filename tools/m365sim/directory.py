@@ -121,6 +121,27 @@ USER_READONLY = frozenset(
 USER_PROPS = {n.lower(): n for n in USER_WRITABLE | USER_READONLY | {"manager"}}
 USER_LISTS = frozenset({"businessPhones", "otherMails", "proxyAddresses"})
 USER_BOOLS = frozenset({"accountEnabled", "showInAddressList"})
+USER_MAX_LENGTHS = {
+    "displayName": 256,
+    "givenName": 64,
+    "surname": 64,
+    "mailNickname": 64,
+    "jobTitle": 128,
+    "department": 64,
+    "employeeId": 16,
+    "companyName": 64,
+    "mobilePhone": 64,
+    "city": 128,
+    "state": 128,
+    "country": 128,
+    "postalCode": 40,
+    "streetAddress": 1024,
+}
+"""The user resource page's "Maximum length is N characters" for each property. Longer values are refused as
+invalid values (the page gives the limits, not the error; the InvalidValue answer is our choice)."""
+UPN_LOCAL = re.compile(r"[A-Za-z0-9'.\-_!#^~]{1,64}")
+"""concept-sspr-policy, "Username policies": characters allowed A-Z a-z 0-9 ' . - _ ! # ^ ~; up to 64 characters
+before the @, up to 48 after, 113 in total; no "." immediately before the @."""
 SYNCED_CLOUD_EDITABLE = frozenset({"usageLocation"})
 """Properties Entra lets the cloud edit on a user mastered on-premises; every other write is refused."""
 USER_FILTER = FilterSchema(
@@ -296,14 +317,24 @@ SEED_NAMESPACE = uuid.UUID("6c1f5a52-9f0e-4c8a-9d3c-5a7f0b8e2d11")
 class GraphFailure(Exception):
     """Raised inside handlers; ``handle`` turns it into Graph's error body."""
 
-    def __init__(self, status: int, code: str, message: str, target: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        target: str | None = None,
+        detail_code: str = "ObjectConflict",
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.target = status, code, message, target
+        self.detail_code = detail_code
 
     def response(self) -> GraphResponse:
-        details = None
-        if self.target:
+        details: list[dict[str, Any]] | None = None
+        if self.target and self.detail_code == "ObjectConflict":
             details = [{"code": "ObjectConflict", "message": self.message, "target": self.target}]
+        elif self.target:
+            details = [{"code": self.detail_code, "target": self.target}]
         return graph_error(self.status, self.code, self.message, details=details)
 
 
@@ -322,11 +353,23 @@ def not_found(key: str) -> GraphFailure:
 
 
 def required(prop: str, resource: str) -> GraphFailure:
-    return bad_request(f"A value is required for property '{prop}' of resource '{resource}'.")
+    # Graph's wording for a missing required property ("Property mailNickname value is required but is empty or
+    # missing.", microsoftgraph/MSGraph-SDK-Code-Generator#244, answered by the Graph PowerShell team; the same
+    # pattern for applications' identifierUris). The message does not name the resource.
+    del resource
+    return bad_request(f"Property {prop} value is required but is empty or missing.")
 
 
 def invalid_value(prop: str, resource: str) -> GraphFailure:
-    return bad_request(f"Invalid value specified for property '{prop}' of resource '{resource}'.")
+    # Graph answers 400 Request_BadRequest with details [{"code": "InvalidValue", "target": prop}]
+    # (microsoftgraph/microsoft-graph-docs#5777, an invalid mailNickname on POST /users).
+    return GraphFailure(
+        400,
+        "Request_BadRequest",
+        f"Invalid value specified for property '{prop}' of resource '{resource}'.",
+        target=prop,
+        detail_code="InvalidValue",
+    )
 
 
 def conflict(prop: str) -> GraphFailure:
@@ -640,8 +683,12 @@ class TenantDirectory:
         group_select = [s for s in select if s in GROUP_OUTPUT] if select is not None else None
         return {"@odata.type": "#microsoft.graph.group", **self._render_group(data, group_select)}
 
-    def _entity(self, req: GraphRequest, kind: str, body: Data) -> GraphResponse:
-        return GraphResponse(200, {"@odata.context": f"{req.base_url}/$metadata#{kind}/$entity", **body}, {})
+    def _entity(
+        self, req: GraphRequest, kind: str, body: Data, select: list[str] | None = None
+    ) -> GraphResponse:
+        # user-get with $select: "@odata.context": ".../$metadata#users(displayName,givenName,postalCode)/$entity"
+        context = self._context(req, kind, select)
+        return GraphResponse(200, {"@odata.context": f"{context}/$entity", **body}, {})
 
     # ----------------------------------------------------------------------------------------------------
     # Users
@@ -666,7 +713,7 @@ class TenantDirectory:
         # user-get: https://learn.microsoft.com/en-us/graph/api/user-get
         user = self._visible_user(args[0])
         select = self._select_for("users", self._query(req).get("$select"))
-        return self._entity(req, "users", self._render_user(user, select))
+        return self._entity(req, "users", self._render_user(user, select), select)
 
     def _create_user(self, req: GraphRequest, _: list[str]) -> GraphResponse:
         # user-post-users: https://learn.microsoft.com/en-us/graph/api/user-post-users
@@ -802,9 +849,19 @@ class TenantDirectory:
 
     def _check_upn(self, upn: Any) -> bool:
         """A valid UPN in a verified domain of the tenant; True when that domain is federated."""
-        if not isinstance(upn, str) or upn.count("@") != 1 or not upn.split("@")[0]:
+        # https://learn.microsoft.com/en-us/entra/identity/authentication/concept-sspr-policy#username-policies
+        local, _, domain_name = upn.partition("@") if isinstance(upn, str) else ("", "", "")
+        if (
+            not isinstance(upn, str)
+            or upn.count("@") != 1
+            or not UPN_LOCAL.fullmatch(local)
+            or local.endswith(".")
+            or not domain_name
+            or len(domain_name) > 48
+            or len(upn) > 113
+        ):
             raise bad_request("Property userPrincipalName is invalid.")
-        domain = self.domains.get(upn.split("@")[1].lower())
+        domain = self.domains.get(domain_name.lower())
         if domain is None or not domain["isVerified"]:
             raise bad_request(UNVERIFIED_DOMAIN)
         return bool(domain["authenticationType"] == "Federated")
@@ -836,7 +893,7 @@ class TenantDirectory:
         elif prop == "passwordProfile":
             ok = isinstance(value, dict)
         else:
-            ok = isinstance(value, str)
+            ok = isinstance(value, str) and len(value) <= USER_MAX_LENGTHS.get(prop, len(value))
         if not ok:
             raise invalid_value(prop, "User")
 
@@ -962,7 +1019,7 @@ class TenantDirectory:
     def _get_group(self, req: GraphRequest, args: list[str]) -> GraphResponse:
         # group-get: https://learn.microsoft.com/en-us/graph/api/group-get
         select = self._select_for("groups", self._query(req).get("$select"))
-        return self._entity(req, "groups", self._render_group(self._visible_group(args[0]), select))
+        return self._entity(req, "groups", self._render_group(self._visible_group(args[0]), select), select)
 
     def _create_group(self, req: GraphRequest, _: list[str]) -> GraphResponse:
         # group-post-groups: https://learn.microsoft.com/en-us/graph/api/group-post-groups

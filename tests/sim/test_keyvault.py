@@ -158,3 +158,26 @@ def test_other_tenants_and_unauthorized_apps_are_refused(tenant: SimTenant) -> N
             denied.get_secret("anything")
         assert exc.value.status_code == 403
         assert exc.value.error is not None and exc.value.error.code == "Forbidden"
+
+
+def test_deleted_secret_bundles_carry_no_value_and_the_versioned_id(tenant: SimTenant) -> None:
+    """https://learn.microsoft.com/en-us/rest/api/keyvault/secrets/delete-secret/delete-secret and
+    .../get-deleted-secret/get-deleted-secret (samples: versioned "id", "recoveryId" under /deletedsecrets,
+    "deletedDate"/"scheduledPurgeDate" in epoch seconds, no "value"); .../get-deleted-secrets lists items with the
+    unversioned id."""
+    auth = {"Authorization": f"Bearer {tenant.token(VAULT_SCOPE)}"}
+    base = tenant.sim.url
+    with tenant.http() as http:
+        put = http.put("/secrets/gone?api-version=7.6", headers=auth, json={"value": "s3cret"}).json()
+        deleted = http.delete("/secrets/gone?api-version=7.6", headers=auth).json()
+        got = http.get("/deletedsecrets/gone?api-version=7.6", headers=auth).json()
+        listed = http.get("/deletedsecrets?api-version=7.6", headers=auth).json()["value"]
+    assert put["id"].startswith(f"{base}/secrets/gone/")
+    for bundle in (deleted, got):
+        assert "value" not in bundle
+        assert bundle["id"] == put["id"]
+        assert bundle["recoveryId"] == f"{base}/deletedsecrets/gone"
+        assert bundle["scheduledPurgeDate"] == bundle["deletedDate"] + 90 * 86400
+        assert bundle["attributes"]["recoveryLevel"] == "Recoverable+Purgeable"
+        assert isinstance(bundle["attributes"]["created"], int)
+    assert [(i["id"], "value" in i) for i in listed] == [(f"{base}/secrets/gone", False)]

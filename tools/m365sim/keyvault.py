@@ -212,10 +212,13 @@ class Vault:
             item["id"] = f"{base}/secrets/{s.name}"
         return item
 
-    def _deleted(self, base: str, s: Secret, *, with_value: bool = True) -> dict[str, Any]:
+    def _deleted(self, base: str, s: Secret, *, item: bool = False) -> dict[str, Any]:
+        """A DeletedSecretBundle (Delete Secret, Get Deleted Secret) or, with ``item``, a DeletedSecretItem (Get
+        Deleted Secrets). The samples of delete-secret and get-deleted-secret carry the versioned ``id`` and no
+        ``value``; the list's items carry the unversioned ``id``."""
         assert s.deleted_date is not None
-        b = self._bundle(base, s, s.versions[-1], with_value=with_value)
-        if not with_value:
+        b = self._bundle(base, s, s.versions[-1], with_value=False)
+        if item:
             b["id"] = f"{base}/secrets/{s.name}"
         b.update(
             {
@@ -385,7 +388,7 @@ class Vault:
         if segs[0] == "deletedsecrets":
             if len(segs) == 1 or (len(segs) == 2 and segs[1] == ""):
                 items = [
-                    self._deleted(base, s, with_value=False)
+                    self._deleted(base, s, item=True)
                     for s in sorted(self.deleted.values(), key=lambda s: s.name.lower())
                 ]
                 return web.json_response(self._page(request, base, items, "/deletedsecrets"))
@@ -395,7 +398,7 @@ class Vault:
             if ds is None:
                 raise KvError(404, "SecretNotFound", "Deleted Secret not found")
             if len(segs) == 2 and method == "GET":
-                return web.json_response(self._deleted(base, ds, with_value=False))
+                return web.json_response(self._deleted(base, ds))
             if len(segs) == 2 and method == "DELETE":
                 del self.deleted[name.lower()]
                 return web.Response(status=204)

@@ -74,6 +74,21 @@ def test_create_requires_properties(sim: Sim, missing: str) -> None:
     )
 
 
+@pytest.mark.parametrize(("prop", "limit"), [("displayName", 256), ("mailNickname", 64)])
+def test_group_maximum_lengths(sim: Sim, prop: str, limit: int) -> None:
+    """https://learn.microsoft.com/en-us/graph/api/resources/group (displayName "Maximum length is 256
+    characters"; mailNickname "Maximum length is 64 characters"), on create and on PATCH."""
+    assert sim.create_group("atlimit", **{prop: "a" * limit}).status == 201
+    invalid = (
+        400,
+        "Request_BadRequest",
+        f"Invalid value specified for property '{prop}' of resource 'Group'.",
+    )
+    assert error_of(sim.create_group("overlimit", **{prop: "a" * (limit + 1)})) == invalid
+    group_id = sim.create_group("patched").body["id"]
+    assert error_of(sim.call("PATCH", f"/groups/{group_id}", body={prop: "b" * (limit + 1)})) == invalid
+
+
 def test_members_odata_bind_20_ok_21_refused(sim: Sim) -> None:
     """https://learn.microsoft.com/en-us/graph/api/group-update ("up to 20 members" with members@odata.bind)"""
     ids = user_ids(sim, 30)

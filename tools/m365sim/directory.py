@@ -1093,6 +1093,10 @@ class TenantDirectory:
             or any(c in MAILNICKNAME_FORBIDDEN or ord(c) > 127 for c in nickname)
         ):
             raise invalid_value("mailNickname", "Group")
+        # group resource: displayName "Maximum length is 256 characters", mailNickname "Maximum length is 64".
+        for prop, limit in (("displayName", 256), ("mailNickname", 64)):
+            if isinstance(body.get(prop), str) and len(body[prop]) > limit:
+                raise invalid_value(prop, "Group")
 
     def _update_group(self, req: GraphRequest, args: list[str]) -> GraphResponse:
         # group-update: https://learn.microsoft.com/en-us/graph/api/group-update (204)

@@ -54,6 +54,16 @@ def test_batch_answers_each_request_by_id_in_any_order(tenant: SimTenant) -> Non
             "duplicate",
         ),
         ({"requests": [{"method": "GET", "url": "/users"}]}, "id"),
+        ({"requests": [{"id": 1, "method": "GET", "url": "/users"}]}, "string id"),
+        (
+            {
+                "requests": [
+                    {"id": "1", "method": "GET", "url": "/users"},
+                    {"id": "2", "method": "GET", "url": "/users", "dependsOn": [1]},
+                ]
+            },
+            "dependsOn",
+        ),
         ({"requests": [{"id": "1", "url": "/users"}]}, "method"),
         ({"requests": [{"id": "1", "method": "GET"}]}, "url"),
         ({"requests": [{"id": "1", "method": "POST", "url": "/users", "body": {"a": 1}}]}, "Content-Type"),
@@ -66,8 +76,8 @@ def test_batch_answers_each_request_by_id_in_any_order(tenant: SimTenant) -> Non
     ],
 )
 def test_malformed_batches_are_400(tenant: SimTenant, payload: Any, needle: str) -> None:
-    """json-batching: "If the batch request itself is malformed, the status code is 400"; ids are required and
-    unique ("Not case-sensitive"); a body needs a Content-Type header; at most 20 requests."""
+    """json-batching: "If the batch request itself is malformed, the status code is 400"; ids are required strings
+    and unique ("Not case-sensitive"), dependsOn "an array of strings"; a body needs a Content-Type header; at most 20 requests."""
     resp = batch(tenant, payload)
     assert resp.status_code == 400, resp.text
     assert resp.json()["error"]["code"] == "BadRequest"

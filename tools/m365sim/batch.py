@@ -60,8 +60,9 @@ def _validate(payload: Any) -> list[dict[str, Any]]:
         if not isinstance(item, dict):
             raise _bad("Invalid batch payload format.")
         rid = item.get("id")
-        if not isinstance(rid, str | int) or isinstance(rid, bool) or str(rid) == "":
-            raise _bad("Invalid batch payload format. Every request must have an id.")
+        # json-batching: id is "Required. String."; a number is refused like a missing id (our choice of message).
+        if not isinstance(rid, str) or rid == "":
+            raise _bad("Invalid batch payload format. Every request must have a string id.")
         key = str(rid).lower()
         if key in seen:
             raise _bad(f"Batch request contains duplicate id '{rid}'. Ids must be unique.")
@@ -91,7 +92,8 @@ def _validate(payload: Any) -> list[dict[str, Any]]:
         deps = item.get("dependsOn")
         if deps is None:
             continue
-        if not isinstance(deps, list) or not all(isinstance(d, str | int) for d in deps):
+        # json-batching: dependsOn "is an array of strings that references the id of a different individual request".
+        if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
             raise _bad(
                 f"Invalid batch payload format. dependsOn of request '{item['id']}' must be a list of ids."
             )

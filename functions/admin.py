@@ -8,6 +8,7 @@ import azure.functions as func
 
 from functions.http import json_response, problem_response
 from shared.config import ConfigError
+from shared.logs import correlated, log_event
 from shared.problems import Problem
 
 bp = func.Blueprint()
@@ -20,17 +21,17 @@ async def health(req: func.HttpRequest) -> func.HttpResponse:
     """Storage, Key Vault and per-directory Graph reachability: 200 when all are up, 503 otherwise."""
     from shared.container import get_container
 
-    try:
-        container = get_container()
-    except ConfigError as exc:
-        log.error("health: configuration invalid: %s", "; ".join(exc.problems))
-        return problem_response(
-            Problem(
-                503, "Warden is not configured: " + "; ".join(exc.problems), title="Configuration invalid"
-            )
-        )
-    report = await container.health()
-    return json_response(report.to_json(), status=200 if report.status == "up" else 503)
+    with correlated(req.headers.get("x-correlation-id")):
+        try:
+            container = get_container()
+        except ConfigError as exc:
+            log_event(log, "health.misconfigured", level=logging.ERROR, problems=exc.problems)
+            detail = "Warden is not configured: " + "; ".join(exc.problems)
+            return problem_response(Problem(503, detail, title="Configuration invalid"))
+        report = await container.health()
+        down = [c.name for c in report.components if c.status == "down"]
+        log_event(log, "health.checked", level=logging.WARNING if down else logging.INFO, down=down)
+        return json_response(report.to_json(), status=200 if report.status == "up" else 503)
 
 
 @bp.function_name("openapi")

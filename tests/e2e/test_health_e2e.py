@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.e2e.conftest import WardenHost
-from tools import demo
+from tools import demo, procs
 
 
 @pytest.fixture
@@ -54,3 +57,25 @@ def test_openapi_document_is_served(host: WardenHost) -> None:
     assert response.status_code == 200
     doc = response.json()
     assert doc["openapi"] == "3.1.0" and "/health" in doc["paths"]
+
+
+def test_misconfigured_app_answers_problem_json_naming_each_setting(
+    warden: WardenHost, tmp_path: Path
+) -> None:
+    """Settings are validated at the first request; every problem names its setting, no value is echoed."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WARDEN_", "AZURE_"))}
+    env |= {k: v for k, v in warden.stack.settings.items() if k != "WARDEN_KEY_VAULT_URL"}
+    env["WARDEN_HEALTH_TIMEOUT_SECONDS"] = "soon"
+    port = procs.free_port()
+    child = procs.start_funchost(port, env=env, log=tmp_path / "funchost.log")
+    try:
+        response = httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=30)
+    finally:
+        child.stop()
+    assert response.status_code == 503
+    assert response.headers["content-type"].startswith("application/problem+json")
+    problem = response.json()
+    assert problem["status"] == 503 and problem["title"] == "Configuration invalid"
+    assert "WARDEN_KEY_VAULT_URL is missing" in problem["detail"]
+    assert "WARDEN_HEALTH_TIMEOUT_SECONDS is malformed" in problem["detail"]
+    assert "soon" not in problem["detail"]

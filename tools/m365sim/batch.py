@@ -142,20 +142,12 @@ def _inner_response(rid: str, resp: GraphResponse) -> dict[str, Any]:
 async def run_batch(
     sim: Simulator, request: web.Request, tenant: Tenant, claims: dict[str, Any], base_url: str
 ) -> web.Response:
-    from tools.m365sim.server import graph_http_response
+    from tools.m365sim.server import graph_http_response, log_unmetered
 
     app_id = str(claims.get("appid") or claims.get("azp"))
 
     def outer(status: int, body: Any) -> web.Response:
-        sim.log.add(
-            method=request.method,
-            path=request.raw_path,
-            status=status,
-            resource_units=0,
-            tenant_id=tenant.tenant_id,
-            client_id=app_id,
-            kind="batch",
-        )
+        log_unmetered(sim, request, status=status, kind="batch", tenant_id=tenant.tenant_id, client_id=app_id)
         return graph_http_response(GraphResponse(status, body), request)
 
     if request.method != "POST":

@@ -179,6 +179,29 @@ class Simulator:
         return resp, ru
 
 
+def log_unmetered(
+    sim: Simulator,
+    request: web.Request,
+    *,
+    status: int,
+    kind: str,
+    tenant_id: str | None = None,
+    client_id: str | None = None,
+    path: str | None = None,
+) -> None:
+    """Log an HTTP request that charged no resource units (refused, faulted, or not Graph): the request's
+    method, and its raw path with the query unless ``path`` says otherwise."""
+    sim.log.add(
+        method=request.method,
+        path=request.raw_path if path is None else path,
+        status=status,
+        resource_units=0,
+        tenant_id=tenant_id,
+        client_id=client_id,
+        kind=kind,
+    )
+
+
 def graph_http_response(resp: GraphResponse, request: web.Request) -> web.Response:
     request_id = str(uuid.uuid4())
     client_request_id = request.headers.get("client-request-id") or request_id
@@ -252,15 +275,7 @@ async def graph_handler(request: web.Request) -> web.Response:
     path, query, _ = split_graph_url(below)
     auth = authenticate_graph(sim, request)
     if isinstance(auth, web.Response):
-        sim.log.add(
-            method=request.method,
-            path=raw,
-            status=auth.status,
-            resource_units=0,
-            tenant_id=None,
-            client_id=None,
-            kind="graph",
-        )
+        log_unmetered(sim, request, status=auth.status, kind="graph")
         return auth
     tenant, claims = auth
     base_url = f"{sim.base_url(request)}/v1.0"
@@ -282,14 +297,13 @@ async def graph_handler(request: web.Request) -> web.Response:
                     "payload is of valid JSON format.",
                 ),
             )
-            sim.log.add(
-                method=request.method,
-                path=raw,
+            log_unmetered(
+                sim,
+                request,
                 status=400,
-                resource_units=0,
+                kind="graph",
                 tenant_id=tenant.tenant_id,
                 client_id=str(claims.get("appid")),
-                kind="graph",
             )
             return graph_http_response(resp, request)
     headers = {k.lower(): v for k, v in request.headers.items()}
@@ -313,14 +327,14 @@ async def graph_handler(request: web.Request) -> web.Response:
 async def token_handler(request: web.Request) -> web.Response:
     sim: Simulator = request.app[SIM]
     resp, tenant_id, client_id = await sim.entra.token_endpoint(request, request.match_info["tenant"])
-    sim.log.add(
-        method=request.method,
-        path=request.path,
+    log_unmetered(
+        sim,
+        request,
         status=resp.status,
-        resource_units=0,
+        kind="token",
         tenant_id=tenant_id,
         client_id=client_id,
-        kind="token",
+        path=request.path,
     )
     return resp
 
@@ -351,15 +365,7 @@ async def jwks_handler(request: web.Request) -> web.Response:
 async def keyvault_handler(request: web.Request) -> web.Response:
     sim: Simulator = request.app[SIM]
     resp, tenant_id, client_id = await sim.vault.handle(request)
-    sim.log.add(
-        method=request.method,
-        path=request.raw_path,
-        status=resp.status,
-        resource_units=0,
-        tenant_id=tenant_id,
-        client_id=client_id,
-        kind="keyvault",
-    )
+    log_unmetered(sim, request, status=resp.status, kind="keyvault", tenant_id=tenant_id, client_id=client_id)
     return resp
 
 
@@ -448,29 +454,13 @@ async def sim_middleware(request: web.Request, handler: Handler) -> web.StreamRe
                 log_kind = "batch" if request.path.rstrip("/").endswith("/$batch") else kind
                 if fault in ("reset", "timeout"):
                     status = fault
-                    sim.log.add(
-                        method=request.method,
-                        path=request.raw_path,
-                        status=0,
-                        resource_units=0,
-                        tenant_id=None,
-                        client_id=None,
-                        kind=log_kind,
-                    )
+                    log_unmetered(sim, request, status=0, kind=log_kind)
                     if fault == "timeout":
                         await asyncio.sleep(cfg.timeoutMs / 1000)
                     _reset_connection(request)
                     raise asyncio.CancelledError()
                 resp = fault_response(sim, request, kind, fault)
-                sim.log.add(
-                    method=request.method,
-                    path=request.raw_path,
-                    status=resp.status,
-                    resource_units=0,
-                    tenant_id=None,
-                    client_id=None,
-                    kind=log_kind,
-                )
+                log_unmetered(sim, request, status=resp.status, kind=log_kind)
                 status = resp.status
                 return resp
         response = await handler(request)

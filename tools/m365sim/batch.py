@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from tools.m365sim.entra import token_client_id
 from tools.m365sim.errors import error_body
 from tools.m365sim.model import GraphResponse
 from tools.m365sim.state import Tenant
@@ -144,7 +145,7 @@ async def run_batch(
 ) -> web.Response:
     from tools.m365sim.server import graph_http_response, log_unmetered
 
-    app_id = str(claims.get("appid") or claims.get("azp"))
+    app_id = token_client_id(claims)
 
     def outer(status: int, body: Any) -> web.Response:
         log_unmetered(sim, request, status=status, kind="batch", tenant_id=tenant.tenant_id, client_id=app_id)
@@ -224,7 +225,7 @@ async def _run_item(
             status=400,
             resource_units=0,
             tenant_id=tenant.tenant_id,
-            client_id=str(claims.get("appid")),
+            client_id=token_client_id(claims),
             kind="batch-item",
         )
         return resp, 0

@@ -907,6 +907,12 @@ class Entra:
         return claims
 
 
+def token_client_id(claims: dict[str, Any]) -> str:
+    """The client (application) id an access token was issued to: v1 ``appid``, v2 ``azp``. The simulator's
+    tokens carry both, with the same value."""
+    return str(claims.get("appid") or claims.get("azp"))
+
+
 class TokenInvalid(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)

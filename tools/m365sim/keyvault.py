@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from tools.m365sim.entra import TokenInvalid
+from tools.m365sim.entra import TokenInvalid, token_client_id
 from tools.m365sim.state import VAULT_RESOURCE, Tenant
 
 if TYPE_CHECKING:
@@ -139,7 +139,7 @@ class Vault:
                 f"{claims.get('iss')}.",
                 headers=challenge,
             )
-        client = tenant.clients.get(str(claims.get("appid") or claims.get("azp")))
+        client = tenant.clients.get(token_client_id(claims))
         if client is not None and not client.key_vault_access:
             raise KvError(
                 403,
@@ -323,7 +323,7 @@ class Vault:
         client_id: str | None = None
         try:
             tenant, claims = self.authorize(request)
-            tenant_id, client_id = tenant.tenant_id, str(claims.get("appid") or claims.get("azp"))
+            tenant_id, client_id = tenant.tenant_id, token_client_id(claims)
             self.check_api_version(request)
             resp = await self._operation(request)
             return resp, tenant_id, client_id

@@ -32,7 +32,14 @@ from typing import Any
 
 from aiohttp import web
 
-from tools.m365sim.entra import AadError, Entra, TokenInvalid, aad_error_body, aad_error_response
+from tools.m365sim.entra import (
+    AadError,
+    Entra,
+    TokenInvalid,
+    aad_error_body,
+    aad_error_response,
+    token_client_id,
+)
 from tools.m365sim.errors import error_body
 from tools.m365sim.faults import Faults
 from tools.m365sim.keyvault import KvError, Vault
@@ -136,7 +143,7 @@ class Simulator:
         logged_path: str,
     ) -> tuple[GraphResponse, int]:
         """Throttle, then hand the request to the tenant's directory; returns (response, RU charged)."""
-        app_id = str(claims.get("appid") or claims.get("azp"))
+        app_id = token_client_id(claims)
         decision = self.throttle.charge(tenant.tenant_id, app_id, method, path, query, self.ru_budget(tenant))
         if not decision.allowed:
             resp = GraphResponse(429, too_many_requests_body(), dict(decision.headers))
@@ -303,7 +310,7 @@ async def graph_handler(request: web.Request) -> web.Response:
                 status=400,
                 kind="graph",
                 tenant_id=tenant.tenant_id,
-                client_id=str(claims.get("appid")),
+                client_id=token_client_id(claims),
             )
             return graph_http_response(resp, request)
     headers = {k.lower(): v for k, v in request.headers.items()}

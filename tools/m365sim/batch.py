@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from tools.m365sim.entra import token_client_id
-from tools.m365sim.errors import error_body
+from tools.m365sim.errors import error_body, unreadable_json_body
 from tools.m365sim.model import GraphResponse
 from tools.m365sim.state import Tenant
 
@@ -159,14 +159,7 @@ async def run_batch(
     try:
         payload = json.loads(await request.read())
     except ValueError:
-        return outer(
-            400,
-            error_body(
-                "BadRequest",
-                "Unable to read JSON request payload. Please ensure "
-                "Content-Type header is set and payload is of valid JSON format.",
-            ),
-        )
+        return outer(400, unreadable_json_body())
     try:
         items = _validate(payload)
         rng = random.Random(sim.faults.config.seed) if sim.faults.config.seed is not None else random.Random()

@@ -35,6 +35,15 @@ def error_body(
     return {"error": error}
 
 
+def unreadable_json_body() -> dict[str, Any]:
+    """Graph's 400 for a request body (a call's, or a $batch payload) that is not JSON."""
+    return error_body(
+        "BadRequest",
+        "Unable to read JSON request payload. Please ensure Content-Type header is set and "
+        "payload is of valid JSON format.",
+    )
+
+
 def graph_error(
     status: int,
     code: str,

@@ -40,7 +40,7 @@ from tools.m365sim.entra import (
     aad_error_response,
     token_client_id,
 )
-from tools.m365sim.errors import error_body
+from tools.m365sim.errors import error_body, unreadable_json_body
 from tools.m365sim.faults import Faults
 from tools.m365sim.keyvault import KvError, Vault
 from tools.m365sim.model import GraphRequest, GraphResponse
@@ -296,14 +296,7 @@ async def graph_handler(request: web.Request) -> web.Response:
         try:
             body = json.loads(raw_body)
         except ValueError:
-            resp = GraphResponse(
-                400,
-                error_body(
-                    "BadRequest",
-                    "Unable to read JSON request payload. Please ensure Content-Type header is set and "
-                    "payload is of valid JSON format.",
-                ),
-            )
+            resp = GraphResponse(400, unreadable_json_body())
             log_unmetered(
                 sim,
                 request,

@@ -23,7 +23,7 @@ import secrets
 import urllib.parse
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import jwt
 from aiohttp import web
@@ -196,6 +196,9 @@ def unknown_client(client_id: str, tenant_name: str) -> AadError:
         "or consented to by any user in the tenant. You may have sent your authentication request to "
         "the wrong tenant.",
     )
+
+
+Grant = TypeVar("Grant", AuthCode, RefreshToken)
 
 
 class Entra:
@@ -589,19 +592,40 @@ class Entra:
             body["id_token"] = self.id_token(base, tenant, client, user, nonce)
         return body
 
+    @staticmethod
+    def _find_grant(
+        store: dict[str, Grant], form: dict[str, str], param: str, tenant: Tenant | None
+    ) -> Grant:
+        """The code or refresh token a token request presents in ``param``; unknown, or issued in another tenant
+        than the one addressed, is AADSTS9002313."""
+        value = form.get(param)
+        if not value:
+            raise missing_parameter(param)
+        grant = store.get(value)
+        if grant is None or (tenant is not None and grant.tenant_id != tenant.tenant_id):
+            raise AadError(400, "invalid_grant", 9002313, "Invalid request. Request is malformed or invalid.")
+        return grant
+
+    def _grant_client(
+        self,
+        tenant: Tenant,
+        client_id: str,
+        secret: str | None,
+        grant_type: str,
+        grant: AuthCode | RefreshToken,
+    ) -> Client:
+        """The authenticated client redeeming ``grant``; a grant issued to another client is AADSTS70000."""
+        client = self._authenticate(tenant, client_id, secret, grant_type)
+        if grant.client_id.lower() != client.client_id.lower():
+            raise AadError(400, "invalid_grant", 70000, "Provided grant is invalid or malformed.")
+        return client
+
     def _redeem_code(
         self, base: str, tenant: Tenant | None, client_id: str, secret: str | None, form: dict[str, str]
     ) -> tuple[dict[str, Any], str | None]:
-        code_value = form.get("code")
-        if not code_value:
-            raise missing_parameter("code")
-        code = self.codes.get(code_value)
-        if code is None or (tenant is not None and code.tenant_id != tenant.tenant_id):
-            raise AadError(400, "invalid_grant", 9002313, "Invalid request. Request is malformed or invalid.")
+        code = self._find_grant(self.codes, form, "code", tenant)
         real_tenant = self.sim.tenants[code.tenant_id]
-        client = self._authenticate(real_tenant, client_id, secret, "authorization_code")
-        if code.client_id.lower() != client.client_id.lower():
-            raise AadError(400, "invalid_grant", 70000, "Provided grant is invalid or malformed.")
+        client = self._grant_client(real_tenant, client_id, secret, "authorization_code", code)
         if code.used:
             raise AadError(
                 400,
@@ -659,18 +683,11 @@ class Entra:
     def _redeem_refresh(
         self, base: str, tenant: Tenant | None, client_id: str, secret: str | None, form: dict[str, str]
     ) -> tuple[dict[str, Any], str | None]:
-        value = form.get("refresh_token")
-        if not value:
-            raise missing_parameter("refresh_token")
-        rt = self.refresh_tokens.get(value)
-        if rt is None or (tenant is not None and rt.tenant_id != tenant.tenant_id):
-            raise AadError(400, "invalid_grant", 9002313, "Invalid request. Request is malformed or invalid.")
+        rt = self._find_grant(self.refresh_tokens, form, "refresh_token", tenant)
         real_tenant = self.sim.tenants.get(rt.tenant_id)
         if real_tenant is None:
             raise unknown_tenant(rt.tenant_id)
-        client = self._authenticate(real_tenant, client_id, secret, "refresh_token")
-        if rt.client_id.lower() != client.client_id.lower():
-            raise AadError(400, "invalid_grant", 70000, "Provided grant is invalid or malformed.")
+        client = self._grant_client(real_tenant, client_id, secret, "refresh_token", rt)
         now = self.sim.clock()
         if now > rt.issued + REFRESH_TOKEN_LIFETIME_S:
             issued = dt.datetime.fromtimestamp(rt.issued, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f0Z")

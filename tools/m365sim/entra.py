@@ -29,7 +29,6 @@ import jwt
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tools.m365sim.model import GraphRequest
 from tools.m365sim.state import GRAPH_APP_ID, GRAPH_RESOURCE, VAULT_RESOURCE, Client, Tenant
 
 if TYPE_CHECKING:
@@ -934,17 +933,3 @@ class TokenInvalid(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-def graph_request_for(tenant: Tenant, path: str, query: dict[str, str], base_url: str) -> GraphRequest:
-    return GraphRequest(
-        method="GET",
-        path=path,
-        query=query,
-        headers={},
-        body=None,
-        tenant_id=tenant.tenant_id,
-        app_id=GRAPH_APP_ID,
-        permissions=frozenset({"User.Read.All", "Directory.Read.All"}),
-        base_url=base_url,
-    )

@@ -59,6 +59,13 @@ def _bool(body: dict[str, Any], key: str, default: bool) -> bool:
     return v
 
 
+def _no_unknown_keys(raw: dict[str, Any], known: set[str], where: str = "") -> None:
+    """Refuse keys outside ``known``, naming both; ``where`` prefixes the message (``"clients[0]: "``)."""
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ControlError(f"{where}unknown keys {unknown}; known: {sorted(known)}")
+
+
 def _str_list(value: Any, what: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(x, str) and x for x in value):
         raise ControlError(f"{what} must be a list of non-empty strings")
@@ -78,9 +85,7 @@ def _parse_client(raw: Any, i: int) -> Client:
         "displayName",
         "keyVaultAccess",
     }
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ControlError(f"clients[{i}]: unknown keys {unknown}; known: {sorted(known)}")
+    _no_unknown_keys(raw, known, f"clients[{i}]: ")
     cid = raw.get("clientId")
     if not isinstance(cid, str) or not _GUID.match(cid):
         raise ControlError(f"clients[{i}].clientId must be a GUID")
@@ -159,9 +164,7 @@ async def create_tenant(request: web.Request) -> web.Response:
             "seedUsers",
             "keyVault",
         }
-        unknown = sorted(set(body) - known)
-        if unknown:
-            raise ControlError(f"unknown keys {unknown}; known: {sorted(known)}")
+        _no_unknown_keys(body, known)
         tid = body.get("tenantId")
         if not isinstance(tid, str) or not _GUID.match(tid):
             raise ControlError("'tenantId' must be a GUID")

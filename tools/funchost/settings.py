@@ -73,6 +73,17 @@ class HostConfig:
         return self.log_levels.get("default", logging.INFO)
 
 
+def _read_json_object(path: Path) -> dict[str, Any]:
+    """A settings file's top-level JSON object (a UTF-8 byte-order mark is allowed)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise HostConfigError(f"{path}: not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise HostConfigError(f"{path}: the top level must be a JSON object")
+    return data
+
+
 def apply_local_settings(
     script_root: Path, environ: MutableMapping[str, str] | None = None, log: logging.Logger | None = None
 ) -> list[str]:
@@ -81,12 +92,7 @@ def apply_local_settings(
     path = script_root / "local.settings.json"
     if not path.exists():
         return []
-    try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise HostConfigError(f"{path}: not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise HostConfigError(f"{path}: the top level must be a JSON object")
+    data = _read_json_object(path)
     values = data.get("Values", {})
     if not isinstance(values, dict):
         raise HostConfigError(f"{path}: 'Values' must be an object of strings")
@@ -148,13 +154,7 @@ def load_host_config(script_root: Path) -> HostConfig:
     path = script_root / "host.json"
     if not path.exists():
         raise HostConfigError(f'{path} not found: a function app needs a host.json with "version": "2.0"')
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8-sig"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise HostConfigError(f"{path}: not valid JSON: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise HostConfigError(f"{path}: the top level must be a JSON object")
-    data = _lower_keys(raw)
+    data = _lower_keys(_read_json_object(path))
     if data.get("version") != "2.0":
         raise HostConfigError(f'{path}: "version" must be "2.0" (got {data.get("version")!r})')
 

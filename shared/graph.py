@@ -23,6 +23,7 @@ from urllib.parse import urlencode, urlparse
 import httpx
 
 from shared.config import GRAPH_SCOPE
+from shared.graph_throttle import THROTTLED, ThrottleGate, parse_retry_after
 from shared.tls import ssl_context
 
 if TYPE_CHECKING:
@@ -56,42 +57,76 @@ def client_secret_credential(
 
 @dataclass
 class GraphConnection:
-    """One directory's Graph client with what it owns: the token credential and the HTTP client."""
+    """One directory's Graph client with what it owns: the token credential, the HTTP client, the gate."""
 
     client: Any
     """A ``GraphServiceClient`` (typed Any: msgraph-sdk ships no type information)."""
     credential: AsyncTokenCredential
     http: httpx.AsyncClient
+    gate: ThrottleGate
 
     async def aclose(self) -> None:
         await self.http.aclose()
         await self.credential.close()
 
 
+def _middleware(gate: ThrottleGate) -> list[Any]:
+    """msgraph-core's default chain with two changes: the retry handler reads fractional Retry-After, and
+    the innermost step is the directory's throttle gate, so every attempt (first or retried) passes it."""
+    from kiota_http.kiota_client_factory import KiotaClientFactory
+    from kiota_http.middleware import BaseMiddleware, RetryHandler
+    from msgraph.graph_request_adapter import options as sdk_options
+    from msgraph_core.middleware import GraphTelemetryHandler
+    from msgraph_core.middleware.options import GraphTelemetryHandlerOption
+
+    class FractionalRetryHandler(RetryHandler):
+        def _parse_retry_after(self, retry_after: str) -> float | None:
+            return parse_retry_after(retry_after)
+
+    class GateMiddleware(BaseMiddleware):
+        async def send(self, request: httpx.Request, transport: httpx.AsyncBaseTransport) -> httpx.Response:
+            await gate.wait()
+            response: httpx.Response = await super().send(request, transport)
+            if response.status_code in THROTTLED:
+                delay = parse_retry_after(response.headers.get("retry-after"))
+                if delay is not None:
+                    gate.pause(delay)
+            return response
+
+    chain: list[Any] = []
+    for handler in KiotaClientFactory.get_default_middleware(sdk_options):
+        if isinstance(handler, RetryHandler):
+            handler = FractionalRetryHandler(options=handler.options)
+        chain.append(handler)
+    chain.append(GraphTelemetryHandler(options=sdk_options[GraphTelemetryHandlerOption.get_key()]))
+    chain.append(GateMiddleware())
+    return chain
+
+
 def connect_graph(
     endpoint: GraphEndpoint, credential: AsyncTokenCredential, *, timeout_seconds: float = 30.0
 ) -> GraphConnection:
-    """A Graph client for one directory, over msgraph-core's default middleware (retry, redirect, …)."""
+    """A Graph client for one directory: msgraph-sdk over httpx, with the middleware of ``_middleware``."""
     from kiota_authentication_azure.azure_identity_authentication_provider import (
         AzureIdentityAuthenticationProvider,
     )
     from msgraph.graph_request_adapter import GraphRequestAdapter
-    from msgraph.graph_request_adapter import options as sdk_options
     from msgraph.graph_service_client import GraphServiceClient
     from msgraph_core import GraphClientFactory
 
     host = urlparse(endpoint.graph_url).hostname or ""
     auth = AzureIdentityAuthenticationProvider(credential, scopes=[GRAPH_SCOPE], allowed_hosts=[host])
+    gate = ThrottleGate()
     http = httpx.AsyncClient(
         base_url=endpoint.graph_url,
         verify=ssl_context(endpoint.ca_bundle),
         trust_env=False,
         timeout=httpx.Timeout(timeout_seconds),
     )
-    http = GraphClientFactory.create_with_default_middleware(client=http, options=sdk_options)
+    http = GraphClientFactory.create_with_custom_middleware(_middleware(gate), client=http)
     adapter = GraphRequestAdapter(auth, client=http)
     adapter.base_url = endpoint.graph_url
-    return GraphConnection(GraphServiceClient(request_adapter=adapter), credential, http)
+    return GraphConnection(GraphServiceClient(request_adapter=adapter), credential, http, gate)
 
 
 async def get_json(client: Any, path: str, query: Mapping[str, str] | None = None) -> Any:

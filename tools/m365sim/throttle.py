@@ -155,20 +155,14 @@ class Throttler:
                 cost, wait, "ResourceUnitLimitExceeded", f"Tenant_Application/ReadWrite/{app_id}/{tenant_id}"
             )
         if writes:
-            if aw.used(now) + writes > APP_WRITE_LIMIT:
-                return self._throttled(
-                    cost,
-                    aw.wait_for(now, writes, APP_WRITE_LIMIT),
-                    "WriteLimitExceeded",
-                    f"Tenant_Application/Write/{app_id}/{tenant_id}",
-                )
-            if tw.used(now) + writes > TENANT_WRITE_LIMIT:
-                return self._throttled(
-                    cost,
-                    tw.wait_for(now, writes, TENANT_WRITE_LIMIT),
-                    "WriteLimitExceeded",
-                    f"Tenant/Write/{app_id}/{tenant_id}",
-                )
+            for window, limit, scope in (
+                (aw, APP_WRITE_LIMIT, f"Tenant_Application/Write/{app_id}/{tenant_id}"),
+                (tw, TENANT_WRITE_LIMIT, f"Tenant/Write/{app_id}/{tenant_id}"),
+            ):
+                if window.used(now) + writes > limit:
+                    return self._throttled(
+                        cost, window.wait_for(now, writes, limit), "WriteLimitExceeded", scope
+                    )
         ru.add(now, cost)
         aw.add(now, writes)
         tw.add(now, writes)

@@ -9,9 +9,9 @@ the detail under test.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import msal  # type: ignore[import-untyped]
@@ -42,6 +42,7 @@ REDIRECT = "http://localhost:8765/callback"
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 VAULT_SCOPE = "https://vault.azure.net/.default"
 SEED_USERS = 12
+Credential = TypeVar("Credential")
 
 
 def tenant_body(tenant_id: str = TENANT_ID, domain: str = DOMAIN, **overrides: Any) -> dict[str, Any]:
@@ -110,6 +111,23 @@ class SimTenant:
         result = self.msal(client_id, secret).acquire_token_for_client([scope])
         assert "access_token" in result, result
         return str(result["access_token"])
+
+    def credential(
+        self,
+        cls: Callable[..., Credential],
+        secret: str | None = None,
+        tenant_id: str | None = None,
+        client_id: str | None = None,
+    ) -> Credential:
+        """An azure-identity ClientSecretCredential (``cls``: the sync or the aio one) on the simulated authority."""
+        return cls(
+            tenant_id or self.tenant_id,
+            client_id or self.client_id,
+            secret or self.secret,
+            authority=self.sim.url,
+            connection_verify=self.sim.ca,
+            disable_instance_discovery=True,
+        )
 
     def http(self) -> httpx.Client:
         return httpx.Client(

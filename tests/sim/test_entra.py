@@ -206,24 +206,10 @@ def test_azure_identity_client_secret_credential(tenant: SimTenant) -> None:
     """azure-identity's ClientSecretCredential (MSAL underneath) against the simulated authority host; a wrong
     secret surfaces as ClientAuthenticationError carrying AADSTS7000215
     (v2-oauth2-client-creds-grant-flow, reference-error-codes)."""
-    cred = ClientSecretCredential(
-        TENANT_ID,
-        CLIENT_ID,
-        SECRET,
-        authority=tenant.sim.url,
-        connection_verify=tenant.sim.ca,
-        disable_instance_discovery=True,
-    )
+    cred = tenant.credential(ClientSecretCredential)
     token = cred.get_token(VAULT_SCOPE)
     assert claims(token.token)["aud"] == "https://vault.azure.net"
-    bad = ClientSecretCredential(
-        TENANT_ID,
-        CLIENT_ID,
-        "wrong",
-        authority=tenant.sim.url,
-        connection_verify=tenant.sim.ca,
-        disable_instance_discovery=True,
-    )
+    bad = tenant.credential(ClientSecretCredential, secret="wrong")
     with pytest.raises(ClientAuthenticationError, match="AADSTS7000215"):
         bad.get_token(GRAPH_SCOPE)
 

@@ -29,14 +29,7 @@ from tests.sim.conftest import (
 def secret_client(
     tenant: SimTenant, tenant_id: str = TENANT_ID, client_id: str = CLIENT_ID, secret: str = SECRET
 ) -> SecretClient:
-    cred = ClientSecretCredential(
-        tenant_id,
-        client_id,
-        secret,
-        authority=tenant.sim.url,
-        connection_verify=tenant.sim.ca,
-        disable_instance_discovery=True,
-    )
+    cred = tenant.credential(ClientSecretCredential, secret, tenant_id, client_id)
     return SecretClient(
         f"{tenant.sim.url}/", cred, verify_challenge_resource=False, connection_verify=tenant.sim.ca
     )

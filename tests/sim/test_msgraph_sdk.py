@@ -37,12 +37,9 @@ from msgraph_core.requests.batch_response_content import BatchResponseContent
 from msgraph_core.tasks.page_iterator import PageIterator
 
 from tests.sim.conftest import (
-    CLIENT_ID,
     DOMAIN,
     GRAPH_SCOPE,
-    SECRET,
     SEED_USERS,
-    TENANT_ID,
     UNVERIFIED,
     SimTenant,
 )
@@ -54,14 +51,7 @@ ERRORS: dict[str, Any] = {"XXX": ODataError}
 async def graph(tenant: SimTenant) -> AsyncIterator[GraphServiceClient]:
     """GraphServiceClient on the simulator. kiota's RetryHandler is switched off so that a 429 reaches the
     test (it would otherwise retry, sleeping Retry-After or ~3 s of backoff)."""
-    credential = ClientSecretCredential(
-        TENANT_ID,
-        CLIENT_ID,
-        SECRET,
-        authority=tenant.sim.url,
-        connection_verify=tenant.sim.ca,
-        disable_instance_discovery=True,
-    )
+    credential = tenant.credential(ClientSecretCredential)
     # msgraph-sdk silently sends no token to hosts outside allowed_hosts.
     auth = AzureIdentityAuthenticationProvider(credential, scopes=[GRAPH_SCOPE], allowed_hosts=["127.0.0.1"])
     http = GraphClientFactory.create_with_default_middleware(

@@ -75,6 +75,18 @@ def tenant_body(tenant_id: str = TENANT_ID, domain: str = DOMAIN, **overrides: A
     return body
 
 
+def client_credentials(**overrides: str) -> dict[str, str]:
+    """The client-credentials token request form of the standard client for Graph, keys replaced by
+    ``overrides``."""
+    return {
+        "grant_type": "client_credentials",
+        "client_id": CLIENT_ID,
+        "client_secret": SECRET,
+        "scope": GRAPH_SCOPE,
+        **overrides,
+    }
+
+
 def http_session(ca: str) -> requests.Session:
     """For MSAL: this machine sets REQUESTS_CA_BUNDLE, which overrides ``verify`` on a trust_env session."""
     session = requests.Session()
@@ -136,6 +148,14 @@ class SimTenant:
             timeout=30,
             trust_env=False,
         )
+
+    def token_request(
+        self, form: dict[str, str], segment: str | None = None, headers: dict[str, str] | None = None
+    ) -> httpx.Response:
+        """POST a raw form to the token endpoint of ``segment`` (this tenant's id unless given), for what MSAL
+        would not send or would hide."""
+        with self.http() as client:
+            return client.post(f"/{segment or self.tenant_id}/oauth2/v2.0/token", data=form, headers=headers)
 
     def graph(self, method: str, path: str, token: str | None = None, **kwargs: Any) -> httpx.Response:
         headers = dict(kwargs.pop("headers", {}) or {})

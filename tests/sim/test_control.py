@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Sim
-from tests.sim.conftest import CLIENT_ID, SECRET, TENANT_ID, SimTenant, tenant_body
+from tests.sim.conftest import CLIENT_ID, SECRET, TENANT_ID, SimTenant, client_credentials, tenant_body
 
 
 def test_health(clean_sim: Sim) -> None:
@@ -106,15 +106,6 @@ def test_request_log_records_kinds_and_since_and_never_secrets(tenant: SimTenant
 def test_reset_forgets_tenants(tenant: SimTenant) -> None:
     token = tenant.token()
     tenant.sim.reset()
-    with tenant.http() as http:
-        resp = http.post(
-            f"/{TENANT_ID}/oauth2/v2.0/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": CLIENT_ID,
-                "client_secret": SECRET,
-                "scope": "https://graph.microsoft.com/.default",
-            },
-        )
+    resp = tenant.token_request(client_credentials())
     assert resp.json()["error_codes"] == [90002]
     assert tenant.graph("GET", "/users", token=token).status_code == 401

@@ -33,6 +33,7 @@ from tests.sim.conftest import (
     TENANT_ID,
     VAULT_SCOPE,
     SimTenant,
+    client_credentials,
 )
 
 DAY = 86400
@@ -85,15 +86,7 @@ def test_unknown_tenant_is_aadsts90002(tenant: SimTenant) -> None:
         discovery = http.get("/nowhere.example/v2.0/.well-known/openid-configuration")
         assert discovery.status_code == 400
         assert_aad_error(discovery.json(), "invalid_request", 90002)
-        token = http.post(
-            "/nowhere.example/oauth2/v2.0/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": CLIENT_ID,
-                "client_secret": SECRET,
-                "scope": GRAPH_SCOPE,
-            },
-        )
+    token = tenant.token_request(client_credentials(), segment="nowhere.example")
     assert token.status_code == 400
     assert_aad_error(token.json(), "invalid_request", 90002)
     with pytest.raises(ValueError, match="authority"):
@@ -136,12 +129,10 @@ def test_every_registered_secret_works_and_basic_auth_is_accepted(tenant: SimTen
     basic = base64.b64encode(
         f"{urllib.parse.quote_plus(CLIENT_ID)}:{urllib.parse.quote_plus(SECRET)}".encode()
     ).decode()
-    with tenant.http() as http:
-        resp = http.post(
-            f"/{TENANT_ID}/oauth2/v2.0/token",
-            headers={"Authorization": f"Basic {basic}"},
-            data={"grant_type": "client_credentials", "scope": GRAPH_SCOPE},
-        )
+    resp = tenant.token_request(
+        {"grant_type": "client_credentials", "scope": GRAPH_SCOPE},
+        headers={"Authorization": f"Basic {basic}"},
+    )
     assert resp.status_code == 200, resp.text
     assert resp.json()["ext_expires_in"] == 3599
 
@@ -155,20 +146,10 @@ def test_wrong_secret_and_unknown_client_are_refused(tenant: SimTenant) -> None:
         [GRAPH_SCOPE]
     )
     assert unknown["error"] == "unauthorized_client" and unknown["error_codes"] == [700016]
-    with tenant.http() as http:
-        resp = http.post(
-            f"/{TENANT_ID}/oauth2/v2.0/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": CLIENT_ID,
-                "client_secret": "wrong",
-                "scope": GRAPH_SCOPE,
-            },
-        )
-        missing = http.post(
-            f"/{TENANT_ID}/oauth2/v2.0/token",
-            data={"grant_type": "client_credentials", "client_id": CLIENT_ID, "scope": GRAPH_SCOPE},
-        )
+    resp = tenant.token_request(client_credentials(client_secret="wrong"))
+    missing = tenant.token_request(
+        {"grant_type": "client_credentials", "client_id": CLIENT_ID, "scope": GRAPH_SCOPE}
+    )
     assert resp.status_code == 401
     assert_aad_error(resp.json(), "invalid_client", 7000215)
     assert missing.status_code == 401
@@ -181,11 +162,9 @@ def test_bad_scopes_grants_and_common_endpoint(tenant: SimTenant) -> None:
     client credentials over /common AADSTS9001023."""
 
     def post(segment: str, **data: str) -> Any:
-        with tenant.http() as http:
-            return http.post(
-                f"/{segment}/oauth2/v2.0/token",
-                data={"client_id": CLIENT_ID, "client_secret": SECRET, **data},
-            )
+        return tenant.token_request(
+            {"client_id": CLIENT_ID, "client_secret": SECRET, **data}, segment=segment
+        )
 
     r = post(TENANT_ID, grant_type="client_credentials", scope="https://graph.microsoft.com/User.Read.All")
     assert r.status_code == 400
@@ -280,18 +259,16 @@ def test_code_is_single_use_short_lived_and_pkce_bound(tenant: SimTenant) -> Non
         return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(resp.headers["Location"]).query))["code"]
 
     def redeem(code: str, code_verifier: str = verifier) -> Any:
-        with tenant.http() as http:
-            return http.post(
-                f"/{TENANT_ID}/oauth2/v2.0/token",
-                data={
-                    "grant_type": "authorization_code",
-                    "client_id": CLIENT_ID,
-                    "client_secret": SECRET,
-                    "code": code,
-                    "redirect_uri": REDIRECT,
-                    "code_verifier": code_verifier,
-                },
-            )
+        return tenant.token_request(
+            {
+                "grant_type": "authorization_code",
+                "client_id": CLIENT_ID,
+                "client_secret": SECRET,
+                "code": code,
+                "redirect_uri": REDIRECT,
+                "code_verifier": code_verifier,
+            }
+        )
 
     code = get_code()
     wrong = redeem(code, "not-the-verifier")

@@ -13,7 +13,11 @@ import time
 import httpx
 import pytest
 
-from tests.sim.conftest import CLIENT_ID, DOMAIN, GRAPH_SCOPE, SECRET, TENANT_ID, SimTenant
+from tests.sim.conftest import (
+    DOMAIN,
+    SimTenant,
+    client_credentials,
+)
 
 
 def test_latency_applies_to_services_not_to_control(tenant: SimTenant) -> None:
@@ -34,17 +38,9 @@ def test_500_and_503_in_each_service_format(tenant: SimTenant) -> None:
     tenant.faults(errorRate=1, errorKinds=["500"])
     r = tenant.graph("GET", "/users", token=token)
     assert r.status_code == 500 and r.json()["error"]["code"] == "generalException"
+    t = tenant.token_request(client_credentials())
+    assert t.status_code == 500 and t.json()["error"] == "server_error"
     with tenant.http() as http:
-        t = http.post(
-            f"/{TENANT_ID}/oauth2/v2.0/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": CLIENT_ID,
-                "client_secret": SECRET,
-                "scope": GRAPH_SCOPE,
-            },
-        )
-        assert t.status_code == 500 and t.json()["error"] == "server_error"
         kv = http.get("/secrets?api-version=7.6")
         assert kv.status_code == 500 and kv.json()["error"]["code"] == "InternalServerError"
         assert http.get("/_sim/health").status_code == 200  # control is never faulted
@@ -52,8 +48,7 @@ def test_500_and_503_in_each_service_format(tenant: SimTenant) -> None:
     r = tenant.graph("GET", "/users", token=token)
     assert r.status_code == 503 and r.json()["error"]["code"] == "serviceNotAvailable"
     assert r.headers["Retry-After"] == "2"
-    with tenant.http() as http:
-        t = http.post(f"/{TENANT_ID}/oauth2/v2.0/token", data={"grant_type": "client_credentials"})
+    t = tenant.token_request({"grant_type": "client_credentials"})
     assert t.status_code == 503 and t.json()["error"] == "temporarily_unavailable"
 
 

@@ -178,6 +178,14 @@ class SimTenant:
         return list(resp.json()["value"])
 
 
+def create_tenant(sim: Sim, body: dict[str, Any]) -> SimTenant:
+    """Create a tenant through the control API (201 expected); its standard client, on its default domain."""
+    resp = sim.control("POST", "/_sim/tenants", json=body)
+    assert resp.status_code == 201, resp.text
+    default = next(d["id"] for d in body["domains"] if d["isDefault"])
+    return SimTenant(sim, tenant_id=body["tenantId"], domain=default)
+
+
 @pytest.fixture
 def clean_sim(sim: Sim) -> Iterator[Sim]:
     sim.reset()
@@ -187,6 +195,4 @@ def clean_sim(sim: Sim) -> Iterator[Sim]:
 
 @pytest.fixture
 def tenant(clean_sim: Sim) -> SimTenant:
-    resp = clean_sim.control("POST", "/_sim/tenants", json=tenant_body())
-    assert resp.status_code == 201, resp.text
-    return SimTenant(clean_sim)
+    return create_tenant(clean_sim, tenant_body())

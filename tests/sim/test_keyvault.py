@@ -22,6 +22,7 @@ from tests.sim.conftest import (
     TENANT_ID,
     VAULT_SCOPE,
     SimTenant,
+    create_tenant,
     tenant_body,
 )
 
@@ -134,8 +135,7 @@ def test_other_tenants_and_unauthorized_apps_are_refused(tenant: SimTenant) -> N
         keyVault=False,
         seedUsers=0,
     )
-    assert tenant.sim.control("POST", "/_sim/tenants", json=other).status_code == 201
-    foreign = SimTenant(tenant.sim, tenant_id=other["tenantId"])
+    foreign = create_tenant(tenant.sim, other)
     with tenant.http() as http:
         r = http.get(
             "/secrets?api-version=7.6", headers={"Authorization": f"Bearer {foreign.token(VAULT_SCOPE)}"}
@@ -145,7 +145,7 @@ def test_other_tenants_and_unauthorized_apps_are_refused(tenant: SimTenant) -> N
     body = tenant_body(seedUsers=0)
     body["clients"][1]["keyVaultAccess"] = False
     tenant.sim.reset()
-    assert tenant.sim.control("POST", "/_sim/tenants", json=body).status_code == 201
+    create_tenant(tenant.sim, body)
     with secret_client(tenant, TENANT_ID, OTHER_CLIENT_ID, OTHER_SECRET) as denied:
         with pytest.raises(HttpResponseError) as exc:
             denied.get_secret("anything")

@@ -16,6 +16,7 @@ import secrets
 import urllib.parse
 from typing import Any
 
+import httpx
 import jwt
 import msal  # type: ignore[import-untyped]
 import pytest
@@ -198,13 +199,38 @@ def _first_upn(tenant: SimTenant) -> tuple[str, str]:
     return str(user["id"]), str(user["userPrincipalName"])
 
 
+def _location_query(resp: httpx.Response) -> dict[str, str]:
+    """The query parameters of a redirect's Location."""
+    return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(resp.headers["Location"]).query))
+
+
+def _authorize_get(
+    http: httpx.Client,
+    client_id: str,
+    redirect_uri: str,
+    scope: str,
+    response_type: str = "code",
+    **extra: str,
+) -> httpx.Response:
+    """GET the tenant's /authorize with the given parameters (in the order a browser would carry them)."""
+    return http.get(
+        f"/{TENANT_ID}/oauth2/v2.0/authorize",
+        params={
+            "client_id": client_id,
+            "response_type": response_type,
+            "redirect_uri": redirect_uri,
+            "scope": scope,
+            **extra,
+        },
+    )
+
+
 def _authorize(tenant: SimTenant, flow: dict[str, Any]) -> dict[str, str]:
     with tenant.http() as http:
         resp = http.get(flow["auth_uri"].removeprefix(tenant.sim.url))
     assert resp.status_code == 302, resp.text
-    location = resp.headers["Location"]
-    assert location.startswith(REDIRECT + "?")
-    return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location).query))
+    assert resp.headers["Location"].startswith(REDIRECT + "?")
+    return _location_query(resp)
 
 
 def test_authorization_code_flow_with_pkce_and_nonce(tenant: SimTenant) -> None:
@@ -242,21 +268,18 @@ def test_code_is_single_use_short_lived_and_pkce_bound(tenant: SimTenant) -> Non
 
     def get_code() -> str:
         with tenant.http() as http:
-            resp = http.get(
-                f"/{TENANT_ID}/oauth2/v2.0/authorize",
-                params={
-                    "client_id": CLIENT_ID,
-                    "response_type": "code",
-                    "redirect_uri": REDIRECT,
-                    "scope": "openid offline_access User.Read",
-                    "state": "s1",
-                    "login_hint": upn,
-                    "code_challenge": challenge,
-                    "code_challenge_method": "S256",
-                },
+            resp = _authorize_get(
+                http,
+                CLIENT_ID,
+                REDIRECT,
+                "openid offline_access User.Read",
+                state="s1",
+                login_hint=upn,
+                code_challenge=challenge,
+                code_challenge_method="S256",
             )
         assert resp.status_code == 302, resp.text
-        return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(resp.headers["Location"]).query))["code"]
+        return _location_query(resp)["code"]
 
     def redeem(code: str, code_verifier: str = verifier) -> Any:
         return tenant.token_request(
@@ -286,49 +309,16 @@ def test_authorize_refuses_untrusted_redirects_and_redirects_trusted_errors(tena
     """v2-oauth2-auth-code-flow "Error response": errors go back to the redirect URI with ``error`` and
     ``error_description`` - but only to a registered one (AADSTS50011 otherwise, shown as a page)."""
     with tenant.http() as http:
-        untrusted = http.get(
-            f"/{TENANT_ID}/oauth2/v2.0/authorize",
-            params={
-                "client_id": CLIENT_ID,
-                "response_type": "code",
-                "redirect_uri": "https://evil.example/cb",
-                "scope": "openid",
-            },
-        )
+        untrusted = _authorize_get(http, CLIENT_ID, "https://evil.example/cb", "openid")
         assert untrusted.status_code == 400 and "AADSTS50011" in untrusted.text
-        bad_type = http.get(
-            f"/{TENANT_ID}/oauth2/v2.0/authorize",
-            params={
-                "client_id": CLIENT_ID,
-                "response_type": "token",
-                "redirect_uri": REDIRECT,
-                "scope": "openid",
-                "state": "xyz",
-            },
-        )
+        bad_type = _authorize_get(http, CLIENT_ID, REDIRECT, "openid", response_type="token", state="xyz")
         assert bad_type.status_code == 302
-        q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(bad_type.headers["Location"]).query))
+        q = _location_query(bad_type)
         assert q["error"] == "unsupported_response_type" and q["state"] == "xyz"
-        unknown = http.get(
-            f"/{TENANT_ID}/oauth2/v2.0/authorize",
-            params={
-                "client_id": "99999999-9999-4999-8999-999999999999",
-                "response_type": "code",
-                "redirect_uri": REDIRECT,
-                "scope": "openid",
-            },
-        )
+        unknown = _authorize_get(http, "99999999-9999-4999-8999-999999999999", REDIRECT, "openid")
         assert unknown.status_code == 400 and "AADSTS700016" in unknown.text
         # A client with no registered redirect URIs may use a loopback one (dev consent).
-        loopback = http.get(
-            f"/{TENANT_ID}/oauth2/v2.0/authorize",
-            params={
-                "client_id": OTHER_CLIENT_ID,
-                "response_type": "code",
-                "redirect_uri": "http://127.0.0.1:9/cb",
-                "scope": "openid",
-            },
-        )
+        loopback = _authorize_get(http, OTHER_CLIENT_ID, "http://127.0.0.1:9/cb", "openid")
         assert loopback.status_code == 302 and "code=" in loopback.headers["Location"]
 
 

@@ -494,12 +494,7 @@ class Entra:
         self, base: str, tenant: Tenant, client: Client, scope: str | None
     ) -> dict[str, Any]:
         if not scope:
-            raise AadError(
-                400,
-                "invalid_request",
-                900144,
-                "The request body must contain the following parameter: 'scope'.",
-            )
+            raise missing_parameter("scope")
         scopes = scope.split()
         if len(scopes) != 1 or not scopes[0].endswith("/.default"):
             # AADSTS1002012 is what Entra answers a client-credentials scope without /.default.
@@ -788,12 +783,7 @@ class Entra:
                 )
             scope = params.get("scope")
             if not scope:
-                raise AadError(
-                    400,
-                    "invalid_request",
-                    900144,
-                    "The request body must contain the following parameter: 'scope'.",
-                )
+                raise missing_parameter("scope")
             method = params.get("code_challenge_method", "plain" if params.get("code_challenge") else "")
             if params.get("code_challenge") and method not in ("S256", "plain"):
                 raise AadError(

@@ -64,9 +64,16 @@ def _timed(argv: Sequence[str], env: dict[str, str]) -> float:
     return (float(stamp) if stamp else ended) - started
 
 
-def _median(argv: Sequence[str], env: dict[str, str], runs: int) -> float:
-    _timed(argv, env)  # warm the OS file cache once; every measured run is still a fresh process
-    return statistics.median(_timed(argv, env) for _ in range(runs))
+def _medians(commands: Sequence[tuple[Sequence[str], dict[str, str]]], runs: int) -> list[float]:
+    """Median time of each command, the runs interleaved round-robin so that a figure and its floor see the
+    same machine load; one unmeasured warm-up round first (OS file cache)."""
+    samples: list[list[float]] = [[] for _ in commands]
+    for round_ in range(runs + 1):
+        for i, (argv, env) in enumerate(commands):
+            seconds = _timed(argv, env)
+            if round_:
+                samples[i].append(seconds)
+    return [statistics.median(s) for s in samples]
 
 
 def _row(name: str, value: float, floor_name: str, floor: float) -> str:
@@ -80,10 +87,14 @@ def main() -> int:
     runs = max(5, args.runs)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WARDEN_", "AZURE_"))}
 
-    bare = _median([PY, "-c", "pass"], env, runs)
-    imported = _median([PY, "-c", "import function_app"], env, runs)
-    # The Python worker has azure.functions loaded before it imports the app: Warden's own share.
-    library = _median([PY, "-c", "import azure.functions"], env, runs)
+    bare, imported, library = _medians(
+        [
+            ([PY, "-c", "pass"], env),
+            ([PY, "-c", "import function_app"], env),
+            ([PY, "-c", "import azure.functions"], env),
+        ],
+        runs,
+    )
 
     tls = procs.ROOT / ".local" / "tls"
     ca = devca.ensure(tls)
@@ -95,14 +106,20 @@ def main() -> int:
         children.append(procs.start_sim(sim_port, tls))
         world = demo.seed(f"https://127.0.0.1:{sim_port}", ca)
         warden_env = {**env, **world.warden_settings(ports.connection_string)}
-        graph = _median([PY, "-c", GRAPH_PROBE, "json"], warden_env, runs)
-        typed = _median([PY, "-c", GRAPH_PROBE, "typed"], warden_env, runs)
-        floor = _median([PY, "-c", HTTPX_FLOOR, f"{world.sim_url}/v1.0/organization", str(ca)], env, runs)
+        graph, typed, floor = _medians(
+            [
+                ([PY, "-c", GRAPH_PROBE, "json"], warden_env),
+                ([PY, "-c", GRAPH_PROBE, "typed"], warden_env),
+                ([PY, "-c", HTTPX_FLOOR, f"{world.sim_url}/v1.0/organization", str(ca)], env),
+            ],
+            runs,
+        )
 
     print(
         f"Cold start, median of {runs} fresh processes (Python {sys.version.split()[0]}, {os.cpu_count()} cores)"
     )
     print(_row("(a) import function_app", imported, "bare interpreter", bare))
+    # The Python worker has azure.functions loaded before it imports the app: beside it, Warden's own share.
     print(_row("    the same", imported, "import azure.functions", library))
     print(_row("(b) process start -> first Graph answer", graph, "bare httpx GET", floor))
     print(_row("    the same, through msgraph-sdk models", typed, "bare httpx GET", floor))

@@ -6,8 +6,8 @@ without msgraph-sdk's model deserialization — whose first use imports ~1,250 m
 start, measured by ``make bench``).
 
 Tokens come from azure-identity (client credentials against the directory's tenant); the HTTP client is
-httpx with msgraph-core's default middleware, pointed at ``WARDEN_GRAPH_URL`` (the real Graph, or the
-simulated cloud locally). msgraph-sdk only sends the token to hosts in ``allowed_hosts``, so the Graph
+httpx with msgraph-core's middleware (see ``_middleware``), pointed at ``WARDEN_GRAPH_URL`` (the real Graph,
+or the simulated cloud locally). msgraph-sdk only sends the token to hosts in ``allowed_hosts``, so the Graph
 host is always listed there. msgraph-sdk is imported lazily: it loads ~1,250 modules, which would
 otherwise slow every cold start, including functions that never call Graph.
 """

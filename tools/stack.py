@@ -5,8 +5,9 @@ functions host with Warden's settings, prints the URLs, and stops every child on
 
     python -m tools.stack [--no-host]
 
-``--no-host`` starts everything but the functions host and prints the settings to put in
-``local.settings.json``, for machines where ``func start`` (Core Tools) runs the app instead.
+``--no-host`` starts everything but the functions host and writes ``local.settings.json`` (git-ignored,
+Core Tools' place for local settings) from the sample with this run's values, for machines where
+``func start`` runs the app instead. Secrets are never printed.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from tools import demo, devca, procs
 
@@ -25,6 +27,17 @@ LOCAL = procs.ROOT / ".local"
 
 def _port(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
+
+
+def write_local_settings(settings: dict[str, str]) -> Path:
+    """local.settings.json = the sample, with this run's values; keys a developer added are kept."""
+    target = procs.ROOT / "local.settings.json"
+    source = target if target.exists() else procs.ROOT / "local.settings.sample.json"
+    document = json.loads(source.read_text())
+    document.setdefault("Values", {}).update(settings)
+    target.write_text(json.dumps(document, indent=2) + "\n")
+    target.chmod(0o600)
+    return target
 
 
 def main() -> int:
@@ -70,8 +83,8 @@ def main() -> int:
         print(f"Simulated cloud {sim_url}  (CA: {ca}; control API {sim_url}/_sim/…)")
         print(f"Demo tenant     {demo.DEMO_TENANT_ID} ({demo.DEMO_DOMAIN}), logs in {logs}")
         if args.no_host:
-            print("Settings for local.settings.json (Values):")
-            print(json.dumps(settings, indent=2))
+            path = write_local_settings(settings)
+            print(f"Settings     {path} (for `func start`; rewritten at every start)")
         else:
             env = {**os.environ, **settings}
             children.append(procs.start_funchost(host_port, env=env, log=logs / "funchost.log"))

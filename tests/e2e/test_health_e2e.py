@@ -64,8 +64,11 @@ def test_misconfigured_app_answers_problem_json_naming_each_setting(
 ) -> None:
     """Settings are validated at the first request; every problem names its setting, no value is echoed."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WARDEN_", "AZURE_"))}
-    env |= {k: v for k, v in warden.stack.settings.items() if k != "WARDEN_KEY_VAULT_URL"}
-    env["WARDEN_HEALTH_TIMEOUT_SECONDS"] = "soon"
+    # Malformed rather than absent: a developer's local.settings.json must not be able to fill the gap.
+    env |= warden.stack.settings | {
+        "WARDEN_KEY_VAULT_URL": "http://vault.invalid/",
+        "WARDEN_HEALTH_TIMEOUT_SECONDS": "soon",
+    }
     port = procs.free_port()
     child = procs.start_funchost(port, env=env, log=tmp_path / "funchost.log")
     try:
@@ -76,6 +79,6 @@ def test_misconfigured_app_answers_problem_json_naming_each_setting(
     assert response.headers["content-type"].startswith("application/problem+json")
     problem = response.json()
     assert problem["status"] == 503 and problem["title"] == "Configuration invalid"
-    assert "WARDEN_KEY_VAULT_URL is missing" in problem["detail"]
+    assert "WARDEN_KEY_VAULT_URL is malformed: expected an https:// Key Vault URL" in problem["detail"]
     assert "WARDEN_HEALTH_TIMEOUT_SECONDS is malformed" in problem["detail"]
-    assert "soon" not in problem["detail"]
+    assert "soon" not in problem["detail"] and "vault.invalid" not in problem["detail"]

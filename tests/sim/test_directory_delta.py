@@ -43,14 +43,14 @@ def test_initial_round_pages_then_delta_link() -> None:
     users, link = full_round(sim, "/users/delta")
     assert len({u["id"] for u in users}) == 250
     assert link.startswith(f"{BASE}/users/delta?%24deltatoken=")
+    # The default properties, less mobilePhone and officeLocation: seeded users never had them set, and user-delta
+    # says "If the property has never been set before it will not be included in the response at all".
     assert set(users[0]) == {
         "businessPhones",
         "displayName",
         "givenName",
         "jobTitle",
         "mail",
-        "mobilePhone",
-        "officeLocation",
         "preferredLanguage",
         "surname",
         "userPrincipalName",
@@ -72,7 +72,7 @@ def test_round_trip_create_update_delete() -> None:
     value, link = changes(sim, link)
     by_id = {v["id"]: v for v in value}
     assert set(by_id) == {new_id, gone_id, sim.call("GET", "/users/user0001@contoso.com").body["id"]}
-    assert by_id[new_id] == {"id": new_id, "displayName": "Newbie", "jobTitle": None}
+    assert by_id[new_id] == {"id": new_id, "displayName": "Newbie"}  # jobTitle never set: left out
     assert by_id[gone_id] == {"id": gone_id, "@removed": {"reason": "changed"}}
     boss = next(v for v in value if v.get("jobTitle") == "Boss")
     assert set(boss) == {"id", "displayName", "jobTitle"}
@@ -217,3 +217,126 @@ def test_groups_delta_select_without_members() -> None:
     sim.create_group("team")
     groups, _ = full_round(sim, "/groups/delta", {"$select": "displayName"})
     assert set(groups[0]) == {"id", "displayName"}
+
+
+MINIMAL = {"prefer": "return=minimal"}
+
+
+def test_never_set_properties_are_left_out_of_delta_but_not_of_lists() -> None:
+    """https://learn.microsoft.com/en-us/graph/api/user-delta ("Default: return the same properties as initial
+    delta request": "If the property has never been set before it will not be included in the response at all";
+    a property set to null is included: "This includes properties being set to null value"). GET /users still
+    returns null for unset selected properties (https://learn.microsoft.com/en-us/graph/api/user-list)."""
+    sim = make_sim(0)
+    user_id = sim.create_user("fresh").body["id"]
+    select = {"$select": "displayName,jobTitle,mobilePhone,businessPhones"}
+    users, link = full_round(sim, "/users/delta", select)
+    assert users == [{"id": user_id, "displayName": "Fresh", "businessPhones": []}]
+    listed = sim.call("GET", "/users", select).body["value"]
+    assert listed == [{"displayName": "Fresh", "jobTitle": None, "mobilePhone": None, "businessPhones": []}]
+    sim.call("PATCH", f"/users/{user_id}", body={"jobTitle": "Chief"})
+    value, link = changes(sim, link)
+    assert value == [{"id": user_id, "displayName": "Fresh", "jobTitle": "Chief", "businessPhones": []}]
+    sim.call("PATCH", f"/users/{user_id}", body={"jobTitle": None})
+    value, link = changes(sim, link)
+    assert value == [{"id": user_id, "displayName": "Fresh", "jobTitle": None, "businessPhones": []}]
+    users, _ = full_round(sim, "/users/delta", select)  # once set, a cleared property stays in as null
+    assert users == [{"id": user_id, "displayName": "Fresh", "jobTitle": None, "businessPhones": []}]
+
+
+def test_never_set_group_properties_are_left_out_of_delta() -> None:
+    """https://learn.microsoft.com/en-us/graph/api/group-delta ("If the property has never been set before it
+    will not be included in the response at all"); GET /groups keeps null
+    (https://learn.microsoft.com/en-us/graph/api/group-list)."""
+    sim = make_sim(0)
+    group_id = sim.create_group("team").body["id"]
+    groups, link = full_round(sim, "/groups/delta", {"$select": "displayName,description,mail"})
+    assert groups == [{"id": group_id, "displayName": "team"}]
+    listed = sim.call("GET", "/groups", {"$select": "displayName,description,mail"}).body["value"]
+    assert listed == [{"displayName": "team", "description": None, "mail": None}]
+    sim.call("PATCH", f"/groups/{group_id}", body={"description": "About"})
+    assert changes(sim, link)[0] == [{"id": group_id, "displayName": "team", "description": "About"}]
+
+
+def test_prefer_minimal_returns_only_changed_properties() -> None:
+    """https://learn.microsoft.com/en-us/graph/api/user-delta ("Request headers": Prefer: return=minimal "with a
+    request that uses a deltaLink would return only the object properties that have changed since the last
+    round"; "Example 3: Alternative minimal response behavior"; removed users keep @removed,
+    https://learn.microsoft.com/en-us/graph/delta-query-overview). Without the header the full selected
+    properties come back; RFC 7240 Preference-Applied marks the minimal answer."""
+    sim = make_sim(4)
+    ids = [sim.call("GET", f"/users/user000{i}@contoso.com").body["id"] for i in (1, 2, 3, 4)]
+    _, link = full_round(sim, "/users/delta", {"$select": "displayName,jobTitle,mobilePhone,accountEnabled"})
+    sim.call("PATCH", f"/users/{ids[0]}", body={"displayName": "Renamed", "jobTitle": None})
+    sim.call("PATCH", f"/users/{ids[1]}", body={"accountEnabled": False})
+    sim.call("PATCH", f"/users/{ids[2]}", body={"department": "Not selected: not tracked"})
+    sim.call("DELETE", f"/users/{ids[3]}")
+    new_id = sim.create_user("newbie", mobilePhone="+1 555 0100").body["id"]
+    minimal = sim.follow(link, headers=MINIMAL)
+    assert minimal.status == 200 and minimal.headers == {"Preference-Applied": "return=minimal"}
+    by_id = {v["id"]: v for v in minimal.body["value"]}
+    assert by_id == {
+        ids[0]: {"id": ids[0], "displayName": "Renamed", "jobTitle": None},
+        ids[1]: {"id": ids[1], "accountEnabled": False},
+        ids[3]: {"id": ids[3], "@removed": {"reason": "changed"}},
+        # created in the round: its standard representation (never-set jobTitle left out)
+        new_id: {"id": new_id, "displayName": "Newbie", "mobilePhone": "+1 555 0100", "accountEnabled": True},
+    }
+    full = sim.follow(link)  # the same deltaLink without the header: same objects, every selected property
+    assert "Preference-Applied" not in full.headers
+    assert [v["id"] for v in full.body["value"]] == [v["id"] for v in minimal.body["value"]]
+    first = next(v for v in full.body["value"] if v["id"] == ids[0])
+    assert first == {"id": ids[0], "displayName": "Renamed", "jobTitle": None, "accountEnabled": True}
+    assert changes(sim, minimal.body["@odata.deltaLink"])[0] == []
+
+
+def test_prefer_minimal_has_no_effect_on_the_initial_round() -> None:
+    """https://learn.microsoft.com/en-us/graph/api/user-delta (Response: nextLink pages of the initial round
+    include "the same set of properties as in the initial delta query request ... to capture the full current
+    state"; the header applies to requests that use a deltaLink), so no Preference-Applied there."""
+    sim = make_sim(3)
+    response = sim.call("GET", "/users/delta", {"$select": "displayName,jobTitle"}, headers=MINIMAL)
+    assert "Preference-Applied" not in response.headers
+    assert all(set(v) == {"id", "displayName", "jobTitle"} for v in response.body["value"])
+    latest = sim.call("GET", "/users/delta", {"$deltatoken": "latest"}, headers=MINIMAL)
+    assert latest.body["value"] == [] and "Preference-Applied" not in latest.headers
+
+
+def test_prefer_minimal_at_any_point_and_across_next_links() -> None:
+    """https://learn.microsoft.com/en-us/graph/api/user-delta ("The header can be added to a deltaLink request at
+    any point in time in the delta cycle ... it does not affect how the delta query is executed"): a change round
+    that pages keeps honouring the header on its nextLinks; other preferences may share the header."""
+    sim = make_sim(150)
+    _, link = full_round(sim, "/users/delta")
+    for i in range(1, 121):
+        sim.call("PATCH", f"/users/user{i:04d}@contoso.com", body={"officeLocation": f"B{i}"})
+    headers = {"prefer": 'odata.maxpagesize=50, return="minimal"'}
+    response = sim.follow(link, headers=headers)
+    seen = list(response.body["value"])
+    assert response.headers == {"Preference-Applied": "return=minimal"}
+    assert "@odata.nextLink" in response.body
+    response = sim.follow(response.body["@odata.nextLink"], headers=headers)
+    assert response.headers == {"Preference-Applied": "return=minimal"}
+    seen += response.body["value"]
+    assert "@odata.deltaLink" in response.body
+    assert len(seen) == 120 and all(set(v) == {"id", "officeLocation"} for v in seen)
+    sim.call("PATCH", "/users/user0001@contoso.com", body={"surname": "Later"})
+    value, _ = changes(sim, response.body["@odata.deltaLink"])  # no header: the full default set
+    assert value[0]["surname"] == "Later" and value[0]["officeLocation"] == "B1" and "givenName" in value[0]
+
+
+def test_prefer_minimal_groups_members_only() -> None:
+    """https://learn.microsoft.com/en-us/graph/api/group-delta ("Alternative: return only the changed
+    properties"; members@delta carries membership changes)"""
+    sim = make_sim(2)
+    u1 = sim.call("GET", "/users/user0001@contoso.com").body["id"]
+    group_id = sim.create_group("team").body["id"]
+    _, link = full_round(sim, "/groups/delta", {"$select": "displayName,description,members"})
+    sim.call("POST", f"/groups/{group_id}/members/$ref", body=ref(u1))
+    response = sim.follow(link, headers=MINIMAL)
+    assert response.body["value"] == [
+        {"id": group_id, "members@delta": [{"@odata.type": "#microsoft.graph.user", "id": u1}]}
+    ]
+    sim.call("PATCH", f"/groups/{group_id}", body={"displayName": "crew"})
+    value = sim.follow(response.body["@odata.deltaLink"], headers=MINIMAL).body["value"]
+    assert value == [{"id": group_id, "displayName": "crew"}]

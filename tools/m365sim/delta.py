@@ -54,6 +54,9 @@ class Version:
     immediate: bool
     data: Data | None
     """None: the object was deleted."""
+    ever_set: frozenset[str] = frozenset()
+    """Properties that have held a non-null value in this or an earlier version (user-delta / group-delta:
+    "If the property has never been set before it will not be included in the response at all")."""
 
     def visible(self, cutoff: float) -> bool:
         return self.immediate or self.time <= cutoff
@@ -113,13 +116,18 @@ class VersionedStore:
         return versions[-1].data if versions else None
 
     def visible(self, kind: str, obj_id: str, cutoff: float | None = None) -> Data | None:
+        version = self.visible_version(kind, obj_id, cutoff)
+        return None if version is None else version.data
+
+    def visible_version(self, kind: str, obj_id: str, cutoff: float | None = None) -> Version | None:
+        """The version the replicas show (its ``data`` is None for a deleted object); None if none yet."""
         versions = self._objects[kind].get(obj_id)
         if not versions:
             return None
         limit = self.cutoff() if cutoff is None else cutoff
         for version in reversed(versions):
             if version.visible(limit):
-                return version.data
+                return version
         return None
 
     def kind_of(self, obj_id: str) -> str | None:
@@ -128,13 +136,19 @@ class VersionedStore:
 
     def visible_all(self, kind: str, after: str | None = None) -> Iterator[tuple[str, Data]]:
         """Visible objects of a kind in id order, starting after ``after``."""
+        for obj_id, version in self.visible_versions(kind, after):
+            assert version.data is not None
+            yield obj_id, version.data
+
+    def visible_versions(self, kind: str, after: str | None = None) -> Iterator[tuple[str, Version]]:
+        """The visible versions of the live objects of a kind in id order, starting after ``after``."""
         cutoff = self.cutoff()
         order = self._order[kind]
         start = bisect.bisect_right(order, after) if after else 0
         for obj_id in order[start:]:
-            data = self.visible(kind, obj_id, cutoff)
-            if data is not None:
-                yield obj_id, data
+            version = self.visible_version(kind, obj_id, cutoff)
+            if version is not None and version.data is not None:
+                yield obj_id, version
 
     # -- writes --------------------------------------------------------------------------------------------
     def write(self, kind: str, obj_id: str, data: Data | None, *, immediate: bool = False) -> None:
@@ -144,7 +158,10 @@ class VersionedStore:
         if not versions:
             bisect.insort(self._order[kind], obj_id)
         before = versions[-1].data if versions else None
-        versions.append(Version(self.seq, now, immediate, None if data is None else dict(data)))
+        ever_set = versions[-1].ever_set if versions else frozenset()
+        if data is not None:
+            ever_set |= {k for k, v in data.items() if v is not None}
+        versions.append(Version(self.seq, now, immediate, None if data is None else dict(data), ever_set))
         self._prune_versions(versions, now)
         self._append(Change(self.seq, now, immediate, kind, obj_id, props=_changed_props(before, data)))
 
@@ -290,9 +307,26 @@ class DeltaQuery:
             state = replace(state, select=self.parse_select(kind, query["$select"]))
         if state.phase == "i":
             value, next_state = self._initial_page(state)
-        else:
-            value, next_state = self._changes_page(state)
-        return self._respond(req, state, value, next_state)
+            return self._respond(req, state, value, next_state)
+        minimal = self._prefers_minimal(req)
+        value, next_state = self._changes_page(state, minimal)
+        return self._respond(req, state, value, next_state, minimal=minimal)
+
+    @staticmethod
+    def _prefers_minimal(req: GraphRequest) -> bool:
+        """``Prefer: return=minimal`` (user-delta / group-delta, "Request headers"), among other preferences.
+
+        Read on every request, never stored in a token: "The header can be added to a deltaLink request at any
+        point in time in the delta cycle. The header only affects the set of properties included in the response
+        and it does not affect how the delta query is executed." On the initial round it has no effect (its
+        pages "include the same set of properties as in the initial delta query request ... to capture the full
+        current state"), so Preference-Applied is sent only with change rounds (deltaLink and their nextLinks).
+        """
+        for preference in req.headers.get("prefer", "").split(","):
+            name, _, value = preference.split(";")[0].partition("=")
+            if name.strip().lower() == "return" and value.strip().strip('"').lower() == "minimal":
+                return True
+        return False
 
     # -- state from the request --------------------------------------------------------------------------
     def _state(self, query: dict[str, str], kind: str) -> DeltaState | None:
@@ -368,7 +402,12 @@ class DeltaQuery:
     # -- pages -------------------------------------------------------------------------------------------
     @staticmethod
     def _respond(
-        req: GraphRequest, state: DeltaState, value: list[Data], next_state: DeltaState
+        req: GraphRequest,
+        state: DeltaState,
+        value: list[Data],
+        next_state: DeltaState,
+        *,
+        minimal: bool = False,
     ) -> GraphResponse:
         body: Data = {"@odata.context": f"{req.base_url}/$metadata#{state.kind}", "value": value}
         link = f"{req.base_url}/{state.kind}/delta?"
@@ -376,22 +415,23 @@ class DeltaQuery:
             body["@odata.deltaLink"] = link + urlencode({"$deltatoken": next_state.token()})
         else:
             body["@odata.nextLink"] = link + urlencode({"$skiptoken": next_state.token()})
-        return GraphResponse(200, body, {})
+        # RFC 7240 section 3: a server that honours a preference says so in Preference-Applied.
+        return GraphResponse(200, body, {"Preference-Applied": "return=minimal"} if minimal else {})
 
     def _initial_page(self, state: DeltaState) -> tuple[list[Data], DeltaState]:
         wanted = set(state.ids) if state.ids is not None else None
         value: list[Data] = []
         last = state.after
-        for obj_id, data in self.store.visible_all(state.kind, state.after or None):
+        for obj_id, version in self.store.visible_versions(state.kind, state.after or None):
             if wanted is not None and obj_id not in wanted:
                 continue
             if len(value) == DELTA_PAGE_SIZE:
                 return value, replace(state, after=last)
-            value.append(self._with_members(state, obj_id, data, None))
+            value.append(self._present(state, version, None, None))
             last = obj_id
         return value, replace(state, phase="d", issued=self.store.clock())
 
-    def _changes_page(self, state: DeltaState) -> tuple[list[Data], DeltaState]:
+    def _changes_page(self, state: DeltaState, minimal: bool) -> tuple[list[Data], DeltaState]:
         if state.phase == "d":
             state = replace(state, phase="c", since=state.seq, seq=self.store.visible_upto(), offset=0)
         changes = self.store.changes(state.kind, state.since, state.seq)
@@ -405,22 +445,49 @@ class DeltaQuery:
             tracked = {*state.select, "*"} | ({"_members"} if "members" in state.select else set())
             ids = [i for i in ids if changes.props.get(i, set()) & tracked]
         page = ids[state.offset : state.offset + DELTA_PAGE_SIZE]
-        value = [self._changed(state, obj_id, changes) for obj_id in page]
+        value = [self._changed(state, obj_id, changes, minimal) for obj_id in page]
         if state.offset + DELTA_PAGE_SIZE < len(ids):
             return value, replace(state, offset=state.offset + DELTA_PAGE_SIZE)
         return value, replace(state, phase="d", since=0, offset=0, issued=self.store.clock())
 
-    def _changed(self, state: DeltaState, obj_id: str, changes: ChangeSet) -> Data:
-        data = self.store.visible(state.kind, obj_id)
-        if data is None:
+    def _changed(self, state: DeltaState, obj_id: str, changes: ChangeSet, minimal: bool) -> Data:
+        version = self.store.visible_version(state.kind, obj_id)
+        if version is None or version.data is None:
             reason = "changed" if state.kind == "users" else "deleted"
             return {"id": obj_id, "@removed": {"reason": reason}}
-        return self._with_members(state, obj_id, data, changes.members.get(obj_id, {}))
+        changed = changes.props.get(obj_id, {"*"}) if minimal else None
+        return self._present(state, version, changes.members.get(obj_id, {}), changed)
 
-    def _with_members(
-        self, state: DeltaState, obj_id: str, data: Data, delta: dict[str, bool] | None
+    def _present(
+        self, state: DeltaState, version: Version, delta: dict[str, bool] | None, changed: set[str] | None
     ) -> Data:
-        rendered = self.render(state.kind, data, state.select)
+        """An object as delta returns it.
+
+        user-delta / group-delta, "Default: return the same properties as initial delta request": a changed
+        property comes with its new value ("This includes properties being set to null value"), an unchanged one
+        with its old value, and "If the property has never been set before it will not be included in the
+        response at all". Microsoft documents that rule for requests using a deltaLink or nextLink; the simulator
+        applies it to the first page of the initial round too, so that every page of a round looks alike (our
+        choice: the first page is the one request the sentence does not name). "Set" means having held a
+        non-null value; an empty collection is a value (Graph never returns a collection as null), so
+        ``businessPhones: []`` stays.
+
+        ``changed`` (``Prefer: return=minimal``, "Alternative: return only the changed properties"): the
+        properties changed in this round; only those and **id** are kept ("If the property hasn't changed, the
+        property isn't included in the response at all"). An object created in the round ("*") is all new and
+        comes whole, in "its standard representation" (delta-query-overview, "Resource representation in the
+        delta query response"). A property changed and changed back within one round still counts as changed
+        (the change log records writes, not net values; Microsoft does not say).
+        """
+        data = version.data
+        assert data is not None
+        rendered = {
+            name: value
+            for name, value in self.render(state.kind, data, state.select).items()
+            if name == "id" or value is not None or name in version.ever_set
+        }
+        if changed is not None and "*" not in changed:
+            rendered = {name: value for name, value in rendered.items() if name == "id" or name in changed}
         tracks_members = state.kind == "groups" and (state.select is None or "members" in state.select)
         if not tracks_members:
             return rendered

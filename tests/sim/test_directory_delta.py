@@ -340,3 +340,22 @@ def test_prefer_minimal_groups_members_only() -> None:
     sim.call("PATCH", f"/groups/{group_id}", body={"displayName": "crew"})
     value = sim.follow(response.body["@odata.deltaLink"], headers=MINIMAL).body["value"]
     assert value == [{"id": group_id, "displayName": "crew"}]
+
+
+def test_without_select_only_the_default_properties_are_tracked() -> None:
+    """https://learn.microsoft.com/en-us/graph/api/user-delta ("Example 1: Default properties": "There is no
+    $select parameter, so a default set of properties is tracked and returned") and
+    https://learn.microsoft.com/en-us/graph/delta-query-overview (a change to an untracked property does not make
+    the resource appear). To see accountEnabled changes, select it."""
+    sim = make_sim(3)
+    one, two = (sim.call("GET", f"/users/user000{i}@contoso.com").body["id"] for i in (1, 2))
+    _, link = full_round(sim, "/users/delta")
+    sim.call("PATCH", f"/users/{one}", body={"accountEnabled": False, "department": "Elsewhere"})
+    sim.call("PATCH", f"/users/{two}", body={"jobTitle": "Chief"})
+    minimal = sim.follow(link, headers=MINIMAL).body["value"]
+    assert minimal == [{"id": two, "jobTitle": "Chief"}]
+    value, _ = changes(sim, link)
+    assert [v["id"] for v in value] == [two] and "accountEnabled" not in value[0]
+    _, selected = full_round(sim, "/users/delta", {"$select": "accountEnabled"})
+    sim.call("PATCH", f"/users/{one}", body={"accountEnabled": True})
+    assert changes(sim, selected)[0] == [{"id": one, "accountEnabled": True}]

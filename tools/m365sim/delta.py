@@ -25,7 +25,7 @@ does so for tokens older than seven days, tokens whose history was pruned, and t
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlencode
@@ -287,11 +287,15 @@ class DeltaQuery:
         tenant_id: str,
         render: Renderer,
         parse_select: Callable[[str, str | None], list[str] | None],
+        defaults: Mapping[str, Collection[str]] | None = None,
     ) -> None:
         self.store = store
         self.tenant_id = tenant_id
         self.render = render
         self.parse_select = parse_select
+        self.defaults = defaults or {}
+        """kind → the properties tracked without $select (user-delta Example 1: "There is no $select parameter,
+        so a default set of properties is tracked and returned"); a kind not named here tracks every change."""
 
     def handle(self, req: GraphRequest, kind: str) -> GraphResponse:
         query = {k.lower(): v for k, v in req.query.items()}
@@ -439,10 +443,12 @@ class DeltaQuery:
         if state.ids is not None:
             wanted = set(state.ids)
             ids = [i for i in ids if i in wanted]
-        if state.select is not None:
+        tracked_names = state.select if state.select is not None else self.defaults.get(state.kind)
+        if tracked_names is not None:
             # delta-query-overview: "If a change occurs to a property that is not selected, the resource for which
-            # that property changed does not appear in the delta response".
-            tracked = {*state.select, "*"} | ({"_members"} if "members" in state.select else set())
+            # that property changed does not appear in the delta response"; without $select the default set is
+            # the one tracked (user-delta / group-delta, first example).
+            tracked = {*tracked_names, "*"} | ({"_members"} if "members" in tracked_names else set())
             ids = [i for i in ids if changes.props.get(i, set()) & tracked]
         page = ids[state.offset : state.offset + DELTA_PAGE_SIZE]
         value = [self._changed(state, obj_id, changes, minimal) for obj_id in page]

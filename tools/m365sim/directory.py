@@ -455,7 +455,14 @@ class TenantDirectory:
         """Every UPN a user ever had → ids: finds users by UPN on lagging replicas in O(1)."""
         self._groups_of: dict[str, set[str]] = {}
         self._seeded = 0
-        self._delta = DeltaQuery(self.store, tenant_id, self._render_for_delta, self._select_for)
+        self._delta = DeltaQuery(
+            self.store,
+            tenant_id,
+            self._render_for_delta,
+            self._select_for,
+            # group-delta Example 1 (no $select) returns the default properties with members@delta.
+            {"users": USER_DEFAULT, "groups": (*GROUP_OUTPUT, "members")},
+        )
         self._add_domains(domains)
         self._routes = self._route_table()
 

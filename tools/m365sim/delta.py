@@ -8,8 +8,12 @@ in a per-tenant change log with a sequence number. Reads see the replicas: each 
 Delta query follows https://learn.microsoft.com/en-us/graph/delta-query-overview and
 https://learn.microsoft.com/en-us/graph/api/user-delta / group-delta:
 - the first call pages through all current objects (``$skiptoken``); the last page carries a ``$deltatoken``;
-- a deltaLink returns the objects changed since, with the full current state of the selected properties;
+- a deltaLink returns the objects changed since, with the full current state of the selected properties
+  (without ``$select``, the default ones, which are also the only ones tracked); properties never set are left
+  out ("If the property has never been set before it will not be included in the response at all");
   removed users come as ``@removed: {"reason": "changed"}`` (restorable), removed groups ``"deleted"``;
+- ``Prefer: return=minimal`` on a change round's request keeps only **id** and the properties changed in the
+  round (objects created in it come whole), and the answer carries ``Preference-Applied: return=minimal``;
 - ``$deltatoken=latest`` returns only a deltaLink;
 - ``$top``, ``$expand``, ``$orderby`` are not supported; ``$filter`` only by ``id eq '…'`` (at most 50);
 - tokens of directory objects are valid for seven days ("Token duration").

@@ -95,3 +95,22 @@ def test_204_has_no_body_and_tenant_comes_from_the_token(tenant: SimTenant) -> N
     fabrikam = create_tenant(tenant.sim, other)
     listed = fabrikam.graph("GET", "/users?$select=userPrincipalName").json()["value"]
     assert len(listed) == 3 and all(u["userPrincipalName"].endswith("@fabrikam.example") for u in listed)
+
+
+def test_delta_minimal_preference_is_applied_over_http(tenant: SimTenant) -> None:
+    """https://learn.microsoft.com/en-us/graph/api/user-delta ("Alternative: return only the changed
+    properties"): with ``Prefer: return=minimal`` a deltaLink round carries only the changed properties and the
+    response says ``Preference-Applied: return=minimal`` — through the server, not just the directory model."""
+    link = None
+    url = "/users/delta?$select=displayName,jobTitle,accountEnabled"
+    while link is None:
+        page = tenant.graph("GET", url).json()
+        link = page.get("@odata.deltaLink")
+        url = page.get("@odata.nextLink", "").split("/v1.0", 1)[-1]
+    user = page["value"][0] if page["value"] else tenant.graph("GET", "/users?$top=1").json()["value"][0]
+    patched = tenant.graph("PATCH", f"/users/{user['id']}", json={"accountEnabled": False})
+    assert patched.status_code == 204
+    changes = tenant.graph("GET", link.split("/v1.0", 1)[-1], headers={"Prefer": "return=minimal"})
+    assert changes.status_code == 200
+    assert changes.headers["Preference-Applied"] == "return=minimal"
+    assert changes.json()["value"] == [{"id": user["id"], "accountEnabled": False}]

@@ -53,9 +53,9 @@ def org(client: Any) -> Any:
 async def throttled(
     stack: DemoStack,
 ) -> AsyncIterator[Callable[[int], Awaitable[tuple[Any, GraphConnection]]]]:
-    """Spends a budget of ``units`` RU per 10 s with as many calls, then moves the simulator's clock 9.5 s
-    on: the spent units free up ~0.5 s from now, so Graph's next answer is 429 with a fractional
-    Retry-After (~0.5), as the throttling page's sample. Yields the demo directory's client."""
+    """Spends a budget of ``units`` RU per 10 s with as many calls, then moves the simulator's clock 9.2 s
+    on: the spent units free up ~0.8 s from now (less the time the calls took), so Graph's next answer is 429
+    with a fractional Retry-After, as the throttling page's sample. Yields the demo directory's client."""
     c = Container(load_settings(stack.settings))
 
     async def spend(units: int) -> tuple[Any, GraphConnection]:
@@ -66,7 +66,7 @@ async def throttled(
         stack.sim.control("DELETE", "/_sim/requests")
         for _ in range(units):
             await org(client)
-        advance_clock(stack, 9.5)
+        advance_clock(stack, 9.2)
         return client, c._graph[(directory.tenant_id, directory.client_id)]
 
     yield spend
@@ -92,14 +92,18 @@ async def test_concurrent_calls_of_a_throttled_directory_wait_for_the_gate(
 ) -> None:
     """Graph's budget is per app per tenant: once told to wait, the directory's other calls wait too,
     instead of going out and being refused during the pause."""
-    client, _ = await throttled(2)
+    client, connection = await throttled(2)
     first = asyncio.create_task(org(client))
-    await asyncio.sleep(0.1)  # the first call has been told to wait by now
+    for _ in range(200):  # bounded: until Graph has told the first call to wait (at most 10 s)
+        if connection.gate.pauses:
+            break
+        await asyncio.sleep(0.05)
+    assert connection.gate.pauses == 1
     second = await org(client)
     assert (await first)["value"] and second["value"]
     calls = graph_calls(stack)
     throttled_call = next(r for r in calls if r["status"] == 429)
     after = [r for r in calls if r["seq"] > throttled_call["seq"]]
-    # Without the gate the second call would have reached Graph 0.1 s after the 429, inside the pause.
+    # Without the gate the second call would have reached Graph right after the 429, inside the pause.
     assert after and all(at(r) - at(throttled_call) >= 0.3 for r in after), (throttled_call, after)
     assert [r["status"] for r in after][-2:] == [200, 200]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,10 +65,10 @@ class Sim:
         return value
 
 
-@pytest.fixture(scope="session")
-def sim(tls_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
+@contextmanager
+def running_sim(tls_dir: Path, logdir: Path) -> Iterator[Sim]:
+    """A simulator process of its own on a free port, with a control client; stopped on exit."""
     port = procs.free_port()
-    logdir = tmp_path_factory.mktemp("sim")
     child = procs.start_sim(port, tls_dir, log=logdir / "m365sim.log")
     ca = str(tls_dir / devca.CA_FILE)
     client = httpx.Client(verify=ssl.create_default_context(cafile=ca), timeout=30)
@@ -76,6 +77,12 @@ def sim(tls_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim
     finally:
         client.close()
         child.stop()
+
+
+@pytest.fixture(scope="session")
+def sim(tls_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
+    with running_sim(tls_dir, tmp_path_factory.mktemp("sim")) as running:
+        yield running
 
 
 @dataclass
@@ -100,17 +107,6 @@ def demo_stack(
     tls_dir: Path, azurite: Azurite, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[DemoStack]:
     """Not shared with the simulator's own tests, which reset their simulator at will."""
-    port = procs.free_port()
-    logdir = tmp_path_factory.mktemp("demo-sim")
-    child = procs.start_sim(port, tls_dir, log=logdir / "m365sim.log")
-    ca = tls_dir / devca.CA_FILE
-    client = httpx.Client(verify=ssl.create_default_context(cafile=str(ca)), timeout=30)
-    try:
-        url = f"https://127.0.0.1:{port}"
-        world = demo.seed(url, ca)
-        yield DemoStack(
-            Sim(url=url, ca=str(ca), client=client), world, world.warden_settings(azurite.connection_string)
-        )
-    finally:
-        client.close()
-        child.stop()
+    with running_sim(tls_dir, tmp_path_factory.mktemp("demo-sim")) as running:
+        world = demo.seed(running.url, Path(running.ca))
+        yield DemoStack(running, world, world.warden_settings(azurite.connection_string))

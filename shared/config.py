@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlparse
 
+from shared.tls import connection_verify
+
 T = TypeVar("T")
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
@@ -73,7 +75,7 @@ class Settings:
     @property
     def tls_verify(self) -> str | bool:
         """What Azure SDK clients take as ``connection_verify``: the CA bundle path, or True."""
-        return str(self.ca_bundle) if self.ca_bundle else True
+        return connection_verify(self.ca_bundle)
 
 
 class _Reader:

@@ -12,8 +12,9 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from shared.config import DemoDirectory, Settings, load_settings
-from shared.graph import GraphConnection, GraphEndpoint, client_secret_credential, connect_graph, get_json
+from shared.graph import GraphConnection, GraphEndpoint, connect_graph, get_json
 from shared.health import HealthReport, Probe, check_health
+from shared.identity import client_secret_credential
 from shared.secrets import read_secret, secret_client, vault_credential
 
 if TYPE_CHECKING:
@@ -58,10 +59,11 @@ class Container:
         async with self._graph_lock:
             if key not in self._graph:
                 secret = await read_secret(self.secrets, demo.secret_name)
+                endpoint = self.graph_endpoint
                 credential = client_secret_credential(
-                    self.graph_endpoint, demo.tenant_id, demo.client_id, secret
+                    endpoint.authority_host, endpoint.ca_bundle, demo.tenant_id, demo.client_id, secret
                 )
-                self._graph[key] = connect_graph(self.graph_endpoint, credential)
+                self._graph[key] = connect_graph(endpoint, credential)
             return self._graph[key].client
 
     async def aclose(self) -> None:

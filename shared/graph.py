@@ -41,20 +41,6 @@ class GraphEndpoint:
     ca_bundle: Path | None
 
 
-def client_secret_credential(
-    endpoint: GraphEndpoint, tenant_id: str, client_id: str, client_secret: str
-) -> AsyncTokenCredential:
-    from azure.identity.aio import ClientSecretCredential
-
-    return ClientSecretCredential(
-        tenant_id,
-        client_id,
-        client_secret,
-        authority=endpoint.authority_host,
-        connection_verify=str(endpoint.ca_bundle) if endpoint.ca_bundle else True,
-    )
-
-
 @dataclass
 class GraphConnection:
     """One directory's Graph client with what it owns: the token credential, the HTTP client, the gate."""

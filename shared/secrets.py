@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from shared.identity import client_secret_credential
+
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
     from azure.keyvault.secrets.aio import SecretClient
@@ -13,17 +15,17 @@ if TYPE_CHECKING:
 
 def vault_credential(settings: Settings) -> AsyncTokenCredential:
     """Managed identity in Azure (DefaultAzureCredential); a client secret identity locally."""
-    from azure.identity.aio import ClientSecretCredential, DefaultAzureCredential
+    from azure.identity.aio import DefaultAzureCredential
 
     identity = settings.local_identity
     if identity is None:
         return DefaultAzureCredential()
-    return ClientSecretCredential(
+    return client_secret_credential(
+        settings.authority_host,
+        settings.ca_bundle,
         identity.tenant_id,
         identity.client_id,
         identity.client_secret,
-        authority=settings.authority_host,
-        connection_verify=settings.tls_verify,
     )
 
 

@@ -18,3 +18,8 @@ def ssl_context(ca_bundle: Path | None) -> ssl.SSLContext:
     if ca_bundle is None:
         return ssl.create_default_context()
     return ssl.create_default_context(cafile=str(ca_bundle))
+
+
+def connection_verify(ca_bundle: Path | None) -> str | bool:
+    """What Azure SDK clients take as ``connection_verify``: the CA bundle's path, or True (system store)."""
+    return str(ca_bundle) if ca_bundle else True

@@ -6,7 +6,7 @@ STAMP_PY := $(VENV)/.installed
 STAMP_NPM := node_modules/.installed
 CA := .local/tls/ca.pem
 
-.PHONY: setup run test lint typecheck unit bench clean
+.PHONY: setup run test lint typecheck layers unit bench clean
 
 setup: $(STAMP_PY) $(STAMP_NPM) $(CA)
 
@@ -30,9 +30,12 @@ lint: setup
 	$(PY) -m ruff format --check .
 
 typecheck: setup
-	$(PY) -m mypy shared/
+	$(PY) -m mypy shared/ functions/ tools/ function_app.py
 
-test: lint typecheck
+layers: setup
+	$(VENV)/bin/lint-imports --no-cache
+
+test: lint typecheck layers
 	$(PY) -m pytest -q -p no:cacheprovider
 
 bench: setup

@@ -7,9 +7,9 @@ import logging
 import azure.functions as func
 
 from functions.http import json_response, problem_response
+from shared.api.problems import Problem
 from shared.config import ConfigError
 from shared.logs import correlated, log_event
-from shared.problems import Problem
 
 bp = func.Blueprint()
 log = logging.getLogger("warden.admin")
@@ -19,7 +19,7 @@ log = logging.getLogger("warden.admin")
 @bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 async def health(req: func.HttpRequest) -> func.HttpResponse:
     """Storage, Key Vault and per-directory Graph reachability: 200 when all are up, 503 otherwise."""
-    from shared.container import get_container
+    from shared.bootstrap import get_container
 
     with correlated(req.headers.get("x-correlation-id")):
         try:
@@ -37,6 +37,6 @@ async def health(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name("openapi")
 @bp.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def openapi(req: func.HttpRequest) -> func.HttpResponse:
-    from shared.openapi import document
+    from shared.api.openapi import document
 
     return json_response(document())

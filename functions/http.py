@@ -7,7 +7,7 @@ from typing import Any
 
 import azure.functions as func
 
-from shared.problems import PROBLEM_JSON, Problem
+from shared.api.problems import PROBLEM_JSON, Problem
 
 
 def json_response(body: Any, status: int = 200) -> func.HttpResponse:

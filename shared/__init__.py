@@ -1,4 +1,13 @@
-"""Warden's core: domain model, sync planner/applier, Graph client, storage, secrets, auth, config.
+"""Warden's core, in layers (STYLE §1, after cosmicpython):
 
-Nothing in this package imports ``azure.functions``: the trigger adapters live in ``functions/``.
+- ``shared.domain``   — users, directories, bindings, links, plans: plain data and pure rules. Imports nothing
+  from Azure, httpx or aiohttp and reads no clock.
+- ``shared.service``  — use cases (connect a directory, manage users, health) written against ``typing.Protocol``
+  ports (``shared.service.ports``).
+- ``shared.adapters`` — Table Storage, Graph, Key Vault, queues, token validation: the ports' real implementations.
+- ``shared.api``      — the HTTP contract: pydantic request/response models, operations, OpenAPI, problem+json.
+- ``shared.bootstrap`` — the composition root: chooses and wires the adapters, once per process.
+
+The direction (domain ← service ← api | adapters ← bootstrap ← functions) is an import-linter contract checked by
+``make test``. Nothing in this package imports ``azure.functions``: the trigger adapters live in ``functions/``.
 """

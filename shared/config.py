@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlparse
 
-from shared.tls import connection_verify
+from shared.adapters.tls import connection_verify
 
 T = TypeVar("T")
 

@@ -27,8 +27,8 @@ PY = sys.executable
 GRAPH_PROBE = """
 import asyncio, sys, time
 from shared.config import load_settings
-from shared.container import Container
-from shared.graph import get_json
+from shared.bootstrap import Container
+from shared.adapters.graph import get_json
 
 async def main(typed):
     c = Container(load_settings())

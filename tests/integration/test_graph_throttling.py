@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
+from shared.adapters.graph import GraphConnection, get_json
+from shared.bootstrap import Container
 from shared.config import load_settings
-from shared.container import Container
-from shared.graph import GraphConnection, get_json
 from tests.conftest import DemoStack
 from tools import demo
 

@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 
+from shared.bootstrap import Container
 from shared.config import load_settings
-from shared.container import Container
 from tests.conftest import DemoStack
 from tools import demo, procs
 
@@ -117,7 +117,7 @@ async def test_get_json_maps_graph_errors_to_odata_errors(stack: DemoStack, cont
     """Warden's JSON reads keep msgraph-sdk's error mapping: a Graph 404 is an ODataError with Graph's code."""
     from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 
-    from shared.graph import get_json
+    from shared.adapters.graph import get_json
 
     c = container(stack)
     client = await c.graph_for_demo(c.settings.demo_directory)  # type: ignore[arg-type]

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from shared.graph_throttle import ThrottleGate, parse_retry_after
+from shared.adapters.graph_throttle import ThrottleGate, parse_retry_after
 
 
 @pytest.mark.parametrize(

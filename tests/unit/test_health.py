@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
-from shared.health import Probe, check_health, describe_failure
+from shared.service.health import Probe, check_health, describe_failure
 
 
 async def ok() -> None:

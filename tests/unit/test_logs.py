@@ -33,7 +33,14 @@ def test_a_new_id_is_made_when_none_or_an_unsafe_one_is_given() -> None:
 
 
 def test_disabled_levels_cost_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    """A disabled level neither logs nor builds the JSON: a field that fails to render is never touched."""
+
+    class Exploding:
+        def __str__(self) -> str:
+            raise AssertionError("rendered for a disabled level")
+
     logger = logging.getLogger("warden.quiet")
     with caplog.at_level(logging.WARNING, logger="warden.quiet"):
-        log_event(logger, "noise", level=logging.DEBUG, n=1)
-    assert caplog.records == []
+        log_event(logger, "noise", level=logging.DEBUG, n=Exploding())
+        log_event(logger, "kept", level=logging.WARNING, n=1)
+    assert [json.loads(r.getMessage())["event"] for r in caplog.records] == ["kept"]

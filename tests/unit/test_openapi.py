@@ -6,7 +6,7 @@ from functools import cache
 from typing import Any
 
 import function_app
-from shared.openapi import document
+from shared.api.openapi import document
 
 
 @cache

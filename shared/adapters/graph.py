@@ -22,9 +22,9 @@ from urllib.parse import urlencode, urlparse
 
 import httpx
 
+from shared.adapters.graph_throttle import THROTTLED, ThrottleGate, parse_retry_after
+from shared.adapters.tls import ssl_context
 from shared.config import GRAPH_SCOPE
-from shared.graph_throttle import THROTTLED, ThrottleGate, parse_retry_after
-from shared.tls import ssl_context
 
 if TYPE_CHECKING:
     from pathlib import Path

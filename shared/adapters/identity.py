@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from shared.tls import connection_verify
+from shared.adapters.tls import connection_verify
 
 if TYPE_CHECKING:
     from pathlib import Path

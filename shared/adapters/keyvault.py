@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from shared.identity import client_secret_credential
+from shared.adapters.identity import client_secret_credential
 
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential

@@ -11,11 +11,11 @@ import asyncio
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from shared.adapters.graph import GraphConnection, GraphEndpoint, connect_graph, get_json
+from shared.adapters.identity import client_secret_credential
+from shared.adapters.keyvault import read_secret, secret_client, vault_credential
 from shared.config import DemoDirectory, Settings, load_settings
-from shared.graph import GraphConnection, GraphEndpoint, connect_graph, get_json
-from shared.health import HealthReport, Probe, check_health
-from shared.identity import client_secret_credential
-from shared.secrets import read_secret, secret_client, vault_credential
+from shared.service.health import HealthReport, Probe, check_health
 
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential

@@ -97,7 +97,7 @@ def user_body(nickname: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-def make_sim(users: int = 0, *, sync: bool = False, domains: list[dict[str, Any]] | None = None) -> Sim:
+def make_sim(users: int = 0, *, sync: bool | None = None, domains: list[dict[str, Any]] | None = None) -> Sim:
     clock, lag = FakeClock(), Lag()
     given = (
         domains

@@ -7,7 +7,14 @@ from typing import Any
 import pytest
 
 from tests.conftest import Sim
-from tests.sim.conftest import CLIENT_ID, SECRET, TENANT_ID, SimTenant, client_credentials, tenant_body
+from tests.sim.conftest import (
+    CLIENT_ID,
+    SECRET,
+    TENANT_ID,
+    SimTenant,
+    client_credentials,
+    tenant_body,
+)
 
 
 def test_health(clean_sim: Sim) -> None:
@@ -51,6 +58,8 @@ def test_create_tenant_answers_201_without_secrets_and_409_on_repeat(clean_sim: 
         ({"seedUsers": -1}, "seedUsers"),
         ({"seedUsers": True}, "seedUsers"),
         ({"keyVault": "yes"}, "keyVault"),
+        ({"onPremisesSyncEnabled": "yes"}, "onPremisesSyncEnabled"),
+        ({"onPremisesSyncEnabled": 0}, "onPremisesSyncEnabled"),
         ({"bogus": 1}, "unknown keys"),
     ],
 )
@@ -58,6 +67,31 @@ def test_create_tenant_validates_input(clean_sim: Sim, override: dict[str, Any],
     resp = clean_sim.control("POST", "/_sim/tenants", json=tenant_body(**override))
     assert resp.status_code == 400, resp.text
     assert needle in resp.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("given", [True, False, None, "absent"])
+def test_on_premises_sync_enabled_is_true_false_or_null(clean_sim: Sim, given: bool | str | None) -> None:
+    """https://learn.microsoft.com/en-us/graph/api/resources/organization : onPremisesSyncEnabled is true (synced
+    from on-premises), false (was synced, no longer is) or null (never synced, the default). The control API
+    takes all three (absent = null), describes the stored value and Graph's GET /organization returns it as it
+    is - false stays false."""
+    body = tenant_body()
+    if given == "absent":
+        del body["onPremisesSyncEnabled"]
+    else:
+        body["onPremisesSyncEnabled"] = given
+    expected = None if given == "absent" else given
+    created = clean_sim.control("POST", "/_sim/tenants", json=body)
+    assert created.status_code == 201, created.text
+    assert created.json()["onPremisesSyncEnabled"] is expected
+    listed = clean_sim.control("GET", "/_sim/tenants").json()["value"][0]
+    assert "onPremisesSyncEnabled" in listed and listed["onPremisesSyncEnabled"] is expected
+    tenant = SimTenant(clean_sim)
+    org = tenant.graph("GET", "/organization")
+    assert org.status_code == 200, org.text
+    assert org.json()["value"][0]["onPremisesSyncEnabled"] is expected
+    single = tenant.graph("GET", f"/organization/{TENANT_ID}").json()
+    assert "onPremisesSyncEnabled" in single and single["onPremisesSyncEnabled"] is expected
 
 
 def test_faults_partial_update_and_validation(clean_sim: Sim) -> None:

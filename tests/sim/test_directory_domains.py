@@ -211,4 +211,27 @@ def test_organization(sim: Sim) -> None:
     ]
     synced = make_sim(sync=True).call("GET", f"/organization/{TENANT}").body
     assert synced["onPremisesSyncEnabled"] is True
+    no_longer = make_sim(sync=False).call("GET", f"/organization/{TENANT}").body
+    assert no_longer["onPremisesSyncEnabled"] is False
     assert error_of(sim.call("GET", "/organization", perms=frozenset({"User.Read.All"})))[0] == 403
+
+
+@pytest.mark.parametrize("sync", [True, False, None])
+def test_organization_on_premises_sync_is_tri_state(sync: bool | None) -> None:
+    """https://learn.microsoft.com/en-us/graph/api/resources/organization (onPremisesSyncEnabled: "true if this
+    object is synced from an on-premises directory; false if this object was originally synced from an
+    on-premises directory but is no longer synced. Nullable. null if this object has never been synced ...
+    (default)"): the organization shows the tenant's value as it is, false included. Only a synced tenant (true)
+    seeds users mastered on-premises, which refuse cloud edits of synced properties
+    (https://learn.microsoft.com/en-us/graph/api/resources/user, onPremisesSyncEnabled)."""
+    sim = make_sim(2, sync=sync)
+    perms = frozenset({"Organization.Read.All"})
+    listed = sim.call("GET", "/organization", perms=perms).body["value"][0]
+    assert listed["onPremisesSyncEnabled"] is sync
+    assert sim.call("GET", f"/organization/{TENANT}", perms=perms).body["onPremisesSyncEnabled"] is sync
+    select = {"$select": "onPremisesSyncEnabled,onPremisesImmutableId"}
+    user = sim.call("GET", "/users/user0001@contoso.com", select).body
+    assert user["onPremisesSyncEnabled"] is (True if sync is True else None)
+    assert (user["onPremisesImmutableId"] is not None) is (sync is True)
+    edit = sim.call("PATCH", "/users/user0001@contoso.com", body={"displayName": "Cloud edit"})
+    assert edit.status == (400 if sync is True else 204)

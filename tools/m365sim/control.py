@@ -8,6 +8,10 @@
 - ``GET|PUT /_sim/faults`` → the knobs (a PUT is a partial update)
 - ``GET|PUT /_sim/clock``  → ``{"offsetSeconds": n, "now": iso}``
 - ``GET  /_sim/requests[?since=seq]``, ``DELETE /_sim/requests``
+
+``organization.onPremisesSyncEnabled`` (``POST /_sim/tenants``) is true, false or null/absent, as Graph documents
+it (https://learn.microsoft.com/en-us/graph/api/resources/organization): true synced from on-premises, false
+once synced but no longer, null never synced (the default). ``GET /organization`` returns the stored value.
 """
 
 from __future__ import annotations
@@ -70,6 +74,14 @@ def _str_list(value: Any, what: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(x, str) and x for x in value):
         raise ControlError(f"{what} must be a list of non-empty strings")
     return list(value)
+
+
+def _on_premises_sync(body: dict[str, Any]) -> bool | None:
+    """organization.onPremisesSyncEnabled: true, false or null (absent = null, never synced)."""
+    v = body.get("onPremisesSyncEnabled")
+    if v is not None and not isinstance(v, bool):
+        raise ControlError("'onPremisesSyncEnabled' must be true, false or null")
+    return v
 
 
 def _parse_client(raw: Any, i: int) -> Client:
@@ -173,7 +185,7 @@ async def create_tenant(request: web.Request) -> web.Response:
         if not isinstance(name, str) or not name.strip():
             raise ControlError("'displayName' must be a non-empty string")
         domains = _parse_domains(body.get("domains"))
-        on_prem = _bool(body, "onPremisesSyncEnabled", False)
+        on_prem = _on_premises_sync(body)
         raw_clients = body.get("clients", [])
         if not isinstance(raw_clients, list):
             raise ControlError("'clients' must be a list")

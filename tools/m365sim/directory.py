@@ -435,13 +435,15 @@ class TenantDirectory:
         display_name: str,
         domains: Iterable[dict[str, Any]],
         *,
-        on_premises_sync_enabled: bool = False,
+        on_premises_sync_enabled: bool | None = None,
         clock: Clock,
         replication_lag: Callable[[], float] = lambda: 0.0,
     ) -> None:
         self.tenant_id = tenant_id
         self.display_name = display_name
         self.on_premises_sync_enabled = on_premises_sync_enabled
+        """organization.onPremisesSyncEnabled: true synced, false no longer synced, None never synced; only a
+        synced tenant (true) has users mastered on-premises."""
         self.clock = clock
         self.created = clock()
         self.store = VersionedStore(clock, replication_lag)
@@ -779,7 +781,7 @@ class TenantDirectory:
             self._require(req, allowed)
 
     def _check_synced(self, user: Data, changes: Iterable[str]) -> None:
-        synced = self.on_premises_sync_enabled and user.get("onPremisesSyncEnabled")
+        synced = self.on_premises_sync_enabled is True and user.get("onPremisesSyncEnabled") is True
         if synced and any(prop not in SYNCED_CLOUD_EDITABLE for prop in changes):
             # user resource / user-update: users mastered on-premises refuse cloud edits of synced properties.
             raise bad_request(SYNCED_OBJECT)
@@ -971,7 +973,7 @@ class TenantDirectory:
         surname = SURNAMES[(i * 7) % len(SURNAMES)]
         nickname = f"user{i:04d}"
         mail = f"{nickname}@{domain}"
-        is_synced = self.on_premises_sync_enabled if synced is None else synced
+        is_synced = self.on_premises_sync_enabled is True if synced is None else synced
         user_id = str(uuid.uuid5(SEED_NAMESPACE, f"{self.tenant_id}/{nickname}"))
         return {
             "id": user_id,
@@ -1367,8 +1369,11 @@ class TenantDirectory:
             "createdDateTime": iso(self.created),
             "tenantType": "AAD",
             "countryLetterCode": "US",
-            # organization: onPremisesSyncEnabled is null when the tenant was never synced.
-            "onPremisesSyncEnabled": True if self.on_premises_sync_enabled else None,
+            # organization (https://learn.microsoft.com/en-us/graph/api/resources/organization): onPremisesSyncEnabled
+            # "true if this object is synced from an on-premises directory; false if this object was originally
+            # synced from an on-premises directory but is no longer synced. Nullable. null if this object has never
+            # been synced from an on-premises directory (default)" - the stored value, as it is.
+            "onPremisesSyncEnabled": self.on_premises_sync_enabled,
             "verifiedDomains": verified,
         }
 

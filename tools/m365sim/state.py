@@ -56,7 +56,8 @@ class Tenant:
     tenant_id: str
     display_name: str
     domains: list[dict[str, Any]]
-    on_premises_sync_enabled: bool
+    on_premises_sync_enabled: bool | None
+    """organization.onPremisesSyncEnabled: true synced, false once synced but no longer, null never synced."""
     clients: dict[str, Client]
     directory: Directory
 

@@ -12,6 +12,23 @@
 ``organization.onPremisesSyncEnabled`` (``POST /_sim/tenants``) is true, false or null/absent, as Graph documents
 it (https://learn.microsoft.com/en-us/graph/api/resources/organization): true synced from on-premises, false
 once synced but no longer, null never synced (the default). ``GET /organization`` returns the stored value.
+
+A client (``clients[i]``) is an app registration with its service principal:
+
+- ``clientId`` (GUID, required), ``clientSecret`` / ``clientSecrets``, ``displayName``, ``redirectUris``,
+  ``scopes`` (delegated, what ``<resource>/.default`` grants a user), ``keyVaultAccess`` (default true),
+  ``roles`` (Microsoft Graph application permissions: the ``roles`` of its client-credentials Graph tokens);
+- as an API (https://learn.microsoft.com/en-us/entra/identity-platform/howto-add-app-roles-in-apps):
+  ``identifierUris`` (App ID URIs, ``api://`` or ``https://``, unique in the tenant) and ``appRoles`` (the role
+  values it defines, allowedMemberTypes Application; no spaces);
+- ``appRoleAssignments``: ``{"<resource clientId or identifier URI>": ["Role", ...]}`` - app roles granted to
+  this client's service principal on another app of the same tenant, each defined by that app (400 otherwise).
+
+A client-credentials token for ``<identifierUri>/.default`` or ``<apiClientId>/.default`` of such an app has
+``aud`` = the API's client id (a v2.0 token: access-token-claims-reference "In v2.0 tokens, this value is always
+the client ID of the API") and ``roles`` = the roles assigned to the caller on that API, the claim omitted when
+there are none. ``GET /_sim/tenants`` lists ``identifierUris``, ``appRoles`` and ``appRoleAssignments`` (keyed
+by the resource's client id) for each client.
 """
 
 from __future__ import annotations
@@ -23,7 +40,7 @@ from typing import Any
 from aiohttp import web
 
 from tools.m365sim.faults import FaultConfigError
-from tools.m365sim.state import Client, Tenant
+from tools.m365sim.state import GRAPH_APP_ID, GRAPH_RESOURCE, VAULT_RESOURCE, Client, Tenant, find_app
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z]{2,63}$")
@@ -84,7 +101,88 @@ def _on_premises_sync(body: dict[str, Any]) -> bool | None:
     return v
 
 
-def _parse_client(raw: Any, i: int) -> Client:
+_RESERVED_RESOURCES = frozenset({GRAPH_RESOURCE, GRAPH_APP_ID, VAULT_RESOURCE})
+
+
+def _identifier_uris(raw: dict[str, Any], i: int) -> list[str]:
+    """App ID URIs (reference-app-manifest "identifierUris attribute"); ``api://`` or ``https://`` and
+    something after it, no whitespace, and not a Microsoft resource the simulator serves itself."""
+    uris = _str_list(raw.get("identifierUris", []), f"clients[{i}].identifierUris")
+    for uri in uris:
+        rest = uri.split("://", 1)[1] if "://" in uri else ""
+        if (
+            not uri.lower().startswith(("api://", "https://"))
+            or not rest.strip("/")
+            or any(c.isspace() for c in uri)
+            or uri.rstrip("/").lower().endswith("/.default")
+        ):
+            raise ControlError(
+                f"clients[{i}].identifierUris: '{uri}' must be an api:// or https:// URI (an App ID URI)"
+            )
+        if uri.rstrip("/").lower() in _RESERVED_RESOURCES:
+            raise ControlError(f"clients[{i}].identifierUris: '{uri}' is a Microsoft resource")
+    return uris
+
+
+def _app_roles(raw: dict[str, Any], i: int) -> list[str]:
+    """App role values, compared exactly (howto-add-app-roles-in-apps: the value "should exactly match the string
+    referenced in the application's code. The value can't contain spaces")."""
+    roles = _str_list(raw.get("appRoles", []), f"clients[{i}].appRoles")
+    for role in roles:
+        if any(c.isspace() for c in role):
+            raise ControlError(f"clients[{i}].appRoles: '{role}' must not contain spaces")
+    if len(set(roles)) != len(roles):
+        raise ControlError(f"clients[{i}].appRoles must not list a role twice")
+    return roles
+
+
+def _raw_assignments(raw: dict[str, Any], i: int) -> dict[str, list[str]]:
+    value = raw.get("appRoleAssignments", {})
+    if not isinstance(value, dict):
+        raise ControlError(
+            f'clients[{i}].appRoleAssignments must be an object {{"<resource clientId or identifier URI>": '
+            '["Role", ...]}'
+        )
+    return {
+        key: _str_list(roles, f"clients[{i}].appRoleAssignments['{key}']") for key, roles in value.items()
+    }
+
+
+def _resolve_assignments(clients: list[Client], raw_assignments: list[dict[str, list[str]]]) -> None:
+    """Check identifier URIs are unique in the tenant and key each client's assignments by the resource's
+    client id, refusing resources outside the tenant and roles the resource does not define."""
+    owner: dict[str, str] = {}
+    for c in clients:
+        for uri in c.identifier_uris:
+            key = uri.rstrip("/").lower()
+            if key in owner:
+                raise ControlError(
+                    f"identifier URI '{uri}' is used by two apps ({owner[key]} and {c.client_id}); "
+                    "App ID URIs are unique in a tenant"
+                )
+            owner[key] = c.client_id
+    for i, (client, assignments) in enumerate(zip(clients, raw_assignments, strict=True)):
+        resolved: dict[str, list[str]] = {}
+        for key, roles in assignments.items():
+            api = find_app(clients, key)
+            if api is None:
+                raise ControlError(
+                    f"clients[{i}].appRoleAssignments: '{key}' names no app of this tenant (give the clientId "
+                    "or one of the identifierUris of an app in 'clients')"
+                )
+            for role in roles:
+                if role not in api.app_roles:
+                    raise ControlError(
+                        f"clients[{i}].appRoleAssignments['{key}']: app {api.client_id} defines no app role "
+                        f"'{role}' (its appRoles: {api.app_roles})"
+                    )
+            granted = resolved.setdefault(api.client_id, [])
+            granted.extend(r for r in dict.fromkeys(roles) if r not in granted)
+        client.app_role_assignments = resolved
+
+
+def _parse_client(raw: Any, i: int) -> tuple[Client, dict[str, list[str]]]:
+    """The client and its appRoleAssignments as given (resolved once every client is known)."""
     if not isinstance(raw, dict):
         raise ControlError(f"clients[{i}] must be an object")
     known = {
@@ -96,6 +194,9 @@ def _parse_client(raw: Any, i: int) -> Client:
         "scopes",
         "displayName",
         "keyVaultAccess",
+        "identifierUris",
+        "appRoles",
+        "appRoleAssignments",
     }
     _no_unknown_keys(raw, known, f"clients[{i}]: ")
     cid = raw.get("clientId")
@@ -117,7 +218,7 @@ def _parse_client(raw: Any, i: int) -> Client:
     name = raw.get("displayName", f"app {cid}")
     if not isinstance(name, str):
         raise ControlError(f"clients[{i}].displayName must be a string")
-    return Client(
+    client = Client(
         client_id=cid.lower(),
         secrets=secrets,
         roles=roles,
@@ -125,7 +226,10 @@ def _parse_client(raw: Any, i: int) -> Client:
         display_name=name,
         scopes=scopes,
         key_vault_access=_bool(raw, "keyVaultAccess", True),
+        identifier_uris=_identifier_uris(raw, i),
+        app_roles=_app_roles(raw, i),
     )
+    return client, _raw_assignments(raw, i)
 
 
 def _parse_domains(raw: Any) -> list[dict[str, Any]]:
@@ -189,9 +293,11 @@ async def create_tenant(request: web.Request) -> web.Response:
         raw_clients = body.get("clients", [])
         if not isinstance(raw_clients, list):
             raise ControlError("'clients' must be a list")
-        clients = [_parse_client(c, i) for i, c in enumerate(raw_clients)]
+        parsed = [_parse_client(c, i) for i, c in enumerate(raw_clients)]
+        clients = [c for c, _ in parsed]
         if len({c.client_id for c in clients}) != len(clients):
             raise ControlError("client ids must be unique within a tenant")
+        _resolve_assignments(clients, [a for _, a in parsed])
         seed = body.get("seedUsers", 0)
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED_USERS:
             raise ControlError(f"'seedUsers' must be an integer from 0 to {MAX_SEED_USERS}")
@@ -243,6 +349,9 @@ def _describe(sim: Any, request: web.Request, t: Tenant) -> dict[str, Any]:
                 "redirectUris": c.redirect_uris,
                 "scopes": c.scopes,
                 "secretCount": len(c.secrets),
+                "identifierUris": c.identifier_uris,
+                "appRoles": c.app_roles,
+                "appRoleAssignments": c.app_role_assignments,
             }
             for c in t.clients.values()
         ],

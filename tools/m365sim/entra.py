@@ -8,6 +8,8 @@
 - Error response shape and AADSTS codes:
   https://learn.microsoft.com/en-us/entra/identity-platform/reference-error-codes
 - Access token claims: https://learn.microsoft.com/en-us/entra/identity-platform/access-token-claims-reference
+- App roles of a custom API, granted to client apps (application permissions) and emitted in the ``roles`` claim:
+  https://learn.microsoft.com/en-us/entra/identity-platform/howto-add-app-roles-in-apps
 """
 
 from __future__ import annotations
@@ -359,15 +361,22 @@ class Entra:
         return self.key.sign(claims)
 
     def resolve_resource(self, tenant: Tenant, resource: str) -> str:
-        """The ``aud`` of a token for ``resource`` (the part of a scope before the permission)."""
+        """The ``aud`` of a token for ``resource`` (the part of a scope before the permission).
+
+        An app of the tenant, named by one of its identifierUris or by its client id, is an API: the token is a
+        v2.0 one, so ``aud`` is the API's client id (access-token-claims-reference, ``aud``: "In v2.0 tokens, this
+        value is always the client ID of the API"; the simulator's APIs behave as if their manifest had
+        ``requestedAccessTokenVersion: 2``, reference-app-manifest). Any other ``api://`` resource is still
+        answered with ``aud`` = that URI, as before API apps could be registered."""
         r = resource.rstrip("/")
         if r.lower() in (GRAPH_RESOURCE, "https://graph.microsoft.com/v1.0", GRAPH_APP_ID):
             return GRAPH_RESOURCE if r.lower() != GRAPH_APP_ID else GRAPH_APP_ID
         if r.lower() == VAULT_RESOURCE:
             return VAULT_RESOURCE
+        api = tenant.api_app(r)
+        if api is not None:
+            return api.client_id
         if r.startswith("api://") and len(r) > len("api://"):
-            return r
-        if _GUID.match(r) and r.lower() in {c.lower() for c in tenant.clients}:
             return r
         raise AadError(
             400,
@@ -509,7 +518,13 @@ class Entra:
                 "not valid.",
             )
         aud = self.resolve_resource(tenant, scopes[0][: -len("/.default")])
-        roles = client.roles if aud in (GRAPH_RESOURCE, GRAPH_APP_ID) else []
+        if aud in (GRAPH_RESOURCE, GRAPH_APP_ID):
+            roles = client.roles
+        else:
+            # howto-add-app-roles-in-apps: the token carries the app roles granted to the caller on the API it is
+            # for; access_token() leaves ``roles`` out when there are none (claims are "present only if a value
+            # exists to fill it", access-token-claims-reference).
+            roles = client.app_role_assignments.get(aud.lower(), [])
         token = self.access_token(base, tenant, client, aud, roles=roles)
         return {
             "token_type": "Bearer",

@@ -11,7 +11,7 @@ import itertools
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -46,6 +46,16 @@ class Client:
     """Delegated permissions consented for the app (what ``<resource>/.default`` grants a user)."""
     key_vault_access: bool = True
     """Whether the app holds a data-plane role on the simulated vault (else Key Vault answers 403)."""
+    identifier_uris: list[str] = field(default_factory=list)
+    """The App ID URIs of this app as an API (``api://warden-local``): ``<uri>/.default`` names it as a resource
+    (https://learn.microsoft.com/en-us/entra/identity-platform/reference-app-manifest#identifieruris-attribute)."""
+    app_roles: list[str] = field(default_factory=list)
+    """The ``value`` of each app role this app defines as an API, assignable to applications
+    (allowedMemberTypes ``Application``: https://learn.microsoft.com/en-us/graph/api/resources/approle)."""
+    app_role_assignments: dict[str, list[str]] = field(default_factory=dict)
+    """Roles granted to this app's service principal on another app of the tenant: resource app id (lower-case
+    GUID) → role values (https://learn.microsoft.com/en-us/entra/identity-platform/howto-add-app-roles-in-apps
+    "Assign app roles to applications")."""
 
     def service_principal_id(self, tenant_id: str) -> str:
         return str(uuid.uuid5(uuid.UUID(int=0), f"sp:{tenant_id}:{self.client_id}"))
@@ -69,6 +79,19 @@ class Tenant:
             if d.get("isDefault"):
                 return str(d["id"])
         return str(self.domains[0]["id"]) if self.domains else f"{self.tenant_id}.onmicrosoft.com"
+
+    def api_app(self, resource: str) -> Client | None:
+        return find_app(self.clients.values(), resource)
+
+
+def find_app(clients: Iterable[Client], resource: str) -> Client | None:
+    """The app a resource names, by one of its App ID URIs or by its application (client) id; both compare
+    case-insensitively, a trailing slash ignored."""
+    r = resource.rstrip("/").lower()
+    for client in clients:
+        if r == client.client_id.lower() or r in (u.rstrip("/").lower() for u in client.identifier_uris):
+            return client
+    return None
 
 
 class RequestLog:

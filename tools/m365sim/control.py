@@ -2,12 +2,21 @@
 
 - ``GET  /_sim/health``    → 200 ``{"status": "ok"}``
 - ``POST /_sim/reset``     → 204; everything back to empty (tenants, vault, faults, throttle windows, codes and
-  refresh tokens, request log, clock offset)
+  refresh tokens, request log, clock offset) - but not the signing keys
 - ``POST /_sim/tenants``   → 201 (400 on bad input, 409 for an existing tenant id / domain / vault owner)
 - ``GET  /_sim/tenants``   → ``{"value": [...]}`` (no secrets)
 - ``GET|PUT /_sim/faults`` → the knobs (a PUT is a partial update)
 - ``GET|PUT /_sim/clock``  → ``{"offsetSeconds": n, "now": iso}``
 - ``GET  /_sim/requests[?since=seq]``, ``DELETE /_sim/requests``
+- ``POST /_sim/tokens``    body ``{"tenantId": guid, "claims": {...}}`` → 200 ``{"token": jwt}``: a test backdoor
+  (like moto's) that signs exactly the claims given - nothing added, the caller supplies iss/aud/exp/... - with
+  the current signing key (header ``typ``/``alg`` RS256/``kid``/``x5t``, the kid published in the JWKS); 400 on a
+  malformed body, 404 for an unknown tenant
+- ``POST /_sim/keys/rotate`` → 200 ``{"kid": new}``: a new RSA key signs every later token; the JWKS publishes the
+  new and the previous key (at most the two newest), so tokens signed with the previous key still validate at
+  Graph and Key Vault until the next rotation drops it. Entra publishes several keys and rolls them without notice:
+  https://learn.microsoft.com/en-us/entra/identity-platform/signing-key-rollover ("There's always more than one
+  valid key available ... Your application should be prepared to use any and all of the keys").
 
 ``organization.onPremisesSyncEnabled`` (``POST /_sim/tenants``) is true, false or null/absent, as Graph documents
 it (https://learn.microsoft.com/en-us/graph/api/resources/organization): true synced from on-premises, false
@@ -53,9 +62,12 @@ class ControlError(Exception):
         self.status = status
 
 
+_ERROR_CODES = {400: "BadRequest", 404: "NotFound", 409: "Conflict"}
+
+
 def _err(exc: ControlError) -> web.Response:
     return web.json_response(
-        {"error": {"code": "BadRequest" if exc.status == 400 else "Conflict", "message": str(exc)}},
+        {"error": {"code": _ERROR_CODES[exc.status], "message": str(exc)}},
         status=exc.status,
     )
 
@@ -434,6 +446,34 @@ async def clear_requests(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+async def issue_token(request: web.Request) -> web.Response:
+    """``POST /_sim/tokens``: sign exactly the claims given with the current signing key (a test backdoor)."""
+    sim = _sim(request)
+    try:
+        body = await _body(request)
+        if not isinstance(body, dict):
+            raise ControlError('the body must be {"tenantId": <guid>, "claims": {...}}')
+        _no_unknown_keys(body, {"tenantId", "claims"})
+        tid = body.get("tenantId")
+        if not isinstance(tid, str) or not _GUID.match(tid):
+            raise ControlError("'tenantId' must be a GUID")
+        claims = body.get("claims")
+        if not isinstance(claims, dict):
+            raise ControlError(
+                "'claims' must be a JSON object (the token's payload, exactly as it will be signed)"
+            )
+        if tid.lower() not in sim.tenants:
+            raise ControlError(f"tenant '{tid}' does not exist", 404)
+    except ControlError as exc:
+        return _err(exc)
+    return web.json_response({"token": sim.entra.sign(claims)})
+
+
+async def rotate_keys(request: web.Request) -> web.Response:
+    """``POST /_sim/keys/rotate``: a new signing key; the JWKS keeps the previous one (signing-key-rollover)."""
+    return web.json_response({"kid": _sim(request).entra.rotate_key()})
+
+
 def add_control_routes(app: web.Application) -> None:
     r = app.router
     r.add_get("/_sim/health", health)
@@ -446,3 +486,5 @@ def add_control_routes(app: web.Application) -> None:
     r.add_put("/_sim/clock", put_clock)
     r.add_get("/_sim/requests", get_requests)
     r.add_delete("/_sim/requests", clear_requests)
+    r.add_post("/_sim/tokens", issue_token)
+    r.add_post("/_sim/keys/rotate", rotate_keys)

@@ -10,6 +10,8 @@
 - Access token claims: https://learn.microsoft.com/en-us/entra/identity-platform/access-token-claims-reference
 - App roles of a custom API, granted to client apps (application permissions) and emitted in the ``roles`` claim:
   https://learn.microsoft.com/en-us/entra/identity-platform/howto-add-app-roles-in-apps
+- Signing keys published in the JWKS and rolled over:
+  https://learn.microsoft.com/en-us/entra/identity-platform/signing-key-rollover
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
     from tools.m365sim.server import Simulator
 
 ACCESS_TOKEN_LIFETIME_S = 3599
+PUBLISHED_KEYS = 2  # the current signing key and the one before it (POST /_sim/keys/rotate)
 CODE_LIFETIME_S = 600  # "Authorization codes are short lived. Typically, they expire after about 10 minutes."
 REFRESH_TOKEN_LIFETIME_S = (
     90 * 24 * 3600
@@ -55,7 +58,7 @@ def _b64url_uint(n: int) -> str:
 
 
 class SigningKey:
-    """One RSA key generated at start-up, published in the JWKS with its ``kid``."""
+    """One RSA signing key, published in the JWKS with its ``kid``."""
 
     def __init__(self) -> None:
         self.private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -78,8 +81,10 @@ class SigningKey:
         }
 
     def sign(self, claims: dict[str, Any]) -> str:
-        return jwt.encode(
-            claims,
+        """A JWS of ``claims`` serialised as they are: PyJWS, not PyJWT's encode, which would refuse claims of
+        unexpected types (a test may want a token with a malformed ``iss`` or ``exp``)."""
+        return jwt.api_jws.encode(
+            json.dumps(claims, separators=(",", ":")).encode(),
             self.private_key,
             algorithm="RS256",
             headers={"typ": "JWT", "kid": self.kid, "x5t": self.kid},
@@ -87,9 +92,6 @@ class SigningKey:
 
     def verify(self, token: str) -> dict[str, Any]:
         """Signature only; lifetime and audience are the resource's checks (it knows the simulator clock)."""
-        header = jwt.get_unverified_header(token)
-        if header.get("kid") != self.kid:
-            raise jwt.InvalidSignatureError("unknown kid")
         return jwt.decode(
             token,
             self.private_key.public_key(),
@@ -205,13 +207,40 @@ Grant = TypeVar("Grant", AuthCode, RefreshToken)
 class Entra:
     def __init__(self, sim: Simulator) -> None:
         self.sim = sim
-        self.key = SigningKey()
+        self.keys: list[SigningKey] = [SigningKey()]
+        """Newest first: ``keys[0]`` signs, all are published (at most PUBLISHED_KEYS). ``POST /_sim/reset``
+        keeps them, as Entra's keys do not change when a tenant does."""
         self.codes: dict[str, AuthCode] = {}
         self.refresh_tokens: dict[str, RefreshToken] = {}
 
     def reset(self) -> None:
         self.codes.clear()
         self.refresh_tokens.clear()
+
+    # ----------------------------------------------------------------- signing keys
+    @property
+    def key(self) -> SigningKey:
+        """The key that signs new tokens."""
+        return self.keys[0]
+
+    def rotate_key(self) -> str:
+        """A new signing key for every later token; the previous one stays published so the tokens it signed keep
+        validating until the next rotation (signing-key-rollover: "There's always more than one valid key
+        available ... one key may be rolled soon, another may be its replacement"). Returns the new kid."""
+        self.keys = [SigningKey(), *self.keys][:PUBLISHED_KEYS]
+        return self.key.kid
+
+    def sign(self, claims: dict[str, Any]) -> str:
+        """``claims`` exactly as given, signed with the current key (``POST /_sim/tokens``)."""
+        return self.key.sign(claims)
+
+    def verify(self, token: str) -> dict[str, Any]:
+        """The claims of a token signed by one of the published keys (chosen by the header's ``kid``)."""
+        kid = jwt.get_unverified_header(token).get("kid")
+        key = next((k for k in self.keys if k.kid == kid), None)
+        if key is None:
+            raise jwt.InvalidSignatureError("unknown kid")
+        return key.verify(token)
 
     # ----------------------------------------------------------------- discovery
     def issuer(self, base: str, tenant_id: str) -> str:
@@ -281,7 +310,7 @@ class Entra:
         if tenant is None and segment.lower() not in MULTI_TENANT_SEGMENTS - {"consumers"}:
             raise unknown_tenant(segment)
         issuer = self.issuer(base, tenant.tenant_id if tenant else "{tenantid}")
-        return {"keys": [self.key.jwk(issuer)]}
+        return {"keys": [k.jwk(issuer) for k in self.keys]}
 
     # ----------------------------------------------------------------- tokens
     def _now(self) -> int:
@@ -910,7 +939,7 @@ class Entra:
     def validate(self, token: str, audiences: tuple[str, ...]) -> dict[str, Any]:
         """Check an access token as a resource does. Raises TokenInvalid(reason)."""
         try:
-            claims = self.key.verify(token)
+            claims = self.verify(token)
         except jwt.PyJWTError as exc:
             raise TokenInvalid("signature") from exc
         now = self.sim.clock()

@@ -1,7 +1,8 @@
 """The simulator's mutable state: tenants and their app registrations, the clock, the request log.
 
-Everything here is reset by ``POST /_sim/reset`` except the token-signing key (generated once per process,
-like Entra's keys, which rotate on their own schedule and not when a tenant is created).
+Everything here is reset by ``POST /_sim/reset`` except the token-signing keys (one generated once per process,
+like Entra's keys, which rotate on their own schedule and not when a tenant is created; ``POST /_sim/keys/rotate``
+adds one, see tools/m365sim/entra.py ``Entra.rotate_key``).
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ azure-identity, storage) are imported by ``shared`` on first use, not here.
 
 import azure.functions as func
 
-from functions import admin
+from functions import admin, audit, directories, groups, users
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
-app.register_functions(admin.bp)
+for blueprint in (admin.bp, directories.bp, users.bp, groups.bp, audit.bp):
+    app.register_functions(blueprint)

@@ -1,4 +1,4 @@
-"""Admin-facing HTTP functions. For now: the anonymous health check and the OpenAPI document."""
+"""Anonymous operational HTTP functions: the health check and the OpenAPI document."""
 
 from __future__ import annotations
 

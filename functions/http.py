@@ -1,21 +1,63 @@
-"""Helpers shared by the HTTP doors: JSON and problem+json responses."""
+"""What every HTTP door shares: registering an operation of ``shared.api.operations``, authenticating and
+authorising its caller, validating its input with the operation's models, and answering JSON or RFC 9457
+problem+json. A door's own body is then a few lines: call one thing in ``shared`` and shape the result.
+
+Errors map in one place: validation → 400 naming each field; ``NotFound`` → 404; ``Conflict`` → 409;
+``PreconditionFailed`` → 412; ``NotImplementedYet`` → 501; ``Upstream`` → 502; a missing or invalid token →
+401 with ``WWW-Authenticate: Bearer`` (RFC 6750); a token without the role → 403; misconfiguration → 503.
+Anything else is logged with its correlation id and answered 500 without detail.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import azure.functions as func
+from pydantic import BaseModel, ValidationError
 
+from shared.api.operations import Operation
 from shared.api.problems import PROBLEM_JSON, Problem
+from shared.api.views import etag_header, if_match_etag
+from shared.config import ConfigError
+from shared.domain.errors import (
+    ConcurrentUpdate,
+    Conflict,
+    DomainError,
+    Invalid,
+    NotFound,
+    NotImplementedYet,
+    PreconditionFailed,
+    Upstream,
+)
+from shared.logs import correlated, log_event
+from shared.service.access import Principal, Unauthenticated
+from shared.service.context import Actor
+
+log = logging.getLogger("warden.http")
+MAX_BODY_BYTES = 64 * 1024
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_STATUS: dict[type[DomainError], int] = {
+    Invalid: 400,
+    NotFound: 404,
+    Conflict: 409,
+    ConcurrentUpdate: 409,
+    PreconditionFailed: 412,
+    NotImplementedYet: 501,
+    Upstream: 502,
+}
 
 
-def json_response(body: Any, status: int = 200) -> func.HttpResponse:
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
     return func.HttpResponse(
-        json.dumps(body),
+        json.dumps(body, default=str),
         status_code=status,
         mimetype="application/json",
-        headers={"Cache-Control": "no-store"},
+        headers={"Cache-Control": "no-store", **(headers or {})},
     )
 
 
@@ -24,5 +66,165 @@ def problem_response(problem: Problem) -> func.HttpResponse:
         json.dumps(problem.to_json()),
         status_code=problem.status,
         mimetype=PROBLEM_JSON,
-        headers={"Cache-Control": "no-store"},
+        headers={"Cache-Control": "no-store", **problem.headers},
     )
+
+
+@dataclass(frozen=True)
+class Call:
+    """One validated request, as a door's body sees it."""
+
+    principal: Principal | None
+    actor: Actor
+    params: dict[str, str]
+    body: Any = None
+    query: Any = None
+    if_match: str | None = None
+    """The storage ETag ``If-Match`` names (None: no condition)."""
+
+
+@dataclass
+class Result:
+    status: int
+    body: BaseModel | None = None
+    etag: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Handler = Callable[[Any, Call], Awaitable[Result]]
+"""``(container, call) -> result``; the container is ``shared.bootstrap.Container``."""
+
+
+def _validation_problem(exc: ValidationError, where: str) -> Problem:
+    errors = []
+    for e in exc.errors(include_url=False, include_input=False):
+        loc = ".".join(str(p) for p in e["loc"]) or where
+        errors.append({"field": loc, "in": where, "message": e["msg"]})
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+    return Problem(400, detail or f"invalid {where}", title="Invalid request", extensions={"errors": errors})
+
+
+def _parse_body(op: Operation, req: func.HttpRequest) -> Any:
+    if op.body is None:
+        return None
+    raw = req.get_body() or b""
+    if len(raw) > MAX_BODY_BYTES:
+        raise Problem(413, f"the body is {len(raw)} bytes; at most {MAX_BODY_BYTES} are accepted")
+    ctype = (req.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if ctype != "application/json":
+        raise Problem(415, "the body must be JSON: send Content-Type: application/json")
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise Problem(
+            400, f"the body is not valid JSON ({type(exc).__name__})", title="Invalid request"
+        ) from None
+    try:
+        return op.body.model_validate(data)
+    except ValidationError as exc:
+        raise _validation_problem(exc, "body") from None
+
+
+def _parse_query(op: Operation, req: func.HttpRequest) -> Any:
+    if op.query is None:
+        return None
+    try:
+        return op.query.model_validate(dict(req.params))
+    except ValidationError as exc:
+        raise _validation_problem(exc, "query") from None
+
+
+async def _authorise(container: Any, op: Operation, req: func.HttpRequest) -> Principal | None:
+    if op.role is None:
+        return None
+    header = req.headers.get("authorization") or ""
+    scheme, _, token = header.partition(" ")
+    try:
+        if not header:
+            raise Unauthenticated("a bearer token is required", missing=True)
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
+        principal: Principal = await container.token_validator.validate(token.strip())
+    except Unauthenticated as exc:
+        challenge = 'Bearer realm="warden"'
+        if not exc.missing:
+            challenge += f', error="invalid_token", error_description="{exc.reason}"'
+        raise Problem(401, exc.reason, headers={"WWW-Authenticate": challenge}) from None
+    if not principal.may(op.role):
+        needed = "Warden.Admin" if op.role == "admin" else "Warden.Reader or Warden.Admin"
+        raise Problem(403, f"this operation needs the app role {needed}")
+    return principal
+
+
+def _params(op: Operation, req: func.HttpRequest) -> dict[str, str]:
+    params = {name: req.route_params.get(name, "") for name in op.path_params}
+    for name, value in params.items():
+        if not _GUID.match(value):  # ids are GUIDs: anything else names nothing
+            raise Problem(404, f"no resource with {name} '{value[:64]}'")
+    return {k: v.lower() for k, v in params.items()}
+
+
+def _render(op: Operation, result: Result) -> func.HttpResponse:
+    headers = dict(result.headers)
+    if result.etag is not None and op.etag:
+        headers["ETag"] = etag_header(result.etag)
+    if result.status == 204 or result.body is None:
+        return func.HttpResponse(status_code=result.status, headers={"Cache-Control": "no-store", **headers})
+    return json_response(result.body.model_dump(mode="json"), result.status, headers)
+
+
+async def serve(op: Operation, handler: Handler, req: func.HttpRequest) -> func.HttpResponse:
+    from shared.bootstrap import get_container
+
+    with correlated(req.headers.get("x-correlation-id")) as correlation_id:
+        try:
+            try:
+                container = get_container()
+            except ConfigError as exc:
+                log_event(
+                    log, "http.misconfigured", level=logging.ERROR, operation=op.name, problems=exc.problems
+                )
+                raise Problem(
+                    503, "Warden is not configured: " + "; ".join(exc.problems), title="Configuration invalid"
+                ) from None
+            principal = await _authorise(container, op, req)
+            call = Call(
+                principal=principal,
+                actor=Actor(principal.actor if principal else "anonymous", correlation_id),
+                params=_params(op, req),
+                body=_parse_body(op, req),
+                query=_parse_query(op, req),
+                if_match=if_match_etag(req.headers.get("if-match")),
+            )
+            result = await handler(container, call)
+        except Problem as problem:
+            return problem_response(problem)
+        except DomainError as exc:
+            status = next(code for kind, code in _STATUS.items() if isinstance(exc, kind))
+            if status >= 500:
+                log_event(log, "http.upstream", level=logging.WARNING, operation=op.name, detail=exc.detail)
+            extensions = {k: v for k, v in exc.extensions.items() if v is not None}
+            return problem_response(Problem(status, exc.detail, extensions=extensions))
+        except Exception as exc:
+            log_event(log, "http.failed", level=logging.ERROR, operation=op.name, error=type(exc).__name__)
+            log.exception("unhandled error in %s (correlation id %s)", op.name, correlation_id)
+            return problem_response(Problem(500, f"unexpected error; correlation id {correlation_id}"))
+        log_event(log, "http.served", operation=op.name, status=result.status)
+        return _render(op, result)
+
+
+def endpoint(bp: func.Blueprint, op: Operation) -> Callable[[Handler], Handler]:
+    """Register ``handler`` as the HTTP function of ``op`` (anonymous at the host: Warden checks the token)."""
+
+    def register(handler: Handler) -> Handler:
+        async def run(req: func.HttpRequest) -> func.HttpResponse:
+            return await serve(op, handler, req)
+
+        run.__name__ = run.__qualname__ = op.name
+        run.__doc__ = op.summary
+        bp.function_name(op.name)(
+            bp.route(route=op.route, methods=[op.method], auth_level=func.AuthLevel.ANONYMOUS)(run)
+        )
+        return handler
+
+    return register

@@ -1,19 +1,22 @@
-"""The composition root: the one place where Warden's adapters are chosen, built and wired.
+"""The composition root: the one place where Warden's adapters are chosen, built and wired to the use cases.
 
 Everything is built once per process, lazily, on first use (a cold start pays only for what the first
-invocation needs) and shared by every invocation afterwards: storage clients, the Key Vault client and
-one Graph client per directory. Async clients are created inside the running event loop that uses them.
+invocation needs) and shared by every invocation afterwards: storage clients and repositories, the Key Vault
+client, the admin token validator, one Graph client per directory. Async clients are created inside the
+running event loop that uses them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import uuid
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from shared.adapters.graph import GraphConnection, GraphEndpoint, connect_graph, get_json
+from shared.adapters.graph import DirectoryClients, GraphConnection, GraphEndpoint, connect_graph, get_json
 from shared.adapters.identity import client_secret_credential
-from shared.adapters.keyvault import read_secret, secret_client, vault_credential
+from shared.adapters.keyvault import KeyVaultSecrets, read_secret, secret_client, vault_credential
 from shared.config import DemoDirectory, Settings, load_settings
 from shared.service.health import HealthReport, Probe, check_health
 
@@ -23,14 +26,34 @@ if TYPE_CHECKING:
     from azure.keyvault.secrets.aio import SecretClient
     from azure.storage.queue.aio import QueueServiceClient
 
+    from shared.adapters.admin_auth import EntraTokenValidator
+    from shared.adapters.tables.base import TableStore
+    from shared.domain.model import Directory
+    from shared.service.bindings import Bindings
+    from shared.service.context import Auditor
+    from shared.service.directories import Directories
+    from shared.service.groups import Groups
+    from shared.service.ports import AuditLog, Clock
+    from shared.service.users import Users
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
 
 class Container:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, clock: Clock = utc_now) -> None:
         self.settings = settings
+        self.clock = clock
         self._graph: dict[tuple[str, str], GraphConnection] = {}
         self._graph_lock = asyncio.Lock()
         self._vault_credential: AsyncTokenCredential | None = None
 
+    # ------------------------------------------------------------------------------------------ clients
     @cached_property
     def graph_endpoint(self) -> GraphEndpoint:
         s = self.settings
@@ -53,6 +76,123 @@ class Container:
         self._vault_credential = vault_credential(self.settings)
         return secret_client(self.settings, self._vault_credential)
 
+    @cached_property
+    def secret_store(self) -> KeyVaultSecrets:
+        return KeyVaultSecrets(self.secrets)
+
+    @cached_property
+    def directory_graph(self) -> DirectoryClients:
+        return DirectoryClients(self.graph_endpoint, self.secret_store.get)
+
+    @cached_property
+    def token_validator(self) -> EntraTokenValidator:
+        from shared.adapters.admin_auth import EntraTokenValidator
+
+        s = self.settings
+        return EntraTokenValidator(
+            authority_host=s.authority_host,
+            tenant_id=s.api_tenant_id,
+            audiences=s.api_audiences,
+            ca_bundle=s.ca_bundle,
+        )
+
+    # ------------------------------------------------------------------------------------- repositories
+    @cached_property
+    def store(self) -> TableStore:
+        from shared.adapters.tables.base import TableStore
+
+        return TableStore(self.tables, self.settings.table_prefix)
+
+    @cached_property
+    def repositories(self) -> dict[str, Any]:
+        from shared.adapters.tables.audit import TableAuditLog
+        from shared.adapters.tables.directories import TableDirectories
+        from shared.adapters.tables.dirindex import TableDirectoryIndex
+        from shared.adapters.tables.groups import TableGroups
+        from shared.adapters.tables.uniques import TableUniques
+        from shared.adapters.tables.users import TableUsers
+
+        return {
+            "users": TableUsers(self.store),
+            "groups": TableGroups(self.store),
+            "directories": TableDirectories(self.store),
+            "index": TableDirectoryIndex(self.store),
+            "uniques": TableUniques(self.store),
+            "audit": TableAuditLog(self.store),
+        }
+
+    @property
+    def audit_log(self) -> AuditLog:
+        log: AuditLog = self.repositories["audit"]
+        return log
+
+    # -------------------------------------------------------------------------------------- use cases
+    @cached_property
+    def auditor(self) -> Auditor:
+        from shared.service.context import Auditor
+
+        return Auditor(self.audit_log, self.clock, new_id)
+
+    @cached_property
+    def bindings(self) -> Bindings:
+        from shared.service.bindings import Bindings
+
+        r = self.repositories
+        return Bindings(r["users"], r["groups"], r["directories"], r["index"])
+
+    @cached_property
+    def users(self) -> Users:
+        from shared.service.users import Users
+
+        r = self.repositories
+        return Users(
+            r["users"],
+            r["directories"],
+            r["index"],
+            r["uniques"],
+            self.bindings,
+            self.auditor,
+            self.clock,
+            new_id,
+        )
+
+    @cached_property
+    def groups(self) -> Groups:
+        from shared.service.groups import Groups
+
+        r = self.repositories
+        return Groups(
+            r["groups"],
+            r["users"],
+            r["directories"],
+            r["uniques"],
+            self.bindings,
+            self.auditor,
+            self.clock,
+            new_id,
+        )
+
+    @cached_property
+    def directories(self) -> Directories:
+        from shared.adapters.tenant import GraphTenantReader
+        from shared.service.directories import Directories
+
+        r = self.repositories
+        return Directories(
+            r["directories"],
+            r["users"],
+            r["groups"],
+            r["index"],
+            r["uniques"],
+            self.secret_store,
+            GraphTenantReader(self.graph_endpoint),
+            self.directory_graph,
+            self.auditor,
+            self.clock,
+            new_id,
+        )
+
+    # ------------------------------------------------------------------------------------------- demo
     async def graph_for_demo(self, demo: DemoDirectory) -> Any:
         """The demo directory's Graph client; its client secret is read from Key Vault once."""
         key = (demo.tenant_id, demo.client_id)
@@ -72,6 +212,12 @@ class Container:
             await connection.aclose()
         self._graph.clear()
         built = self.__dict__
+        directory_graph = built.pop("directory_graph", None)
+        if directory_graph is not None:
+            await directory_graph.aclose()
+        store = built.pop("store", None)
+        if store is not None:
+            await store.aclose()
         for name in ("tables", "queues", "secrets"):
             client = built.pop(name, None)
             if client is not None:
@@ -79,15 +225,31 @@ class Container:
         if self._vault_credential is not None:
             await self._vault_credential.close()
             self._vault_credential = None
+        for name in ("repositories", "auditor", "bindings", "users", "groups", "directories", "secret_store"):
+            built.pop(name, None)
 
-    def health_probes(self) -> list[Probe]:
+    # ----------------------------------------------------------------------------------------- health
+    async def health_probes(self) -> list[Probe]:
         probes = [
             Probe("tableStorage", self._probe_tables),
             Probe("queueStorage", self._probe_queues),
             Probe("keyVault", self._probe_key_vault),
         ]
+        try:
+            directories = await asyncio.wait_for(
+                self.repositories["directories"].all(), self.settings.health_timeout_seconds
+            )
+        except (
+            Exception
+        ):  # the tableStorage probe reports the store; without it there is no directory to probe
+            directories = []
+        connected = {d.tenant_id for d in directories}
+        for d in directories:
+            probes.append(
+                Probe("graph", self._directory_probe(d), {"directory": d.id, "tenantId": d.tenant_id})
+            )
         demo = self.settings.demo_directory
-        if demo is not None:
+        if demo is not None and demo.tenant_id not in connected:
             probes.append(
                 Probe(
                     "graph",
@@ -97,8 +259,14 @@ class Container:
             )
         return probes
 
+    def _directory_probe(self, directory: Directory) -> Any:
+        async def probe() -> None:
+            await self.directory_graph.probe(directory)
+
+        return probe
+
     async def health(self) -> HealthReport:
-        return await check_health(self.health_probes(), timeout=self.settings.health_timeout_seconds)
+        return await check_health(await self.health_probes(), timeout=self.settings.health_timeout_seconds)
 
     async def _probe_tables(self) -> None:
         async for _ in self.tables.list_tables(results_per_page=1):

@@ -9,6 +9,7 @@ message an operator can act on.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,9 @@ from shared.adapters.tls import connection_verify
 T = TypeVar("T")
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_TABLE_PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,39}$")
+"""Table names are 3-63 alphanumerics starting with a letter; the longest suffix is 11 characters."""
 
 
 class ConfigError(Exception):
@@ -62,6 +66,11 @@ class Settings:
     local_identity: LocalIdentity | None
     demo_directory: DemoDirectory | None
     health_timeout_seconds: float
+    api_tenant_id: str = ""
+    """The Entra tenant whose tokens the admin API accepts."""
+    api_audiences: tuple[str, ...] = ()
+    """The admin API's App ID URI and/or client id (a token's ``aud`` must be one of them)."""
+    table_prefix: str = "warden"
 
     def __repr__(self) -> str:  # connection strings carry account keys
         return (
@@ -69,7 +78,8 @@ class Settings:
             f"graph_url={self.graph_url!r}, ca_bundle={self.ca_bundle!r}, "
             f"verify_key_vault_challenge={self.verify_key_vault_challenge!r}, "
             f"local_identity={self.local_identity!r}, demo_directory={self.demo_directory!r}, "
-            f"health_timeout_seconds={self.health_timeout_seconds!r})"
+            f"health_timeout_seconds={self.health_timeout_seconds!r}, api_tenant_id={self.api_tenant_id!r}, "
+            f"api_audiences={self.api_audiences!r}, table_prefix={self.table_prefix!r})"
         )
 
     @property
@@ -129,6 +139,25 @@ def _positive_float(value: str) -> float:
     if number <= 0:
         raise ValueError(value)
     return number
+
+
+def _guid(value: str) -> str:
+    if not _GUID.match(value):
+        raise ValueError(value)
+    return value.lower()
+
+
+def _audiences(value: str) -> tuple[str, ...]:
+    found = tuple(a.strip() for a in value.split(",") if a.strip())
+    if not found or any(" " in a for a in found):
+        raise ValueError(value)
+    return found
+
+
+def _table_prefix(value: str) -> str:
+    if not _TABLE_PREFIX.match(value):
+        raise ValueError(value)
+    return value
 
 
 def _existing_file(value: str) -> Path:
@@ -206,7 +235,22 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         health_timeout_seconds=r.parsed(
             "WARDEN_HEALTH_TIMEOUT_SECONDS", 5.0, _positive_float, "a positive number of seconds"
         ),
+        api_tenant_id=r.parsed(
+            "WARDEN_API_TENANT_ID", "", _guid, "the Entra tenant id (a GUID) of Warden's API app"
+        ),
+        api_audiences=r.parsed(
+            "WARDEN_API_AUDIENCE", (), _audiences, "the API's App ID URI and/or client id, comma-separated"
+        ),
+        table_prefix=r.parsed(
+            "WARDEN_TABLE_PREFIX", "warden", _table_prefix, "1-40 letters and digits, starting with a letter"
+        ),
     )
+    if r.raw("WARDEN_API_TENANT_ID") is None:
+        r.problems.append(
+            "WARDEN_API_TENANT_ID is missing: set it to the tenant id of Warden's API app registration"
+        )
+    if r.raw("WARDEN_API_AUDIENCE") is None:
+        r.problems.append("WARDEN_API_AUDIENCE is missing: set it to the API's App ID URI and/or client id")
     if r.problems:
         raise ConfigError(r.problems)
     return settings

@@ -1,9 +1,13 @@
 """The demo world the local stack and the end-to-end tests run on.
 
-Two tenants in the simulated cloud: Warden's own (it owns the Key Vault; its client stands in for the
-Function App's managed identity) and a demo M365 tenant, Contoso, whose app registration Warden uses to
-reach Graph. Client secrets are generated per run and stored only where they belong: the demo app's secret
-in Key Vault, the local identity's secret in the process environment (in Azure: a managed identity).
+Two tenants in the simulated cloud:
+- Warden's own: it owns the Key Vault (its local identity stands in for the Function App's managed identity)
+  and holds Warden's API app registration (App ID URI ``api://warden-local``, app roles ``Warden.Admin`` and
+  ``Warden.Reader``) with two dev clients granted one role each, whose tokens call the admin API;
+- a demo M365 tenant, Contoso, whose app registration Warden uses to reach Graph.
+Client secrets are generated per run and stored only where they belong: the demo app's secret in Key Vault,
+the local identity's in the process environment (in Azure: a managed identity), the dev clients' in
+``.local/dev-clients.json`` (git-ignored, for ``make token``).
 """
 
 from __future__ import annotations
@@ -22,6 +26,12 @@ DEMO_TENANT_ID = "9c3b1a2d-4e5f-4a6b-8c7d-0e1f2a3b4c5d"
 DEMO_CLIENT_ID = "1f2e3d4c-5b6a-4798-8877-665544332211"
 DEMO_SECRET_NAME = "directory-demo-client-secret"
 DEMO_DOMAIN = "contoso.example"
+API_CLIENT_ID = "6c1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6"
+API_URI = "api://warden-local"
+API_SCOPE = f"{API_URI}/.default"
+DEV_ADMIN_CLIENT_ID = "0b7c9d1e-2f3a-4b5c-8d6e-7f8091a2b3c4"
+DEV_READER_CLIENT_ID = "1c8d0e2f-3a4b-4c5d-9e7f-8091a2b3c4d5"
+ROLE_CLIENTS = {"admin": DEV_ADMIN_CLIENT_ID, "reader": DEV_READER_CLIENT_ID}
 DEMO_ROLES = [
     "User.ReadWrite.All",
     "Group.ReadWrite.All",
@@ -41,6 +51,11 @@ class DemoWorld:
     ca_bundle: Path
     local_identity_secret: str
     demo_client_secret: str
+    dev_client_secrets: dict[str, str]
+    """Role ("admin", "reader") → the dev client's secret."""
+
+    def __repr__(self) -> str:  # secrets never reach a log through repr()
+        return f"DemoWorld(sim_url={self.sim_url!r})"
 
     def warden_settings(self, storage_connection: str) -> dict[str, str]:
         """Every setting Warden reads, pointing at this world (what local.settings.json holds)."""
@@ -58,18 +73,24 @@ class DemoWorld:
             "WARDEN_DEMO_TENANT_ID": DEMO_TENANT_ID,
             "WARDEN_DEMO_CLIENT_ID": DEMO_CLIENT_ID,
             "WARDEN_DEMO_SECRET_NAME": DEMO_SECRET_NAME,
+            "WARDEN_API_TENANT_ID": HOME_TENANT_ID,
+            "WARDEN_API_AUDIENCE": f"{API_URI},{API_CLIENT_ID}",
         }
+
+    def token(self, role: str = "admin") -> str:
+        """A bearer token for the admin API from the dev client holding ``role``'s app role."""
+        return admin_token(self.sim_url, self.ca_bundle, ROLE_CLIENTS[role], self.dev_client_secrets[role])
 
 
 def _tenant(
-    tenant_id: str, name: str, domain: str, client: dict[str, Any], *, seed_users: int, key_vault: bool
+    tenant_id: str, name: str, domain: str, clients: list[dict[str, Any]], *, seed_users: int, key_vault: bool
 ) -> dict[str, Any]:
     return {
         "tenantId": tenant_id,
         "displayName": name,
         "domains": [{"id": domain, "isDefault": True, "isVerified": True, "authenticationType": "Managed"}],
-        "onPremisesSyncEnabled": False,
-        "clients": [client],
+        "onPremisesSyncEnabled": None,  # never synced from on-premises (organization resource)
+        "clients": clients,
         "seedUsers": seed_users,
         "keyVault": key_vault,
     }
@@ -77,12 +98,39 @@ def _tenant(
 
 def seed(sim_url: str, ca_bundle: Path, *, seed_users: int = 25) -> DemoWorld:
     """Create both tenants in a freshly started (or reset) simulator and put the demo secret in Key Vault."""
-    world = DemoWorld(sim_url, ca_bundle, secrets.token_urlsafe(32), secrets.token_urlsafe(32))
+    world = DemoWorld(
+        sim_url,
+        ca_bundle,
+        secrets.token_urlsafe(32),
+        secrets.token_urlsafe(32),
+        {role: secrets.token_urlsafe(32) for role in ROLE_CLIENTS},
+    )
+    api_clients: list[dict[str, Any]] = [
+        {
+            "clientId": API_CLIENT_ID,
+            "displayName": "Warden API",
+            "identifierUris": [API_URI],
+            "appRoles": ["Warden.Admin", "Warden.Reader"],
+        },
+        *(
+            {
+                "clientId": client_id,
+                "displayName": f"Warden dev {role}",
+                "clientSecret": world.dev_client_secrets[role],
+                "appRoleAssignments": {API_URI: ["Warden.Admin" if role == "admin" else "Warden.Reader"]},
+                "keyVaultAccess": False,
+            }
+            for role, client_id in ROLE_CLIENTS.items()
+        ),
+    ]
     home = _tenant(
         HOME_TENANT_ID,
         "Warden (local)",
         "warden.example",
-        {"clientId": LOCAL_IDENTITY_CLIENT_ID, "clientSecret": world.local_identity_secret, "roles": []},
+        [
+            {"clientId": LOCAL_IDENTITY_CLIENT_ID, "clientSecret": world.local_identity_secret, "roles": []},
+            *api_clients,
+        ],
         seed_users=0,
         key_vault=True,
     )
@@ -90,7 +138,7 @@ def seed(sim_url: str, ca_bundle: Path, *, seed_users: int = 25) -> DemoWorld:
         DEMO_TENANT_ID,
         "Contoso (demo)",
         DEMO_DOMAIN,
-        {"clientId": DEMO_CLIENT_ID, "clientSecret": world.demo_client_secret, "roles": DEMO_ROLES},
+        [{"clientId": DEMO_CLIENT_ID, "clientSecret": world.demo_client_secret, "roles": DEMO_ROLES}],
         seed_users=seed_users,
         key_vault=False,
     )
@@ -123,3 +171,21 @@ def _store_demo_secret(world: DemoWorld) -> None:
     )
     with client:
         client.set_secret(DEMO_SECRET_NAME, world.demo_client_secret)
+
+
+def admin_token(sim_url: str, ca_bundle: Path, client_id: str, client_secret: str) -> str:
+    """Client credentials for the admin API (``api://warden-local/.default``) from Warden's tenant."""
+    with httpx.Client(
+        verify=ssl.create_default_context(cafile=str(ca_bundle)), timeout=30, trust_env=False
+    ) as http:
+        response = http.post(
+            f"{sim_url}/{HOME_TENANT_ID}/oauth2/v2.0/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": client_id,
+                "client_secret": client_secret,
+                "scope": API_SCOPE,
+            },
+        )
+        response.raise_for_status()
+        return str(response.json()["access_token"])

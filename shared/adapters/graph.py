@@ -14,8 +14,9 @@ otherwise slow every cold start, including functions that never call Graph.
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlparse
@@ -25,6 +26,7 @@ import httpx
 from shared.adapters.graph_throttle import THROTTLED, ThrottleGate, parse_retry_after
 from shared.adapters.tls import ssl_context
 from shared.config import GRAPH_SCOPE
+from shared.domain.model import Directory
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -129,3 +131,43 @@ async def get_json(client: Any, path: str, query: Mapping[str, str] | None = Non
     info.headers.try_add("Accept", "application/json")
     raw = await adapter.send_primitive_async(info, "bytes", {"XXX": ODataError})
     return json.loads(raw) if raw else None
+
+
+class DirectoryClients:
+    """One Graph client per connected directory, built on first use from the directory's Key Vault secret
+    and kept for the life of the process (``DirectoryGraph``)."""
+
+    def __init__(self, endpoint: GraphEndpoint, read_secret: Callable[[str], Awaitable[str]]) -> None:
+        self.endpoint = endpoint
+        self.read_secret = read_secret
+        self._connections: dict[str, GraphConnection] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def client_for(self, directory: Directory) -> Any:
+        lock = self._locks.setdefault(directory.id, asyncio.Lock())
+        async with lock:
+            connection = self._connections.get(directory.id)
+            if connection is None:
+                from shared.adapters.identity import client_secret_credential
+
+                secret = await self.read_secret(directory.secret_name)
+                e = self.endpoint
+                credential = client_secret_credential(
+                    e.authority_host, e.ca_bundle, directory.tenant_id, directory.client_id, secret
+                )
+                connection = self._connections[directory.id] = connect_graph(e, credential)
+            return connection.client
+
+    async def probe(self, directory: Directory) -> None:
+        body = await get_json(await self.client_for(directory), "/organization", {"$select": "id"})
+        if not isinstance(body, dict) or not body.get("value"):
+            raise LookupError("Graph answered /organization without the tenant")
+
+    async def forget(self, directory_id: str) -> None:
+        connection = self._connections.pop(directory_id, None)
+        if connection is not None:
+            await connection.aclose()
+
+    async def aclose(self) -> None:
+        for directory_id in list(self._connections):
+            await self.forget(directory_id)

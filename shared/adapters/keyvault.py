@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
 from shared.adapters.identity import client_secret_credential
@@ -47,3 +48,28 @@ async def read_secret(client: SecretClient, name: str) -> str:
     if secret.value is None:
         raise LookupError(f"Key Vault secret {name!r} has no value")
     return secret.value
+
+
+class KeyVaultSecrets:
+    """``SecretStore`` on Key Vault. Deleting a secret soft-deletes it and then purges it where the vault
+    allows (a deactivated directory's credentials must not be recoverable by mistake)."""
+
+    def __init__(self, client: SecretClient) -> None:
+        self.client = client
+
+    async def set(self, name: str, value: str) -> None:
+        await self.client.set_secret(name, value, content_type="client-secret")
+
+    async def get(self, name: str) -> str:
+        return await read_secret(self.client, name)
+
+    async def delete(self, name: str) -> None:
+        from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+
+        try:
+            await self.client.delete_secret(name)
+        except ResourceNotFoundError:
+            return
+        # Purge protection on, or deletion still in progress: the secret stays soft-deleted.
+        with contextlib.suppress(HttpResponseError):
+            await self.client.purge_deleted_secret(name)

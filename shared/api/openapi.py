@@ -1,68 +1,126 @@
-"""The published OpenAPI 3.1 document of Warden's HTTP API (``GET /api/openapi.json``).
-
-Each HTTP function's contract is declared here, next to the others; a test checks that every HTTP route the
-app registers is described and that nothing described is missing from the app.
+"""The published OpenAPI 3.1 document (``GET /api/openapi.json``), generated from ``shared.api.operations``
+and the pydantic models that validate requests and shape responses. A test checks that every HTTP route the
+app registers is described here and nothing else.
 """
 
 from __future__ import annotations
 
+from functools import cache
+from http import HTTPStatus
 from typing import Any
 
-PROBLEM = {"$ref": "#/components/schemas/Problem"}
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
 
-_COMPONENT_HEALTH: dict[str, Any] = {
-    "type": "object",
-    "required": ["name", "status", "latencyMs"],
-    "properties": {
-        "name": {"type": "string", "examples": ["tableStorage", "queueStorage", "keyVault", "graph"]},
-        "status": {"enum": ["up", "down"]},
-        "latencyMs": {"type": "number", "minimum": 0},
-        "detail": {"type": "string", "description": "why it is down, in a few secret-free words"},
-        "directory": {"type": "string", "description": "graph probes: the directory checked"},
-        "tenantId": {"type": "string", "description": "graph probes: the directory's tenant"},
-    },
-}
+from shared.api import schemas
+from shared.api.operations import OPERATIONS, Operation
 
-_HEALTH: dict[str, Any] = {
-    "type": "object",
-    "required": ["status", "checkedAt", "components"],
-    "properties": {
-        "status": {"enum": ["up", "down"]},
-        "checkedAt": {"type": "string", "format": "date-time"},
-        "components": {"type": "array", "items": {"$ref": "#/components/schemas/ComponentHealth"}},
-    },
-}
+PROBLEM_JSON = "application/problem+json"
+REF = "#/components/schemas/{model}"
 
-_PROBLEM_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "description": "RFC 9457 problem details",
-    "required": ["type", "title", "status", "detail"],
-    "properties": {
-        "type": {"type": "string"},
-        "title": {"type": "string"},
-        "status": {"type": "integer"},
-        "detail": {"type": "string"},
-    },
+_ERROR_TEXT = {
+    400: "invalid input: `detail` names each bad field (problem+json)",
+    401: "no valid bearer token (problem+json; `WWW-Authenticate: Bearer`)",
+    403: "the token lacks the app role this operation needs (problem+json)",
+    404: "no such resource (problem+json)",
+    409: "conflicts with existing state (problem+json)",
+    412: "`If-Match` does not match the current ETag (problem+json)",
+    413: "the body is larger than Warden accepts (problem+json)",
+    415: "the body must be application/json (problem+json)",
+    501: "not available in this version (problem+json)",
+    502: "Entra ID or Graph refused or did not answer (problem+json)",
+    503: "Warden is misconfigured or a dependency is down (problem+json)",
 }
 
 
-def _json(schema: dict[str, Any], description: str, media: str = "application/json") -> dict[str, Any]:
-    return {"description": description, "content": {media: {"schema": schema}}}
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": REF.format(model=model.__name__)}
 
 
-PATHS: dict[str, dict[str, Any]] = {
+def _problem(status: int) -> dict[str, Any]:
+    return {"description": _ERROR_TEXT[status], "content": {PROBLEM_JSON: {"schema": _ref(schemas.Problem)}}}
+
+
+def _parameters(op: Operation) -> list[dict[str, Any]]:
+    params: list[dict[str, Any]] = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
+        for name in op.path_params
+    ]
+    if op.query is not None:
+        props = op.query.model_json_schema(ref_template=REF)
+        required = set(props.get("required", []))
+        for name, prop in props["properties"].items():
+            prop = {k: v for k, v in prop.items() if k != "title"}
+            params.append({"name": name, "in": "query", "required": name in required, "schema": prop})
+    if op.etag and op.method in ("PATCH", "DELETE"):
+        params.append(
+            {
+                "name": "If-Match",
+                "in": "header",
+                "required": False,
+                "description": "the ETag last read: the change applies only if the resource is unchanged since",
+                "schema": {"type": "string", "maxLength": 256},
+            }
+        )
+    return params
+
+
+def _operation(op: Operation) -> dict[str, Any]:
+    responses: dict[str, Any] = {}
+    headers = (
+        {"ETag": {"schema": {"type": "string"}, "description": "the resource's version"}} if op.etag else {}
+    )
+    oks = [op.ok] + ([201] if op.method == "PUT" else [])
+    for status in oks:
+        entry: dict[str, Any] = {"description": HTTPStatus(status).phrase}
+        if op.response is not None and status != 204:
+            entry["content"] = {"application/json": {"schema": _ref(op.response)}}
+        if headers and status != 204:
+            entry["headers"] = headers
+        responses[str(status)] = entry
+    errors = set(op.errors) | {503}
+    if op.role is not None:
+        errors |= {401, 403}
+    if op.body is not None:
+        errors |= {400, 413, 415}
+    if op.query is not None or op.path_params:
+        errors |= {400} if op.query is not None else set()
+        errors |= {404} if op.path_params else set()
+    for status in sorted(errors):
+        responses[str(status)] = _problem(status)
+    body: dict[str, Any] = {
+        "operationId": op.name,
+        "summary": op.summary,
+        "tags": [op.tag],
+        "parameters": _parameters(op),
+        "responses": responses,
+        "security": [] if op.role is None else [{"entra": []}],
+    }
+    if op.role is not None:
+        body["x-warden-role"] = "Warden.Admin" if op.role == "admin" else "Warden.Reader or Warden.Admin"
+        body["description"] = f"Requires the app role {body['x-warden-role']}."
+    if op.body is not None:
+        body["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(op.body)}}}
+    return body
+
+
+_HEALTH_PATHS: dict[str, Any] = {
     "/health": {
         "get": {
             "operationId": "health",
             "summary": "Reachability of storage, Key Vault and each directory's Graph",
+            "tags": ["health"],
             "security": [],
             "responses": {
-                "200": _json({"$ref": "#/components/schemas/Health"}, "every component is up"),
+                "200": {
+                    "description": "every component is up",
+                    "content": {"application/json": {"schema": _ref(schemas.Health)}},
+                },
                 "503": {
                     "description": "a component is down (Health), or Warden is misconfigured (Problem)",
                     "content": {
-                        "application/json": {"schema": {"$ref": "#/components/schemas/Health"}},
-                        "application/problem+json": {"schema": PROBLEM},
+                        "application/json": {"schema": _ref(schemas.Health)},
+                        PROBLEM_JSON: {"schema": _ref(schemas.Problem)},
                     },
                 },
             },
@@ -72,25 +130,52 @@ PATHS: dict[str, dict[str, Any]] = {
         "get": {
             "operationId": "openapi",
             "summary": "This document",
+            "tags": ["health"],
             "security": [],
-            "responses": {"200": {"description": "OpenAPI 3.1 document"}},
+            "responses": {
+                "200": {
+                    "description": "OpenAPI 3.1 document",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                }
+            },
         }
     },
 }
 
 
+def _models() -> list[tuple[type[BaseModel], Any]]:
+    """Request bodies as pydantic validates them, responses as it serializes them."""
+    found: dict[str, tuple[type[BaseModel], Any]] = {
+        m.__name__: (m, "serialization") for m in (schemas.Problem, schemas.Health)
+    }
+    for op in OPERATIONS:
+        if op.body is not None:
+            found[op.body.__name__] = (op.body, "validation")
+        if op.response is not None:
+            found[op.response.__name__] = (op.response, "serialization")
+    return list(found.values())
+
+
+@cache
 def document(server_url: str = "/api") -> dict[str, Any]:
+    models = _models()
+    _, defs = models_json_schema(models, ref_template=REF)
+    components = dict(defs.get("$defs", {}))
+    paths: dict[str, dict[str, Any]] = {p: dict(v) for p, v in _HEALTH_PATHS.items()}
+    for op in OPERATIONS:
+        paths.setdefault(f"/{op.route}", {})[op.method.lower()] = _operation(op)
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "Warden",
-            "version": "0.1.0",
-            "description": "HR-fed identity store as the authority for Microsoft 365 / Entra ID accounts.",
+            "version": "0.2.0",
+            "description": "HR-fed identity store as the authority for Microsoft 365 / Entra ID accounts. "
+            "Errors are RFC 9457 problem details; lists take `cursor` and `limit` and answer `{items, next}`.",
         },
         "servers": [{"url": server_url}],
-        "paths": PATHS,
+        "paths": paths,
         "components": {
-            "schemas": {"Health": _HEALTH, "ComponentHealth": _COMPONENT_HEALTH, "Problem": _PROBLEM_SCHEMA},
+            "schemas": components,
             "securitySchemes": {
                 "entra": {
                     "type": "http",

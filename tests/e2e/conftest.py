@@ -1,16 +1,19 @@
-"""The local functions host running Warden's function_app.py against Azurite and the demo stack."""
+"""The local functions host running Warden's function_app.py against Azurite and the demo stack, and an
+admin API client holding the dev clients' tokens."""
 
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 import pytest
 
 from tests.conftest import DemoStack
-from tools import procs
+from tools import demo, procs
 
 
 @dataclass
@@ -18,6 +21,34 @@ class WardenHost:
     url: str
     stack: DemoStack
     http: httpx.Client
+    log: Any = None
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def token(self, role: str = "admin") -> str:
+        if role not in self.tokens:
+            self.tokens[role] = self.stack.world.token(role)
+        return self.tokens[role]
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        role: str | None = "admin",
+        headers: dict[str, str] | None = None,
+        **kw: Any,
+    ) -> httpx.Response:
+        """``path`` below ``/api``; with the ``role`` client's bearer token (``None``: no token)."""
+        h = dict(headers or {})
+        if role is not None:
+            h.setdefault("Authorization", f"Bearer {self.token(role)}")
+        return self.http.request(method, f"/api{path}", headers=h, **kw)
+
+    def ok(self, method: str, path: str, status: int | tuple[int, ...] = (200, 201, 204), **kw: Any) -> Any:
+        response = self.call(method, path, **kw)
+        expected = (status,) if isinstance(status, int) else status
+        assert response.status_code in expected, f"{method} {path}: {response.status_code} {response.text}"
+        return response.json() if response.content else None
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +58,40 @@ def warden(demo_stack: DemoStack, tmp_path_factory: pytest.TempPathFactory) -> I
     child = procs.start_funchost(port, env={**os.environ, **demo_stack.settings}, log=log)
     http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
     try:
-        yield WardenHost(f"http://127.0.0.1:{port}", demo_stack, http)
+        yield WardenHost(f"http://127.0.0.1:{port}", demo_stack, http, log)
     finally:
         http.close()
         child.stop()
+
+
+@pytest.fixture(scope="session")
+def demo_directory(warden: WardenHost) -> dict[str, Any]:
+    """The demo tenant, connected once for the session with its app's real credentials."""
+    body = {
+        "name": "Contoso",
+        "tenantId": demo.DEMO_TENANT_ID,
+        "auth": {
+            "mode": "app",
+            "clientId": demo.DEMO_CLIENT_ID,
+            "clientSecret": warden.stack.world.demo_client_secret,
+        },
+    }
+    connected: dict[str, Any] = warden.ok("POST", "/directories", 201, json=body)
+    return connected
+
+
+def unique(prefix: str = "u") -> str:
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+def new_user(warden: WardenHost, **fields: Any) -> dict[str, Any]:
+    name = unique()
+    body = {
+        "username": name,
+        "email": f"{name}@{demo.DEMO_DOMAIN}",
+        "firstName": "Ada",
+        "lastName": "Lovelace",
+    }
+    body.update(fields)
+    created: dict[str, Any] = warden.ok("POST", "/users", 201, json=body)
+    return created

@@ -13,8 +13,17 @@ from tools import procs
 STORAGE = procs.AzuritePorts(10000, 10001, 10002).connection_string
 
 
+API_TENANT = "5b7e0f8a-2c1d-4e6f-9a3b-0d4c8e2f1a60"
+
+
 def minimal(**extra: str) -> dict[str, str]:
-    return {"AzureWebJobsStorage": STORAGE, "WARDEN_KEY_VAULT_URL": "https://vault.example.net/", **extra}
+    return {
+        "AzureWebJobsStorage": STORAGE,
+        "WARDEN_KEY_VAULT_URL": "https://vault.example.net/",
+        "WARDEN_API_TENANT_ID": API_TENANT,
+        "WARDEN_API_AUDIENCE": "api://warden, 6c1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6",
+        **extra,
+    }
 
 
 def test_minimal_settings_get_azure_defaults() -> None:
@@ -26,6 +35,9 @@ def test_minimal_settings_get_azure_defaults() -> None:
     assert s.local_identity is None and s.demo_directory is None
     assert s.tls_verify is True
     assert s.health_timeout_seconds == 5.0
+    assert s.api_tenant_id == API_TENANT
+    assert s.api_audiences == ("api://warden", "6c1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6")
+    assert s.table_prefix == "warden"
 
 
 def test_every_problem_is_reported_at_once_and_names_its_setting() -> None:
@@ -44,9 +56,20 @@ def test_every_problem_is_reported_at_once_and_names_its_setting() -> None:
         "WARDEN_GRAPH_URL",
         "WARDEN_HEALTH_TIMEOUT_SECONDS",
         "WARDEN_KEY_VAULT_VERIFY_CHALLENGE_RESOURCE",
+        "WARDEN_API_TENANT_ID",
+        "WARDEN_API_AUDIENCE",
     ):
         assert setting in named
-    assert len(caught.value.problems) == 5
+    assert len(caught.value.problems) == 7
+
+
+def test_api_settings_are_checked_and_not_echoed() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(minimal(WARDEN_API_TENANT_ID="contoso", WARDEN_TABLE_PREFIX="9-bad"))
+    assert caught.value.problems == [
+        "WARDEN_API_TENANT_ID is malformed: expected the Entra tenant id (a GUID) of Warden's API app",
+        "WARDEN_TABLE_PREFIX is malformed: expected 1-40 letters and digits, starting with a letter",
+    ]
 
 
 def test_malformed_connection_string_is_not_echoed() -> None:

@@ -1,0 +1,22 @@
+"""The audit trail."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import azure.functions as func
+
+from functions.http import Call, Result, endpoint
+from shared.api import schemas as s
+from shared.api.operations import BY_NAME as OPS
+from shared.api.views import audit_out
+from shared.service.ports import AuditQuery
+
+bp = func.Blueprint()
+
+
+@endpoint(bp, OPS["list_audit"])
+async def list_audit(app: Any, call: Call) -> Result:
+    q: s.AuditQueryIn = call.query
+    page = await app.audit_log.page(AuditQuery(q.userId, q.directoryId, q.since), q.cursor, q.limit)
+    return Result(200, s.AuditList(items=[audit_out(e) for e in page.items], next=page.next))

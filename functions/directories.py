@@ -1,0 +1,56 @@
+"""Connected directories (M365 tenants): connect, read, change, reactivate, deactivate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import azure.functions as func
+
+from functions.http import Call, Result, endpoint
+from shared.api import schemas as s
+from shared.api.operations import BY_NAME as OPS
+from shared.api.views import connect_command, directory_changes, directory_out
+
+bp = func.Blueprint()
+
+
+@endpoint(bp, OPS["connect_directory"])
+async def connect_directory(app: Any, call: Call) -> Result:
+    view = await app.directories.connect(connect_command(call.body), call.actor)
+    return Result(201, directory_out(view), view.etag, {"Location": f"/api/directories/{view.directory.id}"})
+
+
+@endpoint(bp, OPS["list_directories"])
+async def list_directories(app: Any, call: Call) -> Result:
+    views = await app.directories.all()
+    return Result(200, s.DirectoryList(items=[directory_out(v) for v in views], next=None))
+
+
+@endpoint(bp, OPS["get_directory"])
+async def get_directory(app: Any, call: Call) -> Result:
+    view = await app.directories.get(call.params["directoryId"])
+    return Result(200, directory_out(view), view.etag)
+
+
+@endpoint(bp, OPS["update_directory"])
+async def update_directory(app: Any, call: Call) -> Result:
+    view = await app.directories.update(
+        call.params["directoryId"], directory_changes(call.body), call.if_match, call.actor
+    )
+    return Result(200, directory_out(view), view.etag)
+
+
+@endpoint(bp, OPS["reactivate_directory"])
+async def reactivate_directory(app: Any, call: Call) -> Result:
+    body: s.Reactivate = call.body
+    secret = body.clientSecret.get_secret_value() if body.clientSecret is not None else None
+    view = await app.directories.reactivate(
+        call.params["directoryId"], secret, body.credentialExpiresAt, call.actor
+    )
+    return Result(200, directory_out(view), view.etag)
+
+
+@endpoint(bp, OPS["deactivate_directory"])
+async def deactivate_directory(app: Any, call: Call) -> Result:
+    await app.directories.deactivate(call.params["directoryId"], call.query.confirm, call.actor)
+    return Result(204)

@@ -1,0 +1,59 @@
+"""Users of the identity store and their direct bindings to directories."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import azure.functions as func
+
+from functions.http import Call, Result, endpoint
+from shared.api import schemas as s
+from shared.api.operations import BY_NAME as OPS
+from shared.api.views import user_changes, user_fields, user_out
+from shared.service.users import UserFilter
+
+bp = func.Blueprint()
+
+
+@endpoint(bp, OPS["create_user"])
+async def create_user(app: Any, call: Call) -> Result:
+    view = await app.users.create(user_fields(call.body), call.actor)
+    return Result(201, user_out(view), view.etag, {"Location": f"/api/users/{view.user.id}"})
+
+
+@endpoint(bp, OPS["list_users"])
+async def list_users(app: Any, call: Call) -> Result:
+    q: s.UserListQuery = call.query
+    flt = UserFilter(q.email, q.employeeId, q.state, q.directoryId, q.status)
+    page = await app.users.page(flt, q.cursor, q.limit)
+    return Result(200, s.UserList(items=[user_out(v) for v in page.items], next=page.next))
+
+
+@endpoint(bp, OPS["get_user"])
+async def get_user(app: Any, call: Call) -> Result:
+    view = await app.users.get(call.params["id"])
+    return Result(200, user_out(view), view.etag)
+
+
+@endpoint(bp, OPS["update_user"])
+async def update_user(app: Any, call: Call) -> Result:
+    view = await app.users.update(call.params["id"], user_changes(call.body), call.if_match, call.actor)
+    return Result(200, user_out(view), view.etag)
+
+
+@endpoint(bp, OPS["delete_user"])
+async def delete_user(app: Any, call: Call) -> Result:
+    await app.users.delete(call.params["id"], call.if_match, call.actor)
+    return Result(204)
+
+
+@endpoint(bp, OPS["bind_user"])
+async def bind_user(app: Any, call: Call) -> Result:
+    view, created = await app.users.bind(call.params["id"], call.params["directoryId"], call.actor)
+    return Result(201 if created else 200, user_out(view))
+
+
+@endpoint(bp, OPS["unbind_user"])
+async def unbind_user(app: Any, call: Call) -> Result:
+    await app.users.unbind(call.params["id"], call.params["directoryId"], call.actor)
+    return Result(204)

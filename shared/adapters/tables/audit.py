@@ -1,0 +1,139 @@
+"""The audit trail on Table Storage: each entry written to every partition it can be asked for by.
+
+PartitionKeys: ``user|<userId>``, ``directory|<directoryId>``, ``group|<groupId>`` and ``day|<yyyymmdd>``; a
+``days`` partition lists the days that have entries. RowKey = ``<inverted milliseconds>|<entry id>``, so a
+partition reads newest first and ``since`` is a RowKey bound: the user and directory filters never scan.
+Writes are idempotent (same keys for the same entry): a retried write leaves one entry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from typing import Any
+
+from shared.adapters.tables.base import (
+    TableStore,
+    from_json,
+    from_text,
+    page,
+    quote,
+    required_time,
+    stream,
+    to_json,
+    to_text,
+    to_time,
+)
+from shared.domain.model import AuditEntry
+from shared.service.paging import decode_cursor, encode_cursor
+from shared.service.ports import AuditQuery, Page
+
+_MAX_MS = 10**13 - 1
+_MAX_DAY = 99999999
+
+
+def _inverted(at: dt.datetime) -> int:
+    return _MAX_MS - int(at.timestamp() * 1000)
+
+
+def _day(at: dt.datetime) -> str:
+    return at.astimezone(dt.UTC).strftime("%Y%m%d")
+
+
+def entry_entity(pk: str, e: AuditEntry) -> dict[str, Any]:
+    return {
+        "PartitionKey": pk,
+        "RowKey": f"{_inverted(e.at):013d}|{e.id}",
+        "Id": e.id,
+        "At": to_time(e.at),
+        "Actor": e.actor,
+        "Action": e.action,
+        "Result": e.result,
+        "CorrelationId": to_text(e.correlation_id),
+        "UserId": to_text(e.user_id),
+        "DirectoryId": to_text(e.directory_id),
+        "GroupId": to_text(e.group_id),
+        "Before": to_json(e.before) if e.before is not None else "",
+        "After": to_json(e.after) if e.after is not None else "",
+    }
+
+
+def entry_from(r: Any) -> AuditEntry:
+    return AuditEntry(
+        id=r["Id"],
+        at=required_time(r["At"]),
+        actor=r["Actor"],
+        action=r["Action"],
+        result=r["Result"],
+        correlation_id=from_text(r.get("CorrelationId")),
+        user_id=from_text(r.get("UserId")),
+        directory_id=from_text(r.get("DirectoryId")),
+        group_id=from_text(r.get("GroupId")),
+        before=from_json(r.get("Before")),
+        after=from_json(r.get("After")),
+    )
+
+
+class TableAuditLog:
+    def __init__(self, store: TableStore) -> None:
+        self.store = store
+
+    async def record(self, entry: AuditEntry) -> None:
+        table = await self.store.table("audit")
+        keys = [f"day|{_day(entry.at)}"]
+        keys += [f"user|{entry.user_id}"] if entry.user_id else []
+        keys += [f"directory|{entry.directory_id}"] if entry.directory_id else []
+        keys += [f"group|{entry.group_id}"] if entry.group_id else []
+        day_marker = {"PartitionKey": "days", "RowKey": f"{_MAX_DAY - int(_day(entry.at)):08d}"}
+        await asyncio.gather(
+            table.upsert_entity(day_marker), *(table.upsert_entity(entry_entity(k, entry)) for k in keys)
+        )
+
+    async def page(self, query: AuditQuery, cursor: str | None, limit: int) -> Page[AuditEntry]:
+        table = await self.store.table("audit")
+        bound = f" and RowKey lt {quote(f'{_inverted(query.since) + 1:013d}')}" if query.since else ""
+        scope = f"audit:{query.user_id}:{query.directory_id}:{query.since}"
+        if query.user_id or query.directory_id:
+            pk = f"user|{query.user_id}" if query.user_id else f"directory|{query.directory_id}"
+            flt = f"PartitionKey eq {quote(pk)}{bound}"
+            if query.user_id and query.directory_id:
+                flt += f" and DirectoryId eq {quote(query.directory_id)}"
+            rows, nxt = await page(table, flt, scope, cursor, limit)
+            return Page([entry_from(r) for r in rows], nxt)
+        return await self._by_day(table, bound, scope, query, cursor, limit)
+
+    async def _by_day(
+        self, table: Any, bound: str, scope: str, query: AuditQuery, cursor: str | None, limit: int
+    ) -> Page[AuditEntry]:
+        """Unfiltered: the days newest first, each day's partition newest first."""
+        position = decode_cursor(scope, cursor) or {"d": None, "c": None}
+        day_bound = ""
+        if query.since:
+            day_bound = f" and RowKey le {quote(f'{_MAX_DAY - int(_day(query.since)):08d}')}"
+        if position["d"]:
+            first = _MAX_DAY - int(position["d"])
+            day_bound += f" and RowKey ge {quote(f'{first:08d}')}"
+        days = [
+            f"{_MAX_DAY - int(r['RowKey']):08d}"
+            async for r in stream(table, f"PartitionKey eq 'days'{day_bound}", select=["RowKey"])
+        ]
+        items: list[AuditEntry] = []
+        inner = position["c"]
+        for i, day in enumerate(days):
+            while True:
+                rows, inner = await page(
+                    table,
+                    f"PartitionKey eq {quote('day|' + day)}{bound}",
+                    f"{scope}:{day}",
+                    inner,
+                    limit - len(items),
+                )
+                items.extend(entry_from(r) for r in rows)
+                if len(items) >= limit:
+                    if inner is not None:
+                        return Page(items, encode_cursor(scope, {"d": day, "c": inner}))
+                    more = i + 1 < len(days)
+                    return Page(items, encode_cursor(scope, {"d": days[i + 1], "c": None}) if more else None)
+                if inner is None:
+                    break
+        return Page(items, None)

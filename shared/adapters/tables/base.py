@@ -1,0 +1,199 @@
+"""What every Table Storage repository shares: the service client, table names, errors and encodings.
+
+Tables are created once per process, on first use. Azure's errors become the domain's: an ETag mismatch is
+``PreconditionFailed``; an insert of an existing key is reported to the caller as ``False``/``None`` where the
+repository's contract says so. Values: strings (``""`` stands for "not set", as a merge cannot delete a
+property), ISO-8601 UTC times, JSON for lists and objects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import TableTransactionError, UpdateMode
+
+from shared.domain.errors import PreconditionFailed
+from shared.service.paging import decode_cursor, encode_cursor
+
+if TYPE_CHECKING:
+    from azure.data.tables.aio import TableClient, TableServiceClient
+
+TABLES = ("users", "groups", "directories", "dirindex", "uniques", "audit")
+TRANSACTION_LIMIT = 100
+"""Table Storage's entity group transactions: at most 100 operations, one partition."""
+
+
+class TableStore:
+    """The storage account's tables for one prefix, created on first use."""
+
+    def __init__(self, service: TableServiceClient, prefix: str) -> None:
+        self.service = service
+        self.prefix = prefix
+        self._clients = {name: service.get_table_client(prefix + name) for name in TABLES}
+        self._ready: asyncio.Task[None] | None = None
+
+    async def table(self, name: str) -> TableClient:
+        if self._ready is None:
+            self._ready = asyncio.ensure_future(self._create_all())
+        await asyncio.shield(self._ready)
+        return self._clients[name]
+
+    async def _create_all(self) -> None:
+        async def create(client: TableClient) -> None:
+            with contextlib.suppress(ResourceExistsError):
+                await client.create_table()
+
+        try:
+            await asyncio.gather(*(create(c) for c in self._clients.values()))
+        except BaseException:
+            self._ready = None  # let the next caller try again
+            raise
+
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            await client.close()
+
+
+def to_text(value: str | None) -> str:
+    return "" if value is None else value
+
+
+def from_text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value != "" else None
+
+
+def to_time(value: dt.datetime | None) -> str:
+    if value is None:
+        return ""
+    return value.astimezone(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def from_time(value: Any) -> dt.datetime | None:
+    text = from_text(value)
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+
+
+def required_time(value: Any) -> dt.datetime:
+    parsed = from_time(value)
+    if parsed is None:
+        raise ValueError("a stored time is missing")
+    return parsed
+
+
+def to_json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def from_json(value: Any, default: Any = None) -> Any:
+    text = from_text(value)
+    return json.loads(text) if text else default
+
+
+def etag_of(entity: Mapping[str, Any]) -> str:
+    metadata = getattr(entity, "metadata", None) or entity
+    return str(metadata.get("etag", ""))
+
+
+def quote(value: str) -> str:
+    """An OData string literal (single quotes doubled)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def prefix_range(prefix: str) -> str:
+    """A RowKey filter for every key starting with ``prefix`` (``|`` separates; ``}`` sorts after it)."""
+    return f"RowKey ge {quote(prefix)} and RowKey lt {quote(prefix[:-1] + chr(ord(prefix[-1]) + 1))}"
+
+
+async def insert(table: TableClient, entity: Mapping[str, Any]) -> str | None:
+    """Insert; the new ETag, or None when the key exists."""
+    try:
+        meta = await table.create_entity(entity)
+    except ResourceExistsError:
+        return None
+    return str(meta.get("etag", ""))
+
+
+async def merge(table: TableClient, entity: Mapping[str, Any], etag: str | None) -> str:
+    """Merge the given properties into an existing row; with ``etag``, only if it is unchanged."""
+    try:
+        if etag is None:
+            meta = await table.update_entity(entity, mode=UpdateMode.MERGE)
+        else:
+            meta = await table.update_entity(
+                entity, mode=UpdateMode.MERGE, etag=etag, match_condition=MatchConditions.IfNotModified
+            )
+    except ResourceModifiedError:
+        raise PreconditionFailed("the resource changed since it was read (ETag mismatch)") from None
+    return str(meta.get("etag", ""))
+
+
+async def read(table: TableClient, pk: str, rk: str) -> Any | None:
+    try:
+        return await table.get_entity(pk, rk)
+    except ResourceNotFoundError:
+        return None
+
+
+async def delete(table: TableClient, pk: str, rk: str) -> None:
+    """Delete a row; a missing row is not an error (the SDK reports it as success)."""
+    await table.delete_entity(pk, rk)
+
+
+async def query(
+    table: TableClient, flt: str, *, select: Sequence[str] | None = None, page_size: int = 1000
+) -> list[Any]:
+    return [
+        e
+        async for e in table.query_entities(
+            flt, results_per_page=page_size, select=list(select) if select else None
+        )
+    ]
+
+
+async def stream(
+    table: TableClient, flt: str, *, select: Sequence[str] | None = None, page_size: int = 1000
+) -> AsyncIterator[Any]:
+    async for e in table.query_entities(
+        flt, results_per_page=page_size, select=list(select) if select else None
+    ):
+        yield e
+
+
+async def page(
+    table: TableClient, flt: str, scope: str, cursor: str | None, limit: int, *, max_round_trips: int = 20
+) -> tuple[list[Any], str | None]:
+    """One page of at most ``limit`` rows and the cursor after it. Table Storage may answer a page with
+    fewer rows (even none) and a continuation; this keeps reading, within ``max_round_trips``, until it has
+    something or there is nothing left."""
+    token = decode_cursor(scope, cursor)
+    rows: list[Any] = []
+    for _ in range(max_round_trips):
+        pages: Any = table.query_entities(flt, results_per_page=limit - len(rows)).by_page(
+            continuation_token=token
+        )
+        async for batch in pages:
+            rows.extend([e async for e in batch])
+            break
+        token = pages.continuation_token
+        if rows or token is None:
+            break
+    return rows, (encode_cursor(scope, token) if token is not None else None)
+
+
+async def transact(table: TableClient, operations: Sequence[tuple[Any, ...]]) -> None:
+    """Submit same-partition operations in transactions of at most 100 (each chunk atomic)."""
+    for start in range(0, len(operations), TRANSACTION_LIMIT):
+        chunk = list(operations[start : start + TRANSACTION_LIMIT])
+        try:
+            await table.submit_transaction(chunk)
+        except TableTransactionError as exc:
+            if getattr(exc, "error_code", None) == "UpdateConditionNotSatisfied":
+                raise PreconditionFailed("the resource changed since it was read (ETag mismatch)") from None
+            raise

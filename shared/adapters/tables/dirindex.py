@@ -1,0 +1,171 @@
+"""The directory index on Table Storage: for each directory, one row per user bound to it (directly or
+through a group) or linked in it.
+
+PartitionKey = ``<directoryId>|<bucket>`` with 16 buckets by a hash of the user id, RowKey = user id. A
+directory's 100,000 users spread over 16 partitions (Table Storage serves each partition from one server, at
+about 2,000 entities per second), read in parallel; no directory's writes land on one hot partition.
+
+The rows are a projection of the users' partitions (``shared.service.projection`` recomputes a user's rows
+from its partition after every change); they are never the only copy of anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from shared.adapters.tables.base import (
+    TableStore,
+    from_json,
+    from_text,
+    page,
+    quote,
+    stream,
+    to_json,
+    to_text,
+    transact,
+)
+from shared.domain.model import LINK_STATUSES, LinkStatus
+from shared.service.paging import decode_cursor, encode_cursor
+from shared.service.ports import IndexEntry, Page
+
+BUCKETS = 16
+
+
+def bucket_of(user_id: str) -> int:
+    return hashlib.blake2b(user_id.encode(), digest_size=1).digest()[0] % BUCKETS
+
+
+def partition(directory_id: str, bucket: int) -> str:
+    return f"{directory_id}|{bucket:02d}"
+
+
+def entry_entity(entry: IndexEntry) -> dict[str, Any]:
+    return {
+        "PartitionKey": partition(entry.directory_id, bucket_of(entry.user_id)),
+        "RowKey": entry.user_id,
+        "Via": to_json(list(entry.via)),
+        "Status": entry.status,
+        "M365UserId": to_text(entry.m365_user_id),
+    }
+
+
+def entry_from(entity: Any) -> IndexEntry:
+    return IndexEntry(
+        directory_id=entity["PartitionKey"].rsplit("|", 1)[0],
+        user_id=entity["RowKey"],
+        via=tuple(from_json(entity.get("Via"), [])),
+        status=entity.get("Status", "pending"),
+        m365_user_id=from_text(entity.get("M365UserId")),
+    )
+
+
+def _filter(directory_id: str, bucket: int, status: LinkStatus | None) -> str:
+    flt = f"PartitionKey eq {quote(partition(directory_id, bucket))}"
+    return flt + (f" and Status eq {quote(status)}" if status else "")
+
+
+class TableDirectoryIndex:
+    def __init__(self, store: TableStore) -> None:
+        self.store = store
+
+    async def put(self, entries: Sequence[IndexEntry]) -> None:
+        table = await self.store.table("dirindex")
+        by_partition: dict[str, list[tuple[Any, ...]]] = {}
+        for e in entries:
+            entity = entry_entity(e)
+            by_partition.setdefault(entity["PartitionKey"], []).append(("upsert", entity))
+        await asyncio.gather(*(transact(table, ops) for ops in by_partition.values()))
+
+    async def remove(self, directory_id: str, user_ids: Sequence[str]) -> None:
+        table = await self.store.table("dirindex")
+        by_partition: dict[str, list[str]] = {}
+        for uid in user_ids:
+            by_partition.setdefault(partition(directory_id, bucket_of(uid)), []).append(uid)
+
+        async def drop(pk: str, uids: list[str]) -> None:
+            await asyncio.gather(*(table.delete_entity(pk, uid) for uid in uids))
+
+        await asyncio.gather(*(drop(pk, uids) for pk, uids in by_partition.items()))
+
+    async def page(
+        self, directory_id: str, status: LinkStatus | None, cursor: str | None, limit: int
+    ) -> Page[IndexEntry]:
+        """Buckets in order; the cursor holds the bucket and Table Storage's continuation within it."""
+        table = await self.store.table("dirindex")
+        scope = f"dirindex:{directory_id}:{status}"
+        position = decode_cursor(scope, cursor) or {"b": 0, "c": None}
+        bucket, inner = int(position["b"]), position.get("c")
+        items: list[IndexEntry] = []
+        while bucket < BUCKETS and len(items) < limit:
+            rows, nxt = await page(
+                table, _filter(directory_id, bucket, status), f"{scope}:{bucket}", inner, limit - len(items)
+            )
+            items.extend(entry_from(r) for r in rows)
+            if nxt is None:
+                bucket, inner = bucket + 1, None
+            else:
+                inner = nxt
+        if bucket >= BUCKETS:
+            return Page(items, None)
+        return Page(items, encode_cursor(scope, {"b": bucket, "c": inner}))
+
+    async def all(self, directory_id: str) -> AsyncIterator[IndexEntry]:
+        """Every row, the 16 buckets read concurrently."""
+        table = await self.store.table("dirindex")
+        queue: asyncio.Queue[list[IndexEntry] | None] = asyncio.Queue(maxsize=64)
+
+        async def read_bucket(bucket: int) -> None:
+            batch: list[IndexEntry] = []
+            async for row in stream(table, _filter(directory_id, bucket, None)):
+                batch.append(entry_from(row))
+                if len(batch) == 1000:
+                    await queue.put(batch)
+                    batch = []
+            await queue.put(batch)
+
+        async def read_all() -> None:
+            try:
+                await asyncio.gather(*(read_bucket(b) for b in range(BUCKETS)))
+            finally:
+                await queue.put(None)
+
+        task = asyncio.ensure_future(read_all())
+        try:
+            while (batch := await queue.get()) is not None:
+                for entry in batch:
+                    yield entry
+            await task  # re-raise a bucket's failure: a partial listing is never passed off as complete
+        finally:
+            task.cancel()
+
+    async def counts(self, directory_id: str) -> dict[str, int]:
+        table = await self.store.table("dirindex")
+
+        async def count(bucket: int) -> Counter[str]:
+            tally: Counter[str] = Counter()
+            flt = _filter(directory_id, bucket, None)
+            async for r in stream(table, flt, select=["Status", "M365UserId"]):
+                tally[r.get("Status", "pending")] += 1
+                tally["linked"] += bool(r.get("M365UserId"))
+            return tally
+
+        total: Counter[str] = Counter()
+        for c in await asyncio.gather(*(count(b) for b in range(BUCKETS))):
+            total.update(c)
+        return {s: total.get(s, 0) for s in (*LINK_STATUSES, "linked")}
+
+    async def drop(self, directory_id: str) -> None:
+        table = await self.store.table("dirindex")
+
+        async def drop_bucket(bucket: int) -> None:
+            pk = partition(directory_id, bucket)
+            keys = [
+                r["RowKey"] async for r in stream(table, f"PartitionKey eq {quote(pk)}", select=["RowKey"])
+            ]
+            await transact(table, [("delete", {"PartitionKey": pk, "RowKey": k}) for k in keys])
+
+        await asyncio.gather(*(drop_bucket(b) for b in range(BUCKETS)))

@@ -1,0 +1,200 @@
+"""Users on Table Storage: one partition per user (PartitionKey = user id).
+
+RowKey ``user`` is the user; ``binding|<directoryId>`` a direct binding; ``membership|<groupId>`` a group
+membership (the user's copy; the group's partition holds the authoritative one); ``link|<directoryId>`` the
+link. "Everything about user U" is one partition query; a binding and its link change in one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from shared.adapters.tables.base import (
+    TableStore,
+    delete,
+    from_json,
+    from_text,
+    from_time,
+    insert,
+    merge,
+    page,
+    quote,
+    required_time,
+    to_json,
+    to_text,
+    to_time,
+    transact,
+)
+from shared.domain.errors import Conflict
+from shared.domain.model import Link, User
+from shared.service.ports import Page, UserQuery, UserRecord
+
+USER = "user"
+BINDING = "binding|"
+MEMBERSHIP = "membership|"
+LINK = "link|"
+
+_COLUMNS = {
+    "username": "Username",
+    "email": "Email",
+    "first_name": "FirstName",
+    "last_name": "LastName",
+    "display_name": "DisplayName",
+    "alternate_email": "AlternateEmail",
+    "employee_id": "EmployeeId",
+    "job_title": "JobTitle",
+    "department": "Department",
+    "manager_id": "ManagerId",
+    "state": "State",
+    "start_at": "StartAt",
+    "end_at": "EndAt",
+    "time_zone": "TimeZone",
+    "source": "Source",
+}
+
+
+def user_entity(user: User, fields: Sequence[str] | None = None) -> dict[str, Any]:
+    names = _COLUMNS if fields is None else [f for f in fields if f in _COLUMNS]
+    entity: dict[str, Any] = {"PartitionKey": user.id, "RowKey": USER, "UpdatedAt": to_time(user.updated_at)}
+    for name in names:
+        entity[_COLUMNS[name]] = to_text(getattr(user, name))
+    if fields is None:
+        entity["CreatedAt"] = to_time(user.created_at)
+    if fields is None or "deleted_at" in fields:
+        entity["DeletedAt"] = to_time(user.deleted_at)
+    return entity
+
+
+def user_from(entity: Any) -> User:
+    values: dict[str, Any] = {name: from_text(entity.get(column)) for name, column in _COLUMNS.items()}
+    return User(
+        id=entity["PartitionKey"],
+        created_at=required_time(entity.get("CreatedAt")),
+        updated_at=required_time(entity.get("UpdatedAt")),
+        deleted_at=from_time(entity.get("DeletedAt")),
+        **values,
+    )
+
+
+def link_entity(link: Link) -> dict[str, Any]:
+    return {
+        "PartitionKey": link.user_id,
+        "RowKey": LINK + link.directory_id,
+        "Status": link.status,
+        "M365UserId": to_text(link.m365_user_id),
+        "ImmutableId": to_text(link.immutable_id),
+        "Origin": to_text(link.origin),
+        "Fingerprint": to_text(link.fingerprint),
+        "Reason": to_text(link.reason),
+        "Candidates": to_json(list(link.candidates)),
+        "LastSyncAt": to_time(link.last_sync_at),
+    }
+
+
+def link_from(entity: Any) -> Link:
+    return Link(
+        user_id=entity["PartitionKey"],
+        directory_id=entity["RowKey"][len(LINK) :],
+        status=entity.get("Status", "pending"),
+        m365_user_id=from_text(entity.get("M365UserId")),
+        immutable_id=from_text(entity.get("ImmutableId")),
+        origin=from_text(entity.get("Origin")),  # type: ignore[arg-type]
+        fingerprint=from_text(entity.get("Fingerprint")),
+        reason=from_text(entity.get("Reason")),
+        candidates=tuple(from_json(entity.get("Candidates"), [])),
+        last_sync_at=from_time(entity.get("LastSyncAt")),
+    )
+
+
+class TableUsers:
+    def __init__(self, store: TableStore) -> None:
+        self.store = store
+
+    async def add(self, user: User) -> str:
+        table = await self.store.table("users")
+        etag = await insert(table, user_entity(user))
+        if etag is None:
+            raise Conflict(f"a user with id {user.id} exists")
+        return etag
+
+    async def get(self, user_id: str) -> UserRecord | None:
+        table = await self.store.table("users")
+        rows = [e async for e in table.query_entities(f"PartitionKey eq {quote(user_id)}")]
+        user_row = next((r for r in rows if r["RowKey"] == USER), None)
+        if user_row is None:
+            return None
+        keys = [r["RowKey"] for r in rows]
+        return UserRecord(
+            user=user_from(user_row),
+            etag=str(user_row.metadata["etag"]),
+            direct=frozenset(k[len(BINDING) :] for k in keys if k.startswith(BINDING)),
+            groups=frozenset(k[len(MEMBERSHIP) :] for k in keys if k.startswith(MEMBERSHIP)),
+            links={
+                link.directory_id: link
+                for link in (link_from(r) for r in rows if r["RowKey"].startswith(LINK))
+            },
+        )
+
+    async def get_many(self, user_ids: Sequence[str]) -> dict[str, User]:
+        table = await self.store.table("users")
+
+        async def one(uid: str) -> User | None:
+            from shared.adapters.tables.base import read
+
+            row = await read(table, uid, USER)
+            return user_from(row) if row is not None else None
+
+        found = await asyncio.gather(*(one(u) for u in dict.fromkeys(user_ids)))
+        return {u.id: u for u in found if u is not None}
+
+    async def update(self, user: User, changed: Sequence[str], etag: str | None) -> str:
+        table = await self.store.table("users")
+        return await merge(table, user_entity(user, changed), etag)
+
+    async def delete(self, user_id: str) -> None:
+        table = await self.store.table("users")
+        rows = [e async for e in table.query_entities(f"PartitionKey eq {quote(user_id)}", select=["RowKey"])]
+        # The user row last: until it goes, the user still reads as existing and a retry finds the rest.
+        rows.sort(key=lambda r: r["RowKey"] == USER)
+        others = [("delete", {"PartitionKey": user_id, "RowKey": r["RowKey"]}) for r in rows]
+        await transact(table, others)
+
+    async def set_direct_binding(self, user_id: str, directory_id: str, bound: bool, at: dt.datetime) -> bool:
+        table = await self.store.table("users")
+        key = BINDING + directory_id
+        if bound:
+            return (
+                await insert(table, {"PartitionKey": user_id, "RowKey": key, "At": to_time(at)}) is not None
+            )
+        from shared.adapters.tables.base import read
+
+        existed = await read(table, user_id, key) is not None
+        await delete(table, user_id, key)
+        return existed
+
+    async def set_membership(self, user_id: str, group_id: str, member: bool, at: dt.datetime) -> None:
+        table = await self.store.table("users")
+        key = MEMBERSHIP + group_id
+        if member:
+            await table.upsert_entity({"PartitionKey": user_id, "RowKey": key, "At": to_time(at)})
+        else:
+            await delete(table, user_id, key)
+
+    async def save_link(self, link: Link) -> None:
+        table = await self.store.table("users")
+        await table.upsert_entity(link_entity(link))
+
+    async def delete_link(self, user_id: str, directory_id: str) -> None:
+        table = await self.store.table("users")
+        await delete(table, user_id, LINK + directory_id)
+
+    async def page(self, query: UserQuery, cursor: str | None, limit: int) -> Page[User]:
+        table = await self.store.table("users")
+        flt = f"RowKey eq {quote(USER)}"
+        if query.state is not None:
+            flt += f" and State eq {quote(query.state)}"
+        rows, nxt = await page(table, flt, f"users:{query.state}", cursor, limit)
+        return Page([user_from(r) for r in rows], nxt)

@@ -1,0 +1,311 @@
+"""Every HTTP operation of Warden's API, declared once.
+
+The doors (``functions/``) register each operation's route from here and validate its body and query with the
+models named here; the OpenAPI document (``shared.api.openapi``) is generated from the same table. A route
+that is not declared cannot be served, and a declared one cannot go undocumented.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from pydantic import BaseModel
+
+from shared.api import schemas as s
+from shared.service.access import Role
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str
+    """The function's name and the operation's ``operationId``."""
+    method: str
+    route: str
+    """Below ``/api``, as an Azure Functions route template (``users/{id}``)."""
+    summary: str
+    role: Role | None
+    """``None``: anonymous."""
+    ok: int = 200
+    response: type[BaseModel] | None = None
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    errors: tuple[int, ...] = ()
+    etag: bool = False
+    """Responses carry ``ETag``; PATCH and DELETE honour ``If-Match`` (412 on mismatch)."""
+    tag: str = "admin"
+
+    @property
+    def path_params(self) -> list[str]:
+        return re.findall(r"{(\w+)}", self.route)
+
+
+def _op(name: str, method: str, route: str, summary: str, role: Role | None, **kw: object) -> Operation:
+    return Operation(name, method, route, summary, role, **kw)  # type: ignore[arg-type]
+
+
+NOT_FOUND = (404,)
+WRITE = (400, 404, 409)
+
+OPERATIONS: tuple[Operation, ...] = (
+    # ------------------------------------------------------------------------------------ directories
+    _op(
+        "connect_directory",
+        "POST",
+        "directories",
+        "Connect an M365 tenant (app-only credentials)",
+        "admin",
+        ok=201,
+        response=s.DirectoryOut,
+        body=s.DirectoryCreate,
+        errors=(400, 409, 501, 502),
+        tag="directories",
+    ),
+    _op(
+        "list_directories",
+        "GET",
+        "directories",
+        "Connected directories",
+        "reader",
+        response=s.DirectoryList,
+        tag="directories",
+    ),
+    _op(
+        "get_directory",
+        "GET",
+        "directories/{directoryId}",
+        "One directory: status, domains, counts",
+        "reader",
+        response=s.DirectoryOut,
+        errors=NOT_FOUND,
+        etag=True,
+        tag="directories",
+    ),
+    _op(
+        "update_directory",
+        "PATCH",
+        "directories/{directoryId}",
+        "Rename a directory or change its options",
+        "admin",
+        response=s.DirectoryOut,
+        body=s.DirectoryPatch,
+        errors=(400, 404, 412),
+        etag=True,
+        tag="directories",
+    ),
+    _op(
+        "reactivate_directory",
+        "POST",
+        "directories/{directoryId}/reactivate",
+        "Re-validate the credentials (optionally a new client secret) and re-read the tenant's domains",
+        "admin",
+        response=s.DirectoryOut,
+        body=s.Reactivate,
+        errors=(400, 404, 409, 502),
+        etag=True,
+        tag="directories",
+    ),
+    _op(
+        "deactivate_directory",
+        "DELETE",
+        "directories/{directoryId}",
+        "Deactivate: remove bindings, links and secrets; M365 accounts stay as they are (irreversible)",
+        "admin",
+        ok=204,
+        query=s.DeactivateQuery,
+        errors=(400, 404),
+        tag="directories",
+    ),
+    # ------------------------------------------------------------------------------------------ users
+    _op(
+        "create_user",
+        "POST",
+        "users",
+        "Create a user",
+        "admin",
+        ok=201,
+        response=s.UserOut,
+        body=s.UserCreate,
+        errors=(400, 409),
+        etag=True,
+        tag="users",
+    ),
+    _op(
+        "list_users",
+        "GET",
+        "users",
+        "Users, filtered and cursor-paged",
+        "reader",
+        response=s.UserList,
+        query=s.UserListQuery,
+        errors=(400, 404),
+        tag="users",
+    ),
+    _op(
+        "get_user",
+        "GET",
+        "users/{id}",
+        "One user with its bindings and per-directory link status",
+        "reader",
+        response=s.UserOut,
+        errors=NOT_FOUND,
+        etag=True,
+        tag="users",
+    ),
+    _op(
+        "update_user",
+        "PATCH",
+        "users/{id}",
+        "Change a user's fields (only those given)",
+        "admin",
+        response=s.UserOut,
+        body=s.UserPatch,
+        errors=(400, 404, 409, 412),
+        etag=True,
+        tag="users",
+    ),
+    _op(
+        "delete_user",
+        "DELETE",
+        "users/{id}",
+        "Delete a user (its M365 accounts get blocked, never deleted)",
+        "admin",
+        ok=204,
+        errors=(404, 412),
+        etag=True,
+        tag="users",
+    ),
+    _op(
+        "bind_user",
+        "PUT",
+        "users/{id}/directories/{directoryId}",
+        "Bind a user to a directory directly",
+        "admin",
+        response=s.UserOut,
+        errors=NOT_FOUND,
+        tag="users",
+    ),
+    _op(
+        "unbind_user",
+        "DELETE",
+        "users/{id}/directories/{directoryId}",
+        "Remove a user's direct binding",
+        "admin",
+        ok=204,
+        errors=NOT_FOUND,
+        tag="users",
+    ),
+    # ----------------------------------------------------------------------------------------- groups
+    _op(
+        "create_group",
+        "POST",
+        "groups",
+        "Create a group",
+        "admin",
+        ok=201,
+        response=s.GroupOut,
+        body=s.GroupCreate,
+        errors=(400, 409),
+        etag=True,
+        tag="groups",
+    ),
+    _op(
+        "list_groups",
+        "GET",
+        "groups",
+        "Groups, cursor-paged",
+        "reader",
+        response=s.GroupList,
+        query=s.ListQuery,
+        errors=(400,),
+        tag="groups",
+    ),
+    _op(
+        "get_group",
+        "GET",
+        "groups/{id}",
+        "One group with its directory bindings",
+        "reader",
+        response=s.GroupOut,
+        errors=NOT_FOUND,
+        etag=True,
+        tag="groups",
+    ),
+    _op(
+        "update_group",
+        "PATCH",
+        "groups/{id}",
+        "Rename a group or change its description",
+        "admin",
+        response=s.GroupOut,
+        body=s.GroupPatch,
+        errors=(400, 404, 409, 412),
+        etag=True,
+        tag="groups",
+    ),
+    _op(
+        "delete_group",
+        "DELETE",
+        "groups/{id}",
+        "Delete a group, its memberships and bindings",
+        "admin",
+        ok=204,
+        errors=(404, 412),
+        etag=True,
+        tag="groups",
+    ),
+    _op(
+        "add_group_member",
+        "PUT",
+        "groups/{id}/members/{userId}",
+        "Add a user to a group",
+        "admin",
+        response=s.GroupMemberOut,
+        errors=NOT_FOUND,
+        tag="groups",
+    ),
+    _op(
+        "remove_group_member",
+        "DELETE",
+        "groups/{id}/members/{userId}",
+        "Remove a user from a group",
+        "admin",
+        ok=204,
+        errors=NOT_FOUND,
+        tag="groups",
+    ),
+    _op(
+        "bind_group",
+        "PUT",
+        "groups/{id}/directories/{directoryId}",
+        "Bind a group (its members) to a directory",
+        "admin",
+        response=s.GroupOut,
+        errors=NOT_FOUND,
+        tag="groups",
+    ),
+    _op(
+        "unbind_group",
+        "DELETE",
+        "groups/{id}/directories/{directoryId}",
+        "Unbind a group from a directory",
+        "admin",
+        ok=204,
+        errors=NOT_FOUND,
+        tag="groups",
+    ),
+    # ------------------------------------------------------------------------------------------ audit
+    _op(
+        "list_audit",
+        "GET",
+        "audit",
+        "The audit trail, newest first, by user, directory and time",
+        "reader",
+        response=s.AuditList,
+        query=s.AuditQueryIn,
+        errors=(400,),
+        tag="audit",
+    ),
+)
+
+BY_NAME = {op.name: op for op in OPERATIONS}

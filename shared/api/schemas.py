@@ -1,0 +1,439 @@
+"""The admin API's request and response bodies, as pydantic models.
+
+The same models validate every request (a failure answers 400 naming each bad field), shape every response,
+and generate the OpenAPI document's schemas (``shared.api.openapi``): there is no second copy to drift.
+Length limits are Graph's, because these values become Graph properties (graph/api/resources/user: givenName,
+surname, department 64; jobTitle 128; displayName 256; employeeId 16; mailNickname 64; UPN rules from
+entra/identity/authentication/concept-sspr-policy "Username policies").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    model_validator,
+)
+
+from shared.domain.dates import parse_local, zone
+from shared.domain.model import LinkStatus, UserState
+
+GUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+_PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+UPN_LOCAL = re.compile(r"^[A-Za-z0-9'.\-_!#^~]{1,64}$")
+_DNS = re.compile(r"^(?=.{1,48}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$")
+
+
+def _company_email(value: str) -> str:
+    """The user's email is also its userPrincipalName (rule 3), so Entra's UPN rules apply."""
+    local, _, domain = value.rpartition("@")
+    if not local or not UPN_LOCAL.match(local) or local.endswith(".") or not _DNS.match(domain):
+        raise ValueError(
+            "must be an address whose part before the @ has 1-64 of A-Z a-z 0-9 ' . - _ ! # ^ ~ (not ending in '.') "
+            "and whose domain is a DNS name of at most 48 characters (Entra's userPrincipalName rules)"
+        )
+    return f"{local}@{domain.lower()}"
+
+
+def _time_zone(value: str) -> str:
+    zone(value)
+    return value
+
+
+def _local_date(value: str) -> str:
+    parse_local(value)
+    return value
+
+
+Text16 = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=16, pattern=_PRINTABLE)
+]
+Text64 = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=_PRINTABLE)
+]
+Text128 = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128, pattern=_PRINTABLE)
+]
+Text256 = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256, pattern=_PRINTABLE)
+]
+Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=1024, pattern=_PRINTABLE)]
+Guid = Annotated[str, StringConstraints(pattern=GUID_PATTERN), AfterValidator(str.lower)]
+CompanyEmail = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=113), AfterValidator(_company_email)
+]
+AnyEmail = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True,
+        max_length=254,
+        pattern=r"^[^@\s\x00-\x1f]+@[^@\s\x00-\x1f]+\.[^@\s\x00-\x1f]+$",
+    ),
+]
+Username = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.]{1,64}$"),
+    Field(
+        description='becomes the M365 mailNickname: 1-64 ASCII characters, none of @ ( ) \\ [ ] " ; : < > , or space'
+    ),
+]
+TimeZone = Annotated[
+    str,
+    StringConstraints(max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*$"),
+    AfterValidator(_time_zone),
+    Field(description="IANA time zone, e.g. Europe/Berlin"),
+]
+LocalDate = Annotated[
+    str,
+    StringConstraints(
+        max_length=40,
+        pattern=r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?)?$",
+    ),
+    AfterValidator(_local_date),
+    Field(description="ISO 8601 date (local midnight) or date-time, in timeZone"),
+]
+UserStateField = UserState
+LinkStatusField = LinkStatus
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---------------------------------------------------------------------------------------------- users
+class UserFields(Body):
+    username: Username
+    email: CompanyEmail
+    firstName: Text64
+    lastName: Text64
+    displayName: Text256 | None = None
+    alternateEmail: AnyEmail | None = None
+    employeeId: Text16 | None = None
+    jobTitle: Text128 | None = None
+    department: Text64 | None = None
+    managerId: Guid | None = None
+    state: UserStateField = "active"
+    startAt: LocalDate | None = None
+    endAt: LocalDate | None = None
+    timeZone: TimeZone | None = None
+
+
+class UserCreate(UserFields):
+    """A new user; ``displayName`` defaults to "firstName lastName"."""
+
+
+class UserPatch(Body):
+    """Fields to change; ``null`` clears an optional field. Only the given fields are written."""
+
+    username: Username | None = None
+    email: CompanyEmail | None = None
+    firstName: Text64 | None = None
+    lastName: Text64 | None = None
+    displayName: Text256 | None = None
+    alternateEmail: AnyEmail | None = None
+    employeeId: Text16 | None = None
+    jobTitle: Text128 | None = None
+    department: Text64 | None = None
+    managerId: Guid | None = None
+    state: UserStateField | None = None
+    startAt: LocalDate | None = None
+    endAt: LocalDate | None = None
+    timeZone: TimeZone | None = None
+
+    @model_validator(mode="after")
+    def _required_stay_set(self) -> UserPatch:
+        for name in ("username", "email", "firstName", "lastName", "displayName", "state"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be cleared (null)")
+        return self
+
+
+class UserDirectoryOut(Out):
+    directoryId: str
+    via: list[str] = Field(description='"direct" or "group:<groupId>", one per way the user is bound')
+    status: LinkStatusField
+    reason: str | None = None
+    m365UserId: str | None = None
+    lastSyncAt: dt.datetime | None = None
+
+
+class UserOut(Out):
+    id: str
+    username: str
+    email: str
+    firstName: str
+    lastName: str
+    displayName: str
+    alternateEmail: str | None = None
+    employeeId: str | None = None
+    jobTitle: str | None = None
+    department: str | None = None
+    managerId: str | None = None
+    state: UserStateField
+    startAt: str | None = None
+    endAt: str | None = None
+    timeZone: str | None = None
+    source: str
+    groups: list[str]
+    directories: list[UserDirectoryOut]
+    createdAt: dt.datetime
+    updatedAt: dt.datetime
+
+
+class UserList(Out):
+    items: list[UserOut]
+    next: str | None
+
+
+class ListQuery(Body):
+    cursor: str | None = Field(None, max_length=4096)
+    limit: int = Field(50, ge=1, le=200)
+
+
+class UserListQuery(ListQuery):
+    email: Annotated[str, StringConstraints(max_length=254)] | None = None
+    employeeId: Annotated[str, StringConstraints(max_length=16)] | None = None
+    state: UserStateField | None = None
+    directoryId: Guid | None = None
+    status: LinkStatusField | None = None
+
+
+# --------------------------------------------------------------------------------------------- groups
+class GroupCreate(Body):
+    name: Text256
+    description: Description | None = None
+
+
+class GroupPatch(Body):
+    name: Text256 | None = None
+    description: Description | None = None
+
+    @model_validator(mode="after")
+    def _name_stays(self) -> GroupPatch:
+        if "name" in self.model_fields_set and self.name is None:
+            raise ValueError("name cannot be cleared (null)")
+        return self
+
+
+class GroupDirectoryOut(Out):
+    directoryId: str
+    m365GroupId: str | None = None
+    status: LinkStatusField
+
+
+class GroupOut(Out):
+    id: str
+    name: str
+    description: str | None = None
+    memberCount: int
+    directories: list[GroupDirectoryOut]
+    createdAt: dt.datetime
+    updatedAt: dt.datetime
+
+
+class GroupList(Out):
+    items: list[GroupOut]
+    next: str | None
+
+
+class GroupMemberOut(Out):
+    groupId: str
+    userId: str
+
+
+# ---------------------------------------------------------------------------------------- directories
+class MassChangeGuardIn(Body):
+    percent: float = Field(
+        10.0, ge=0, le=100, description="hold a plan that blocks more than this share of linked users"
+    )
+    count: int = Field(10, ge=0, le=10_000_000, description="... and more than this many users")
+
+
+class DirectoryOptionsIn(Body):
+    createMissingUsers: bool = True
+    autoBindVerifiedDomains: bool = False
+    passwordNeverExpires: bool = False
+    massChangeGuard: MassChangeGuardIn = Field(default_factory=MassChangeGuardIn)
+
+
+class AppAuth(Body):
+    mode: Literal["app"]
+    clientId: Guid
+    clientSecret: SecretStr | None = Field(None, min_length=1, max_length=1024)
+    certificatePem: Annotated[str, StringConstraints(max_length=16384)] | None = None
+    credentialExpiresAt: dt.datetime | None = Field(
+        None, description="when the client secret expires (Entra shows it); Warden warns 7 days before"
+    )
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> AppAuth:
+        if self.clientSecret is None and self.certificatePem is None:
+            raise ValueError("app mode needs clientSecret (or certificatePem)")
+        return self
+
+
+class DelegatedAuth(Body):
+    mode: Literal["delegated"]
+    clientId: Guid
+    clientSecret: SecretStr | None = Field(None, min_length=1, max_length=1024)
+
+
+class DirectoryCreate(Body):
+    name: Text256
+    tenantId: Guid
+    auth: Annotated[AppAuth | DelegatedAuth, Field(discriminator="mode")]
+    options: DirectoryOptionsIn = Field(default_factory=DirectoryOptionsIn)
+
+
+class DirectoryPatch(Body):
+    name: Text256 | None = None
+    options: DirectoryOptionsIn | None = None
+
+    @model_validator(mode="after")
+    def _no_nulls(self) -> DirectoryPatch:
+        for name in ("name", "options"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be cleared (null)")
+        return self
+
+
+class Reactivate(Body):
+    clientSecret: SecretStr | None = Field(
+        None, min_length=1, max_length=1024, description="a new client secret"
+    )
+    credentialExpiresAt: dt.datetime | None = None
+
+
+class DeactivateQuery(Body):
+    confirm: Annotated[str, StringConstraints(max_length=256)] | None = Field(
+        None, description="the directory's name, to confirm an irreversible deactivation"
+    )
+
+
+class DomainOut(Out):
+    id: str
+    isVerified: bool
+    isDefault: bool
+    authenticationType: str
+
+
+class DirectoryAuthOut(Out):
+    mode: Literal["app", "delegated"]
+    clientId: str
+    credentialExpiresAt: dt.datetime | None = None
+
+
+class MassChangeGuardOut(Out):
+    percent: float
+    count: int
+
+
+class DirectoryOptionsOut(Out):
+    createMissingUsers: bool
+    autoBindVerifiedDomains: bool
+    passwordNeverExpires: bool
+    massChangeGuard: MassChangeGuardOut
+
+
+class DirectoryCounts(Out):
+    linked: int
+    blocked: int
+    error: int
+    needsAttention: int
+    pending: int
+    synced: int
+    skipped: int
+
+
+class DirectoryOut(Out):
+    id: str
+    name: str
+    tenantId: str
+    organizationName: str | None = None
+    domains: list[DomainOut]
+    status: Literal["active", "blocked", "needs_reactivation"]
+    reason: str | None = None
+    auth: DirectoryAuthOut
+    options: DirectoryOptionsOut
+    counts: DirectoryCounts
+    warnings: list[str]
+    lastRuns: list[dict[str, Any]]
+    createdAt: dt.datetime
+    updatedAt: dt.datetime
+
+
+class DirectoryList(Out):
+    items: list[DirectoryOut]
+    next: str | None
+
+
+# ---------------------------------------------------------------------------------------------- audit
+class AuditQueryIn(ListQuery):
+    userId: Guid | None = None
+    directoryId: Guid | None = None
+    since: dt.datetime | None = None
+
+    @model_validator(mode="after")
+    def _aware(self) -> AuditQueryIn:
+        if self.since is not None and self.since.tzinfo is None:
+            raise ValueError("since must carry a time zone offset (e.g. 2026-11-27T00:00:00Z)")
+        return self
+
+
+class AuditEntryOut(Out):
+    id: str
+    at: dt.datetime
+    actor: str
+    action: str
+    result: str
+    correlationId: str | None = None
+    userId: str | None = None
+    directoryId: str | None = None
+    groupId: str | None = None
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+
+
+class AuditList(Out):
+    items: list[AuditEntryOut]
+    next: str | None
+
+
+# --------------------------------------------------------------------------------------------- common
+class Problem(Out):
+    """RFC 9457 problem details."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[dict[str, Any]] | None = Field(None, description="validation failures: where and what")
+
+
+class ComponentHealth(Out):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(examples=["tableStorage", "queueStorage", "keyVault", "graph"])
+    status: Literal["up", "down"]
+    latencyMs: float = Field(ge=0)
+    detail: str | None = Field(None, description="why it is down, in a few secret-free words")
+    directory: str | None = Field(None, description="graph probes: the directory checked")
+    tenantId: str | None = Field(None, description="graph probes: the directory's tenant")
+
+
+class Health(Out):
+    status: Literal["up", "down"]
+    checkedAt: dt.datetime
+    components: list[ComponentHealth]

@@ -1,0 +1,206 @@
+"""Domain objects as the API shows them (the response models of ``shared.api.schemas``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.api import schemas as s
+from shared.domain.model import AuditEntry, DirectoryOptions, MassChangeGuard, User, UserView
+from shared.service.directories import ConnectDirectory, DirectoryView
+from shared.service.groups import GroupView
+
+USER_INPUT = {
+    "username": "username",
+    "email": "email",
+    "firstName": "first_name",
+    "lastName": "last_name",
+    "displayName": "display_name",
+    "alternateEmail": "alternate_email",
+    "employeeId": "employee_id",
+    "jobTitle": "job_title",
+    "department": "department",
+    "managerId": "manager_id",
+    "state": "state",
+    "startAt": "start_at",
+    "endAt": "end_at",
+    "timeZone": "time_zone",
+}
+
+
+def user_fields(body: s.UserCreate) -> dict[str, Any]:
+    """A create request as the domain's fields (``displayName`` defaults to "first last")."""
+    fields = {USER_INPUT[k]: v for k, v in body.model_dump().items()}
+    fields["display_name"] = fields["display_name"] or f"{body.firstName} {body.lastName}"
+    return fields
+
+
+def user_changes(body: s.UserPatch) -> dict[str, Any]:
+    """Only the fields the request gave (``null`` included: it clears an optional field)."""
+    return {USER_INPUT[k]: getattr(body, k) for k in body.model_fields_set}
+
+
+def etag_header(etag: str) -> str:
+    """Table Storage's weak ETag (``W/"datetime'…'"``) shown as the strong one it is: it changes on every write,
+    and ``If-Match`` compares strongly (RFC 9110 13.1.1)."""
+    return etag.removeprefix("W/")
+
+
+def if_match_etag(header: str | None) -> str | None:
+    """The storage ETag an ``If-Match`` names; None for no header or ``*`` (any current version)."""
+    if header is None or header.strip() == "*":
+        return None
+    value = header.strip()
+    return value if value.startswith("W/") else f"W/{value}"
+
+
+def _user(user: User) -> dict[str, Any]:
+    return {
+        "id": user.id,
+        "username": user.username,
+        "email": user.email,
+        "firstName": user.first_name,
+        "lastName": user.last_name,
+        "displayName": user.display_name,
+        "alternateEmail": user.alternate_email,
+        "employeeId": user.employee_id,
+        "jobTitle": user.job_title,
+        "department": user.department,
+        "managerId": user.manager_id,
+        "state": user.state,
+        "startAt": user.start_at,
+        "endAt": user.end_at,
+        "timeZone": user.time_zone,
+        "source": user.source,
+        "createdAt": user.created_at,
+        "updatedAt": user.updated_at,
+    }
+
+
+def user_out(view: UserView) -> s.UserOut:
+    return s.UserOut(
+        **_user(view.user),
+        groups=list(view.groups),
+        directories=[
+            s.UserDirectoryOut(
+                directoryId=d.directory_id,
+                via=list(d.via),
+                status=d.link.status,
+                reason=d.link.reason,
+                m365UserId=d.link.m365_user_id,
+                lastSyncAt=d.link.last_sync_at,
+            )
+            for d in view.directories
+        ],
+    )
+
+
+def group_out(view: GroupView) -> s.GroupOut:
+    g = view.group
+    return s.GroupOut(
+        id=g.id,
+        name=g.name,
+        description=g.description,
+        memberCount=g.member_count,
+        directories=[
+            s.GroupDirectoryOut(directoryId=b.directory_id, m365GroupId=b.m365_group_id, status=b.status)
+            for b in view.bindings
+        ],
+        createdAt=g.created_at,
+        updatedAt=g.updated_at,
+    )
+
+
+def directory_out(view: DirectoryView) -> s.DirectoryOut:
+    d, c = view.directory, view.counts
+    o = d.options
+    return s.DirectoryOut(
+        id=d.id,
+        name=d.name,
+        tenantId=d.tenant_id,
+        organizationName=d.organization_name,
+        domains=[
+            s.DomainOut(
+                id=x.id,
+                isVerified=x.is_verified,
+                isDefault=x.is_default,
+                authenticationType=x.authentication_type,
+            )
+            for x in d.domains
+        ],
+        status=d.status,
+        reason=d.status_reason,
+        auth=s.DirectoryAuthOut(
+            mode=d.auth_mode, clientId=d.client_id, credentialExpiresAt=d.credential_expires_at
+        ),
+        options=s.DirectoryOptionsOut(
+            createMissingUsers=o.create_missing_users,
+            autoBindVerifiedDomains=o.auto_bind_verified_domains,
+            passwordNeverExpires=o.password_never_expires,
+            massChangeGuard=s.MassChangeGuardOut(
+                percent=o.mass_change_guard.percent, count=o.mass_change_guard.count
+            ),
+        ),
+        counts=s.DirectoryCounts(
+            linked=c.get("linked", 0),
+            blocked=c.get("blocked", 0),
+            error=c.get("error", 0),
+            needsAttention=c.get("needs_attention", 0),
+            pending=c.get("pending", 0),
+            synced=c.get("synced", 0),
+            skipped=c.get("skipped", 0),
+        ),
+        warnings=list(view.warnings),
+        lastRuns=[],
+        createdAt=d.created_at,
+        updatedAt=d.updated_at,
+    )
+
+
+def audit_out(e: AuditEntry) -> s.AuditEntryOut:
+    return s.AuditEntryOut(
+        id=e.id,
+        at=e.at,
+        actor=e.actor,
+        action=e.action,
+        result=e.result,
+        correlationId=e.correlation_id,
+        userId=e.user_id,
+        directoryId=e.directory_id,
+        groupId=e.group_id,
+        before=e.before,
+        after=e.after,
+    )
+
+
+def directory_options(body: s.DirectoryOptionsIn) -> DirectoryOptions:
+    guard = body.massChangeGuard
+    return DirectoryOptions(
+        create_missing_users=body.createMissingUsers,
+        auto_bind_verified_domains=body.autoBindVerifiedDomains,
+        password_never_expires=body.passwordNeverExpires,
+        mass_change_guard=MassChangeGuard(percent=guard.percent, count=guard.count),
+    )
+
+
+def connect_command(body: s.DirectoryCreate) -> ConnectDirectory:
+    auth = body.auth
+    secret = auth.clientSecret.get_secret_value() if auth.clientSecret is not None else None
+    return ConnectDirectory(
+        name=body.name,
+        tenant_id=body.tenantId,
+        auth_mode=auth.mode,
+        client_id=auth.clientId,
+        client_secret=secret,
+        certificate_pem=getattr(auth, "certificatePem", None),
+        credential_expires_at=getattr(auth, "credentialExpiresAt", None),
+        options=directory_options(body.options),
+    )
+
+
+def directory_changes(body: s.DirectoryPatch) -> dict[str, Any]:
+    changes: dict[str, Any] = {}
+    if body.name is not None:
+        changes["name"] = body.name
+    if body.options is not None:
+        changes["options"] = directory_options(body.options)
+    return changes

@@ -1,0 +1,269 @@
+"""Warden's domain objects: users, groups, directories, bindings, links, audit entries.
+
+Plain frozen data. Times are given to these objects (``at=...``); nothing here reads a clock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+UserState = Literal["staged", "active", "suspended"]
+USER_STATES: tuple[UserState, ...] = ("staged", "active", "suspended")
+
+LinkStatus = Literal["pending", "synced", "blocked", "skipped", "error", "needs_attention"]
+LINK_STATUSES: tuple[LinkStatus, ...] = (
+    "pending",
+    "synced",
+    "blocked",
+    "skipped",
+    "error",
+    "needs_attention",
+)
+
+LinkOrigin = Literal["created", "taken_over"]
+
+DirectoryStatus = Literal["active", "blocked", "needs_reactivation"]
+AuthMode = Literal["app", "delegated"]
+
+ON_PREMISES_SYNC_REASON = "directory synchronization from on-premises is enabled"
+"""Rule 17: a tenant mastered by Entra Connect is not written to."""
+
+DIRECT = "direct"
+
+
+def group_via(group_id: str) -> str:
+    """How a binding through a group is shown on the user (``group:<id>``)."""
+    return f"group:{group_id}"
+
+
+@dataclass(frozen=True)
+class User:
+    id: str
+    username: str
+    email: str
+    first_name: str
+    last_name: str
+    display_name: str
+    state: UserState
+    source: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    alternate_email: str | None = None
+    employee_id: str | None = None
+    job_title: str | None = None
+    department: str | None = None
+    manager_id: str | None = None
+    start_at: str | None = None
+    """ISO date (local midnight) or local date-time, read in ``time_zone``."""
+    end_at: str | None = None
+    time_zone: str | None = None
+    """IANA time zone of ``start_at`` / ``end_at``; UTC when absent."""
+    deleted_at: dt.datetime | None = None
+    """Set when an admin deleted the user while M365 accounts are still linked: the user is gone from the API,
+    its links stay until the sync engine has blocked each account (rule 7: block, never delete)."""
+
+    @property
+    def email_domain(self) -> str:
+        return self.email.rsplit("@", 1)[1].lower()
+
+    def unique_values(self) -> dict[str, str]:
+        """The values no two users may share, by kind, normalised (case-insensitive)."""
+        values = {"username": self.username.lower(), "email": self.email.lower()}
+        if self.employee_id:
+            values["employeeId"] = self.employee_id.lower()
+        return values
+
+
+USER_FIELDS = (
+    "username",
+    "email",
+    "first_name",
+    "last_name",
+    "display_name",
+    "alternate_email",
+    "employee_id",
+    "job_title",
+    "department",
+    "manager_id",
+    "state",
+    "start_at",
+    "end_at",
+    "time_zone",
+)
+"""The fields an admin may set on a user (create and PATCH)."""
+
+
+def apply_user_changes(user: User, changes: dict[str, Any], at: dt.datetime) -> User:
+    unknown = set(changes) - set(USER_FIELDS)
+    if unknown:
+        raise ValueError(f"not user fields: {sorted(unknown)}")
+    return replace(user, **changes, updated_at=at)
+
+
+@dataclass(frozen=True)
+class Domain:
+    id: str
+    is_verified: bool
+    is_default: bool
+    authentication_type: str
+
+    @property
+    def name(self) -> str:
+        return self.id.lower()
+
+
+@dataclass(frozen=True)
+class MassChangeGuard:
+    percent: float = 10.0
+    count: int = 10
+
+
+@dataclass(frozen=True)
+class DirectoryOptions:
+    create_missing_users: bool = True
+    auto_bind_verified_domains: bool = False
+    password_never_expires: bool = False
+    mass_change_guard: MassChangeGuard = field(default_factory=MassChangeGuard)
+
+
+@dataclass(frozen=True)
+class Directory:
+    id: str
+    name: str
+    tenant_id: str
+    auth_mode: AuthMode
+    client_id: str
+    secret_name: str
+    """The Key Vault secret holding the app's client secret (the value never leaves Key Vault and the
+    Graph credential built from it)."""
+    domains: tuple[Domain, ...]
+    status: DirectoryStatus
+    options: DirectoryOptions
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    status_reason: str | None = None
+    organization_name: str | None = None
+    credential_expires_at: dt.datetime | None = None
+
+    def verified_domains(self) -> frozenset[str]:
+        return frozenset(d.name for d in self.domains if d.is_verified)
+
+    @property
+    def writable(self) -> bool:
+        """Warden writes users into this tenant (rule 17: not when Entra Connect masters it)."""
+        return self.status == "active"
+
+
+def directory_status(on_premises_sync_enabled: bool | None) -> tuple[DirectoryStatus, str | None]:
+    """Rule 17. ``onPremisesSyncEnabled`` is true (synced), false (no longer synced) or null (never)."""
+    if on_premises_sync_enabled is True:
+        return "blocked", ON_PREMISES_SYNC_REASON
+    return "active", None
+
+
+def overlapping_domains(candidate: frozenset[str], others: dict[str, frozenset[str]]) -> dict[str, list[str]]:
+    """Rule 10: which of ``candidate``'s verified domains another active directory already has, by directory."""
+    overlaps = {d: sorted(candidate & domains) for d, domains in others.items()}
+    return {d: names for d, names in overlaps.items() if names}
+
+
+@dataclass(frozen=True)
+class Group:
+    id: str
+    name: str
+    description: str | None
+    member_count: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class GroupBinding:
+    group_id: str
+    directory_id: str
+    at: dt.datetime
+    m365_group_id: str | None = None
+    status: LinkStatus = "pending"
+
+
+@dataclass(frozen=True)
+class Link:
+    """That ``user_id`` is (or is to be) managed in ``directory_id``, and how the last sync went."""
+
+    user_id: str
+    directory_id: str
+    status: LinkStatus = "pending"
+    m365_user_id: str | None = None
+    immutable_id: str | None = None
+    origin: LinkOrigin | None = None
+    fingerprint: str | None = None
+    """Hash of the attribute values last applied (a converged user is not written again)."""
+    reason: str | None = None
+    candidates: tuple[str, ...] = ()
+    last_sync_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class UserDirectory:
+    """One effective binding (or a link left without one) of a user, as the user resource shows it."""
+
+    directory_id: str
+    via: tuple[str, ...]
+    link: Link
+
+    @property
+    def bound(self) -> bool:
+        return bool(self.via)
+
+
+def effective_directories(
+    user_id: str,
+    direct: frozenset[str],
+    group_directories: dict[str, frozenset[str]],
+    links: dict[str, Link],
+) -> list[UserDirectory]:
+    """Every directory a user is bound to, directly or through groups (``group_directories``: group id → its
+    directories), with how; plus directories where a link remains without a binding (to be blocked)."""
+    via: dict[str, list[str]] = {d: [DIRECT] for d in direct}
+    for group_id in sorted(group_directories):
+        for d in group_directories[group_id]:
+            via.setdefault(d, []).append(group_via(group_id))
+    out = []
+    for d in sorted(set(via) | set(links)):
+        out.append(UserDirectory(d, tuple(via.get(d, ())), links.get(d) or Link(user_id, d)))
+    return out
+
+
+@dataclass(frozen=True)
+class UserView:
+    """A user with everything Warden knows about it: what ``GET /api/users/{id}`` shows."""
+
+    user: User
+    etag: str
+    groups: tuple[str, ...]
+    directories: tuple[UserDirectory, ...]
+
+
+ActorKind = Literal["admin", "hris", "timer", "system"]
+
+
+def actor(kind: ActorKind, name: str | None = None) -> str:
+    """``admin:<oid>``, ``hris:<source>``, ``timer:<name>`` or ``system``."""
+    return kind if kind == "system" else f"{kind}:{name}"
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: str
+    at: dt.datetime
+    actor: str
+    action: str
+    result: str
+    correlation_id: str | None
+    user_id: str | None = None
+    directory_id: str | None = None
+    group_id: str | None = None
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None

@@ -1,0 +1,69 @@
+"""Effective bindings: what a user is bound to (directly and through groups), and the directory index that
+answers the same question from the directory's side.
+
+The index rows of a user are always recomputed from its partition and its groups' bindings — never patched
+one change at a time — so a refresh after any change (or a retry after a crash halfway) converges them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+from shared.domain.model import UserDirectory, effective_directories
+from shared.service.ports import (
+    DirectoryIndex,
+    DirectoryRepository,
+    GroupRepository,
+    IndexEntry,
+    UserRecord,
+    UserRepository,
+)
+
+REFRESH_CONCURRENCY = 16
+
+
+class Bindings:
+    def __init__(
+        self,
+        users: UserRepository,
+        groups: GroupRepository,
+        directories: DirectoryRepository,
+        index: DirectoryIndex,
+    ) -> None:
+        self.users = users
+        self.groups = groups
+        self.directories = directories
+        self.index = index
+
+    async def effective(self, record: UserRecord) -> list[UserDirectory]:
+        bindings = await self.groups.bindings_of(sorted(record.groups))
+        through_groups = {g: frozenset(b.directory_id for b in bs) for g, bs in bindings.items()}
+        return effective_directories(record.user.id, record.direct, through_groups, record.links)
+
+    async def refresh(self, user_id: str) -> None:
+        """Rewrite the user's index rows from its partition: one per directory it is bound to or linked in,
+        none elsewhere."""
+        record = await self.users.get(user_id)
+        known = [d.id for d in await self.directories.all()]
+        if record is None or (record.user.deleted_at is not None and not record.links):
+            await asyncio.gather(*(self.index.remove(d, [user_id]) for d in known))
+            return
+        wanted = await self.effective(record)
+        entries = [
+            IndexEntry(d.directory_id, user_id, d.via, d.link.status, d.link.m365_user_id)
+            for d in wanted
+            if d.directory_id in known
+        ]
+        await self.index.put(entries)
+        keep = {e.directory_id for e in entries}
+        await asyncio.gather(*(self.index.remove(d, [user_id]) for d in known if d not in keep))
+
+    async def refresh_many(self, user_ids: Iterable[str]) -> None:
+        gate = asyncio.Semaphore(REFRESH_CONCURRENCY)
+
+        async def one(uid: str) -> None:
+            async with gate:
+                await self.refresh(uid)
+
+        await asyncio.gather(*(one(u) for u in dict.fromkeys(user_ids)))

@@ -1,0 +1,235 @@
+"""The ports the use cases are written against. Table Storage, Key Vault and Graph implement them in
+``shared.adapters``; unit tests of the core may use in-memory fakes, integration tests never do.
+
+Versions: every read that may be followed by a conditional write returns the row's ETag, and every write
+takes ``etag=None`` (unconditional) or the ETag to match (a mismatch raises ``PreconditionFailed``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, Protocol, TypeVar
+
+from shared.domain.model import (
+    AuditEntry,
+    Directory,
+    Domain,
+    Group,
+    GroupBinding,
+    Link,
+    LinkStatus,
+    User,
+    UserState,
+)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    next: str | None
+    """Opaque cursor for the next page, None at the end."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A uniqueness claim: ``value`` of ``kind`` (username, email, employeeId, groupName, domain) is
+    ``owner``'s."""
+
+    kind: str
+    value: str
+    owner: str
+    at: dt.datetime
+    etag: str
+
+
+class Uniques(Protocol):
+    async def insert(self, kind: str, value: str, owner: str, at: dt.datetime) -> Claim | None:
+        """Claim ``value``; None when claimed now, else the existing claim (left untouched)."""
+
+    async def take_over(self, claim: Claim, owner: str, at: dt.datetime) -> bool:
+        """Replace a stale ``claim`` if it is unchanged since read; False if someone else got there first."""
+
+    async def release(self, kind: str, value: str, owner: str) -> None:
+        """Drop the claim if ``owner`` still holds it."""
+
+    async def owner(self, kind: str, value: str) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    """Everything stored in one user's partition: the user, its direct bindings, group memberships, links."""
+
+    user: User
+    etag: str
+    direct: frozenset[str]
+    groups: frozenset[str]
+    links: dict[str, Link] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class UserQuery:
+    state: UserState | None = None
+
+
+class UserRepository(Protocol):
+    async def add(self, user: User) -> str:
+        """Insert a new user (its id is new); returns the ETag."""
+
+    async def get(self, user_id: str) -> UserRecord | None: ...
+
+    async def update(self, user: User, changed: Sequence[str], etag: str | None) -> str:
+        """Write ``changed`` fields only (a merge): concurrent writers of other fields never lose theirs.
+        ``etag`` given: only if the row is unchanged since, else ``PreconditionFailed``."""
+
+    async def delete(self, user_id: str) -> None:
+        """Remove the user's partition (user, bindings, memberships, links)."""
+
+    async def set_direct_binding(self, user_id: str, directory_id: str, bound: bool, at: dt.datetime) -> bool:
+        """Returns whether anything changed."""
+
+    async def set_membership(self, user_id: str, group_id: str, member: bool, at: dt.datetime) -> None: ...
+
+    async def save_link(self, link: Link) -> None: ...
+
+    async def delete_link(self, user_id: str, directory_id: str) -> None: ...
+
+    async def page(self, query: UserQuery, cursor: str | None, limit: int) -> Page[User]: ...
+
+    async def get_many(self, user_ids: Sequence[str]) -> dict[str, User]: ...
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    """One user's row in a directory's index: a projection of its user partition (direct binding, groups
+    through which it is bound, the link), kept for directory-wide questions."""
+
+    directory_id: str
+    user_id: str
+    via: tuple[str, ...]
+    status: LinkStatus
+    m365_user_id: str | None = None
+
+
+class DirectoryIndex(Protocol):
+    """Directory-side projection: "everything bound to or linked in directory D" without a table scan."""
+
+    async def put(self, entries: Sequence[IndexEntry]) -> None: ...
+
+    async def remove(self, directory_id: str, user_ids: Sequence[str]) -> None: ...
+
+    async def page(
+        self, directory_id: str, status: LinkStatus | None, cursor: str | None, limit: int
+    ) -> Page[IndexEntry]: ...
+
+    def all(self, directory_id: str) -> AsyncIterator[IndexEntry]: ...
+
+    async def counts(self, directory_id: str) -> dict[str, int]:
+        """Rows by link status, and ``linked``: rows with an M365 account."""
+
+    async def drop(self, directory_id: str) -> None: ...
+
+
+class GroupRepository(Protocol):
+    async def add(self, group: Group) -> str: ...
+
+    async def get(self, group_id: str) -> tuple[Group, str] | None: ...
+
+    async def update(self, group: Group, changed: Sequence[str], etag: str | None) -> str: ...
+
+    async def delete(self, group_id: str) -> None: ...
+
+    async def page(self, cursor: str | None, limit: int) -> Page[Group]: ...
+
+    async def add_member(self, group_id: str, user_id: str, at: dt.datetime) -> bool:
+        """Add and count the member in one transaction; False when already a member."""
+
+    async def remove_member(self, group_id: str, user_id: str) -> bool: ...
+
+    async def members(self, group_id: str) -> list[str]: ...
+
+    async def bindings(self, group_id: str) -> list[GroupBinding]: ...
+
+    async def bindings_of(self, group_ids: Sequence[str]) -> dict[str, list[GroupBinding]]: ...
+
+    async def set_binding(self, binding: GroupBinding) -> bool:
+        """Returns whether the binding is new."""
+
+    async def remove_binding(self, group_id: str, directory_id: str) -> bool: ...
+
+
+class DirectoryRepository(Protocol):
+    async def add(self, directory: Directory) -> str: ...
+
+    async def get(self, directory_id: str) -> tuple[Directory, str] | None: ...
+
+    async def all(self) -> list[Directory]: ...
+
+    async def update(self, directory: Directory, etag: str | None) -> str: ...
+
+    async def delete(self, directory_id: str) -> None: ...
+
+    async def set_group_binding(self, directory_id: str, group_id: str, bound: bool) -> None: ...
+
+    async def bound_groups(self, directory_id: str) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    user_id: str | None = None
+    directory_id: str | None = None
+    since: dt.datetime | None = None
+
+
+class AuditLog(Protocol):
+    async def record(self, entry: AuditEntry) -> None: ...
+
+    async def page(self, query: AuditQuery, cursor: str | None, limit: int) -> Page[AuditEntry]:
+        """Newest first."""
+
+
+class SecretStore(Protocol):
+    async def set(self, name: str, value: str) -> None: ...
+
+    async def get(self, name: str) -> str: ...
+
+    async def delete(self, name: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class TenantInfo:
+    """What Warden reads of a tenant when it connects it: ``GET /organization`` and ``GET /domains``."""
+
+    tenant_id: str
+    display_name: str | None
+    on_premises_sync_enabled: bool | None
+    domains: tuple[Domain, ...]
+
+
+class TenantReader(Protocol):
+    async def inspect(self, tenant_id: str, client_id: str, client_secret: str) -> TenantInfo:
+        """Take a token with the credentials and read the tenant. Raises ``Invalid`` for credentials Entra
+        refuses (naming its AADSTS code), ``Upstream`` when Entra or Graph fails or is unreachable."""
+
+
+class DirectoryGraph(Protocol):
+    """Graph for connected directories, one client each, built on first use and kept."""
+
+    async def probe(self, directory: Directory) -> None:
+        """One cheap authenticated read (``GET /organization?$select=id``); raises on failure."""
+
+    async def forget(self, directory_id: str) -> None:
+        """Drop the directory's client (its credentials changed or it was deactivated)."""
+
+
+class Clock(Protocol):
+    def __call__(self) -> dt.datetime:
+        """Now, timezone-aware UTC."""
+
+
+class Ids(Protocol):
+    def __call__(self) -> str:
+        """A new unique id (uuid4 in production)."""

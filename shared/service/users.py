@@ -1,0 +1,248 @@
+"""Use cases on users: create, read, list, change, delete, and bind to directories."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from shared.domain.dates import check_window
+from shared.domain.errors import Invalid, NotFound, PreconditionFailed
+from shared.domain.model import USER_FIELDS, LinkStatus, User, UserState, UserView, apply_user_changes
+from shared.service.bindings import Bindings
+from shared.service.context import Actor, Auditor
+from shared.service.ports import (
+    Clock,
+    DirectoryIndex,
+    DirectoryRepository,
+    Ids,
+    Page,
+    Uniques,
+    UserQuery,
+    UserRecord,
+    UserRepository,
+)
+from shared.service.uniqueness import Claims
+
+UNIQUE_FIELDS = {"username": "username", "email": "email", "employee_id": "employeeId"}
+
+
+@dataclass(frozen=True)
+class UserFilter:
+    email: str | None = None
+    employee_id: str | None = None
+    state: UserState | None = None
+    directory_id: str | None = None
+    status: LinkStatus | None = None
+
+
+def audit_view(user: User, fields: Any = None) -> dict[str, Any]:
+    """The user's fields as the audit shows them (camelCase, only ``fields`` when given)."""
+    names = USER_FIELDS if fields is None else [f for f in USER_FIELDS if f in fields]
+    out: dict[str, Any] = {}
+    for name in names:
+        head, *rest = name.split("_")
+        out[head + "".join(p.title() for p in rest)] = getattr(user, name)
+    return out
+
+
+class Users:
+    def __init__(
+        self,
+        users: UserRepository,
+        directories: DirectoryRepository,
+        index: DirectoryIndex,
+        uniques: Uniques,
+        bindings: Bindings,
+        auditor: Auditor,
+        clock: Clock,
+        ids: Ids,
+    ) -> None:
+        self.users = users
+        self.directories = directories
+        self.index = index
+        self.bindings = bindings
+        self.auditor = auditor
+        self.clock = clock
+        self.ids = ids
+        self.claims = Claims(uniques, clock, self._holds)
+
+    async def _holds(self, owner: str, kind: str, value: str) -> bool:
+        record = await self.users.get(owner)
+        if record is None or record.user.deleted_at is not None:
+            return False
+        return record.user.unique_values().get(kind) == value
+
+    async def _record(self, user_id: str) -> UserRecord:
+        record = await self.users.get(user_id)
+        if record is None or record.user.deleted_at is not None:
+            raise NotFound(f"no user with id '{user_id}'")
+        return record
+
+    async def _check(self, user: User) -> None:
+        try:
+            check_window(user.start_at, user.end_at, user.time_zone)
+        except ValueError as exc:
+            raise Invalid(str(exc), field="startAt/endAt/timeZone") from None
+        if user.manager_id is not None:
+            if user.manager_id == user.id:
+                raise Invalid("managerId: a user cannot be their own manager", field="managerId")
+            manager = await self.users.get(user.manager_id)
+            if manager is None or manager.user.deleted_at is not None:
+                raise Invalid(f"managerId: no user with id '{user.manager_id}'", field="managerId")
+
+    async def view(self, record: UserRecord) -> UserView:
+        directories = await self.bindings.effective(record)
+        return UserView(record.user, record.etag, tuple(sorted(record.groups)), tuple(directories))
+
+    async def get(self, user_id: str) -> UserView:
+        return await self.view(await self._record(user_id))
+
+    async def create(self, fields: Mapping[str, Any], actor: Actor, *, source: str = "admin") -> UserView:
+        now = self.clock()
+        user = User(id=self.ids(), source=source, created_at=now, updated_at=now, **fields)
+        await self._check(user)
+        values = user.unique_values()
+        await self.claims.claim_all(values, user.id)
+        try:
+            etag = await self.users.add(user)
+        except BaseException:
+            await self.claims.release_all(values, user.id)
+            raise
+        await self.auditor.record(actor, "user.create", user_id=user.id, after=audit_view(user))
+        return UserView(user, etag, (), ())
+
+    async def update(
+        self, user_id: str, changes: Mapping[str, Any], if_match: str | None, actor: Actor
+    ) -> UserView:
+        record = await self._record(user_id)
+        if if_match is not None and if_match != record.etag:
+            raise PreconditionFailed("the user changed since it was read (If-Match does not match its ETag)")
+        before = record.user
+        changed = [k for k, v in changes.items() if getattr(before, k) != v]
+        if not changed:
+            return await self.view(record)
+        after = apply_user_changes(before, {k: changes[k] for k in changed}, self.clock())
+        await self._check(after)
+        old_values, new_values = before.unique_values(), after.unique_values()
+        claimed = {k: v for k, v in new_values.items() if old_values.get(k) != v}
+        await self.claims.claim_all(claimed, user_id)
+        try:
+            etag = await self.users.update(after, changed, if_match)
+        except BaseException:
+            await self.claims.release_all(claimed, user_id)
+            raise
+        released = {k: v for k, v in old_values.items() if new_values.get(k) != v}
+        await self.claims.release_all(released, user_id)
+        await self.auditor.record(
+            actor,
+            "user.update",
+            user_id=user_id,
+            before=audit_view(before, changed),
+            after=audit_view(after, changed),
+        )
+        fresh = await self.users.get(user_id)
+        return await self.view(fresh if fresh is not None else replace(record, user=after, etag=etag))
+
+    async def delete(self, user_id: str, if_match: str | None, actor: Actor) -> list[str]:
+        """Delete the user; returns the groups it left (their members changed). With linked M365 accounts
+        the user stays as a tombstone holding its links, so that the accounts get blocked (rule 7)."""
+        record = await self._record(user_id)
+        if if_match is not None and if_match != record.etag:
+            raise PreconditionFailed("the user changed since it was read (If-Match does not match its ETag)")
+        now = self.clock()
+        for directory_id in record.direct:
+            await self.users.set_direct_binding(user_id, directory_id, False, now)
+        linked = any(link.m365_user_id for link in record.links.values())
+        if linked:
+            gone = replace(record.user, deleted_at=now, updated_at=now)
+            await self.users.update(gone, ["deleted_at"], if_match)
+        else:
+            await self.users.delete(user_id)
+        await self.claims.release_all(record.user.unique_values(), user_id)
+        await self.bindings.refresh(user_id)
+        await self.auditor.record(
+            actor,
+            "user.delete",
+            user_id=user_id,
+            before=audit_view(record.user),
+            after={
+                "linkedAccountsToBlock": sorted(d for d, link in record.links.items() if link.m365_user_id)
+            },
+        )
+        return sorted(record.groups)
+
+    async def page(self, flt: UserFilter, cursor: str | None, limit: int) -> Page[UserView]:
+        if flt.status is not None and flt.directory_id is None:
+            raise Invalid(
+                "status: link statuses are per directory; give directoryId with status", field="status"
+            )
+        if flt.email is not None or flt.employee_id is not None:
+            return await self._by_unique(flt)
+        if flt.directory_id is not None:
+            if await self.directories.get(flt.directory_id) is None:
+                raise NotFound(f"no directory with id '{flt.directory_id}'")
+            entries = await self.index.page(flt.directory_id, flt.status, cursor, limit)
+            records = await asyncio.gather(*(self.users.get(e.user_id) for e in entries.items))
+            found = [r for r in records if r is not None and r.user.deleted_at is None]
+            if flt.state is not None:
+                found = [r for r in found if r.user.state == flt.state]
+            return Page([await self.view(r) for r in found], entries.next)
+        users = await self.users.page(UserQuery(state=flt.state), cursor, limit)
+        records = await asyncio.gather(*(self.users.get(u.id) for u in users.items))
+        return Page([await self.view(r) for r in records if r is not None], users.next)
+
+    async def _by_unique(self, flt: UserFilter) -> Page[UserView]:
+        owners = set()
+        if flt.email is not None:
+            owners.add(await self.claims.uniques.owner("email", flt.email.lower()))
+        if flt.employee_id is not None:
+            owners.add(await self.claims.uniques.owner("employeeId", flt.employee_id.lower()))
+        if len(owners) != 1 or None in owners:
+            return Page([], None)
+        owner = owners.pop()
+        record = await self.users.get(owner) if owner else None
+        if record is None or record.user.deleted_at is not None:
+            return Page([], None)
+        view = await self.view(record)
+        u = view.user
+        matches = (
+            (flt.email is None or u.email.lower() == flt.email.lower())
+            and (flt.employee_id is None or (u.employee_id or "").lower() == flt.employee_id.lower())
+            and (flt.state is None or u.state == flt.state)
+            and (
+                flt.directory_id is None or any(d.directory_id == flt.directory_id for d in view.directories)
+            )
+            and (
+                flt.status is None
+                or any(
+                    d.link.status == flt.status
+                    for d in view.directories
+                    if d.directory_id == flt.directory_id
+                )
+            )
+        )
+        return Page([view] if matches else [], None)
+
+    async def bind(self, user_id: str, directory_id: str, actor: Actor) -> tuple[UserView, bool]:
+        await self._record(user_id)
+        if await self.directories.get(directory_id) is None:
+            raise NotFound(f"no directory with id '{directory_id}'")
+        created = await self.users.set_direct_binding(user_id, directory_id, True, self.clock())
+        await self.bindings.refresh(user_id)
+        if created:
+            await self.auditor.record(
+                actor, "user.bind", user_id=user_id, directory_id=directory_id, after={"via": "direct"}
+            )
+        return await self.get(user_id), created
+
+    async def unbind(self, user_id: str, directory_id: str, actor: Actor) -> None:
+        record = await self._record(user_id)
+        if directory_id not in record.direct:
+            raise NotFound(f"user '{user_id}' is not bound directly to directory '{directory_id}'")
+        await self.users.set_direct_binding(user_id, directory_id, False, self.clock())
+        await self.bindings.refresh(user_id)
+        await self.auditor.record(
+            actor, "user.unbind", user_id=user_id, directory_id=directory_id, before={"via": "direct"}
+        )

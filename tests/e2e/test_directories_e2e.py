@@ -1,0 +1,164 @@
+"""Connecting M365 tenants through the admin API (SPEC rules 10, 12, 17, 18), end to end through the local
+host, Azurite, Key Vault and the simulated cloud."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from tests.e2e.conftest import WardenHost, new_user
+from tools import demo
+
+
+def _tenant(warden: WardenHost, domain: str, *, sync: bool | None) -> tuple[str, str, str]:
+    """A fresh M365 tenant in the simulator with one app; (tenant id, client id, secret)."""
+    tenant_id, client_id, secret = str(uuid.uuid4()), str(uuid.uuid4()), uuid.uuid4().hex
+    body = {
+        "tenantId": tenant_id,
+        "displayName": f"Tenant {domain}",
+        "domains": [{"id": domain, "isDefault": True, "isVerified": True}],
+        "onPremisesSyncEnabled": sync,
+        "clients": [{"clientId": client_id, "clientSecret": secret, "roles": demo.DEMO_ROLES}],
+    }
+    warden.stack.sim.control("POST", "/_sim/tenants", json=body).raise_for_status()
+    return tenant_id, client_id, secret
+
+
+def _connect(warden: WardenHost, tenant_id: str, client_id: str, secret: str, name: str = "T") -> Any:
+    body = {
+        "name": name,
+        "tenantId": tenant_id,
+        "auth": {"mode": "app", "clientId": client_id, "clientSecret": secret},
+    }
+    return warden.call("POST", "/directories", json=body)
+
+
+def test_connecting_the_demo_tenant_reads_its_domains_from_graph(
+    warden: WardenHost, demo_directory: Any
+) -> None:
+    d = demo_directory
+    assert d["tenantId"] == demo.DEMO_TENANT_ID and d["status"] == "active" and d["reason"] is None
+    assert d["organizationName"] == "Contoso (demo)"
+    domains = {x["id"]: x for x in d["domains"]}
+    assert domains[demo.DEMO_DOMAIN] == {
+        "id": demo.DEMO_DOMAIN,
+        "isVerified": True,
+        "isDefault": True,
+        "authenticationType": "Managed",
+    }
+    initial = [x for x in domains if x.endswith(".onmicrosoft.com")]
+    assert len(initial) == 1 and domains[initial[0]]["isDefault"] is False, (
+        "the tenant's initial domain, read too"
+    )
+    assert d["auth"] == {"mode": "app", "clientId": demo.DEMO_CLIENT_ID, "credentialExpiresAt": None}
+    assert d["options"]["createMissingUsers"] is True and d["options"]["massChangeGuard"] == {
+        "percent": 10.0,
+        "count": 10,
+    }
+    fetched = warden.ok("GET", f"/directories/{d['id']}", role="reader")
+    assert fetched["domains"] == d["domains"] and fetched["counts"]["linked"] == 0
+    listed = warden.ok("GET", "/directories", role="reader")
+    assert d["id"] in [x["id"] for x in listed["items"]]
+    assert warden.stack.world.demo_client_secret not in str(listed)
+
+
+def test_a_second_directory_with_an_overlapping_verified_domain_is_refused(
+    warden: WardenHost, demo_directory: Any
+) -> None:
+    response = _connect(
+        warden, demo.DEMO_TENANT_ID, demo.DEMO_CLIENT_ID, warden.stack.world.demo_client_secret
+    )
+    assert response.status_code == 409, response.text
+    problem = response.json()
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert demo.DEMO_DOMAIN in problem["detail"] and demo_directory["id"] in problem["detail"]
+
+
+def test_a_tenant_synced_from_on_premises_is_blocked(warden: WardenHost) -> None:
+    domain = f"onprem{uuid.uuid4().hex[:8]}.example"
+    tenant_id, client_id, secret = _tenant(warden, domain, sync=True)
+    response = _connect(warden, tenant_id, client_id, secret, "On-prem")
+    assert response.status_code == 201, response.text
+    d = response.json()
+    assert (d["status"], d["reason"]) == ("blocked", "directory synchronization from on-premises is enabled")
+    assert d["warnings"] == ["blocked: directory synchronization from on-premises is enabled"]
+    warden.ok("DELETE", f"/directories/{d['id']}", 204, params={"confirm": "On-prem"})
+
+
+def test_a_tenant_never_synced_from_on_premises_is_active(warden: WardenHost) -> None:
+    domain = f"cloud{uuid.uuid4().hex[:8]}.example"
+    tenant_id, client_id, secret = _tenant(warden, domain, sync=None)
+    d = warden.ok(
+        "POST",
+        "/directories",
+        201,
+        json={
+            "name": "Cloud",
+            "tenantId": tenant_id,
+            "auth": {"mode": "app", "clientId": client_id, "clientSecret": secret},
+        },
+    )
+    assert d["status"] == "active"
+    warden.ok("DELETE", f"/directories/{d['id']}", 204, params={"confirm": "Cloud"})
+
+
+def test_a_wrong_client_secret_is_refused_naming_entras_error_without_the_secret(warden: WardenHost) -> None:
+    wrong = "Wr0ng-" + uuid.uuid4().hex
+    response = _connect(warden, demo.DEMO_TENANT_ID, demo.DEMO_CLIENT_ID, wrong)
+    assert response.status_code == 400, response.text
+    problem = response.json()
+    assert "AADSTS7000215" in problem["detail"] and problem["entraError"] == "AADSTS7000215"
+    assert wrong not in response.text
+
+
+def test_delegated_mode_is_not_available_yet(warden: WardenHost) -> None:
+    body = {
+        "name": "D",
+        "tenantId": demo.DEMO_TENANT_ID,
+        "auth": {"mode": "delegated", "clientId": demo.DEMO_CLIENT_ID},
+    }
+    response = warden.call("POST", "/directories", json=body)
+    assert response.status_code == 501
+    assert response.json()["detail"].startswith("delegated consent is not available yet")
+
+
+def test_reactivate_revalidates_and_rereads_and_a_new_secret_replaces_the_old(warden: WardenHost) -> None:
+    domain = f"react{uuid.uuid4().hex[:8]}.example"
+    tenant_id, client_id, secret = _tenant(warden, domain, sync=None)
+    d = _connect(warden, tenant_id, client_id, secret, "R").json()
+    again = warden.ok("POST", f"/directories/{d['id']}/reactivate", json={})
+    assert again["domains"] == d["domains"] and again["status"] == "active"
+    wrong = warden.call(
+        "POST", f"/directories/{d['id']}/reactivate", json={"clientSecret": "nope-" + uuid.uuid4().hex}
+    )
+    assert wrong.status_code == 400 and "AADSTS7000215" in wrong.json()["detail"]
+    still = warden.ok("POST", f"/directories/{d['id']}/reactivate", json={})
+    assert still["status"] == "active", "a refused new secret did not replace the stored one"
+    warden.ok("DELETE", f"/directories/{d['id']}", 204, params={"confirm": "R"})
+
+
+def test_deactivation_needs_the_name_and_removes_bindings_and_frees_the_domains(warden: WardenHost) -> None:
+    domain = f"gone{uuid.uuid4().hex[:8]}.example"
+    tenant_id, client_id, secret = _tenant(warden, domain, sync=None)
+    d = _connect(warden, tenant_id, client_id, secret, "Gone").json()
+    user = new_user(warden)
+    warden.ok("PUT", f"/users/{user['id']}/directories/{d['id']}", 201)
+    refused = warden.call("DELETE", f"/directories/{d['id']}", params={"confirm": "gone"})
+    assert refused.status_code == 400 and "'Gone'" in refused.json()["detail"]
+    warden.ok("DELETE", f"/directories/{d['id']}", 204, params={"confirm": "Gone"})
+    assert warden.call("GET", f"/directories/{d['id']}").status_code == 404
+    assert warden.ok("GET", f"/users/{user['id']}")["directories"] == []
+    again = _connect(warden, tenant_id, client_id, secret, "Back")
+    assert again.status_code == 201, "the domains were released"
+    warden.ok("DELETE", f"/directories/{again.json()['id']}", 204, params={"confirm": "Back"})
+
+
+def test_health_probes_each_connected_directory(warden: WardenHost, demo_directory: Any) -> None:
+    body = warden.http.get("/api/health").json()
+    graphs = [c for c in body["components"] if c["name"] == "graph"]
+    assert {"directory": demo_directory["id"], "tenantId": demo.DEMO_TENANT_ID} == {
+        k: v
+        for k, v in next(c for c in graphs if c["directory"] == demo_directory["id"]).items()
+        if k in ("directory", "tenantId")
+    }
+    assert all(c["status"] == "up" for c in graphs)

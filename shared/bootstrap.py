@@ -21,6 +21,7 @@ from shared.config import DemoDirectory, Settings, load_settings
 from shared.service.health import HealthReport, Probe, check_health
 
 if TYPE_CHECKING:
+    import aiohttp
     from azure.core.credentials_async import AsyncTokenCredential
     from azure.data.tables.aio import TableServiceClient
     from azure.keyvault.secrets.aio import SecretClient
@@ -35,6 +36,9 @@ if TYPE_CHECKING:
     from shared.service.groups import Groups
     from shared.service.ports import AuditLog, Clock
     from shared.service.users import Users
+
+
+STORAGE_KEEPALIVE_SECONDS = 4.0
 
 
 def utc_now() -> dt.datetime:
@@ -60,16 +64,34 @@ class Container:
         return GraphEndpoint(graph_url=s.graph_url, authority_host=s.authority_host, ca_bundle=s.ca_bundle)
 
     @cached_property
+    def storage_http(self) -> aiohttp.ClientSession:
+        """One connection pool for tables and queues. Idle connections are dropped after 4 s: Azurite (Node's
+        default) closes them after 5 s, and reusing a connection the server is closing fails the request
+        with "Server disconnected" — which the SDK cannot safely retry for an insert."""
+        import aiohttp
+
+        return aiohttp.ClientSession(connector=aiohttp.TCPConnector(keepalive_timeout=STORAGE_KEEPALIVE_SECONDS))
+
+    def _storage_transport(self) -> Any:
+        from azure.core.pipeline.transport import AioHttpTransport
+
+        return AioHttpTransport(session=self.storage_http, session_owner=False)
+
+    @cached_property
     def tables(self) -> TableServiceClient:
         from azure.data.tables.aio import TableServiceClient
 
-        return TableServiceClient.from_connection_string(self.settings.storage_connection)
+        return TableServiceClient.from_connection_string(
+            self.settings.storage_connection, transport=self._storage_transport()
+        )
 
     @cached_property
     def queues(self) -> QueueServiceClient:
         from azure.storage.queue.aio import QueueServiceClient
 
-        return QueueServiceClient.from_connection_string(self.settings.storage_connection)
+        return QueueServiceClient.from_connection_string(
+            self.settings.storage_connection, transport=self._storage_transport()
+        )
 
     @cached_property
     def secrets(self) -> SecretClient:
@@ -222,6 +244,9 @@ class Container:
             client = built.pop(name, None)
             if client is not None:
                 await client.close()
+        storage_http = built.pop("storage_http", None)
+        if storage_http is not None:
+            await storage_http.close()
         if self._vault_credential is not None:
             await self._vault_credential.close()
             self._vault_credential = None

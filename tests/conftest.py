@@ -18,6 +18,19 @@ import pytest
 
 from tools import demo, devca, procs
 
+SECRETS: set[str] = set()
+"""Every secret the suite hands to Warden or the simulated cloud; a last test scans storage and logs for them."""
+
+
+def remember_secret(value: str) -> str:
+    SECRETS.add(value)
+    return value
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``last`` run after every other test of the session (they inspect what the suite left)."""
+    items.sort(key=lambda item: item.get_closest_marker("last") is not None)
+
 
 @pytest.fixture(scope="session")
 def tls_dir() -> Path:
@@ -109,4 +122,10 @@ def demo_stack(
     """Not shared with the simulator's own tests, which reset their simulator at will."""
     with running_sim(tls_dir, tmp_path_factory.mktemp("demo-sim")) as running:
         world = demo.seed(running.url, Path(running.ca))
+        for secret in (
+            world.local_identity_secret,
+            world.demo_client_secret,
+            *world.dev_client_secrets.values(),
+        ):
+            remember_secret(secret)
         yield DemoStack(running, world, world.warden_settings(azurite.connection_string))

@@ -6,13 +6,14 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from tests.conftest import remember_secret
 from tests.e2e.conftest import WardenHost, new_user
 from tools import demo
 
 
 def _tenant(warden: WardenHost, domain: str, *, sync: bool | None) -> tuple[str, str, str]:
     """A fresh M365 tenant in the simulator with one app; (tenant id, client id, secret)."""
-    tenant_id, client_id, secret = str(uuid.uuid4()), str(uuid.uuid4()), uuid.uuid4().hex
+    tenant_id, client_id, secret = str(uuid.uuid4()), str(uuid.uuid4()), remember_secret(uuid.uuid4().hex)
     body = {
         "tenantId": tenant_id,
         "displayName": f"Tenant {domain}",
@@ -103,7 +104,7 @@ def test_a_tenant_never_synced_from_on_premises_is_active(warden: WardenHost) ->
 
 
 def test_a_wrong_client_secret_is_refused_naming_entras_error_without_the_secret(warden: WardenHost) -> None:
-    wrong = "Wr0ng-" + uuid.uuid4().hex
+    wrong = remember_secret("Wr0ng-" + uuid.uuid4().hex)
     response = _connect(warden, demo.DEMO_TENANT_ID, demo.DEMO_CLIENT_ID, wrong)
     assert response.status_code == 400, response.text
     problem = response.json()
@@ -129,7 +130,9 @@ def test_reactivate_revalidates_and_rereads_and_a_new_secret_replaces_the_old(wa
     again = warden.ok("POST", f"/directories/{d['id']}/reactivate", json={})
     assert again["domains"] == d["domains"] and again["status"] == "active"
     wrong = warden.call(
-        "POST", f"/directories/{d['id']}/reactivate", json={"clientSecret": "nope-" + uuid.uuid4().hex}
+        "POST",
+        f"/directories/{d['id']}/reactivate",
+        json={"clientSecret": remember_secret("nope-" + uuid.uuid4().hex)},
     )
     assert wrong.status_code == 400 and "AADSTS7000215" in wrong.json()["detail"]
     still = warden.ok("POST", f"/directories/{d['id']}/reactivate", json={})

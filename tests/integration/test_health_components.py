@@ -20,7 +20,9 @@ async def container() -> AsyncIterator[Factory]:
     built: list[Container] = []
 
     def build(stack: DemoStack, **overrides: str) -> Container:
-        built.append(Container(load_settings({**stack.settings, **overrides})))
+        # Tables of their own: the end-to-end tests connect directories in the session's shared Azurite.
+        settings = {**stack.settings, "WARDEN_TABLE_PREFIX": "healthit", **overrides}
+        built.append(Container(load_settings(settings)))
         return built[-1]
 
     yield build

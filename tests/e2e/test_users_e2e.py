@@ -1,0 +1,291 @@
+"""Users, groups, bindings and the audit trail through the admin API, end to end (local host + Azurite)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.e2e.conftest import WardenHost, new_user, unique
+from tools import demo
+
+
+def test_create_then_read_a_user_with_its_etag(warden: WardenHost) -> None:
+    manager = new_user(warden)
+    name = unique()
+    body = {
+        "username": name,
+        "email": f"{name}@Contoso.Example",
+        "firstName": "Grace",
+        "lastName": "Hopper",
+        "employeeId": unique("E")[:12],
+        "jobTitle": "Rear Admiral",
+        "department": "Navy",
+        "managerId": manager["id"],
+        "state": "staged",
+        "startAt": "2027-01-04",
+        "timeZone": "Europe/Berlin",
+    }
+    response = warden.call("POST", "/users", json=body)
+    assert response.status_code == 201, response.text
+    created = response.json()
+    assert response.headers["Location"] == f"/api/users/{created['id']}"
+    assert created["email"] == f"{name}@contoso.example", "the domain is stored in lower case"
+    assert created["displayName"] == "Grace Hopper" and created["source"] == "admin"
+    assert created["directories"] == [] and created["groups"] == []
+    read = warden.call("GET", f"/users/{created['id']}", role="reader")
+    assert read.status_code == 200 and read.json() == created
+    assert read.headers["ETag"] == response.headers["ETag"] and not read.headers["ETag"].startswith("W/")
+
+
+def test_validation_names_each_bad_field(warden: WardenHost) -> None:
+    body = {
+        "username": "has space",
+        "email": "first+tag@contoso.example",
+        "firstName": "",
+        "lastName": "x" * 65,
+        "employeeId": "E" * 17,
+        "state": "retired",
+        "timeZone": "Mars/Olympus",
+        "startAt": "04/01/2027",
+        "unknown": 1,
+    }
+    response = warden.call("POST", "/users", json=body)
+    assert response.status_code == 400
+    assert response.headers["content-type"].startswith("application/problem+json")
+    fields = {e["field"] for e in response.json()["errors"]}
+    assert fields >= {
+        "username",
+        "email",
+        "firstName",
+        "lastName",
+        "employeeId",
+        "state",
+        "timeZone",
+        "startAt",
+        "unknown",
+    }
+
+
+def test_bad_input_shapes_get_4xx_never_5xx(warden: WardenHost) -> None:
+    assert (
+        warden.call("POST", "/users", content=b"{", headers={"content-type": "application/json"}).status_code
+        == 400
+    )
+    assert (
+        warden.call("POST", "/users", content=b"[]", headers={"content-type": "application/json"}).status_code
+        == 400
+    )
+    assert (
+        warden.call("POST", "/users", content=b"a=b", headers={"content-type": "text/plain"}).status_code
+        == 415
+    )
+    big = b'{"username": "' + b"a" * 70_000 + b'"}'
+    assert (
+        warden.call("POST", "/users", content=big, headers={"content-type": "application/json"}).status_code
+        == 413
+    )
+    assert warden.call("GET", "/users/not-a-guid").status_code == 404
+    assert warden.call("GET", "/users", params={"limit": "0"}).status_code == 400
+    assert warden.call("GET", "/users", params={"cursor": "garbage!"}).status_code == 400
+    assert warden.call("GET", "/users", params={"nosuchfilter": "1"}).status_code == 400
+    end_before_start = {"startAt": "2027-02-01", "endAt": "2027-01-01", "timeZone": "UTC"}
+    user = new_user(warden)
+    assert warden.call("PATCH", f"/users/{user['id']}", json=end_before_start).status_code == 400
+    assert warden.call("PATCH", f"/users/{user['id']}", json={"managerId": user["id"]}).status_code == 400
+    assert warden.call("PATCH", f"/users/{user['id']}", json={"email": None}).status_code == 400
+
+
+def test_duplicate_username_email_or_employee_id_is_a_conflict_case_insensitively(warden: WardenHost) -> None:
+    first = new_user(warden, employeeId=unique("E")[:12])
+    for field, value in (
+        ("username", first["username"].upper()),
+        ("email", first["email"].upper().replace("CONTOSO.EXAMPLE", "contoso.example")),
+        ("employeeId", first["employeeId"].lower()),
+    ):
+        response = warden.call("POST", "/users", json={**_fresh(), field: value})
+        assert response.status_code == 409, (field, response.text)
+        assert response.json()["field"] == field
+
+
+def _fresh() -> dict[str, Any]:
+    name = unique()
+    return {"username": name, "email": f"{name}@{demo.DEMO_DOMAIN}", "firstName": "A", "lastName": "B"}
+
+
+def test_patch_changes_only_given_fields_and_frees_the_old_email(warden: WardenHost) -> None:
+    user = new_user(warden, jobTitle="Engineer", department="R&D")
+    new_email = f"{unique()}@{demo.DEMO_DOMAIN}"
+    patched = warden.ok("PATCH", f"/users/{user['id']}", json={"email": new_email, "department": None})
+    assert (
+        patched["email"] == new_email and patched["department"] is None and patched["jobTitle"] == "Engineer"
+    )
+    reuse = warden.call("POST", "/users", json={**_fresh(), "email": user["email"]})
+    assert reuse.status_code == 201, "the old email was released"
+    taken = warden.call("PATCH", f"/users/{user['id']}", json={"email": reuse.json()["email"]})
+    assert taken.status_code == 409
+
+
+def test_if_match_mismatch_is_412_and_a_match_applies(warden: WardenHost) -> None:
+    user = new_user(warden)
+    etag = warden.call("GET", f"/users/{user['id']}").headers["ETag"]
+    warden.ok("PATCH", f"/users/{user['id']}", json={"jobTitle": "One"})
+    stale = warden.call("PATCH", f"/users/{user['id']}", json={"jobTitle": "Two"}, headers={"If-Match": etag})
+    assert stale.status_code == 412
+    fresh = warden.call("GET", f"/users/{user['id']}").headers["ETag"]
+    ok = warden.call("PATCH", f"/users/{user['id']}", json={"jobTitle": "Two"}, headers={"If-Match": fresh})
+    assert ok.status_code == 200 and ok.json()["jobTitle"] == "Two" and ok.headers["ETag"] != fresh
+    assert warden.call("DELETE", f"/users/{user['id']}", headers={"If-Match": fresh}).status_code == 412
+
+
+def test_filters_and_cursor_paging(warden: WardenHost, demo_directory: Any) -> None:
+    made = [new_user(warden, state="suspended") for _ in range(5)]
+    by_email = warden.ok("GET", "/users", params={"email": made[0]["email"].upper()})
+    assert [u["id"] for u in by_email["items"]] == [made[0]["id"]] and by_email["next"] is None
+    emp = new_user(warden, employeeId=unique("E")[:12])
+    assert [
+        u["id"] for u in warden.ok("GET", "/users", params={"employeeId": emp["employeeId"]})["items"]
+    ] == [emp["id"]]
+    seen: list[str] = []
+    cursor = None
+    for _ in range(100):
+        params = {"state": "suspended", "limit": "2", **({"cursor": cursor} if cursor else {})}
+        page = warden.ok("GET", "/users", params=params)
+        assert len(page["items"]) <= 2 and all(u["state"] == "suspended" for u in page["items"])
+        seen += [u["id"] for u in page["items"]]
+        cursor = page["next"]
+        if cursor is None:
+            break
+    assert {u["id"] for u in made} <= set(seen) and len(seen) == len(set(seen)), "every item once"
+    cross = warden.call(
+        "GET",
+        "/users",
+        params={
+            "state": "active",
+            "cursor": warden.ok("GET", "/users", params={"state": "suspended", "limit": "1"})["next"],
+        },
+    )
+    assert cross.status_code == 400, "a cursor only continues the query it came from"
+    for u in made[:3]:
+        warden.ok("PUT", f"/users/{u['id']}/directories/{demo_directory['id']}", 201)
+    in_dir = warden.ok(
+        "GET", "/users", params={"directoryId": demo_directory["id"], "status": "pending", "limit": "200"}
+    )
+    assert {u["id"] for u in made[:3]} <= {u["id"] for u in in_dir["items"]}
+    assert not {u["id"] for u in made[3:]} & {u["id"] for u in in_dir["items"]}
+    assert warden.call("GET", "/users", params={"status": "pending"}).status_code == 400
+
+
+def test_direct_and_group_bindings_show_on_the_user(warden: WardenHost, demo_directory: Any) -> None:
+    user = new_user(warden)
+    d = demo_directory["id"]
+    bound = warden.call("PUT", f"/users/{user['id']}/directories/{d}")
+    assert bound.status_code == 201
+    assert bound.json()["directories"] == [
+        {
+            "directoryId": d,
+            "via": ["direct"],
+            "status": "pending",
+            "reason": None,
+            "m365UserId": None,
+            "lastSyncAt": None,
+        }
+    ]
+    assert warden.call("PUT", f"/users/{user['id']}/directories/{d}").status_code == 200, (
+        "binding again is a no-op"
+    )
+    group = warden.ok("POST", "/groups", 201, json={"name": unique("Provisioning ")})
+    assert warden.call("PUT", f"/groups/{group['id']}/members/{user['id']}").status_code == 201
+    assert warden.call("PUT", f"/groups/{group['id']}/members/{user['id']}").status_code == 200
+    warden.ok("PUT", f"/groups/{group['id']}/directories/{d}", 201)
+    seen = warden.ok("GET", f"/users/{user['id']}", role="reader")
+    assert seen["groups"] == [group["id"]]
+    assert seen["directories"][0]["via"] == ["direct", f"group:{group['id']}"]
+    warden.ok("DELETE", f"/users/{user['id']}/directories/{d}", 204)
+    assert warden.ok("GET", f"/users/{user['id']}")["directories"][0]["via"] == [f"group:{group['id']}"]
+    assert warden.call("DELETE", f"/users/{user['id']}/directories/{d}").status_code == 404, (
+        "no direct binding left"
+    )
+    warden.ok("DELETE", f"/groups/{group['id']}/directories/{d}", 204)
+    assert warden.ok("GET", f"/users/{user['id']}")["directories"] == []
+    listed = warden.ok("GET", "/users", params={"directoryId": d, "limit": "200"})
+    assert user["id"] not in {u["id"] for u in listed["items"]}
+
+
+def test_groups_count_members_rename_and_delete(warden: WardenHost, demo_directory: Any) -> None:
+    group = warden.ok("POST", "/groups", 201, json={"name": unique("Sales "), "description": "all sales"})
+    members = [new_user(warden) for _ in range(3)]
+    for m in members:
+        warden.ok("PUT", f"/groups/{group['id']}/members/{m['id']}", 201)
+    warden.ok("DELETE", f"/groups/{group['id']}/members/{members[0]['id']}", 204)
+    assert warden.call("DELETE", f"/groups/{group['id']}/members/{members[0]['id']}").status_code == 404
+    read = warden.call("GET", f"/groups/{group['id']}")
+    assert read.json()["memberCount"] == 2
+    dup = warden.call("POST", "/groups", json={"name": group["name"].upper()})
+    assert dup.status_code == 409
+    renamed = warden.ok(
+        "PATCH",
+        f"/groups/{group['id']}",
+        json={"name": group["name"] + " EU"},
+        headers={"If-Match": read.headers["ETag"]},
+    )
+    assert renamed["name"] == group["name"] + " EU" and renamed["description"] == "all sales"
+    assert warden.call("POST", "/groups", json={"name": group["name"]}).status_code == 201, (
+        "the old name is free"
+    )
+    warden.ok("PUT", f"/groups/{group['id']}/directories/{demo_directory['id']}", 201)
+    assert warden.ok("GET", f"/users/{members[1]['id']}")["directories"][0]["via"] == [f"group:{group['id']}"]
+    warden.ok("DELETE", f"/groups/{group['id']}", 204)
+    assert warden.call("GET", f"/groups/{group['id']}").status_code == 404
+    after = warden.ok("GET", f"/users/{members[1]['id']}")
+    assert after["groups"] == [] and after["directories"] == []
+
+
+def test_deleting_a_user_frees_its_values_and_removes_it(warden: WardenHost, demo_directory: Any) -> None:
+    user = new_user(warden)
+    warden.ok("PUT", f"/users/{user['id']}/directories/{demo_directory['id']}", 201)
+    warden.ok("DELETE", f"/users/{user['id']}", 204)
+    assert warden.call("GET", f"/users/{user['id']}").status_code == 404
+    assert warden.call("DELETE", f"/users/{user['id']}").status_code == 404
+    assert warden.call("POST", "/users", json={**_fresh(), "email": user["email"]}).status_code == 201
+    listed = warden.ok("GET", "/users", params={"directoryId": demo_directory["id"], "limit": "200"})
+    assert user["id"] not in {u["id"] for u in listed["items"]}
+
+
+def test_every_change_is_audited_and_filterable_by_user_and_directory(
+    warden: WardenHost, demo_directory: Any
+) -> None:
+    d = demo_directory["id"]
+    user = new_user(warden)
+    warden.ok(
+        "PATCH",
+        f"/users/{user['id']}",
+        json={"jobTitle": "Auditor"},
+        headers={"x-correlation-id": "corr-audit-1"},
+    )
+    warden.ok("PUT", f"/users/{user['id']}/directories/{d}", 201)
+    mine = warden.ok("GET", "/audit", params={"userId": user["id"]}, role="reader")["items"]
+    assert [e["action"] for e in mine] == ["user.bind", "user.update", "user.create"], "newest first"
+    update = mine[1]
+    assert update["before"] == {"jobTitle": None} and update["after"] == {"jobTitle": "Auditor"}
+    assert update["correlationId"] == "corr-audit-1" and update["actor"].startswith("admin:")
+    assert update["result"] == "succeeded"
+    in_dir = warden.ok("GET", "/audit", params={"userId": user["id"], "directoryId": d})["items"]
+    assert [e["action"] for e in in_dir] == ["user.bind"]
+    by_dir = warden.ok("GET", "/audit", params={"directoryId": d, "limit": "200"})["items"]
+    assert any(e["action"] == "user.bind" and e["userId"] == user["id"] for e in by_dir)
+    assert (
+        any(
+            e["action"] == "directory.connect"
+            for e in warden.ok(
+                "GET",
+                "/audit",
+                params={"directoryId": d, "limit": "200", "since": demo_directory["createdAt"]},
+            )["items"]
+        )
+        or len(by_dir) == 200
+    )
+    later = warden.ok("GET", "/audit", params={"userId": user["id"], "since": mine[0]["at"]})["items"]
+    assert [e["action"] for e in later] == ["user.bind"]
+    everything = warden.ok("GET", "/audit", params={"limit": "5"})
+    assert len(everything["items"]) == 5 and everything["next"]
+    ats = [e["at"] for e in everything["items"]]
+    assert ats == sorted(ats, reverse=True)

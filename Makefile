@@ -6,7 +6,7 @@ STAMP_PY := $(VENV)/.installed
 STAMP_NPM := node_modules/.installed
 CA := .local/tls/ca.pem
 
-.PHONY: setup run test lint typecheck layers unit bench clean
+.PHONY: setup run token test lint typecheck layers unit bench clean
 
 setup: $(STAMP_PY) $(STAMP_NPM) $(CA)
 
@@ -24,6 +24,13 @@ $(CA): $(STAMP_PY)
 
 run: setup
 	$(PY) -m tools.stack
+
+# A bearer token for the admin API of the running `make run`, alone on stdout (ROLE=admin|reader):
+#   curl -H "Authorization: Bearer $(make -s token)" http://127.0.0.1:7071/api/users
+# No prerequisites, so that nothing but the token is ever printed.
+token:
+	@test -x $(PY) || { echo "$(PY) is missing: run \`make run\` first" >&2; exit 1; }
+	@$(PY) -m tools.devtoken --role $(or $(ROLE),admin)
 
 lint: setup
 	$(PY) -m ruff check .

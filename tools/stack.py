@@ -5,9 +5,12 @@ functions host with Warden's settings, prints the URLs, and stops every child on
 
     python -m tools.stack [--no-host]
 
-``--no-host`` starts everything but the functions host and writes ``local.settings.json`` (git-ignored,
-Core Tools' place for local settings) from the sample with this run's values, for machines where
-``func start`` runs the app instead. Secrets are never printed.
+Both modes write ``local.settings.json`` (git-ignored, Core Tools' place for local settings) from the sample
+with this run's values, and ``.local/dev-clients.json`` (git-ignored): the simulated cloud's URL and CA, the dev
+admin and reader clients' credentials for ``make token`` (``tools.devtoken``) and the demo tenant's app
+credentials to connect it through the admin API. Both files are readable by their owner only and rewritten at
+every start. ``--no-host`` starts everything but the functions host, for machines where ``func start`` runs the
+app instead. Secrets are never printed.
 """
 
 from __future__ import annotations
@@ -17,16 +20,34 @@ import json
 import os
 import signal
 import sys
+import tempfile
 import threading
 from pathlib import Path
+from typing import Any
 
 from tools import demo, devca, procs
 
 LOCAL = procs.ROOT / ".local"
+DEV_CLIENTS = LOCAL / "dev-clients.json"
 
 
 def _port(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
+
+
+def _write_private(target: Path, document: dict[str, Any]) -> Path:
+    """``document`` as JSON, readable by its owner only from the first byte, replaced atomically."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")  # mode 0600
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(json.dumps(document, indent=2) + "\n")
+        os.replace(temp, target)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    target.chmod(0o600)
+    return target
 
 
 def write_local_settings(settings: dict[str, str]) -> Path:
@@ -35,9 +56,29 @@ def write_local_settings(settings: dict[str, str]) -> Path:
     source = target if target.exists() else procs.ROOT / "local.settings.sample.json"
     document = json.loads(source.read_text())
     document.setdefault("Values", {}).update(settings)
-    target.write_text(json.dumps(document, indent=2) + "\n")
-    target.chmod(0o600)
-    return target
+    return _write_private(target, document)
+
+
+def write_dev_clients(world: demo.DemoWorld, target: Path = DEV_CLIENTS) -> Path:
+    """What ``make token`` and the README's walkthrough need to call the admin API of this run."""
+    return _write_private(
+        target,
+        {
+            "simUrl": world.sim_url,
+            "caBundle": str(world.ca_bundle),
+            "tenantId": demo.HOME_TENANT_ID,
+            "scope": demo.API_SCOPE,
+            "clients": {
+                role: {"clientId": client_id, "clientSecret": world.dev_client_secrets[role]}
+                for role, client_id in demo.ROLE_CLIENTS.items()
+            },
+            "demoTenant": {
+                "tenantId": demo.DEMO_TENANT_ID,
+                "clientId": demo.DEMO_CLIENT_ID,
+                "clientSecret": world.demo_client_secret,
+            },
+        },
+    )
 
 
 def main() -> int:
@@ -82,10 +123,11 @@ def main() -> int:
         )
         print(f"Simulated cloud {sim_url}  (CA: {ca}; control API {sim_url}/_sim/…)")
         print(f"Demo tenant     {demo.DEMO_TENANT_ID} ({demo.DEMO_DOMAIN}), logs in {logs}")
-        if args.no_host:
-            path = write_local_settings(settings)
-            print(f"Settings     {path} (for `func start`; rewritten at every start)")
-        else:
+        print(
+            f"Settings        {write_local_settings(settings)} (for `func start`; rewritten at every start)"
+        )
+        print(f"Dev clients     {write_dev_clients(world)} (for `make token`; rewritten at every start)")
+        if not args.no_host:
             env = {**os.environ, **settings}
             children.append(procs.start_funchost(host_port, env=env, log=logs / "funchost.log"))
             print(

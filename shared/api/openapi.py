@@ -43,7 +43,13 @@ def _problem(status: int) -> dict[str, Any]:
 
 def _parameters(op: Operation) -> list[dict[str, Any]]:
     params: list[dict[str, Any]] = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "description": "a Warden id (GUID); any other value names nothing (404)",
+            "schema": {"type": "string", "format": "uuid", "pattern": schemas.GUID_PATTERN},
+        }
         for name in op.path_params
     ]
     if op.query is not None:

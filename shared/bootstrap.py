@@ -70,7 +70,9 @@ class Container:
         with "Server disconnected" — which the SDK cannot safely retry for an insert."""
         import aiohttp
 
-        return aiohttp.ClientSession(connector=aiohttp.TCPConnector(keepalive_timeout=STORAGE_KEEPALIVE_SECONDS))
+        return aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(keepalive_timeout=STORAGE_KEEPALIVE_SECONDS)
+        )
 
     def _storage_transport(self) -> Any:
         from azure.core.pipeline.transport import AioHttpTransport

@@ -64,7 +64,8 @@ class EntraTokenValidator:
             # The key set is fetched with urllib: off the event loop, and only when the cache is cold or
             # the token names a key the cache does not have.
             key = await asyncio.to_thread(self.jwks.get_signing_key_from_jwt, token)
-        except jwt.PyJWKClientConnectionError:
+        except (jwt.PyJWKClientConnectionError, jwt.PyJWKSetError, ValueError):
+            # Unreachable, or an answer that is not a usable key set: nothing to validate against.
             raise Unauthenticated("the token's signing keys could not be fetched; try again") from None
         except (jwt.PyJWKClientError, jwt.DecodeError):
             raise Unauthenticated("the token's signing key is not one of the tenant's") from None

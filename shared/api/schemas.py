@@ -25,6 +25,7 @@ from pydantic import (
 
 from shared.domain.dates import parse_local, zone
 from shared.domain.model import LinkStatus, UserState
+from shared.domain.planner import check_mapping
 
 GUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 _PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
@@ -100,6 +101,15 @@ LocalDate = Annotated[
     AfterValidator(_local_date),
     Field(description="ISO 8601 date (local midnight) or date-time, in timeZone"),
 ]
+FIELD_NAMES = {
+    "firstName": "first_name",
+    "lastName": "last_name",
+    "displayName": "display_name",
+    "jobTitle": "job_title",
+    "department": "department",
+    "employeeId": "employee_id",
+}
+"""The API's names of the Warden fields an attribute mapping may use."""
 UserStateField = UserState
 LinkStatusField = LinkStatus
 
@@ -266,6 +276,25 @@ class DirectoryOptionsIn(Body):
     autoBindVerifiedDomains: bool = False
     passwordNeverExpires: bool = False
     massChangeGuard: MassChangeGuardIn = Field(default_factory=MassChangeGuardIn)
+    attributeMapping: dict[Annotated[str, StringConstraints(max_length=64)], Text64 | None] = Field(
+        default_factory=dict,
+        description="Graph property → the Warden field feeding it, or null to leave it unmanaged (rule 4). "
+        "Mappable: givenName (firstName, lastName, displayName), surname (lastName, firstName), displayName, "
+        "jobTitle, department, employeeId (their own fields). Unlisted properties keep the default.",
+    )
+
+    @model_validator(mode="after")
+    def _mapping(self) -> DirectoryOptionsIn:
+        try:
+            check_mapping(
+                {
+                    k: FIELD_NAMES.get(v, v) if v is not None else None
+                    for k, v in self.attributeMapping.items()
+                }
+            )
+        except ValueError as exc:
+            raise ValueError(f"attributeMapping: {exc}") from None
+        return self
 
 
 class AppAuth(Body):
@@ -345,6 +374,7 @@ class DirectoryOptionsOut(Out):
     autoBindVerifiedDomains: bool
     passwordNeverExpires: bool
     massChangeGuard: MassChangeGuardOut
+    attributeMapping: dict[str, str | None]
 
 
 class DirectoryCounts(Out):

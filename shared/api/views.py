@@ -27,6 +27,9 @@ USER_INPUT = {
 }
 
 
+_API_FIELD = {v: k for k, v in s.FIELD_NAMES.items()}
+
+
 def user_fields(body: s.UserCreate) -> dict[str, Any]:
     """A create request as the domain's fields (``displayName`` defaults to "first last")."""
     fields = {USER_INPUT[k]: v for k, v in body.model_dump().items()}
@@ -139,6 +142,7 @@ def directory_out(view: DirectoryView) -> s.DirectoryOut:
             massChangeGuard=s.MassChangeGuardOut(
                 percent=o.mass_change_guard.percent, count=o.mass_change_guard.count
             ),
+            attributeMapping={k: (_API_FIELD.get(v, v) if v else None) for k, v in o.attribute_mapping},
         ),
         counts=s.DirectoryCounts(
             linked=c.get("linked", 0),
@@ -174,11 +178,15 @@ def audit_out(e: AuditEntry) -> s.AuditEntryOut:
 
 def directory_options(body: s.DirectoryOptionsIn) -> DirectoryOptions:
     guard = body.massChangeGuard
+    mapping = {
+        k: (s.FIELD_NAMES.get(v, v) if v is not None else None) for k, v in body.attributeMapping.items()
+    }
     return DirectoryOptions(
         create_missing_users=body.createMissingUsers,
         auto_bind_verified_domains=body.autoBindVerifiedDomains,
         password_never_expires=body.passwordNeverExpires,
         mass_change_guard=MassChangeGuard(percent=guard.percent, count=guard.count),
+        attribute_mapping=tuple(sorted(mapping.items())),
     )
 
 

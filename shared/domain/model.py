@@ -126,6 +126,23 @@ class DirectoryOptions:
     auto_bind_verified_domains: bool = False
     password_never_expires: bool = False
     mass_change_guard: MassChangeGuard = field(default_factory=MassChangeGuard)
+    attribute_mapping: tuple[tuple[str, str | None], ...] = ()
+    """Rule 4, per directory: Graph property → the Warden field feeding it, or None (unmanaged). Properties not
+    listed keep the default mapping (``shared.domain.planner.DEFAULT_MAPPING``)."""
+
+
+def options_document(options: DirectoryOptions) -> dict[str, Any]:
+    """The options as the API and the audit show them (and as they are stored)."""
+    return {
+        "createMissingUsers": options.create_missing_users,
+        "autoBindVerifiedDomains": options.auto_bind_verified_domains,
+        "passwordNeverExpires": options.password_never_expires,
+        "massChangeGuard": {
+            "percent": options.mass_change_guard.percent,
+            "count": options.mass_change_guard.count,
+        },
+        "attributeMapping": dict(options.attribute_mapping),
+    }
 
 
 @dataclass(frozen=True)
@@ -203,6 +220,9 @@ class Link:
     reason: str | None = None
     candidates: tuple[str, ...] = ()
     last_sync_at: dt.datetime | None = None
+    manager_m365_id: str | None = None
+    """The manager last written (Graph's user delta does not report manager changes, so the applied value is
+    remembered instead of read back)."""
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from shared.domain.errors import Conflict, Invalid, NotFound, NotImplementedYet, PreconditionFailed
-from shared.domain.model import Directory, DirectoryOptions, directory_status
+from shared.domain.model import Directory, DirectoryOptions, directory_status, options_document
 from shared.service.context import Actor, Auditor
 from shared.service.ports import (
     Clock,
@@ -282,13 +282,5 @@ def _audit(d: Directory) -> dict[str, Any]:
         "status": d.status,
         "domains": sorted(d.verified_domains()),
         "clientId": d.client_id,
-        "options": {
-            "createMissingUsers": d.options.create_missing_users,
-            "autoBindVerifiedDomains": d.options.auto_bind_verified_domains,
-            "passwordNeverExpires": d.options.password_never_expires,
-            "massChangeGuard": {
-                "percent": d.options.mass_change_guard.percent,
-                "count": d.options.mass_change_guard.count,
-            },
-        },
+        "options": options_document(d.options),
     }

@@ -27,22 +27,10 @@ from shared.adapters.tables.base import (
     transact,
 )
 from shared.domain.errors import Conflict
-from shared.domain.model import Directory, DirectoryOptions, Domain, MassChangeGuard
+from shared.domain.model import Directory, DirectoryOptions, Domain, MassChangeGuard, options_document
 
 DIRECTORY = "directory"
 GROUP = "group|"
-
-
-def options_json(options: DirectoryOptions) -> dict[str, Any]:
-    return {
-        "createMissingUsers": options.create_missing_users,
-        "autoBindVerifiedDomains": options.auto_bind_verified_domains,
-        "passwordNeverExpires": options.password_never_expires,
-        "massChangeGuard": {
-            "percent": options.mass_change_guard.percent,
-            "count": options.mass_change_guard.count,
-        },
-    }
 
 
 def options_from(raw: dict[str, Any]) -> DirectoryOptions:
@@ -52,6 +40,7 @@ def options_from(raw: dict[str, Any]) -> DirectoryOptions:
         auto_bind_verified_domains=bool(raw.get("autoBindVerifiedDomains", False)),
         password_never_expires=bool(raw.get("passwordNeverExpires", False)),
         mass_change_guard=MassChangeGuard(float(guard.get("percent", 10.0)), int(guard.get("count", 10))),
+        attribute_mapping=tuple(sorted((raw.get("attributeMapping") or {}).items())),
     )
 
 
@@ -77,7 +66,7 @@ def directory_entity(d: Directory) -> dict[str, Any]:
         ),
         "Status": d.status,
         "StatusReason": to_text(d.status_reason),
-        "Options": to_json(options_json(d.options)),
+        "Options": to_json(options_document(d.options)),
         "OrganizationName": to_text(d.organization_name),
         "CredentialExpiresAt": to_time(d.credential_expires_at),
         "CreatedAt": to_time(d.created_at),

@@ -91,6 +91,7 @@ def link_entity(link: Link) -> dict[str, Any]:
         "Reason": to_text(link.reason),
         "Candidates": to_json(list(link.candidates)),
         "LastSyncAt": to_time(link.last_sync_at),
+        "ManagerM365Id": to_text(link.manager_m365_id),
     }
 
 
@@ -106,6 +107,7 @@ def link_from(entity: Any) -> Link:
         reason=from_text(entity.get("Reason")),
         candidates=tuple(from_json(entity.get("Candidates"), [])),
         last_sync_at=from_time(entity.get("LastSyncAt")),
+        manager_m365_id=from_text(entity.get("ManagerM365Id")),
     )
 
 

@@ -1,0 +1,375 @@
+"""The planner: what must change in each Microsoft 365 directory for a user to match Warden (SPEC §2 rules 1-8
+and 11). Pure: plain data in, plan items out; no I/O, no clock, no randomness (a new account's password is
+drawn by the applier, never by the plan, so plans can be stored and shown).
+
+For each directory a user is bound to or linked in, one item:
+- ``create`` / ``take_over``: no linked account yet; none matches the email → create (if ``createMissingUsers``),
+  exactly one matches → take it over (never sending a password), several or one linked to another Warden user →
+  ``needs_attention`` with the candidates and nothing written (rule 2);
+- ``update`` / ``rename`` / ``unblock``: the linked account differs from the desired attributes; rename when the
+  UPN, mail or alias change (a new domain of the same tenant moves the account: rule 5);
+- ``block``: the user is unbound there, suspended, deleted, or its email now belongs to another connected
+  directory (rule 7: ``accountEnabled`` false and sign-in sessions revoked; never a delete);
+- ``skip`` (another tenant owns the email domain, rule 11; a directory Warden may not write to, rule 17),
+  ``error`` (the email's domain is verified in no connected tenant and there is no account yet, rule 1),
+  ``needs_attention`` (rule 2, and rule 5's unknown new domain: other changes applied, the UPN kept);
+- ``none``: already converged — nothing is written.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from shared.domain.model import LinkStatus, User, UserDirectory
+
+Action = Literal[
+    "create", "take_over", "update", "rename", "block", "unblock", "skip", "needs_attention", "error", "none"
+]
+WRITES: frozenset[str] = frozenset({"create", "take_over", "update", "rename", "block", "unblock"})
+
+MANAGEABLE: dict[str, tuple[str, ...]] = {
+    "givenName": ("first_name", "last_name", "display_name"),
+    "surname": ("last_name", "first_name"),
+    "displayName": ("display_name",),
+    "jobTitle": ("job_title",),
+    "department": ("department",),
+    "employeeId": ("employee_id",),
+}
+"""Graph properties whose source an admin may choose per directory (or leave unmanaged), and the Warden fields
+that may feed each. Identity properties (userPrincipalName, mail, mailNickname, accountEnabled,
+onPremisesImmutableId) are always managed: matching and blocking depend on them."""
+
+DEFAULT_MAPPING: dict[str, str | None] = {
+    "givenName": "first_name",
+    "surname": "last_name",
+    "displayName": "display_name",
+    "jobTitle": "job_title",
+    "department": "department",
+    "employeeId": "employee_id",
+}
+MANAGER = "manager"
+CASE_INSENSITIVE = frozenset({"userPrincipalName", "mail", "mailNickname"})
+RENAMING = frozenset({"userPrincipalName", "mail", "mailNickname"})
+
+
+def check_mapping(mapping: Mapping[str, str | None]) -> None:
+    """``ValueError`` naming the first property or field an admin may not map."""
+    for prop, source in mapping.items():
+        if prop not in MANAGEABLE:
+            raise ValueError(f"'{prop}' cannot be mapped; mappable: {', '.join(sorted(MANAGEABLE))}")
+        if source is not None and source not in MANAGEABLE[prop]:
+            raise ValueError(
+                f"'{prop}' can be fed by {', '.join(MANAGEABLE[prop])} (or null: unmanaged), not '{source}'"
+            )
+
+
+def immutable_id(user_id: str) -> str:
+    """A stable onPremisesImmutableId derived from the Warden id: base64 of the GUID's 16 bytes (24 characters,
+    never ``$`` or ``_``, which Graph refuses), as Entra Connect derives it from objectGUID."""
+    return base64.b64encode(uuid.UUID(user_id).bytes).decode()
+
+
+@dataclass(frozen=True)
+class M365Account:
+    id: str
+    user_principal_name: str
+    account_enabled: bool
+    mail: str | None = None
+    mail_nickname: str | None = None
+    given_name: str | None = None
+    surname: str | None = None
+    display_name: str | None = None
+    job_title: str | None = None
+    department: str | None = None
+    employee_id: str | None = None
+    on_premises_immutable_id: str | None = None
+    proxy_addresses: tuple[str, ...] = ()
+    protected: bool = False
+    """Rule 23 (a later issue): an account holding an Entra directory role, or marked protected."""
+
+    def value(self, prop: str) -> Any:
+        return {
+            "userPrincipalName": self.user_principal_name,
+            "accountEnabled": self.account_enabled,
+            "mail": self.mail,
+            "mailNickname": self.mail_nickname,
+            "givenName": self.given_name,
+            "surname": self.surname,
+            "displayName": self.display_name,
+            "jobTitle": self.job_title,
+            "department": self.department,
+            "employeeId": self.employee_id,
+            "onPremisesImmutableId": self.on_premises_immutable_id,
+        }[prop]
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What Graph showed for one user in one directory."""
+
+    linked: M365Account | None = None
+    """The account at the link's object id (None: no link, or it answered 404)."""
+    candidates: tuple[M365Account, ...] = ()
+    """Accounts matching the user's email by UPN, mail or ``smtp:`` proxy address (case-insensitive), or its
+    immutable id; read when there is no linked account."""
+    taken: frozenset[str] = frozenset()
+    """Candidate ids already linked to another Warden user."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """A connected directory as the planner needs it."""
+
+    id: str
+    verified_domains: frozenset[str]
+    writable: bool
+    status_reason: str | None = None
+    create_missing_users: bool = True
+    mapping: Mapping[str, str | None] = field(default_factory=lambda: dict(DEFAULT_MAPPING))
+
+
+@dataclass(frozen=True)
+class Desired:
+    user: User
+    directories: tuple[UserDirectory, ...]
+    """Every directory the user is bound to or linked in (``shared.domain.model.effective_directories``)."""
+    manager_ids: Mapping[str, str | None] = field(default_factory=dict)
+    """Directory → the M365 id of the user's manager there (None: no manager, or not linked there)."""
+    has_initial_password: bool = False
+
+
+@dataclass(frozen=True)
+class PlanItem:
+    action: Action
+    user_id: str
+    directory_id: str
+    status: LinkStatus
+    """The link's status once the item is applied."""
+    m365_user_id: str | None = None
+    changes: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    """Graph property → (observed, desired). ``manager`` → (last applied, desired) M365 ids."""
+    reason: str | None = None
+    candidates: tuple[str, ...] = ()
+    revoke_sessions: bool = False
+    password: Literal["random", "initial"] | None = None
+    """Create only: a random strong password (staged users, or no initial one) or the admin's initial one."""
+    fingerprint: str | None = None
+
+    @property
+    def writes(self) -> bool:
+        return self.action in WRITES
+
+
+def desired_attributes(
+    user: User, target: Target, *, enabled: bool, keep_upn: str | None = None
+) -> dict[str, Any]:
+    """The Graph properties Warden manages for ``user`` in ``target`` (rule 4)."""
+    upn = keep_upn or user.email
+    attrs: dict[str, Any] = {
+        "userPrincipalName": upn,
+        "mail": upn,
+        "mailNickname": user.username,
+        "accountEnabled": enabled,
+        "onPremisesImmutableId": immutable_id(user.id),
+    }
+    for prop, source in target.mapping.items():
+        if source is not None:
+            attrs[prop] = getattr(user, source)
+    return attrs
+
+
+def fingerprint(attrs: Mapping[str, Any], manager: str | None) -> str:
+    raw = json.dumps({**attrs, MANAGER: manager}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+def _same(prop: str, observed: Any, desired: Any) -> bool:
+    if prop in CASE_INSENSITIVE and isinstance(observed, str) and isinstance(desired, str):
+        return observed.lower() == desired.lower()
+    return bool(observed == desired)
+
+
+def diff(account: M365Account, attrs: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+    changes = {}
+    for prop, want in attrs.items():
+        have = account.value(prop)
+        if prop == "onPremisesImmutableId" and have:
+            continue  # rule 2: set when missing; an existing one may already be federated, so it stays
+        if not _same(prop, have, want):
+            changes[prop] = (have, want)
+    return changes
+
+
+def _owner(user: User, targets: Mapping[str, Target]) -> str | None:
+    """The connected directory whose verified domains contain the user's email domain (rule 10: at most one)."""
+    return next((t.id for t in targets.values() if user.email_domain in t.verified_domains), None)
+
+
+def plan_user(
+    desired: Desired, targets: Mapping[str, Target], observed: Mapping[str, Observation]
+) -> list[PlanItem]:
+    owner = _owner(desired.user, targets)
+    items = []
+    for ud in desired.directories:
+        target = targets.get(ud.directory_id)
+        if target is not None:
+            items.append(_plan(desired, ud, target, observed.get(target.id, Observation()), owner))
+    return items
+
+
+def _plan(
+    desired: Desired, ud: UserDirectory, target: Target, obs: Observation, owner: str | None
+) -> PlanItem:
+    user = desired.user
+    base = (user.id, target.id)
+    account = obs.linked
+    if not target.writable:
+        return PlanItem(
+            "skip", *base, status="skipped", reason=target.status_reason, m365_user_id=ud.link.m365_user_id
+        )
+    alive = user.deleted_at is None and user.state in ("staged", "active")
+    if not (alive and ud.bound):
+        why = "deleted" if user.deleted_at else ("suspended" if user.state == "suspended" else "not bound")
+        return _block(ud, account, f"user {why}", "blocked", base)
+    if owner is not None and owner != target.id:
+        return _block(ud, account, "email domain belongs to another tenant", "skipped", base)
+    manager = desired.manager_ids.get(target.id)
+    if owner is None:
+        if account is None:
+            return PlanItem("error", *base, status="error", reason="domain not verified in tenant")
+        # Rule 5: a new domain no connected directory has: keep the UPN, apply the rest, flag it.
+        attrs = desired_attributes(user, target, enabled=True, keep_upn=account.user_principal_name)
+        reason = f"email domain '{user.email_domain}' is not verified in any connected directory; UPN kept"
+        return _converge(account, ud, attrs, manager, base, status="needs_attention", reason=reason)
+    attrs = desired_attributes(user, target, enabled=True)
+    if account is not None:
+        return _converge(account, ud, attrs, manager, base)
+    return _match(desired, ud, target, obs, attrs, manager, base)
+
+
+def _block(
+    ud: UserDirectory, account: M365Account | None, reason: str, status: LinkStatus, base: tuple[str, str]
+) -> PlanItem:
+    if account is None:
+        return PlanItem("none", *base, status=status if ud.link.m365_user_id else "skipped", reason=reason)
+    if not account.account_enabled and ud.link.status in ("blocked", "skipped"):
+        return PlanItem("none", *base, status=status, reason=reason, m365_user_id=account.id)
+    changes = {"accountEnabled": (True, False)} if account.account_enabled else {}
+    return PlanItem(
+        "block",
+        *base,
+        status=status,
+        reason=reason,
+        m365_user_id=account.id,
+        changes=changes,
+        revoke_sessions=True,
+    )
+
+
+def _converge(
+    account: M365Account,
+    ud: UserDirectory,
+    attrs: dict[str, Any],
+    manager: str | None,
+    base: tuple[str, str],
+    *,
+    status: LinkStatus = "synced",
+    reason: str | None = None,
+) -> PlanItem:
+    changes = diff(account, attrs)
+    applied_manager = ud.link.manager_m365_id
+    if manager != applied_manager:
+        changes[MANAGER] = (applied_manager, manager)
+    if changes.get("accountEnabled") == (False, True):
+        action: Action = "unblock"
+    elif RENAMING & changes.keys():
+        action = "rename"
+    elif changes:
+        action = "update"
+    else:
+        action = "none"
+    return PlanItem(
+        action,
+        *base,
+        status=status,
+        reason=reason,
+        m365_user_id=account.id,
+        changes=changes,
+        fingerprint=fingerprint(attrs, manager),
+    )
+
+
+def _match(
+    desired: Desired,
+    ud: UserDirectory,
+    target: Target,
+    obs: Observation,
+    attrs: dict[str, Any],
+    manager: str | None,
+    base: tuple[str, str],
+) -> PlanItem:
+    ids = tuple(sorted(c.id for c in obs.candidates))
+    if len(obs.candidates) > 1:
+        return PlanItem(
+            "needs_attention",
+            *base,
+            status="needs_attention",
+            candidates=ids,
+            reason=f"{len(ids)} accounts match {desired.user.email}",
+        )
+    if len(obs.candidates) == 1:
+        found = obs.candidates[0]
+        if found.id in obs.taken:
+            return PlanItem(
+                "needs_attention",
+                *base,
+                status="needs_attention",
+                candidates=ids,
+                reason="the matching account is linked to another Warden user",
+            )
+        if found.protected:
+            return PlanItem(
+                "needs_attention",
+                *base,
+                status="needs_attention",
+                candidates=ids,
+                reason="protected account",
+            )
+        converged = _converge(found, ud, attrs, manager, base)
+        relinked = "a linked account was not found; re-matched by email" if ud.link.m365_user_id else None
+        return replace(converged, action="take_over", status="synced", reason=relinked)
+    if not target.create_missing_users:
+        reason = "no account matches and createMissingUsers is off"
+        return PlanItem("needs_attention", *base, status="needs_attention", reason=reason)
+    changes: dict[str, tuple[Any, Any]] = {p: (None, v) for p, v in attrs.items() if v is not None}
+    if manager is not None:
+        changes[MANAGER] = (None, manager)
+    password: Literal["random", "initial"] = (
+        "initial" if desired.user.state == "active" and desired.has_initial_password else "random"
+    )
+    return PlanItem(
+        "create",
+        *base,
+        status="synced",
+        changes=changes,
+        password=password,
+        fingerprint=fingerprint(attrs, manager),
+    )
+
+
+def plan_directory(
+    desired: Sequence[Desired],
+    targets: Mapping[str, Target],
+    observed: Mapping[str, Mapping[str, Observation]],
+) -> list[PlanItem]:
+    """The directory-wide form: every user's items; ``observed`` is user id → directory id → observation."""
+    items: list[PlanItem] = []
+    for d in desired:
+        items.extend(plan_user(d, targets, observed.get(d.user.id, {})))
+    return items

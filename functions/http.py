@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,6 +81,9 @@ class Call:
     query: Any = None
     if_match: str | None = None
     """The storage ETag ``If-Match`` names (None: no condition)."""
+    raw: bytes = b""
+    """The request body as received (for operations that verify a signature over it)."""
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -195,6 +198,8 @@ async def serve(op: Operation, handler: Handler, req: func.HttpRequest) -> func.
                 body=_parse_body(op, req),
                 query=_parse_query(op, req),
                 if_match=if_match_etag(req.headers.get("if-match")),
+                raw=req.get_body() or b"",
+                headers={k.lower(): v for k, v in req.headers.items()},
             )
             result = await handler(container, call)
         except Problem as problem:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from azure.storage.queue.aio import QueueServiceClient
 
     from shared.adapters.admin_auth import EntraTokenValidator
+    from shared.adapters.queues import StorageSyncQueue
     from shared.adapters.tables.base import TableStore
     from shared.domain.model import Directory
     from shared.service.bindings import Bindings
@@ -150,6 +151,12 @@ class Container:
         log: AuditLog = self.repositories["audit"]
         return log
 
+    @cached_property
+    def sync_queue(self) -> StorageSyncQueue:
+        from shared.adapters.queues import StorageSyncQueue
+
+        return StorageSyncQueue(self.queues)
+
     # -------------------------------------------------------------------------------------- use cases
     @cached_property
     def auditor(self) -> Auditor:
@@ -178,6 +185,7 @@ class Container:
             self.auditor,
             self.clock,
             new_id,
+            self.sync_queue,
         )
 
     @cached_property
@@ -194,6 +202,7 @@ class Container:
             self.auditor,
             self.clock,
             new_id,
+            self.sync_queue,
         )
 
     @cached_property
@@ -252,7 +261,16 @@ class Container:
         if self._vault_credential is not None:
             await self._vault_credential.close()
             self._vault_credential = None
-        for name in ("repositories", "auditor", "bindings", "users", "groups", "directories", "secret_store"):
+        for name in (
+            "repositories",
+            "auditor",
+            "bindings",
+            "users",
+            "groups",
+            "directories",
+            "secret_store",
+            "sync_queue",
+        ):
             built.pop(name, None)
 
     # ----------------------------------------------------------------------------------------- health

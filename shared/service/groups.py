@@ -20,6 +20,7 @@ from shared.service.ports import (
     GroupRepository,
     Ids,
     Page,
+    SyncQueue,
     Uniques,
     UserRepository,
 )
@@ -46,7 +47,9 @@ class Groups:
         auditor: Auditor,
         clock: Clock,
         ids: Ids,
+        sync: SyncQueue,
     ) -> None:
+        self.sync = sync
         self.groups = groups
         self.users = users
         self.directories = directories
@@ -164,6 +167,7 @@ class Groups:
         await self.bindings.refresh(user_id)
         if added:
             await self.auditor.record(actor, "group.member.add", group_id=group_id, user_id=user_id)
+        await self.sync.enqueue([user_id], actor.correlation_id)
         return added
 
     async def remove_member(self, group_id: str, user_id: str, actor: Actor) -> None:
@@ -174,6 +178,7 @@ class Groups:
             raise NotFound(f"user '{user_id}' is not a member of group '{group_id}'")
         await self.bindings.refresh(user_id)
         await self.auditor.record(actor, "group.member.remove", group_id=group_id, user_id=user_id)
+        await self.sync.enqueue([user_id], actor.correlation_id)
 
     async def bind(self, group_id: str, directory_id: str, actor: Actor) -> tuple[GroupView, bool]:
         await self._group(group_id)
@@ -183,6 +188,7 @@ class Groups:
         await self.bindings.refresh_many(await self.groups.members(group_id))
         if created:
             await self.auditor.record(actor, "group.bind", group_id=group_id, directory_id=directory_id)
+        await self.sync.enqueue(await self.groups.members(group_id), actor.correlation_id)
         return await self.get(group_id), created
 
     async def unbind(self, group_id: str, directory_id: str, actor: Actor) -> list[str]:
@@ -195,4 +201,5 @@ class Groups:
         members = await self.groups.members(group_id)
         await self.bindings.refresh_many(members)
         await self.auditor.record(actor, "group.unbind", group_id=group_id, directory_id=directory_id)
+        await self.sync.enqueue(members, actor.correlation_id)
         return members

@@ -225,6 +225,12 @@ class DirectoryGraph(Protocol):
         """Drop the directory's client (its credentials changed or it was deactivated)."""
 
 
+class SyncQueue(Protocol):
+    """Per-user sync jobs. A message carries a user id and a correlation id, never desired values (rule 8)."""
+
+    async def enqueue(self, user_ids: Sequence[str], correlation_id: str | None) -> None: ...
+
+
 class Clock(Protocol):
     def __call__(self) -> dt.datetime:
         """Now, timezone-aware UTC."""

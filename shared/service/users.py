@@ -18,6 +18,7 @@ from shared.service.ports import (
     DirectoryRepository,
     Ids,
     Page,
+    SyncQueue,
     Uniques,
     UserQuery,
     UserRecord,
@@ -58,7 +59,9 @@ class Users:
         auditor: Auditor,
         clock: Clock,
         ids: Ids,
+        sync: SyncQueue,
     ) -> None:
+        self.sync = sync
         self.users = users
         self.directories = directories
         self.index = index
@@ -111,6 +114,7 @@ class Users:
             await self.claims.release_all(values, user.id)
             raise
         await self.auditor.record(actor, "user.create", user_id=user.id, after=audit_view(user))
+        await self.sync.enqueue([user.id], actor.correlation_id)
         return UserView(user, etag, (), ())
 
     async def update(

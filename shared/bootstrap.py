@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from shared.service.directories import Directories
     from shared.service.groups import Groups
     from shared.service.ports import AuditLog, Clock
+    from shared.service.sync import Sync
     from shared.service.users import Users
 
 
@@ -203,6 +204,23 @@ class Container:
             self.clock,
             new_id,
             self.sync_queue,
+        )
+
+    @cached_property
+    def sync(self) -> Sync:
+        from shared.adapters.m365 import GraphM365
+        from shared.service.sync import Sync
+
+        r = self.repositories
+        return Sync(
+            r["users"],
+            r["directories"],
+            self.bindings,
+            r["uniques"],
+            GraphM365(self.directory_graph),
+            self.auditor,
+            self.clock,
+            self.settings.graph_url,
         )
 
     @cached_property

@@ -120,15 +120,25 @@ def connect_graph(
 async def get_json(client: Any, path: str, query: Mapping[str, str] | None = None) -> Any:
     """GET ``path`` (below the version root, e.g. "/organization") through ``client``'s request adapter and
     return the parsed JSON. Graph errors raise msgraph-sdk's ``ODataError`` as the typed calls do."""
+    return await send_json(client, "GET", path, query=query)
+
+
+async def send_json(
+    client: Any, method: str, path: str, *, body: Any = None, query: Mapping[str, str] | None = None
+) -> Any:
+    """Any Graph call through ``client``'s request adapter (token, retry, throttle gate, error mapping), with a
+    JSON body and the JSON answer, without msgraph-sdk's model classes."""
     from kiota_abstractions.method import Method
     from kiota_abstractions.request_information import RequestInformation
     from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 
     adapter = client.request_adapter
     info = RequestInformation()
-    info.http_method = Method.GET
+    info.http_method = Method[method]
     info.url = f"{adapter.base_url}{path}" + (f"?{urlencode(query)}" if query else "")
     info.headers.try_add("Accept", "application/json")
+    if body is not None:
+        info.set_stream_content(json.dumps(body).encode(), "application/json")
     raw = await adapter.send_primitive_async(info, "bytes", {"XXX": ODataError})
     return json.loads(raw) if raw else None
 
@@ -157,6 +167,10 @@ class DirectoryClients:
                 )
                 connection = self._connections[directory.id] = connect_graph(e, credential)
             return connection.client
+
+    def gate_for(self, directory_id: str) -> ThrottleGate:
+        """The directory's throttle gate (built with its client)."""
+        return self._connections[directory_id].gate
 
     async def probe(self, directory: Directory) -> None:
         body = await get_json(await self.client_for(directory), "/organization", {"$select": "id"})

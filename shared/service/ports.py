@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from shared.domain.model import (
     AuditEntry,
@@ -23,6 +23,7 @@ from shared.domain.model import (
     User,
     UserState,
 )
+from shared.domain.planner import M365Account
 
 T = TypeVar("T")
 
@@ -223,6 +224,49 @@ class DirectoryGraph(Protocol):
 
     async def forget(self, directory_id: str) -> None:
         """Drop the directory's client (its credentials changed or it was deactivated)."""
+
+
+@dataclass(frozen=True)
+class BatchCall:
+    """One Graph request of a ``$batch`` (url relative to the version root: "/users/{id}")."""
+
+    id: str
+    method: str
+    url: str
+    body: Any = None
+    depends_on: str | None = None
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    id: str
+    status: int
+    body: Any
+    headers: dict[str, str]
+
+    @property
+    def error_code(self) -> str | None:
+        error = (self.body or {}).get("error") if isinstance(self.body, dict) else None
+        return str(error.get("code")) if isinstance(error, dict) and error.get("code") else None
+
+    @property
+    def error_message(self) -> str:
+        error = (self.body or {}).get("error") if isinstance(self.body, dict) else None
+        return str(error.get("message") or "") if isinstance(error, dict) else ""
+
+
+class M365(Protocol):
+    """A directory's M365 users through Graph (the sync engine's view)."""
+
+    async def get_user(self, directory: Directory, m365_id: str) -> M365Account | None:
+        """The account, or None when Graph answers 404."""
+
+    async def find_users(self, directory: Directory, email: str, immutable_id: str) -> list[M365Account]:
+        """Accounts whose UPN, mail or smtp: proxy address is ``email`` (case-insensitive), or with that
+        immutable id."""
+
+    async def run_batch(self, directory: Directory, calls: Sequence[BatchCall]) -> dict[str, BatchResult]:
+        """Every call's answer by id; throttled inner answers retried; other failures returned as answered."""
 
 
 class SyncQueue(Protocol):

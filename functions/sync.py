@@ -1,0 +1,54 @@
+"""The per-user sync queue: each message names one user; its sync reads, observes, plans, applies, records."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import azure.functions as func
+
+from shared.logs import correlated, log_event
+from shared.service.context import Actor
+
+bp = func.Blueprint()
+log = logging.getLogger("warden.sync")
+MAX_DEQUEUE_COUNT = 5
+"""host.json ``extensions.queues.maxDequeueCount``: the attempt after which a failing message is poisoned."""
+
+
+@bp.function_name("sync_user")
+@bp.queue_trigger(arg_name="msg", queue_name="user-sync", connection="AzureWebJobsStorage")
+async def sync_user(msg: func.QueueMessage) -> None:
+    from shared.bootstrap import get_container
+
+    body = json.loads(msg.get_body())  # not JSON: raises, and after 5 attempts lands in user-sync-poison
+    user_id = str(body["userId"])
+    with correlated(body.get("correlationId")) as correlation_id:
+        container = get_container()
+        try:
+            report = await container.sync.sync_user(user_id, Actor("system", correlation_id))
+        except Exception as exc:
+            last = (msg.dequeue_count or 0) >= MAX_DEQUEUE_COUNT
+            log_event(
+                log,
+                "sync.failed",
+                level=logging.ERROR if last else logging.WARNING,
+                userId=user_id,
+                error=type(exc).__name__,
+                attempt=msg.dequeue_count,
+            )
+            if last:
+                await container.auditor.record(
+                    Actor("system", correlation_id),
+                    "sync.poisoned",
+                    result=f"failed: {type(exc).__name__}",
+                    user_id=user_id,
+                )
+            raise
+        log_event(
+            log,
+            "sync.done",
+            userId=user_id,
+            writes=report.writes,
+            outcomes=[r.outcome for r in report.results],
+        )

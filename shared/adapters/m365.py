@@ -1,0 +1,176 @@
+"""Microsoft 365 users through Graph, for the sync engine (``M365`` port): observe accounts and run writes in
+``$batch`` requests.
+
+- Reads ``$select`` only the managed properties. A user is matched by UPN, mail or ``smtp:`` proxy address
+  (one ``$filter`` with ``or``; Graph compares these case-insensitively) or by the immutable id Warden derives.
+  https://learn.microsoft.com/en-us/graph/filter-query-parameter, .../aad-advanced-queries (these operators
+  need no advanced query), .../api/user-list
+- Writes go in ``$batch`` requests of at most 20 (https://learn.microsoft.com/en-us/graph/json-batching): the
+  outer request passes the directory's throttle gate and retry middleware; inner answers are per request (any
+  order, matched by id), and an inner 429/503/504 is retried here after its Retry-After (fractional allowed),
+  pausing the directory's gate so no other call of the directory goes out meanwhile. A failed dependency
+  answers 424 for its dependants.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from shared.adapters.graph import DirectoryClients, get_json, send_json
+from shared.adapters.graph_throttle import parse_retry_after
+from shared.domain.model import Directory
+from shared.domain.planner import M365Account
+from shared.service.ports import BatchCall, BatchResult
+
+SELECT = (
+    "id,userPrincipalName,accountEnabled,mail,mailNickname,givenName,surname,displayName,jobTitle,department,"
+    "employeeId,onPremisesImmutableId,proxyAddresses"
+)
+BATCH_LIMIT = 20
+RETRYABLE = frozenset({429, 503, 504})
+MAX_INNER_ATTEMPTS = 8
+FALLBACK_BACKOFF_SECONDS = 1.0
+
+
+def account_from(body: dict[str, Any]) -> M365Account:
+    return M365Account(
+        id=str(body["id"]),
+        user_principal_name=str(body.get("userPrincipalName") or ""),
+        account_enabled=bool(body.get("accountEnabled")),
+        mail=body.get("mail"),
+        mail_nickname=body.get("mailNickname"),
+        given_name=body.get("givenName"),
+        surname=body.get("surname"),
+        display_name=body.get("displayName"),
+        job_title=body.get("jobTitle"),
+        department=body.get("department"),
+        employee_id=body.get("employeeId"),
+        on_premises_immutable_id=body.get("onPremisesImmutableId"),
+        proxy_addresses=tuple(body.get("proxyAddresses") or ()),
+    )
+
+
+def odata_string(value: str) -> str:
+    """An OData string literal: single quotes doubled (filter-query-parameter, "Escaping single quotes")."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _status(exc: BaseException) -> int | None:
+    status = getattr(exc, "response_status_code", None)
+    return status if isinstance(status, int) else None
+
+
+class GraphM365:
+    def __init__(self, clients: DirectoryClients) -> None:
+        self.clients = clients
+
+    async def get_user(self, directory: Directory, m365_id: str) -> M365Account | None:
+        client = await self.clients.client_for(directory)
+        try:
+            body = await get_json(client, f"/users/{m365_id}", {"$select": SELECT})
+        except Exception as exc:
+            if _status(exc) == 404:
+                return None
+            raise
+        return account_from(body)
+
+    async def find_users(self, directory: Directory, email: str, immutable_id: str) -> list[M365Account]:
+        client = await self.clients.client_for(directory)
+        e = odata_string(email)
+        flt = (
+            f"userPrincipalName eq {e} or mail eq {e} or proxyAddresses/any(p:p eq {odata_string('smtp:' + email)})"
+            f" or onPremisesImmutableId eq {odata_string(immutable_id)}"
+        )
+        body = await get_json(client, "/users", {"$filter": flt, "$select": SELECT, "$top": "10"})
+        return [account_from(v) for v in (body or {}).get("value", [])]
+
+    async def run_batch(self, directory: Directory, calls: Sequence[BatchCall]) -> dict[str, BatchResult]:
+        """Send ``calls`` in ``$batch`` requests of at most 20 (a call and its ``depends_on`` travel together:
+        the caller keeps a user's calls adjacent and ≤ 20), retrying inner 429/503/504."""
+        client = await self.clients.client_for(directory)
+        gate = self.clients.gate_for(directory.id)
+        results: dict[str, BatchResult] = {}
+        for chunk in _chunks(calls):
+            results.update(await self._run_chunk(client, gate, chunk))
+        return results
+
+    async def _run_chunk(self, client: Any, gate: Any, chunk: list[BatchCall]) -> dict[str, BatchResult]:
+        pending = {c.id: c for c in chunk}
+        done: dict[str, BatchResult] = {}
+        for attempt in range(MAX_INNER_ATTEMPTS):
+            requests = []
+            for c in pending.values():
+                request: dict[str, Any] = {"id": c.id, "method": c.method, "url": c.url}
+                if c.body is not None:
+                    request["body"] = c.body
+                    request["headers"] = {"Content-Type": "application/json"}
+                if c.depends_on and c.depends_on in pending:
+                    request["dependsOn"] = [c.depends_on]
+                requests.append(request)
+            started = time.monotonic()
+            answer = await send_json(client, "POST", "/$batch", body={"requests": requests})
+            waits: list[float] = []
+            retry: set[str] = set()
+            for r in (answer or {}).get("responses", []):
+                rid, status = str(r.get("id")), int(r.get("status", 0))
+                headers = {str(k).lower(): str(v) for k, v in (r.get("headers") or {}).items()}
+                result = BatchResult(rid, status, r.get("body"), headers)
+                if status in RETRYABLE and attempt + 1 < MAX_INNER_ATTEMPTS:
+                    retry.add(rid)
+                    delay = parse_retry_after(headers.get("retry-after"))
+                    waits.append(delay if delay is not None else FALLBACK_BACKOFF_SECONDS * 2**attempt)
+                else:
+                    done[rid] = result
+            # A dependant that failed only because its dependency is being retried goes again with it.
+            for rid, result in list(done.items()):
+                call = pending.get(rid)
+                if result.status == 424 and call is not None and call.depends_on in retry:
+                    retry.add(rid)
+                    del done[rid]
+            pending = {rid: c for rid, c in pending.items() if rid in retry}
+            if not pending:
+                break
+            pause = max(waits, default=FALLBACK_BACKOFF_SECONDS)
+            gate.pause(max(0.0, pause - (time.monotonic() - started)))
+            await gate.wait()
+        for rid in pending:  # attempts exhausted: report the last throttled answer as it was
+            done.setdefault(
+                rid,
+                BatchResult(
+                    rid, 503, {"error": {"code": "serviceUnavailable", "message": "retries exhausted"}}, {}
+                ),
+            )
+        return done
+
+
+def _chunks(calls: Sequence[BatchCall]) -> list[list[BatchCall]]:
+    """Groups of ≤ 20 calls that never split a call from the one it depends on."""
+    groups: list[list[BatchCall]] = []
+    current: list[BatchCall] = []
+    units: list[list[BatchCall]] = []
+    for c in calls:
+        if c.depends_on and units and any(x.id == c.depends_on for x in units[-1]):
+            units[-1].append(c)
+        else:
+            units.append([c])
+    for unit in units:
+        if len(current) + len(unit) > BATCH_LIMIT:
+            groups.append(current)
+            current = []
+        current.extend(unit)
+    if current:
+        groups.append(current)
+    return groups
+
+
+async def gather_limited(coros: Sequence[Any], limit: int) -> list[Any]:
+    gate = asyncio.Semaphore(limit)
+
+    async def one(c: Any) -> Any:
+        async with gate:
+            return await c
+
+    return list(await asyncio.gather(*(one(c) for c in coros)))

@@ -1,0 +1,314 @@
+"""Per-user sync (rule 8: level-triggered): whatever woke it, read the user as the store has it now, observe its
+M365 accounts, plan, apply, record. Running it twice, or again after a crash at any point, converges to the
+same end state and never creates a second account:
+
+- a create whose answer was lost is found again by its UPN / immutable id and taken over (linked, not created);
+- a create Graph refuses as a duplicate UPN means "it exists": find it (waiting out replication lag, bounded)
+  and link it;
+- every M365 account Warden links is claimed for its Warden user (``m365:<directory>`` claims), so one account
+  is never linked to two people.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+
+from shared.domain.errors import NotFound
+from shared.domain.model import Directory, Link, UserDirectory
+from shared.domain.planner import (
+    DEFAULT_MAPPING,
+    MANAGER,
+    Desired,
+    Observation,
+    PlanItem,
+    Target,
+    immutable_id,
+    plan_user,
+)
+from shared.service.applier import Applied, apply_items, describe_changes, random_password
+from shared.service.bindings import Bindings
+from shared.service.context import Actor, Auditor
+from shared.service.ports import (
+    M365,
+    BatchCall,
+    Clock,
+    DirectoryRepository,
+    Uniques,
+    UserRecord,
+    UserRepository,
+)
+
+LAG_WAITS = (0.25, 0.5, 1.0, 2.0, 3.0)
+"""Seconds between lookups of an account Graph says exists but does not list yet (replication lag)."""
+
+
+class SyncIncomplete(Exception):
+    """Some writes could not be made now (throttling or a 5xx outlived the retries); the queue retries."""
+
+
+def claim_kind(directory_id: str) -> str:
+    return f"m365:{directory_id}"
+
+
+def target_of(d: Directory) -> Target:
+    return Target(
+        id=d.id,
+        verified_domains=d.verified_domains(),
+        writable=d.writable,
+        status_reason=f"directory {d.status}: {d.status_reason}" if d.status_reason else None,
+        create_missing_users=d.options.create_missing_users,
+        mapping={**DEFAULT_MAPPING, **dict(d.options.attribute_mapping)},
+    )
+
+
+@dataclass
+class SyncReport:
+    user_id: str
+    results: list[Applied] = field(default_factory=list)
+
+    @property
+    def writes(self) -> int:
+        return sum(r.writes for r in self.results)
+
+
+@dataclass(frozen=True)
+class PasswordResult:
+    directory_id: str
+    ok: bool
+    detail: str | None = None
+
+
+class Sync:
+    def __init__(
+        self,
+        users: UserRepository,
+        directories: DirectoryRepository,
+        bindings: Bindings,
+        uniques: Uniques,
+        m365: M365,
+        auditor: Auditor,
+        clock: Clock,
+        graph_root: str,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.users = users
+        self.directories = directories
+        self.bindings = bindings
+        self.uniques = uniques
+        self.m365 = m365
+        self.auditor = auditor
+        self.clock = clock
+        self.graph_root = graph_root
+        self.sleep = sleep
+
+    # ------------------------------------------------------------------------------------------ observe
+    async def _candidates(self, d: Directory, record: UserRecord) -> Observation:
+        found = await self.m365.find_users(d, record.user.email, immutable_id(record.user.id))
+        owners = await asyncio.gather(*(self.uniques.owner(claim_kind(d.id), a.id) for a in found))
+        taken = frozenset(
+            a.id for a, owner in zip(found, owners, strict=True) if owner not in (None, record.user.id)
+        )
+        return Observation(candidates=tuple(found), taken=taken)
+
+    async def _observe(self, d: Directory, record: UserRecord, link: Link) -> Observation:
+        if link.m365_user_id:
+            account = await self.m365.get_user(d, link.m365_user_id)
+            if account is not None:
+                return Observation(linked=account)
+            if record.user.deleted_at is not None or record.user.state == "suspended":
+                return Observation()  # gone in M365: nothing to block, and never a reason to create
+        return await self._candidates(d, record)
+
+    async def _manager_ids(self, manager_id: str | None) -> dict[str, str | None]:
+        if manager_id is None:
+            return {}
+        manager = await self.users.get(manager_id)
+        if manager is None:
+            return {}
+        return {d: link.m365_user_id for d, link in manager.links.items() if link.status == "synced"}
+
+    # -------------------------------------------------------------------------------------------- sync
+    async def sync_user(self, user_id: str, actor: Actor) -> SyncReport:
+        report = SyncReport(user_id)
+        record = await self.users.get(user_id)
+        if record is None:
+            return report
+        directories = {d.id: d for d in await self.directories.all()}
+        effective = [e for e in await self.bindings.effective(record) if e.directory_id in directories]
+        if not effective:
+            return report
+        targets = {d: target_of(directories[d]) for d in {e.directory_id for e in effective}}
+        desired = Desired(record.user, tuple(effective), await self._manager_ids(record.user.manager_id))
+        observed = dict(
+            zip(
+                [e.directory_id for e in effective],
+                await asyncio.gather(
+                    *(
+                        self._observe(directories[e.directory_id], record, e.link)
+                        if targets[e.directory_id].writable
+                        else _nothing()
+                        for e in effective
+                    )
+                ),
+                strict=True,
+            )
+        )
+        items = plan_user(desired, targets, observed)
+        outcomes = await asyncio.gather(
+            *(
+                self._apply_with_recovery(directories[i.directory_id], record, desired, targets, i)
+                for i in items
+            )
+        )
+        for ud, item, applied in zip(effective, items, outcomes, strict=True):
+            await self._record(record, ud, item, applied, actor)
+            report.results.append(applied)
+        await self.bindings.refresh(user_id)
+        if any(a.outcome == "retry" for a in report.results):
+            raise SyncIncomplete(f"user {user_id}: some writes must be retried")
+        return report
+
+    async def _apply(self, d: Directory, item: PlanItem) -> Applied:
+        (applied,) = await apply_items(self.m365, d, [item], self.graph_root, self._password)
+        return applied
+
+    async def _apply_with_recovery(
+        self,
+        d: Directory,
+        record: UserRecord,
+        desired: Desired,
+        targets: Mapping[str, Target],
+        item: PlanItem,
+    ) -> Applied:
+        applied = await self._apply(d, item)
+        if applied.outcome not in ("rematch", "exists"):
+            return applied
+        # The linked id is gone, or the account exists already: find it by email and plan once more.
+        unlinked = tuple(
+            dataclasses.replace(e, link=dataclasses.replace(e.link, m365_user_id=None))
+            if e.directory_id == d.id
+            else e
+            for e in desired.directories
+        )
+        for wait in (0.0, *LAG_WAITS) if applied.outcome == "exists" else (0.0,):
+            await self.sleep(wait)
+            observation = await self._candidates(d, record)
+            if observation.candidates:
+                break
+        else:
+            return dataclasses.replace(
+                applied, outcome="retry", message="the account exists but is not visible yet"
+            )
+        again = [
+            i
+            for i in plan_user(
+                dataclasses.replace(desired, directories=unlinked), targets, {d.id: observation}
+            )
+            if i.directory_id == d.id
+        ]
+        if not again or not again[0].writes:
+            return Applied(again[0], "none", again[0].m365_user_id) if again else applied
+        return await self._apply(d, again[0])
+
+    async def _password(self, item: PlanItem) -> str:
+        return random_password()
+
+    # ------------------------------------------------------------------------------------------- record
+    async def _record(
+        self, record: UserRecord, ud: UserDirectory, item: PlanItem, applied: Applied, actor: Actor
+    ) -> None:
+        final = applied.item
+        old = ud.link
+        ok = applied.outcome in ("applied", "none")
+        m365_id = applied.m365_user_id or final.m365_user_id or old.m365_user_id
+        origin = old.origin
+        if ok and final.action == "create":
+            origin = "created"
+        elif ok and final.action == "take_over":
+            origin = "taken_over"
+        manager = old.manager_m365_id
+        if ok and MANAGER in final.changes and applied.manager_applied:
+            manager = final.changes[MANAGER][1]
+        link = Link(
+            user_id=record.user.id,
+            directory_id=final.directory_id,
+            status=final.status if ok else "error",
+            m365_user_id=m365_id,
+            immutable_id=old.immutable_id
+            or (immutable_id(record.user.id) if final.action == "create" and ok else None),
+            origin=origin,
+            fingerprint=final.fingerprint if ok and final.fingerprint else old.fingerprint,
+            reason=final.reason if ok else applied.error,
+            candidates=final.candidates,
+            last_sync_at=self.clock(),
+            manager_m365_id=manager,
+        )
+        if m365_id and ok and final.action in ("create", "take_over"):
+            await self.uniques.insert(claim_kind(final.directory_id), m365_id, record.user.id, self.clock())
+        unchanged = dataclasses.replace(link, last_sync_at=old.last_sync_at) == old
+        if not unchanged or final.writes:
+            await self.users.save_link(link)
+        if final.writes or applied.outcome not in ("none",):
+            before, after = describe_changes(final)
+            await self.auditor.record(
+                actor,
+                f"m365.{final.action}",
+                result="succeeded" if ok else f"{applied.outcome}: {applied.error}",
+                user_id=record.user.id,
+                directory_id=final.directory_id,
+                before=before or None,
+                after={
+                    **after,
+                    **({"m365UserId": m365_id} if m365_id else {}),
+                    **({"reason": final.reason} if final.reason else {}),
+                }
+                or None,
+            )
+
+    # ---------------------------------------------------------------------------------------- password
+    async def push_password(self, user_id: str, password: str, actor: Actor) -> list[PasswordResult]:
+        """Rule 6: set the password in every directory the user is linked in, now; the password goes to Graph
+        and nowhere else (not a table, queue, log, exception or audit entry)."""
+        record = await self.users.get(user_id)
+        if record is None or record.user.deleted_at is not None:
+            raise NotFound(f"no user with id '{user_id}'")
+        directories = {d.id: d for d in await self.directories.all()}
+        linked = [
+            x
+            for x in record.links.values()
+            if x.m365_user_id and x.directory_id in directories and x.status == "synced"
+        ]
+
+        async def push(link: Link) -> PasswordResult:
+            d = directories[link.directory_id]
+            body = {"passwordProfile": {"password": password, "forceChangePasswordNextSignIn": False}}
+            answers = await self.m365.run_batch(
+                d, [BatchCall("pw", "PATCH", f"/users/{link.m365_user_id}", body)]
+            )
+            answer = answers["pw"]
+            if 200 <= answer.status < 300:
+                return PasswordResult(d.id, True)
+            return PasswordResult(
+                d.id,
+                False,
+                f"{d.name}: HTTP {answer.status} {answer.error_code or ''}: {answer.error_message}",
+            )
+
+        results = list(await asyncio.gather(*(push(link) for link in linked)))
+        for r in results:
+            await self.auditor.record(
+                actor,
+                "m365.password",
+                result="succeeded" if r.ok else f"failed: {r.detail}",
+                user_id=user_id,
+                directory_id=r.directory_id,
+                after={"password": "set" if r.ok else "not set"},
+            )
+        return results
+
+
+async def _nothing() -> Observation:
+    return Observation()

@@ -9,7 +9,7 @@ import azure.functions as func
 from functions.http import Call, Result, endpoint
 from shared.api import schemas as s
 from shared.api.operations import BY_NAME as OPS
-from shared.api.views import user_changes, user_fields, user_out
+from shared.api.views import password_out, user_changes, user_fields, user_out
 from shared.service.users import UserFilter
 
 bp = func.Blueprint()
@@ -57,3 +57,10 @@ async def bind_user(app: Any, call: Call) -> Result:
 async def unbind_user(app: Any, call: Call) -> Result:
     await app.users.unbind(call.params["id"], call.params["directoryId"], call.actor)
     return Result(204)
+
+
+@endpoint(bp, OPS["push_password"])
+async def push_password(app: Any, call: Call) -> Result:
+    body: s.PasswordIn = call.body
+    results = await app.sync.push_password(call.params["id"], body.password.get_secret_value(), call.actor)
+    return Result(200, password_out(results))

@@ -195,6 +195,17 @@ OPERATIONS: tuple[Operation, ...] = (
         errors=NOT_FOUND,
         tag="users",
     ),
+    _op(
+        "push_password",
+        "POST",
+        "users/{id}/password",
+        "Set the user's password in every directory it is linked in, now (rule 6)",
+        "admin",
+        response=s.PasswordOut,
+        body=s.PasswordIn,
+        errors=(400, 404, 409),
+        tag="users",
+    ),
     # ----------------------------------------------------------------------------------------- groups
     _op(
         "create_group",

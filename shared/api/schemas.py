@@ -220,6 +220,22 @@ class UserListQuery(ListQuery):
     status: LinkStatusField | None = None
 
 
+class PasswordIn(Body):
+    password: SecretStr = Field(
+        min_length=8, max_length=256, description="pushed to every linked directory; never stored"
+    )
+
+
+class PasswordDirectoryOut(Out):
+    directoryId: str
+    status: Literal["set", "failed"]
+    detail: str | None = None
+
+
+class PasswordOut(Out):
+    directories: list[PasswordDirectoryOut]
+
+
 # --------------------------------------------------------------------------------------------- groups
 class GroupCreate(Body):
     name: Text256

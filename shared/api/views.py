@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from shared.api import schemas as s
+from shared.domain.errors import Invalid
 from shared.domain.model import AuditEntry, DirectoryOptions, MassChangeGuard, User, UserView
 from shared.service.directories import ConnectDirectory, DirectoryView
 from shared.service.groups import GroupView
+from shared.service.sync import PasswordResult
 
 USER_INPUT = {
     "username": "username",
@@ -212,3 +215,23 @@ def directory_changes(body: s.DirectoryPatch) -> dict[str, Any]:
     if body.options is not None:
         changes["options"] = directory_options(body.options)
     return changes
+
+
+def password_out(results: Sequence[PasswordResult]) -> s.PasswordOut:
+    """All set → the per-directory results; any refused (Graph's password policy, a permission) → 400 naming
+    each directory that refused, with every result."""
+    out = s.PasswordOut(
+        directories=[
+            s.PasswordDirectoryOut(
+                directoryId=r.directory_id, status="set" if r.ok else "failed", detail=r.detail
+            )
+            for r in results
+        ]
+    )
+    failed = [r for r in results if not r.ok]
+    if failed:
+        raise Invalid(
+            "the password was not set in: " + "; ".join(r.detail or r.directory_id for r in failed),
+            directories=out.model_dump(mode="json")["directories"],
+        )
+    return out

@@ -63,6 +63,8 @@ class User:
     deleted_at: dt.datetime | None = None
     """Set when an admin deleted the user while M365 accounts are still linked: the user is gone from the API,
     its links stay until the sync engine has blocked each account (rule 7: block, never delete)."""
+    hr_event_at: dt.datetime | None = None
+    """When the last HR event applied to this person occurred: an older one arriving later changes nothing."""
 
     @property
     def email_domain(self) -> str:

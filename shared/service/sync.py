@@ -16,7 +16,7 @@ import dataclasses
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
-from shared.domain.errors import NotFound
+from shared.domain.errors import Conflict, NotFound
 from shared.domain.model import Directory, Link, UserDirectory
 from shared.domain.planner import (
     DEFAULT_MAPPING,
@@ -297,6 +297,10 @@ class Sync:
                 f"{d.name}: HTTP {answer.status} {answer.error_code or ''}: {answer.error_message}",
             )
 
+        if not linked:
+            raise Conflict(
+                "the user is not linked in any directory yet: there is no account to set a password on"
+            )
         results = list(await asyncio.gather(*(push(link) for link in linked)))
         for r in results:
             await self.auditor.record(

@@ -118,34 +118,46 @@ class Users:
         return UserView(user, etag, (), ())
 
     async def update(
-        self, user_id: str, changes: Mapping[str, Any], if_match: str | None, actor: Actor
+        self,
+        user_id: str,
+        changes: Mapping[str, Any],
+        if_match: str | None,
+        actor: Actor,
+        *,
+        marks: Mapping[str, Any] | None = None,
     ) -> UserView:
+        """``marks``: bookkeeping fields that are not an admin's to set (``hr_event_at``), written with the
+        change (or alone) and not audited as a change of the user."""
         record = await self._record(user_id)
         if if_match is not None and if_match != record.etag:
             raise PreconditionFailed("the user changed since it was read (If-Match does not match its ETag)")
         before = record.user
         changed = [k for k, v in changes.items() if getattr(before, k) != v]
-        if not changed:
+        marked = {k: v for k, v in (marks or {}).items() if getattr(before, k) != v}
+        if not changed and not marked:
             return await self.view(record)
-        after = apply_user_changes(before, {k: changes[k] for k in changed}, self.clock())
+        after = replace(
+            apply_user_changes(before, {k: changes[k] for k in changed}, self.clock()), **marked
+        )
         await self._check(after)
         old_values, new_values = before.unique_values(), after.unique_values()
         claimed = {k: v for k, v in new_values.items() if old_values.get(k) != v}
         await self.claims.claim_all(claimed, user_id)
         try:
-            etag = await self.users.update(after, changed, if_match)
+            etag = await self.users.update(after, [*changed, *marked], if_match)
         except BaseException:
             await self.claims.release_all(claimed, user_id)
             raise
         released = {k: v for k, v in old_values.items() if new_values.get(k) != v}
         await self.claims.release_all(released, user_id)
-        await self.auditor.record(
-            actor,
-            "user.update",
-            user_id=user_id,
-            before=audit_view(before, changed),
-            after=audit_view(after, changed),
-        )
+        if changed:
+            await self.auditor.record(
+                actor,
+                "user.update",
+                user_id=user_id,
+                before=audit_view(before, changed),
+                after=audit_view(after, changed),
+            )
         fresh = await self.users.get(user_id)
         return await self.view(fresh if fresh is not None else replace(record, user=after, etag=etag))
 

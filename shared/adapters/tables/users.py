@@ -65,6 +65,8 @@ def user_entity(user: User, fields: Sequence[str] | None = None) -> dict[str, An
         entity["CreatedAt"] = to_time(user.created_at)
     if fields is None or "deleted_at" in fields:
         entity["DeletedAt"] = to_time(user.deleted_at)
+    if fields is None or "hr_event_at" in fields:
+        entity["HrEventAt"] = to_time(user.hr_event_at)
     return entity
 
 
@@ -75,6 +77,7 @@ def user_from(entity: Any) -> User:
         created_at=required_time(entity.get("CreatedAt")),
         updated_at=required_time(entity.get("UpdatedAt")),
         deleted_at=from_time(entity.get("DeletedAt")),
+        hr_event_at=from_time(entity.get("HrEventAt")),
         **values,
     )
 

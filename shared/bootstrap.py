@@ -18,7 +18,7 @@ from shared.adapters.graph import DirectoryClients, GraphConnection, GraphEndpoi
 from shared.adapters.identity import client_secret_credential
 from shared.adapters.keyvault import KeyVaultSecrets, read_secret, secret_client, vault_credential
 from shared.config import DemoDirectory, Settings, load_settings
-from shared.service.health import HealthReport, Probe, check_health
+from shared.service.health import Degraded, HealthReport, Probe, check_health
 
 if TYPE_CHECKING:
     import aiohttp
@@ -297,6 +297,7 @@ class Container:
             Probe("tableStorage", self._probe_tables),
             Probe("queueStorage", self._probe_queues),
             Probe("keyVault", self._probe_key_vault),
+            Probe("userSyncPoison", self._probe_poison),
         ]
         try:
             directories = await asyncio.wait_for(
@@ -337,6 +338,13 @@ class Container:
 
     async def _probe_queues(self) -> None:
         await self.queues.get_service_properties()
+
+    async def _probe_poison(self) -> None:
+        """Messages whose sync failed every attempt: each is a user Warden could not converge (see the audit's
+        ``sync.poisoned`` entries)."""
+        count = await self.sync_queue.poisoned()
+        if count:
+            raise Degraded(f"{count} message(s) in user-sync-poison: their users failed to sync 5 times")
 
     async def _probe_key_vault(self) -> None:
         async for _ in self.secrets.list_properties_of_secrets(max_page_size=1):

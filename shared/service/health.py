@@ -61,8 +61,14 @@ class HealthReport:
         }
 
 
+class Degraded(Exception):
+    """A probe's own secret-free account of what needs attention (e.g. messages in a poison queue)."""
+
+
 def describe_failure(exc: BaseException, timeout: float) -> str:
     """A short, secret-free description of why a probe failed."""
+    if isinstance(exc, Degraded):
+        return str(exc)
     if isinstance(exc, TimeoutError):
         return f"no answer within {timeout:g} s"
     if any(c.__name__ == "ClientAuthenticationError" for c in type(exc).__mro__):

@@ -26,7 +26,7 @@ def test_health_is_anonymous_and_reports_every_component_up(host: WardenHost) ->
     body = response.json()
     assert body["status"] == "up"
     names = {c["name"]: c for c in body["components"]}
-    assert set(names) == {"tableStorage", "queueStorage", "keyVault", "graph"}
+    assert set(names) == {"tableStorage", "queueStorage", "keyVault", "userSyncPoison", "graph"}
     assert names["graph"]["tenantId"] == demo.DEMO_TENANT_ID
     assert all(c["status"] == "up" and c["latencyMs"] >= 0 for c in body["components"])
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
@@ -46,7 +47,7 @@ async def test_every_component_is_up_for_the_demo_tenant(stack: DemoStack, conta
     report = (await container(stack).health()).to_json()
     assert report["status"] == "up", report
     components = by_name(report)
-    assert set(components) == {"tableStorage", "queueStorage", "keyVault", "graph"}
+    assert set(components) == {"tableStorage", "queueStorage", "keyVault", "userSyncPoison", "graph"}
     assert components["graph"]["tenantId"] == demo.DEMO_TENANT_ID
     assert components["graph"]["directory"] == "demo"
 
@@ -129,3 +130,24 @@ async def test_get_json_maps_graph_errors_to_odata_errors(stack: DemoStack, cont
         await get_json(client, f"/users/nobody@{demo.DEMO_DOMAIN}")
     assert caught.value.response_status_code == 404
     assert caught.value.error is not None and caught.value.error.code == "Request_ResourceNotFound"
+
+
+async def test_a_poisoned_sync_message_marks_health_down_naming_the_queue(
+    stack: DemoStack, container: Factory
+) -> None:
+    from azure.core.exceptions import ResourceExistsError
+    from azure.storage.queue.aio import QueueClient
+
+    c = container(stack, WARDEN_TABLE_PREFIX="poisonit")
+    poison = QueueClient.from_connection_string(stack.settings["AzureWebJobsStorage"], "user-sync-poison")
+    async with poison:
+        with contextlib.suppress(ResourceExistsError):
+            await poison.create_queue()
+        sent = await poison.send_message("eyJ1c2VySWQiOiAieCJ9")
+        try:
+            components = by_name((await c.health()).to_json())
+            assert components["userSyncPoison"]["status"] == "down"
+            assert "in user-sync-poison" in str(components["userSyncPoison"]["detail"])
+        finally:
+            await poison.delete_message(sent)
+    assert by_name((await c.health()).to_json())["userSyncPoison"]["status"] == "up"

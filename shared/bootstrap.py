@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from shared.service.context import Auditor
     from shared.service.directories import Directories
     from shared.service.groups import Groups
+    from shared.service.hris import Hris
     from shared.service.ports import AuditLog, Clock
     from shared.service.sync import Sync
     from shared.service.users import Users
@@ -243,6 +244,28 @@ class Container:
             new_id,
         )
 
+    @cached_property
+    def hris(self) -> Hris:
+        from shared.adapters.tables.receipts import TableReceipts
+        from shared.adapters.webhook_secrets import KeyVaultSigningKeys, verify_signature
+        from shared.service.hris import Hris
+
+        r = self.repositories
+        return Hris(
+            self.users,
+            self.groups,
+            r["users"],
+            r["groups"],
+            r["directories"],
+            r["uniques"],
+            TableReceipts(self.store),
+            KeyVaultSigningKeys(self.secrets),
+            verify_signature,
+            self.sync_queue,
+            self.auditor,
+            self.clock,
+        )
+
     # ------------------------------------------------------------------------------------------- demo
     async def graph_for_demo(self, demo: DemoDirectory) -> Any:
         """The demo directory's Graph client; its client secret is read from Key Vault once."""
@@ -286,6 +309,7 @@ class Container:
             "users",
             "groups",
             "directories",
+            "hris",
             "secret_store",
             "sync_queue",
         ):

@@ -33,6 +33,32 @@ _ERROR_TEXT = {
 }
 
 
+_WEBHOOK_HEADERS: list[dict[str, Any]] = [
+    {
+        "name": "webhook-id",
+        "in": "header",
+        "required": True,
+        "description": "the message id, the same on every retry: a repeated id is a no-op answered 202",
+        "schema": {"type": "string", "minLength": 1, "maxLength": 256},
+    },
+    {
+        "name": "webhook-timestamp",
+        "in": "header",
+        "required": True,
+        "description": "when this attempt was sent, in Unix seconds; more than 5 minutes off is refused (401)",
+        "schema": {"type": "string", "pattern": "^[0-9]{1,12}$"},
+    },
+    {
+        "name": "webhook-signature",
+        "in": "header",
+        "required": True,
+        "description": "space-separated `v1,<base64 HMAC-SHA256 of id.timestamp.body>` (Standard Webhooks)",
+        "schema": {"type": "string", "maxLength": 4096},
+    },
+]
+_SIGNED_401 = "the signature is missing or wrong, its timestamp is more than 5 minutes off, or no signing secret is configured (problem+json)"
+
+
 def _ref(model: type[BaseModel]) -> dict[str, str]:
     return {"$ref": REF.format(model=model.__name__)}
 
@@ -58,6 +84,8 @@ def _parameters(op: Operation) -> list[dict[str, Any]]:
         for name, prop in props["properties"].items():
             prop = {k: v for k, v in prop.items() if k != "title"}
             params.append({"name": name, "in": "query", "required": name in required, "schema": prop})
+    if op.signed_body is not None:
+        params.extend(_WEBHOOK_HEADERS)
     if op.etag and op.method in ("PATCH", "DELETE"):
         params.append(
             {
@@ -87,13 +115,17 @@ def _operation(op: Operation) -> dict[str, Any]:
     errors = set(op.errors) | {503}
     if op.role is not None:
         errors |= {401, 403}
-    if op.body is not None:
+    if op.body is not None or op.signed_body is not None:
         errors |= {400, 413, 415}
+    if op.signed_body is not None:
+        errors |= {401}
     if op.query is not None or op.path_params:
         errors |= {400} if op.query is not None else set()
         errors |= {404} if op.path_params else set()
     for status in sorted(errors):
         responses[str(status)] = _problem(status)
+    if op.signed_body is not None:
+        responses["401"]["description"] = _SIGNED_401
     body: dict[str, Any] = {
         "operationId": op.name,
         "summary": op.summary,
@@ -105,8 +137,15 @@ def _operation(op: Operation) -> dict[str, Any]:
     if op.role is not None:
         body["x-warden-role"] = "Warden.Admin" if op.role == "admin" else "Warden.Reader or Warden.Admin"
         body["description"] = f"Requires the app role {body['x-warden-role']}."
-    if op.body is not None:
-        body["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(op.body)}}}
+    if op.signed_body is not None:
+        body["description"] = (
+            "No bearer token: the body is signed per Standard Webhooks (HMAC-SHA256 with the secret from "
+            "POST /hris/secret). Checked in this order: size (at most 256 KiB, else 413), content type (415), "
+            "signature (401), JSON and fields (400)."
+        )
+    request = op.body or op.signed_body
+    if request is not None:
+        body["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(request)}}}
     return body
 
 
@@ -155,8 +194,9 @@ def _models() -> list[tuple[type[BaseModel], Any]]:
         m.__name__: (m, "serialization") for m in (schemas.Problem, schemas.Health)
     }
     for op in OPERATIONS:
-        if op.body is not None:
-            found[op.body.__name__] = (op.body, "validation")
+        for request in (op.body, op.signed_body):
+            if request is not None:
+                found[request.__name__] = (request, "validation")
         if op.response is not None:
             found[op.response.__name__] = (op.response, "serialization")
     return list(found.values())

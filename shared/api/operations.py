@@ -34,6 +34,9 @@ class Operation:
     etag: bool = False
     """Responses carry ``ETag``; PATCH and DELETE honour ``If-Match`` (412 on mismatch)."""
     tag: str = "admin"
+    signed_body: type[BaseModel] | None = None
+    """A body the door validates itself, after checking its Standard Webhooks signature over the raw bytes
+    (documented as the request body, with the ``webhook-*`` headers)."""
 
     @property
     def path_params(self) -> list[str]:
@@ -304,6 +307,29 @@ OPERATIONS: tuple[Operation, ...] = (
         ok=204,
         errors=NOT_FOUND,
         tag="groups",
+    ),
+    # ------------------------------------------------------------------------------------------- hris
+    _op(
+        "hris_event",
+        "POST",
+        "hris/events",
+        "Accept an HR event (joiner, mover, leaver, rehire), signed per Standard Webhooks; 202 once stored",
+        None,
+        ok=202,
+        response=s.HrisAccepted,
+        signed_body=s.HrisEvent,
+        errors=(400, 401, 409, 413, 415),
+        tag="hris",
+    ),
+    _op(
+        "rotate_hris_secret",
+        "POST",
+        "hris/secret",
+        "Rotate the HRIS webhook signing secret: the new one is returned once, the previous one stays valid 24 h",
+        "admin",
+        ok=201,
+        response=s.HrisSecret,
+        tag="hris",
     ),
     # ------------------------------------------------------------------------------------------ audit
     _op(

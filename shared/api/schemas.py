@@ -23,9 +23,10 @@ from pydantic import (
     model_validator,
 )
 
-from shared.domain.dates import parse_local, zone
+from shared.domain.dates import check_window, parse_local, zone
 from shared.domain.model import LinkStatus, UserState
 from shared.domain.planner import check_mapping
+from shared.service.hris import EventType, Outcome
 
 GUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 _PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
@@ -455,6 +456,74 @@ class AuditEntryOut(Out):
 class AuditList(Out):
     items: list[AuditEntryOut]
     next: str | None
+
+
+# ----------------------------------------------------------------------------------------------- hris
+def _aware(value: dt.datetime) -> dt.datetime:
+    if value.tzinfo is None:
+        raise ValueError("must carry a time zone offset (e.g. 2026-11-27T09:00:00Z)")
+    return value
+
+
+AwareTime = Annotated[dt.datetime, AfterValidator(_aware)]
+
+
+class HrisEventData(Body):
+    """The person, as the HR system knows them; ``employeeId`` identifies them across email changes. An
+    optional field left out keeps its value; ``null`` clears it."""
+
+    employeeId: Text16
+    email: CompanyEmail
+    firstName: Text64
+    lastName: Text64
+    displayName: Text256 | None = None
+    jobTitle: Text128 | None = None
+    department: Text64 | None = None
+    managerEmployeeId: Text16 | None = Field(
+        None, description="the manager's employeeId; one Warden does not know is ignored (and audited)"
+    )
+    startAt: LocalDate | None = None
+    endAt: LocalDate | None = None
+    timeZone: TimeZone | None = None
+    occurredAt: AwareTime | None = Field(
+        None,
+        description="when it happened in the HR system (else the payload's timestamp, else webhook-timestamp); "
+        "an event older than the last one applied to the person changes nothing",
+    )
+    directories: list[Guid] | None = Field(None, max_length=50, description="directories to bind directly")
+    groups: list[Text256] | None = Field(None, max_length=50, description="Warden group names to join")
+
+    @model_validator(mode="after")
+    def _window(self) -> HrisEventData:
+        try:
+            check_window(self.startAt, self.endAt, self.timeZone)
+        except ValueError as exc:
+            raise ValueError(f"startAt/endAt: {exc}") from None
+        return self
+
+
+class HrisEvent(Body):
+    """An HR event, signed per Standard Webhooks."""
+
+    type: EventType
+    data: HrisEventData
+    timestamp: AwareTime | None = Field(
+        None, description="Standard Webhooks' payload timestamp: when the event occurred"
+    )
+
+
+class HrisAccepted(Out):
+    status: Outcome = Field(
+        description="accepted: applied; duplicate: this webhook-id was processed before; stale: older than "
+        "the last event applied to the person; ignored: a termination of nobody Warden knows"
+    )
+    userId: str | None = None
+
+
+class HrisSecret(Out):
+    secret: str = Field(
+        description="the new signing secret (whsec_…), shown only now; the previous one stays valid 24 hours"
+    )
 
 
 # --------------------------------------------------------------------------------------------- common

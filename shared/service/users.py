@@ -136,9 +136,7 @@ class Users:
         marked = {k: v for k, v in (marks or {}).items() if getattr(before, k) != v}
         if not changed and not marked:
             return await self.view(record)
-        after = replace(
-            apply_user_changes(before, {k: changes[k] for k in changed}, self.clock()), **marked
-        )
+        after = replace(apply_user_changes(before, {k: changes[k] for k in changed}, self.clock()), **marked)
         await self._check(after)
         old_values, new_values = before.unique_values(), after.unique_values()
         claimed = {k: v for k, v in new_values.items() if old_values.get(k) != v}

@@ -43,3 +43,16 @@ def test_document_is_openapi_3_1_with_unique_operation_ids() -> None:
     assert len(ids) == len(set(ids))
     names = {fn.get_function_name() for fn in functions()}
     assert set(ids) <= names, "operationId is the function name"
+
+
+def test_the_signed_webhook_documents_its_headers_body_and_refusals() -> None:
+    op = document()["paths"]["/hris/events"]["post"]
+    headers = {p["name"]: p for p in op["parameters"] if p["in"] == "header"}
+    assert set(headers) == {"webhook-id", "webhook-timestamp", "webhook-signature"}
+    assert all(h["required"] for h in headers.values())
+    assert op["security"] == [], "no bearer token: the signature authenticates"
+    body = op["requestBody"]["content"]["application/json"]["schema"]
+    assert body == {"$ref": "#/components/schemas/HrisEvent"}
+    assert {"HrisEvent", "HrisEventData"} <= set(document()["components"]["schemas"])
+    assert {"202", "400", "401", "413", "415"} <= set(op["responses"])
+    assert "signature" in op["responses"]["401"]["description"]

@@ -1,0 +1,620 @@
+"""HR events (SPEC §3, HRIS webhook): joiners, movers, leavers and rehires from the HR system, the authority.
+
+One delivery, after the door has checked its size and content type:
+
+1. ``authenticate``: the Standard Webhooks signature, with the current signing secret or, for 24 hours after a
+   rotation, the previous one. The secrets live in Key Vault (``SigningKeyStore``), cached at most 60 s; a
+   signature that matches neither is checked once more against a fresh read, so a rotation made on another
+   instance counts at once.
+2. The door parses and validates the event.
+3. ``accept``: a receipt per ``webhook-id`` makes a repeated delivery a no-op; the person is found by
+   ``employeeId`` (stable across email changes); an event older than the last one applied to that person changes
+   nothing (``hr_event_at`` on the user); otherwise the user is created or updated, bound to the event's
+   directories and to every directory that auto-binds its email domain, added to the event's groups, and queued
+   for a sync. Only then is the receipt marked done and 202 answered: everything it promises is stored.
+
+Every step is level-triggered and idempotent: a retry after a failure at any point recomputes from the store
+and converges (a receipt whose processing failed is released; one left by a crash is processed again after
+``REPROCESS_AFTER``).
+
+The pure rules (fields, lifecycle state, staleness, usernames) are plain functions at the top, unit-tested.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime as dt
+import re
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, get_args
+
+from shared.domain.dates import instant
+from shared.domain.errors import ConcurrentUpdate, Conflict, Invalid, PreconditionFailed
+from shared.domain.model import User, UserState
+from shared.service.context import Actor, Auditor
+from shared.service.groups import NAME as GROUP_NAME
+from shared.service.groups import Groups
+from shared.service.ports import (
+    Clock,
+    DirectoryRepository,
+    GroupRepository,
+    SyncQueue,
+    Uniques,
+    UserRecord,
+    UserRepository,
+)
+from shared.service.users import Users
+
+HRIS_ACTOR = "hris:webhook"
+"""Who the audit shows for every HR event (SPEC: ``hris:<source>``; one webhook, one source)."""
+SECRET_PREFIX = "whsec_"
+SECRET_OVERLAP = dt.timedelta(hours=24)
+"""After a rotation the previous signing secret stays valid this long (senders switch over)."""
+REPROCESS_AFTER = dt.timedelta(seconds=60)
+"""A receipt still "received" after this long was left by a crash: the next delivery processes it again."""
+WRITE_ATTEMPTS = 3
+MAX_WEBHOOK_ID = 256
+NO_SECRET = "no HRIS signing secret is configured: rotate one with POST /api/hris/secret"
+
+EventType = Literal["employee.hired", "employee.updated", "employee.terminated", "employee.rehired"]
+EVENT_TYPES: tuple[str, ...] = get_args(EventType)
+Outcome = Literal["accepted", "duplicate", "stale", "ignored"]
+
+
+# ------------------------------------------------------------------------------------------------ errors
+class SignatureRefused(Exception):
+    """The delivery is not authentic (401): headers missing, timestamp outside the tolerance, no secret, or a
+    signature that matches no valid secret. ``reason`` is for the sender and never carries a secret."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class SignatureMismatch(SignatureRefused):
+    """Well-formed and timely, but signed with none of the secrets tried (a newer one may exist)."""
+
+
+class DeliveryInProgress(Conflict):
+    """Another delivery of this ``webhook-id`` is being processed right now (409: retry shortly)."""
+
+
+# ------------------------------------------------------------------------------------------------ events
+@dataclass(frozen=True)
+class Employee:
+    """The ``data`` of an HR event, in the domain's names."""
+
+    employee_id: str
+    email: str
+    first_name: str
+    last_name: str
+    optional: Mapping[str, str | None] = field(default_factory=dict)
+    """The optional fields the event gave (``display_name``, ``job_title``, ``department``, ``start_at``,
+    ``end_at``, ``time_zone``, ``manager_employee_id``): ``None`` clears one; an absent one stays as it is."""
+    occurred_at: dt.datetime | None = None
+    directories: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class HrEvent:
+    type: EventType
+    employee: Employee
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """An authenticated delivery: its ``webhook-id`` and ``webhook-timestamp``."""
+
+    webhook_id: str
+    sent_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class Accepted:
+    outcome: Outcome
+    user_id: str | None = None
+
+
+# ------------------------------------------------------------------------------------------- pure rules
+def event_time(employee: Employee, sent_at: dt.datetime) -> dt.datetime:
+    """When the event happened: its ``occurredAt``, else when it was sent (``webhook-timestamp``)."""
+    return employee.occurred_at if employee.occurred_at is not None else sent_at
+
+
+def is_stale(event_at: dt.datetime, last_applied: dt.datetime | None) -> bool:
+    """Older than the last event applied to the person. An equal time is not stale: a retry of the event
+    that was applied halfway must be able to finish."""
+    return last_applied is not None and event_at < last_applied
+
+
+def _later(value: str | None, time_zone: str | None, now: dt.datetime) -> bool:
+    return value is not None and instant(value, time_zone) > now
+
+
+def _derived_name(first: str, last: str) -> str:
+    return f"{first} {last}"
+
+
+def lifecycle(
+    kind: EventType,
+    current: UserState | None,
+    start_at: str | None,
+    end_at: str | None,
+    time_zone: str | None,
+    now: dt.datetime,
+) -> UserState:
+    """The state after the event (``current`` None: a new user). Rule 21: a future start is staged until then;
+    a termination with a future end keeps the user until then (the dates timer blocks at that instant)."""
+    starts_later = _later(start_at, time_zone, now)
+    hired: UserState = "staged" if starts_later else "active"
+    if kind == "employee.rehired":
+        return hired
+    if kind == "employee.terminated":
+        if _later(end_at, time_zone, now):
+            return current if current is not None else hired
+        return "suspended"
+    if current is None:
+        return hired
+    # hired/updated of a known person: a staged user whose start has come is active; nobody suspended comes
+    # back without a rehire (a late retry of an old hire must not undo a termination).
+    return "active" if current == "staged" and not starts_later else current
+
+
+def new_user_fields(
+    event: HrEvent,
+    username: str,
+    manager_id: str | None,
+    event_at: dt.datetime,
+    now: dt.datetime,
+) -> dict[str, Any]:
+    """``Users.create``'s fields for a person Warden does not know yet."""
+    e = event.employee
+    o = e.optional
+    time_zone = o.get("time_zone")
+    start_at, end_at = o.get("start_at"), o.get("end_at")
+    if event.type == "employee.terminated" and not _later(end_at, time_zone, now):
+        raise ValueError("a termination that is already effective creates nobody")
+    return {
+        "username": username,
+        "email": e.email,
+        "first_name": e.first_name,
+        "last_name": e.last_name,
+        "display_name": o.get("display_name") or _derived_name(e.first_name, e.last_name),
+        "employee_id": e.employee_id,
+        "job_title": o.get("job_title"),
+        "department": o.get("department"),
+        "manager_id": manager_id,
+        "start_at": start_at,
+        "end_at": end_at,
+        "time_zone": time_zone,
+        "state": lifecycle(event.type, None, start_at, end_at, time_zone, now),
+        "hr_event_at": event_at,
+    }
+
+
+UNCHANGED = object()
+"""``manager_id`` argument of ``user_changes``: leave the manager as it is."""
+
+
+def user_changes(event: HrEvent, user: User, manager_id: Any, now: dt.datetime) -> dict[str, Any]:
+    """The fields the event sets on a known person (``Users.update`` drops those already equal).
+
+    The username is kept (it is the mailbox alias an admin may have chosen); a display name that was the
+    derived "first last" follows a change of name."""
+    e = event.employee
+    o = e.optional
+    changes: dict[str, Any] = {
+        "email": e.email,
+        "first_name": e.first_name,
+        "last_name": e.last_name,
+        "employee_id": e.employee_id,
+    }
+    if "display_name" in o:
+        changes["display_name"] = o["display_name"] or _derived_name(e.first_name, e.last_name)
+    elif user.display_name == _derived_name(user.first_name, user.last_name):
+        changes["display_name"] = _derived_name(e.first_name, e.last_name)
+    for name in ("job_title", "department", "start_at", "end_at", "time_zone"):
+        if name in o:
+            changes[name] = o[name]
+    if manager_id is not UNCHANGED:
+        changes["manager_id"] = manager_id
+    time_zone = changes.get("time_zone", user.time_zone)
+    start_at = changes.get("start_at", user.start_at)
+    if event.type == "employee.rehired" and "end_at" not in o:
+        changes["end_at"] = None  # back for good unless the rehire says until when
+    end_at = changes.get("end_at", user.end_at)
+    if (
+        event.type == "employee.terminated"
+        and start_at is not None
+        and end_at is not None
+        and instant(end_at, time_zone) <= instant(start_at, time_zone)
+    ):
+        changes["start_at"] = None  # terminated before the start: the hire is cancelled
+        start_at = None
+    changes["state"] = lifecycle(event.type, user.state, start_at, end_at, time_zone, now)
+    return changes
+
+
+_USERNAME_MAX = 64
+
+
+def username_candidates(email: str, employee_id: str) -> list[str]:
+    """The username of a new hire: the email's local part, lower-cased; when another user has it, the local
+    part and the employee id's last 4 letters or digits (``ada.1234``), then its whole employee id."""
+    local = email.rsplit("@", 1)[0].lower()
+    tail = re.sub(r"[^A-Za-z0-9]", "", employee_id).lower()
+    out = [local]
+    for suffix in (tail[-4:], tail):
+        if suffix:
+            out.append(f"{local[: _USERNAME_MAX - 1 - len(suffix)]}.{suffix}")
+    return list(dict.fromkeys(out))
+
+
+# ----------------------------------------------------------------------------------------- signing keys
+@dataclass(frozen=True)
+class SigningKeys:
+    """The webhook signing secrets: the current one and, until ``previous_until``, the one it replaced."""
+
+    current: str
+    previous: str | None = None
+    previous_until: dt.datetime | None = None
+
+    def valid(self, now: dt.datetime) -> tuple[str, ...]:
+        if self.previous and self.previous_until is not None and now < self.previous_until:
+            return (self.current, self.previous)
+        return (self.current,)
+
+    def __repr__(self) -> str:  # never a secret through repr()
+        return f"SigningKeys(previous_until={self.previous_until!r})"
+
+
+def rotated(keys: SigningKeys | None, new: str, now: dt.datetime) -> SigningKeys:
+    """``new`` becomes current; the current one stays valid for ``SECRET_OVERLAP`` (an older previous one
+    ends now: there is one previous secret at a time)."""
+    if keys is None:
+        return SigningKeys(new)
+    return SigningKeys(new, keys.current, now + SECRET_OVERLAP)
+
+
+def new_signing_secret() -> str:
+    """``whsec_`` and 32 random bytes in base64, as Standard Webhooks senders expect."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
+
+
+# ---------------------------------------------------------------------------------------------- ports
+class SigningKeyStore(Protocol):
+    async def read(self, *, fresh: bool = False) -> SigningKeys | None:
+        """The stored keys (None: never rotated), from a cache of at most 60 s unless ``fresh``."""
+
+    async def write(self, keys: SigningKeys) -> None:
+        """Store all keys in one write."""
+
+
+class SignatureVerifier(Protocol):
+    def __call__(self, secret: str, body: bytes, headers: Mapping[str, str]) -> dt.datetime:
+        """The delivery's ``webhook-timestamp`` if ``secret`` signed it within the tolerance; otherwise
+        ``SignatureRefused`` (``SignatureMismatch`` when only the signature is wrong)."""
+
+
+ReceiptState = Literal["received", "done"]
+
+
+@dataclass(frozen=True)
+class Receipt:
+    webhook_id: str
+    event_type: str
+    employee_id: str
+    state: ReceiptState
+    at: dt.datetime
+    """When processing (last) began."""
+    etag: str = ""
+    outcome: str | None = None
+    user_id: str | None = None
+
+
+class Receipts(Protocol):
+    async def insert(self, receipt: Receipt) -> Receipt | None:
+        """Insert a "received" receipt; None when inserted now, else the existing one (left untouched)."""
+
+    async def take_over(self, receipt: Receipt, at: dt.datetime) -> bool:
+        """Restart ``receipt`` (at ``at``) if it is unchanged since read; False if another delivery did."""
+
+    async def finish(
+        self, webhook_id: str, outcome: Outcome, user_id: str | None, at: dt.datetime
+    ) -> None: ...
+
+    async def release(self, webhook_id: str) -> None:
+        """Forget the receipt (its processing failed: a retry must process the event)."""
+
+
+# ------------------------------------------------------------------------------------------- use case
+class Hris:
+    def __init__(
+        self,
+        users: Users,
+        groups: Groups,
+        user_store: UserRepository,
+        group_store: GroupRepository,
+        directories: DirectoryRepository,
+        uniques: Uniques,
+        receipts: Receipts,
+        keys: SigningKeyStore,
+        verify: SignatureVerifier,
+        sync: SyncQueue,
+        auditor: Auditor,
+        clock: Clock,
+    ) -> None:
+        self.users = users
+        self.groups = groups
+        self.user_store = user_store
+        self.group_store = group_store
+        self.directories = directories
+        self.uniques = uniques
+        self.receipts = receipts
+        self.keys = keys
+        self.verify = verify
+        self.sync = sync
+        self.auditor = auditor
+        self.clock = clock
+
+    # ------------------------------------------------------------------------------------ the secret
+    async def rotate_secret(self, actor: Actor) -> str:
+        """A new signing secret, returned once; the one it replaces stays valid for 24 hours."""
+        now = self.clock()
+        keys = rotated(await self.keys.read(fresh=True), new_signing_secret(), now)
+        await self.keys.write(keys)
+        until = keys.previous_until.isoformat() if keys.previous_until else None
+        await self.auditor.record(actor, "hris.secret.rotate", after={"previousValidUntil": until})
+        return keys.current
+
+    async def authenticate(self, body: bytes, headers: Mapping[str, str]) -> Delivery:
+        keys = await self.keys.read()
+        if keys is None:
+            keys = await self.keys.read(fresh=True)
+        if keys is None:
+            raise SignatureRefused(NO_SECRET)
+        try:
+            delivery = self._verify(keys, body, headers)
+        except SignatureMismatch:
+            fresh = await self.keys.read(fresh=True)
+            if fresh is None or fresh == keys:
+                raise
+            delivery = self._verify(fresh, body, headers)
+        if len(delivery.webhook_id) > MAX_WEBHOOK_ID:
+            raise Invalid(f"webhook-id: at most {MAX_WEBHOOK_ID} characters", field="webhook-id")
+        return delivery
+
+    def _verify(self, keys: SigningKeys, body: bytes, headers: Mapping[str, str]) -> Delivery:
+        mismatch: SignatureMismatch | None = None
+        for secret in keys.valid(self.clock()):
+            try:
+                sent_at = self.verify(secret, body, headers)
+            except SignatureMismatch as exc:
+                mismatch = exc
+                continue
+            return Delivery(headers["webhook-id"], sent_at)
+        assert mismatch is not None
+        raise mismatch
+
+    # ------------------------------------------------------------------------------------- an event
+    async def accept(self, event: HrEvent, delivery: Delivery, correlation_id: str | None) -> Accepted:
+        actor = Actor(HRIS_ACTOR, correlation_id)
+        now = self.clock()
+        e = event.employee
+        existing = await self.receipts.insert(
+            Receipt(delivery.webhook_id, event.type, e.employee_id, "received", now)
+        )
+        if existing is not None:
+            if existing.state == "done":
+                await self._audit(actor, "hris.event.duplicate", event, delivery, existing.user_id)
+                return Accepted("duplicate", existing.user_id)
+            if now - existing.at < REPROCESS_AFTER or not await self.receipts.take_over(existing, now):
+                raise DeliveryInProgress(
+                    f"webhook-id '{delivery.webhook_id}' is being processed by another delivery; retry shortly"
+                )
+        try:
+            result = await self._apply(event, delivery, actor)
+            await self.receipts.finish(delivery.webhook_id, result.outcome, result.user_id, self.clock())
+        except Exception:
+            with contextlib.suppress(Exception):  # left behind, it is processed again after REPROCESS_AFTER
+                await self.receipts.release(delivery.webhook_id)
+            raise
+        return result
+
+    async def _apply(self, event: HrEvent, delivery: Delivery, actor: Actor) -> Accepted:
+        e = event.employee
+        event_at = event_time(e, delivery.sent_at)
+        directory_ids = await self._directories(e.directories)
+        group_ids = await self._groups(e.groups)
+        for _ in range(WRITE_ATTEMPTS):
+            try:
+                record = await self._person(e)
+                if record is None:
+                    return await self._hire(event, delivery, event_at, directory_ids, group_ids, actor)
+                if is_stale(event_at, record.user.hr_event_at):
+                    await self._audit(
+                        actor,
+                        "hris.event.stale",
+                        event,
+                        delivery,
+                        record.user.id,
+                        eventAt=event_at.isoformat(),
+                        lastAppliedAt=_iso(record.user.hr_event_at),
+                    )
+                    return Accepted("stale", record.user.id)
+                warnings: list[str] = []
+                manager = await self._manager(e, record.user.id, warnings)
+                changes = user_changes(event, record.user, manager, self.clock())
+                await self.users.update(
+                    record.user.id, changes, record.etag, actor, marks={"hr_event_at": event_at}
+                )
+            except (PreconditionFailed, _Recheck):
+                continue  # the person changed (or was just created) meanwhile: read again
+            await self._relate(record.user.id, e.email, directory_ids, group_ids, actor)
+            await self._audit(
+                actor,
+                "hris.event.applied",
+                event,
+                delivery,
+                record.user.id,
+                eventAt=event_at.isoformat(),
+                warnings=warnings or None,
+            )
+            return Accepted("accepted", record.user.id)
+        raise ConcurrentUpdate(f"employee '{e.employee_id}' keeps changing; retry the delivery")
+
+    async def _hire(
+        self,
+        event: HrEvent,
+        delivery: Delivery,
+        event_at: dt.datetime,
+        directory_ids: list[str],
+        group_ids: list[str],
+        actor: Actor,
+    ) -> Accepted:
+        e = event.employee
+        now = self.clock()
+        o = e.optional
+        if event.type == "employee.terminated" and not _later(o.get("end_at"), o.get("time_zone"), now):
+            await self._audit(
+                actor,
+                "hris.event.ignored",
+                event,
+                delivery,
+                None,
+                reason="no user has this employeeId; a termination already in effect creates nobody",
+            )
+            return Accepted("ignored")
+        warnings: list[str] = []
+        manager = await self._manager(e, None, warnings)
+        candidates = username_candidates(e.email, e.employee_id)
+        for username in candidates:
+            fields = new_user_fields(event, username, manager, event_at, now)
+            try:
+                view = await self.users.create(fields, actor, source=HRIS_ACTOR)
+            except Conflict as exc:
+                if await self._person(e) is not None:
+                    raise _Recheck() from None  # created by a concurrent delivery: update it instead
+                if exc.extensions.get("field") != "username":
+                    raise
+                warnings.append(f"username '{username}' is taken")
+                continue
+            user_id = view.user.id
+            await self._relate(user_id, e.email, directory_ids, group_ids, actor)
+            await self._audit(
+                actor,
+                "hris.event.applied",
+                event,
+                delivery,
+                user_id,
+                eventAt=event_at.isoformat(),
+                created=True,
+                username=username,
+                warnings=warnings or None,
+            )
+            return Accepted("accepted", user_id)
+        raise Conflict(
+            f"usernames {candidates} are all taken; create the user with another username, then resend",
+            field="username",
+        )
+
+    async def _person(self, e: Employee) -> UserRecord | None:
+        """The user with this employeeId; else the user with this email if it has no employeeId yet (an
+        account imported or created before the HR feed is the person's: it is adopted)."""
+        owner = await self.uniques.owner("employeeId", e.employee_id.lower())
+        record = await self._live(owner)
+        if record is not None:
+            return record
+        record = await self._live(await self.uniques.owner("email", e.email.lower()))
+        if record is None:
+            return None
+        if record.user.employee_id and record.user.employee_id.lower() != e.employee_id.lower():
+            raise Conflict(
+                f"email '{e.email}' belongs to user {record.user.id}, employee '{record.user.employee_id}'",
+                field="email",
+            )
+        return record
+
+    async def _live(self, user_id: str | None) -> UserRecord | None:
+        if user_id is None:
+            return None
+        record = await self.user_store.get(user_id)
+        return record if record is not None and record.user.deleted_at is None else None
+
+    async def _manager(self, e: Employee, user_id: str | None, warnings: list[str]) -> Any:
+        """The manager's user id; ``UNCHANGED`` when the event names none or one Warden does not know
+        (the event still applies: the manager follows once HR sends an event naming a known one)."""
+        if "manager_employee_id" not in e.optional:
+            return UNCHANGED if user_id is not None else None
+        wanted = e.optional["manager_employee_id"]
+        if wanted is None:
+            return None
+        manager = await self._live(await self.uniques.owner("employeeId", wanted.lower()))
+        if manager is None or manager.user.id == user_id or wanted.lower() == e.employee_id.lower():
+            warnings.append(f"managerEmployeeId '{wanted}' names no other known employee: manager unchanged")
+            return UNCHANGED if user_id is not None else None
+        return manager.user.id
+
+    async def _directories(self, wanted: Sequence[str]) -> list[str]:
+        ids = list(dict.fromkeys(d.lower() for d in wanted))
+        for directory_id in ids:
+            if await self.directories.get(directory_id) is None:
+                raise Invalid(
+                    f"data.directories: no directory with id '{directory_id}'", field="data.directories"
+                )
+        return ids
+
+    async def _groups(self, names: Sequence[str]) -> list[str]:
+        ids = []
+        for name in dict.fromkeys(names):
+            owner = await self.uniques.owner(GROUP_NAME, name.lower())
+            if owner is None or await self.group_store.get(owner) is None:
+                raise Invalid(f"data.groups: no group named '{name}'", field="data.groups")
+            ids.append(owner)
+        return list(dict.fromkeys(ids))
+
+    async def _relate(
+        self, user_id: str, email: str, directory_ids: list[str], group_ids: list[str], actor: Actor
+    ) -> None:
+        """Bind the event's directories and those auto-binding the email's domain, join its groups (never
+        leaving others), and queue the user's sync. Each step is idempotent."""
+        domain = email.rsplit("@", 1)[1].lower()
+        auto = [
+            d.id
+            for d in await self.directories.all()
+            if d.options.auto_bind_verified_domains and domain in d.verified_domains()
+        ]
+        for directory_id in dict.fromkeys([*directory_ids, *auto]):
+            await self.users.bind(user_id, directory_id, actor)
+        for group_id in group_ids:
+            await self.groups.add_member(group_id, user_id, actor)
+        await self.sync.enqueue([user_id], actor.correlation_id)
+
+    async def _audit(
+        self,
+        actor: Actor,
+        action: str,
+        event: HrEvent,
+        delivery: Delivery,
+        user_id: str | None,
+        **details: Any,
+    ) -> None:
+        after = {
+            "type": event.type,
+            "webhookId": delivery.webhook_id,
+            "employeeId": event.employee.employee_id,
+            **{k: v for k, v in details.items() if v is not None},
+        }
+        await self.auditor.record(actor, action, user_id=user_id, after=after)
+
+
+class _Recheck(Exception):
+    """The person appeared while this delivery was creating them."""
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None

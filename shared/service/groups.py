@@ -156,6 +156,7 @@ class Groups:
                 "directories": [b.directory_id for b in bindings],
             },
         )
+        await self.sync.enqueue(members, actor.correlation_id)
         return members
 
     async def add_member(self, group_id: str, user_id: str, actor: Actor) -> bool:

@@ -156,6 +156,7 @@ class Users:
                 before=audit_view(before, changed),
                 after=audit_view(after, changed),
             )
+            await self.sync.enqueue([user_id], actor.correlation_id)
         fresh = await self.users.get(user_id)
         return await self.view(fresh if fresh is not None else replace(record, user=after, etag=etag))
 
@@ -185,6 +186,8 @@ class Users:
                 "linkedAccountsToBlock": sorted(d for d, link in record.links.items() if link.m365_user_id)
             },
         )
+        if linked:
+            await self.sync.enqueue([user_id], actor.correlation_id)
         return sorted(record.groups)
 
     async def page(self, flt: UserFilter, cursor: str | None, limit: int) -> Page[UserView]:
@@ -249,6 +252,9 @@ class Users:
             await self.auditor.record(
                 actor, "user.bind", user_id=user_id, directory_id=directory_id, after={"via": "direct"}
             )
+        await self.sync.enqueue(
+            [user_id], actor.correlation_id
+        )  # even when bound already: a re-run converges
         return await self.get(user_id), created
 
     async def unbind(self, user_id: str, directory_id: str, actor: Actor) -> None:
@@ -260,3 +266,4 @@ class Users:
         await self.auditor.record(
             actor, "user.unbind", user_id=user_id, directory_id=directory_id, before={"via": "direct"}
         )
+        await self.sync.enqueue([user_id], actor.correlation_id)

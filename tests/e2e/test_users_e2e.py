@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from tests.e2e.conftest import WardenHost, new_user, unique
@@ -166,11 +167,19 @@ def test_filters_and_cursor_paging(warden: WardenHost, demo_directory: Any) -> N
     assert cross.status_code == 400, "a cursor only continues the query it came from"
     for u in made[:3]:
         warden.ok("PUT", f"/users/{u['id']}/directories/{demo_directory['id']}", 201)
-    in_dir = warden.ok(
-        "GET", "/users", params={"directoryId": demo_directory["id"], "status": "pending", "limit": "200"}
-    )
-    assert {u["id"] for u in made[:3]} <= {u["id"] for u in in_dir["items"]}
+    ids = {u["id"] for u in made[:3]}
+    in_dir = warden.ok("GET", "/users", params={"directoryId": demo_directory["id"], "limit": "200"})
+    assert ids <= {u["id"] for u in in_dir["items"]}
     assert not {u["id"] for u in made[3:]} & {u["id"] for u in in_dir["items"]}
+    # Suspended users get no account: once synced, their links read "skipped" (reason "user suspended").
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        params = {"directoryId": demo_directory["id"], "status": "skipped", "limit": "200"}
+        skipped = {u["id"] for u in warden.ok("GET", "/users", params=params)["items"]}
+        if ids <= skipped:
+            break
+        time.sleep(0.2)
+    assert ids <= skipped
     assert warden.call("GET", "/users", params={"status": "pending"}).status_code == 400
 
 
@@ -205,9 +214,8 @@ def test_direct_and_group_bindings_show_on_the_user(warden: WardenHost, demo_dir
         "no direct binding left"
     )
     warden.ok("DELETE", f"/groups/{group['id']}/directories/{d}", 204)
-    assert warden.ok("GET", f"/users/{user['id']}")["directories"] == []
-    listed = warden.ok("GET", "/users", params={"directoryId": d, "limit": "200"})
-    assert user["id"] not in {u["id"] for u in listed["items"]}
+    left = warden.ok("GET", f"/users/{user['id']}")["directories"]
+    assert [x["via"] for x in left] in ([], [[]]), "unbound everywhere: at most the link to block remains"
 
 
 def test_groups_count_members_rename_and_delete(warden: WardenHost, demo_directory: Any) -> None:
@@ -236,7 +244,7 @@ def test_groups_count_members_rename_and_delete(warden: WardenHost, demo_directo
     warden.ok("DELETE", f"/groups/{group['id']}", 204)
     assert warden.call("GET", f"/groups/{group['id']}").status_code == 404
     after = warden.ok("GET", f"/users/{members[1]['id']}")
-    assert after["groups"] == [] and after["directories"] == []
+    assert after["groups"] == [] and all(x["via"] == [] for x in after["directories"])
 
 
 def test_deleting_a_user_frees_its_values_and_removes_it(warden: WardenHost, demo_directory: Any) -> None:
@@ -262,14 +270,16 @@ def test_every_change_is_audited_and_filterable_by_user_and_directory(
         headers={"x-correlation-id": "corr-audit-1"},
     )
     warden.ok("PUT", f"/users/{user['id']}/directories/{d}", 201)
-    mine = warden.ok("GET", "/audit", params={"userId": user["id"]}, role="reader")["items"]
+    audit = warden.ok("GET", "/audit", params={"userId": user["id"]}, role="reader")["items"]
+    mine = [e for e in audit if e["action"].startswith("user.")]  # the syncs add m365.* entries meanwhile
     assert [e["action"] for e in mine] == ["user.bind", "user.update", "user.create"], "newest first"
     update = mine[1]
     assert update["before"] == {"jobTitle": None} and update["after"] == {"jobTitle": "Auditor"}
     assert update["correlationId"] == "corr-audit-1" and update["actor"].startswith("admin:")
     assert update["result"] == "succeeded"
     in_dir = warden.ok("GET", "/audit", params={"userId": user["id"], "directoryId": d})["items"]
-    assert [e["action"] for e in in_dir] == ["user.bind"]
+    assert [e["action"] for e in in_dir if e["action"].startswith("user.")] == ["user.bind"]
+    assert all(e["directoryId"] == d for e in in_dir)
     by_dir = warden.ok("GET", "/audit", params={"directoryId": d, "limit": "200"})["items"]
     assert any(e["action"] == "user.bind" and e["userId"] == user["id"] for e in by_dir)
     assert (
@@ -283,7 +293,11 @@ def test_every_change_is_audited_and_filterable_by_user_and_directory(
         )
         or len(by_dir) == 200
     )
-    later = warden.ok("GET", "/audit", params={"userId": user["id"], "since": mine[0]["at"]})["items"]
+    later = [
+        e
+        for e in warden.ok("GET", "/audit", params={"userId": user["id"], "since": mine[0]["at"]})["items"]
+        if e["action"].startswith("user.")
+    ]
     assert [e["action"] for e in later] == ["user.bind"]
     everything = warden.ok("GET", "/audit", params={"limit": "5"})
     assert len(everything["items"]) == 5 and everything["next"]

@@ -9,9 +9,11 @@ import azure.functions as func
 
 from shared.logs import correlated, log_event
 from shared.service.context import Actor
+from shared.service.sync import SyncBusy
 
 bp = func.Blueprint()
 log = logging.getLogger("warden.sync")
+BUSY_DELAY_SECONDS = 1
 MAX_DEQUEUE_COUNT = 5
 """host.json ``extensions.queues.maxDequeueCount``: the attempt after which a failing message is poisoned."""
 
@@ -27,6 +29,11 @@ async def sync_user(msg: func.QueueMessage) -> None:
         container = get_container()
         try:
             report = await container.sync.sync_user(user_id, Actor("system", correlation_id))
+        except SyncBusy:
+            # Another run of this user is under way: run after it, from a fresh message (not a failed attempt).
+            await container.sync_queue.enqueue([user_id], correlation_id, delay_seconds=BUSY_DELAY_SECONDS)
+            log_event(log, "sync.deferred", userId=user_id)
+            return
         except Exception as exc:
             last = (msg.dequeue_count or 0) >= MAX_DEQUEUE_COUNT
             log_event(

@@ -43,7 +43,9 @@ class StorageSyncQueue:
         with contextlib.suppress(ResourceExistsError):
             await self.client.create_queue()
 
-    async def enqueue(self, user_ids: Sequence[str], correlation_id: str | None) -> None:
+    async def enqueue(
+        self, user_ids: Sequence[str], correlation_id: str | None, *, delay_seconds: int = 0
+    ) -> None:
         if self._ready is None:
             self._ready = asyncio.ensure_future(self._ensure())
         await asyncio.shield(self._ready)
@@ -51,7 +53,9 @@ class StorageSyncQueue:
 
         async def put(user_id: str) -> None:
             async with gate:
-                await self.client.send_message(sync_message(user_id, correlation_id))
+                await self.client.send_message(
+                    sync_message(user_id, correlation_id), visibility_timeout=delay_seconds or None
+                )
 
         await asyncio.gather(*(put(u) for u in dict.fromkeys(user_ids)))
 

@@ -178,6 +178,9 @@ class UserDirectoryOut(Out):
     reason: str | None = None
     m365UserId: str | None = None
     lastSyncAt: dt.datetime | None = None
+    candidates: list[str] = Field(
+        default_factory=list, description="needs_attention: the M365 accounts that matched (their object ids)"
+    )
 
 
 class UserOut(Out):

@@ -94,6 +94,7 @@ def user_out(view: UserView) -> s.UserOut:
                 reason=d.link.reason,
                 m365UserId=d.link.m365_user_id,
                 lastSyncAt=d.link.last_sync_at,
+                candidates=list(d.link.candidates),
             )
             for d in view.directories
         ],

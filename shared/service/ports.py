@@ -102,6 +102,12 @@ class UserRepository(Protocol):
 
     async def get_many(self, user_ids: Sequence[str]) -> dict[str, User]: ...
 
+    async def lease(self, user_id: str, holder: str, until: dt.datetime, now: dt.datetime) -> bool:
+        """Hold the user's sync lease until ``until`` unless someone else holds an unexpired one."""
+
+    async def release(self, user_id: str, holder: str) -> None:
+        """Give the lease back if ``holder`` still has it."""
+
 
 @dataclass(frozen=True)
 class IndexEntry:
@@ -272,7 +278,10 @@ class M365(Protocol):
 class SyncQueue(Protocol):
     """Per-user sync jobs. A message carries a user id and a correlation id, never desired values (rule 8)."""
 
-    async def enqueue(self, user_ids: Sequence[str], correlation_id: str | None) -> None: ...
+    async def enqueue(
+        self, user_ids: Sequence[str], correlation_id: str | None, *, delay_seconds: int = 0
+    ) -> None:
+        """``delay_seconds``: the messages become visible only after that long."""
 
 
 class Clock(Protocol):

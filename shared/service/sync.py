@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -43,10 +45,19 @@ from shared.service.ports import (
 
 LAG_WAITS = (0.25, 0.5, 1.0, 2.0, 3.0)
 """Seconds between lookups of an account Graph says exists but does not list yet (replication lag)."""
+RECENT_LINK = dt.timedelta(minutes=5)
+"""A linked account that answers 404 within this time of its last sync is taken as not replicated yet, never
+as gone: the sync is retried later instead of matching (and perhaps creating) again."""
+LEASE = dt.timedelta(seconds=120)
+"""How long one run may hold a user's sync lease (a crashed holder's lease expires after it)."""
 
 
 class SyncIncomplete(Exception):
     """Some writes could not be made now (throttling or a 5xx outlived the retries); the queue retries."""
+
+
+class SyncBusy(Exception):
+    """Another run holds this user's sync lease; this one must run after it (the message is re-queued)."""
 
 
 def claim_kind(directory_id: str) -> str:
@@ -118,6 +129,10 @@ class Sync:
             account = await self.m365.get_user(d, link.m365_user_id)
             if account is not None:
                 return Observation(linked=account)
+            if link.last_sync_at is not None and self.clock() - link.last_sync_at < RECENT_LINK:
+                # Rule 2: once linked, the object id is the match. An account Warden linked minutes ago that
+                # answers 404 is most likely not replicated to this reader yet: try again later.
+                raise SyncIncomplete(f"linked account {link.m365_user_id} is not visible yet")
             if record.user.deleted_at is not None or record.user.state == "suspended":
                 return Observation()  # gone in M365: nothing to block, and never a reason to create
         return await self._candidates(d, record)
@@ -132,6 +147,17 @@ class Sync:
 
     # -------------------------------------------------------------------------------------------- sync
     async def sync_user(self, user_id: str, actor: Actor) -> SyncReport:
+        """One run at a time per user: a run that started later (its change came later) waits for the one
+        before it, so an older picture of the user is never written after a newer one (rule 8)."""
+        holder = str(uuid.uuid4())
+        if not await self.users.lease(user_id, holder, self.clock() + LEASE, self.clock()):
+            raise SyncBusy(f"user {user_id} is being synced by another run")
+        try:
+            return await self._sync(user_id, actor)
+        finally:
+            await self.users.release(user_id, holder)
+
+    async def _sync(self, user_id: str, actor: Actor) -> SyncReport:
         report = SyncReport(user_id)
         record = await self.users.get(user_id)
         if record is None:
@@ -251,7 +277,7 @@ class Sync:
         unchanged = dataclasses.replace(link, last_sync_at=old.last_sync_at) == old
         if not unchanged or final.writes:
             await self.users.save_link(link)
-        if final.writes or applied.outcome not in ("none",):
+        if final.writes or applied.outcome != "none" or (final.action == "needs_attention" and not unchanged):
             before, after = describe_changes(final)
             await self.auditor.record(
                 actor,

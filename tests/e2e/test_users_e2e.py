@@ -196,6 +196,7 @@ def test_direct_and_group_bindings_show_on_the_user(warden: WardenHost, demo_dir
             "reason": None,
             "m365UserId": None,
             "lastSyncAt": None,
+            "candidates": [],
         }
     ]
     assert warden.call("PUT", f"/users/{user['id']}/directories/{d}").status_code == 200, (

@@ -8,9 +8,13 @@ link. "Everything about user U" is one partition query; a binding and its link c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 from collections.abc import Sequence
 from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 
 from shared.adapters.tables.base import (
     TableStore,
@@ -22,6 +26,7 @@ from shared.adapters.tables.base import (
     merge,
     page,
     quote,
+    read,
     required_time,
     to_json,
     to_text,
@@ -36,6 +41,8 @@ USER = "user"
 BINDING = "binding|"
 MEMBERSHIP = "membership|"
 LINK = "link|"
+LEASE = "lease"
+"""The user's sync lease: which run may sync the user now, and until when."""
 
 _COLUMNS = {
     "username": "Username",
@@ -147,13 +154,41 @@ class TableUsers:
         table = await self.store.table("users")
 
         async def one(uid: str) -> User | None:
-            from shared.adapters.tables.base import read
 
             row = await read(table, uid, USER)
             return user_from(row) if row is not None else None
 
         found = await asyncio.gather(*(one(u) for u in dict.fromkeys(user_ids)))
         return {u.id: u for u in found if u is not None}
+
+    async def lease(self, user_id: str, holder: str, until: dt.datetime, now: dt.datetime) -> bool:
+        table = await self.store.table("users")
+        entity = {"PartitionKey": user_id, "RowKey": LEASE, "Holder": holder, "Until": to_time(until)}
+        if await insert(table, entity) is not None:
+            return True
+        current = await read(table, user_id, LEASE)
+        if current is None:
+            return await insert(table, entity) is not None
+        held_until = from_time(current.get("Until"))
+        if current.get("Holder") != holder and held_until is not None and held_until > now:
+            return False
+        try:
+            await table.update_entity(
+                entity, etag=current.metadata["etag"], match_condition=MatchConditions.IfNotModified
+            )
+        except (ResourceModifiedError, ResourceNotFoundError):
+            return False
+        return True
+
+    async def release(self, user_id: str, holder: str) -> None:
+        table = await self.store.table("users")
+        current = await read(table, user_id, LEASE)
+        if current is None or current.get("Holder") != holder:
+            return
+        with contextlib.suppress(ResourceModifiedError, ResourceNotFoundError):
+            await table.delete_entity(
+                user_id, LEASE, etag=current.metadata["etag"], match_condition=MatchConditions.IfNotModified
+            )
 
     async def update(self, user: User, changed: Sequence[str], etag: str | None) -> str:
         table = await self.store.table("users")
@@ -174,7 +209,6 @@ class TableUsers:
             return (
                 await insert(table, {"PartitionKey": user_id, "RowKey": key, "At": to_time(at)}) is not None
             )
-        from shared.adapters.tables.base import read
 
         existed = await read(table, user_id, key) is not None
         await delete(table, user_id, key)

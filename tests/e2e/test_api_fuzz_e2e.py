@@ -25,8 +25,8 @@ LABELS = [result.ok().label for result in SCHEMA.get_all_operations()]
 
 @schemathesis.check
 def no_server_error_but_the_documented_501(ctx: Any, response: Any, case: Any) -> bool | None:
-    """Like ``not_a_server_error``, except the one documented 501: delegated consent, which this version
-    answers "not available yet" by design."""
+    """Like ``not_a_server_error``, except the documented 501s: delegated consent and certificate credentials,
+    which this version answers "not available yet" by design."""
     if response.status_code < 500:
         return None
     body = response.json() if "json" in response.headers.get("content-type", [""])[0] else {}

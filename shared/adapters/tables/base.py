@@ -19,7 +19,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableTransactionError, UpdateMode
 
-from shared.domain.errors import PreconditionFailed
+from shared.domain.errors import Conflict, PreconditionFailed
 from shared.service.paging import decode_cursor, encode_cursor
 
 if TYPE_CHECKING:
@@ -197,3 +197,19 @@ async def transact(table: TableClient, operations: Sequence[tuple[Any, ...]]) ->
             if getattr(exc, "error_code", None) == "UpdateConditionNotSatisfied":
                 raise PreconditionFailed("the resource changed since it was read (ETag mismatch)") from None
             raise
+
+
+async def insert_new(table: TableClient, entity: Mapping[str, Any], what: str) -> str:
+    """Insert a row that must not exist yet; the new ETag. An existing key is a ``Conflict``."""
+    etag = await insert(table, entity)
+    if etag is None:
+        raise Conflict(f"a {what} with id {entity['PartitionKey']} exists")
+    return etag
+
+
+async def delete_partition(table: TableClient, pk: str, last: str) -> None:
+    """Delete every row of a partition, ``last`` in the final transaction: until it goes the entity still
+    reads as existing, and a retry after a crash halfway finds and deletes the rest."""
+    keys = [r["RowKey"] async for r in stream(table, f"PartitionKey eq {quote(pk)}", select=["RowKey"])]
+    keys.sort(key=lambda k: k == last)
+    await transact(table, [("delete", {"PartitionKey": pk, "RowKey": k}) for k in keys])

@@ -11,10 +11,11 @@ from typing import Any
 from shared.adapters.tables.base import (
     TableStore,
     delete,
+    delete_partition,
     from_json,
     from_text,
     from_time,
-    insert,
+    insert_new,
     merge,
     prefix_range,
     quote,
@@ -24,9 +25,7 @@ from shared.adapters.tables.base import (
     to_json,
     to_text,
     to_time,
-    transact,
 )
-from shared.domain.errors import Conflict
 from shared.domain.model import Directory, DirectoryOptions, Domain, MassChangeGuard, options_document
 
 DIRECTORY = "directory"
@@ -101,11 +100,9 @@ class TableDirectories:
         self.store = store
 
     async def add(self, directory: Directory) -> str:
-        table = await self.store.table("directories")
-        etag = await insert(table, directory_entity(directory))
-        if etag is None:
-            raise Conflict(f"a directory with id {directory.id} exists")
-        return etag
+        return await insert_new(
+            await self.store.table("directories"), directory_entity(directory), "directory"
+        )
 
     async def get(self, directory_id: str) -> tuple[Directory, str] | None:
         table = await self.store.table("directories")
@@ -122,13 +119,7 @@ class TableDirectories:
         return await merge(table, directory_entity(directory), etag)
 
     async def delete(self, directory_id: str) -> None:
-        table = await self.store.table("directories")
-        keys = [
-            r["RowKey"]
-            async for r in stream(table, f"PartitionKey eq {quote(directory_id)}", select=["RowKey"])
-        ]
-        keys.sort(key=lambda k: k == DIRECTORY)
-        await transact(table, [("delete", {"PartitionKey": directory_id, "RowKey": k}) for k in keys])
+        await delete_partition(await self.store.table("directories"), directory_id, DIRECTORY)
 
     async def set_group_binding(self, directory_id: str, group_id: str, bound: bool) -> None:
         table = await self.store.table("directories")

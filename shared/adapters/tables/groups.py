@@ -18,8 +18,10 @@ from azure.data.tables import TableTransactionError, UpdateMode
 from shared.adapters.tables.base import (
     TableStore,
     delete,
+    delete_partition,
     from_text,
     insert,
+    insert_new,
     merge,
     page,
     prefix_range,
@@ -29,9 +31,8 @@ from shared.adapters.tables.base import (
     stream,
     to_text,
     to_time,
-    transact,
 )
-from shared.domain.errors import ConcurrentUpdate, Conflict
+from shared.domain.errors import ConcurrentUpdate
 from shared.domain.model import Group, GroupBinding
 from shared.service.ports import Page
 
@@ -85,11 +86,7 @@ class TableGroups:
         self.store = store
 
     async def add(self, group: Group) -> str:
-        table = await self.store.table("groups")
-        etag = await insert(table, group_entity(group))
-        if etag is None:
-            raise Conflict(f"a group with id {group.id} exists")
-        return etag
+        return await insert_new(await self.store.table("groups"), group_entity(group), "group")
 
     async def get(self, group_id: str) -> tuple[Group, str] | None:
         table = await self.store.table("groups")
@@ -101,12 +98,7 @@ class TableGroups:
         return await merge(table, group_entity(group, changed), etag)
 
     async def delete(self, group_id: str) -> None:
-        table = await self.store.table("groups")
-        keys = [
-            r["RowKey"] async for r in stream(table, f"PartitionKey eq {quote(group_id)}", select=["RowKey"])
-        ]
-        keys.sort(key=lambda k: k == GROUP)  # the group row last, so a retry still finds the group
-        await transact(table, [("delete", {"PartitionKey": group_id, "RowKey": k}) for k in keys])
+        await delete_partition(await self.store.table("groups"), group_id, GROUP)
 
     async def page(self, cursor: str | None, limit: int) -> Page[Group]:
         table = await self.store.table("groups")

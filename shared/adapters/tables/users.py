@@ -19,10 +19,12 @@ from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from shared.adapters.tables.base import (
     TableStore,
     delete,
+    delete_partition,
     from_json,
     from_text,
     from_time,
     insert,
+    insert_new,
     merge,
     page,
     quote,
@@ -31,9 +33,7 @@ from shared.adapters.tables.base import (
     to_json,
     to_text,
     to_time,
-    transact,
 )
-from shared.domain.errors import Conflict
 from shared.domain.model import Link, User
 from shared.service.ports import Page, UserQuery, UserRecord
 
@@ -126,11 +126,7 @@ class TableUsers:
         self.store = store
 
     async def add(self, user: User) -> str:
-        table = await self.store.table("users")
-        etag = await insert(table, user_entity(user))
-        if etag is None:
-            raise Conflict(f"a user with id {user.id} exists")
-        return etag
+        return await insert_new(await self.store.table("users"), user_entity(user), "user")
 
     async def get(self, user_id: str) -> UserRecord | None:
         table = await self.store.table("users")
@@ -195,12 +191,7 @@ class TableUsers:
         return await merge(table, user_entity(user, changed), etag)
 
     async def delete(self, user_id: str) -> None:
-        table = await self.store.table("users")
-        rows = [e async for e in table.query_entities(f"PartitionKey eq {quote(user_id)}", select=["RowKey"])]
-        # The user row last: until it goes, the user still reads as existing and a retry finds the rest.
-        rows.sort(key=lambda r: r["RowKey"] == USER)
-        others = [("delete", {"PartitionKey": user_id, "RowKey": r["RowKey"]}) for r in rows]
-        await transact(table, others)
+        await delete_partition(await self.store.table("users"), user_id, USER)
 
     async def set_direct_binding(self, user_id: str, directory_id: str, bound: bool, at: dt.datetime) -> bool:
         table = await self.store.table("users")

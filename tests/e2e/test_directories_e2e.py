@@ -3,6 +3,7 @@ host, Azurite, Key Vault and the simulated cloud."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -168,3 +169,30 @@ def test_health_probes_each_connected_directory(warden: WardenHost, demo_directo
         if k in ("directory", "tenantId")
     }
     assert all(c["status"] == "up" for c in graphs)
+
+
+def test_counts_follow_the_links_of_the_directorys_users(warden: WardenHost) -> None:
+    domain = f"count{uuid.uuid4().hex[:8]}.example"
+    tenant_id, client_id, secret = _tenant(warden, domain, sync=None)
+    d = _connect(warden, tenant_id, client_id, secret, "Counted").json()
+    users = [new_user(warden, email=f"{uuid.uuid4().hex[:8]}@{domain}") for _ in range(3)]
+    stranger = new_user(warden, email=f"{uuid.uuid4().hex[:8]}@nowhere-{uuid.uuid4().hex[:6]}.example")
+    for u in [*users, stranger]:
+        warden.ok("PUT", f"/users/{u['id']}/directories/{d['id']}", 201)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        counts = warden.ok("GET", f"/directories/{d['id']}")["counts"]
+        if counts["synced"] == 3 and counts["error"] == 1:
+            break
+        time.sleep(0.2)
+    assert (counts["linked"], counts["synced"], counts["error"], counts["pending"]) == (3, 3, 1, 0)
+    warden.ok("DELETE", f"/users/{users[0]['id']}/directories/{d['id']}", 204)
+    while time.monotonic() < deadline + 20:
+        counts = warden.ok("GET", f"/directories/{d['id']}")["counts"]
+        if counts["blocked"] == 1:
+            break
+        time.sleep(0.2)
+    assert (counts["linked"], counts["synced"], counts["blocked"]) == (3, 2, 1), (
+        "a blocked account stays linked"
+    )
+    warden.ok("DELETE", f"/directories/{d['id']}", 204, params={"confirm": "Counted"})

@@ -51,7 +51,9 @@ class Bindings:
             return
         wanted = await self.effective(record)
         entries = [
-            IndexEntry(d.directory_id, user_id, d.via, d.link.status, d.link.m365_user_id)
+            IndexEntry(
+                d.directory_id, user_id, d.via, d.link.status, d.link.m365_user_id, record.user, d.link
+            )
             for d in wanted
             if d.directory_id in known
         ]

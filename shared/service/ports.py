@@ -119,6 +119,9 @@ class IndexEntry:
     via: tuple[str, ...]
     status: LinkStatus
     m365_user_id: str | None = None
+    user: User | None = None
+    """The user as its partition had it (what a directory-wide plan needs, without a read per user)."""
+    link: Link | None = None
 
 
 class DirectoryIndex(Protocol):

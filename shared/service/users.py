@@ -157,6 +157,7 @@ class Users:
                 after=audit_view(after, changed),
             )
             await self.sync.enqueue([user_id], actor.correlation_id)
+        await self.bindings.refresh(user_id)  # the directory index carries the user's fields
         fresh = await self.users.get(user_id)
         return await self.view(fresh if fresh is not None else replace(record, user=after, etag=etag))
 

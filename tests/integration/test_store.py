@@ -109,3 +109,15 @@ async def test_audit_reads_newest_first_across_days_and_by_user_with_since(store
     assert everything == [f"a{i}" for i in range(6)], "newest first, each once, across 5 days"
     mine = await log.page(AuditQuery(user_id=user, since=T0 - dt.timedelta(hours=41)), None, 50)
     assert [e.action for e in mine.items] == ["a0", "a1", "a2"]
+
+
+async def test_an_index_row_carries_the_user_and_link_it_was_projected_from(store: TableStore) -> None:
+    from shared.domain.model import Link, User
+
+    index = TableDirectoryIndex(store)
+    directory, uid = str(uuid.uuid4()), str(uuid.uuid4())
+    user = User(uid, "ada", "ada@contoso.example", "Ada", "L", "Ada L", "active", "admin", T0, T0, job_title="CTO")
+    link = Link(uid, directory, "synced", "m-1", "imm", "created", "fp", None, ("c",), T0, "m-boss")
+    await index.put([IndexEntry(directory, uid, ("direct",), "synced", "m-1", user, link)])
+    (entry,) = [e async for e in index.all(directory)]
+    assert (entry.user, entry.link, entry.via) == (user, link, ("direct",))

@@ -28,6 +28,7 @@ from shared.adapters.tables.base import (
     to_text,
     transact,
 )
+from shared.adapters.tables.users import link_entity, link_from, user_entity, user_from
 from shared.domain.model import LINK_STATUSES, LinkStatus
 from shared.service.paging import decode_cursor, encode_cursor
 from shared.service.ports import IndexEntry, Page
@@ -44,22 +45,28 @@ def partition(directory_id: str, bucket: int) -> str:
 
 
 def entry_entity(entry: IndexEntry) -> dict[str, Any]:
+    """The user and link travel as the JSON of their own table entities (one codec for both tables)."""
     return {
         "PartitionKey": partition(entry.directory_id, bucket_of(entry.user_id)),
         "RowKey": entry.user_id,
         "Via": to_json(list(entry.via)),
         "Status": entry.status,
         "M365UserId": to_text(entry.m365_user_id),
+        "User": to_json(user_entity(entry.user)) if entry.user else "",
+        "Link": to_json(link_entity(entry.link)) if entry.link else "",
     }
 
 
 def entry_from(entity: Any) -> IndexEntry:
+    user, link = from_json(entity.get("User")), from_json(entity.get("Link"))
     return IndexEntry(
         directory_id=entity["PartitionKey"].rsplit("|", 1)[0],
         user_id=entity["RowKey"],
         via=tuple(from_json(entity.get("Via"), [])),
         status=entity.get("Status", "pending"),
         m365_user_id=from_text(entity.get("M365UserId")),
+        user=user_from(user) if user else None,
+        link=link_from(link) if link else None,
     )
 
 

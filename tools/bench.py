@@ -6,6 +6,11 @@
     endpoint; beside it the same through msgraph-sdk's typed models, whose first use imports ~1,250 modules.
 
 Medians over ``--runs`` fresh processes (at least 5). Not assertions: numbers to read and compare.
+
+Then the store section (``tools.bench_store``): with ``--users`` users (100,000) in Azurite,
+(c) ``GET /api/users/{id}`` and (d) a directory's whole listing, each beside a bare azure-data-tables floor
+reading the same rows in the same run. ``--only coldstart`` / ``--only store`` runs one section;
+``--only store --users 2000`` is a quick smoke run.
 """
 
 from __future__ import annotations
@@ -80,13 +85,7 @@ def _row(name: str, value: float, floor_name: str, floor: float) -> str:
     return f"{name:<44} {value * 1000:8.1f} ms   floor ({floor_name}) {floor * 1000:7.1f} ms   ratio {value / floor:5.2f}x"
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=7)
-    args = parser.parse_args()
-    runs = max(5, args.runs)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WARDEN_", "AZURE_"))}
-
+def cold_start(runs: int, env: dict[str, str]) -> list[str]:
     bare, imported, library = _medians(
         [
             ([PY, "-c", "pass"], env),
@@ -115,14 +114,41 @@ def main() -> int:
             runs,
         )
 
-    print(
-        f"Cold start, median of {runs} fresh processes (Python {sys.version.split()[0]}, {os.cpu_count()} cores)"
+    return [
+        f"Cold start, median of {runs} fresh processes (Python {sys.version.split()[0]}, {os.cpu_count()} cores)",
+        _row("(a) import function_app", imported, "bare interpreter", bare),
+        # The Python worker has azure.functions loaded before it imports the app: beside it, Warden's own share.
+        _row("    the same", imported, "import azure.functions", library),
+        _row("(b) process start -> first Graph answer", graph, "bare httpx GET", floor),
+        _row("    the same, through msgraph-sdk models", typed, "bare httpx GET", floor),
+    ]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=("coldstart", "store"), help="run one section (default: both)")
+    parser.add_argument("--runs", type=int, default=7, help="cold start: fresh processes per figure (>= 5)")
+    parser.add_argument("--users", type=int, default=100_000, help="store: users seeded into Azurite")
+    parser.add_argument("--reads", type=int, default=2000, help="store: random users read (c)")
+    parser.add_argument(
+        "--read-seconds", type=float, default=300, help="store: time budget of the point reads (c)"
     )
-    print(_row("(a) import function_app", imported, "bare interpreter", bare))
-    # The Python worker has azure.functions loaded before it imports the app: beside it, Warden's own share.
-    print(_row("    the same", imported, "import azure.functions", library))
-    print(_row("(b) process start -> first Graph answer", graph, "bare httpx GET", floor))
-    print(_row("    the same, through msgraph-sdk models", typed, "bare httpx GET", floor))
+    parser.add_argument("--listings", type=int, default=5, help="store: directory listings of each kind (d)")
+    parser.add_argument("--no-http", action="store_true", help="store: leave out the functions host")
+    args = parser.parse_args(argv)
+    if args.users < 1 or args.reads < 1 or args.listings < 1:
+        parser.error("--users, --reads and --listings must be at least 1")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WARDEN_", "AZURE_"))}
+
+    lines: list[str] = []
+    if args.only in (None, "coldstart"):
+        lines += cold_start(max(5, args.runs), env)
+    if args.only in (None, "store"):
+        from tools import bench_store
+
+        result = bench_store.run(args, env)
+        lines += ["", *bench_store.report(result)] if lines else bench_store.report(result)
+    print("\n".join(lines), flush=True)
     return 0
 
 

@@ -9,7 +9,7 @@ import azure.functions as func
 from functions.http import Call, Result, endpoint
 from shared.api import schemas as s
 from shared.api.operations import BY_NAME as OPS
-from shared.api.views import connect_command, directory_changes, directory_out
+from shared.api.views import connect_command, directory_changes, directory_out, run_out
 
 bp = func.Blueprint()
 
@@ -54,3 +54,34 @@ async def reactivate_directory(app: Any, call: Call) -> Result:
 async def deactivate_directory(app: Any, call: Call) -> Result:
     await app.directories.deactivate(call.params["directoryId"], call.query.confirm, call.actor)
     return Result(204)
+
+
+@endpoint(bp, OPS["reconcile_directory"])
+async def reconcile_directory(app: Any, call: Call) -> Result:
+    directory_id = call.params["directoryId"]
+    run = await app.reconciler.start(directory_id, call.body.dryRun, call.actor)
+    location = f"/api/directories/{directory_id}/runs/{run.id}"
+    return Result(202, s.RunStarted(runId=run.id, status="planning"), headers={"Location": location})
+
+
+@endpoint(bp, OPS["get_run"])
+async def get_run(app: Any, call: Call) -> Result:
+    q: s.RunQuery = call.query
+    directory_id, run_id = call.params["directoryId"], call.params["runId"]
+    run, _ = await app.reconciler.get(directory_id, run_id)
+    items = await app.reconciler.items(directory_id, run_id, q.action, q.cursor, q.limit)
+    return Result(200, run_out(run, items))
+
+
+@endpoint(bp, OPS["approve_run"])
+async def approve_run(app: Any, call: Call) -> Result:
+    directory_id, run_id = call.params["directoryId"], call.params["runId"]
+    run = await app.reconciler.approve(directory_id, run_id, call.actor)
+    return Result(200, run_out(run, await app.reconciler.items(directory_id, run_id, None, None, 50)))
+
+
+@endpoint(bp, OPS["discard_run"])
+async def discard_run(app: Any, call: Call) -> Result:
+    directory_id, run_id = call.params["directoryId"], call.params["runId"]
+    run = await app.reconciler.discard(directory_id, run_id, call.actor)
+    return Result(200, run_out(run, await app.reconciler.items(directory_id, run_id, None, None, 50)))

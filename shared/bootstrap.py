@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from azure.storage.queue.aio import QueueServiceClient
 
     from shared.adapters.admin_auth import EntraTokenValidator
-    from shared.adapters.queues import StorageSyncQueue
+    from shared.adapters.queues import StorageReconcileQueue, StorageSyncQueue
     from shared.adapters.tables.base import TableStore
     from shared.domain.model import Directory
     from shared.service.bindings import Bindings
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from shared.service.groups import Groups
     from shared.service.hris import Hris
     from shared.service.ports import AuditLog, Clock
+    from shared.service.reconcile import Reconciler
     from shared.service.sync import Sync
     from shared.service.users import Users
 
@@ -136,6 +137,7 @@ class Container:
         from shared.adapters.tables.directories import TableDirectories
         from shared.adapters.tables.dirindex import TableDirectoryIndex
         from shared.adapters.tables.groups import TableGroups
+        from shared.adapters.tables.runs import TableRuns
         from shared.adapters.tables.uniques import TableUniques
         from shared.adapters.tables.users import TableUsers
 
@@ -146,6 +148,7 @@ class Container:
             "index": TableDirectoryIndex(self.store),
             "uniques": TableUniques(self.store),
             "audit": TableAuditLog(self.store),
+            "runs": TableRuns(self.store),
         }
 
     @property
@@ -225,6 +228,29 @@ class Container:
         )
 
     @cached_property
+    def reconcile_queue(self) -> StorageReconcileQueue:
+        from shared.adapters.queues import StorageReconcileQueue
+
+        return StorageReconcileQueue(self.queues)
+
+    @cached_property
+    def reconciler(self) -> Reconciler:
+        from shared.service.reconcile import Reconciler
+
+        r = self.repositories
+        return Reconciler(
+            r["runs"],
+            r["directories"],
+            r["index"],
+            self.bindings,
+            self.sync,
+            self.reconcile_queue,
+            self.sync_queue,
+            self.clock,
+            new_id,
+        )
+
+    @cached_property
     def directories(self) -> Directories:
         from shared.adapters.tenant import GraphTenantReader
         from shared.service.directories import Directories
@@ -239,6 +265,7 @@ class Container:
             self.secret_store,
             GraphTenantReader(self.graph_endpoint),
             self.directory_graph,
+            r["runs"],
             self.auditor,
             self.clock,
             new_id,

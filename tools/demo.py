@@ -75,6 +75,9 @@ class DemoWorld:
             "WARDEN_DEMO_SECRET_NAME": DEMO_SECRET_NAME,
             "WARDEN_API_TENANT_ID": HOME_TENANT_ID,
             "WARDEN_API_AUDIENCE": f"{API_URI},{API_CLIENT_ID}",
+            "WARDEN_RECONCILE_SCHEDULE": "0 0 2 * * *",
+            "WARDEN_DRIFT_SCHEDULE": "0 */10 * * * *",
+            "WARDEN_DATES_SCHEDULE": "0 */5 * * * *",
         }
 
     def token(self, role: str = "admin") -> str:

@@ -15,6 +15,7 @@ otherwise slow every cold start, including functions that never call Graph.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -75,6 +76,11 @@ def _middleware(gate: ThrottleGate) -> list[Any]:
         async def send(self, request: httpx.Request, transport: httpx.AsyncBaseTransport) -> httpx.Response:
             await gate.wait()
             response: httpx.Response = await super().send(request, transport)
+            gate.usage.requests += 1
+            with contextlib.suppress(ValueError):
+                gate.usage.resource_units += int(response.headers.get("x-ms-resource-unit") or 0)
+            if response.status_code == 429:
+                gate.usage.throttled += 1
             if response.status_code in THROTTLED:
                 delay = parse_retry_after(response.headers.get("retry-after"))
                 if delay is not None:
@@ -167,6 +173,10 @@ class DirectoryClients:
                 )
                 connection = self._connections[directory.id] = connect_graph(e, credential)
             return connection.client
+
+    def gate_if_built(self, directory_id: str) -> ThrottleGate | None:
+        connection = self._connections.get(directory_id)
+        return connection.gate if connection is not None else None
 
     def gate_for(self, directory_id: str) -> ThrottleGate:
         """The directory's throttle gate (built with its client)."""

@@ -15,12 +15,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from shared.adapters.graph import DirectoryClients, get_json, send_json
-from shared.adapters.graph_throttle import parse_retry_after
+from shared.adapters.graph_throttle import parse_retry_after, ru_limit
 from shared.domain.model import Directory
 from shared.domain.planner import M365Account
 from shared.service.ports import BatchCall, BatchResult
@@ -29,6 +31,8 @@ SELECT = (
     "id,userPrincipalName,accountEnabled,mail,mailNickname,givenName,surname,displayName,jobTitle,department,"
     "employeeId,onPremisesImmutableId,proxyAddresses"
 )
+DELTA_SELECT = "id,userPrincipalName,accountEnabled,mail,mailNickname,givenName,surname,displayName,jobTitle,department,employeeId,onPremisesImmutableId"
+"""Delta tracks only the properties it selects (user-delta): the managed ones."""
 BATCH_LIMIT = 20
 RETRYABLE = frozenset({429, 503, 504})
 MAX_INNER_ATTEMPTS = 8
@@ -67,8 +71,23 @@ class GraphM365:
     def __init__(self, clients: DirectoryClients) -> None:
         self.clients = clients
 
-    async def get_user(self, directory: Directory, m365_id: str) -> M365Account | None:
+    def usage(self, directory_id: str) -> dict[str, float]:
+        gate = self.clients.gate_if_built(directory_id)
+        return gate.usage.snapshot() if gate is not None else {}
+
+    def set_tenant_size(self, directory_id: str, users: int) -> None:
+        gate = self.clients.gate_if_built(directory_id)
+        if gate is not None:
+            gate.usage.ru.limit = ru_limit(users)
+
+    async def _read(self, directory: Directory) -> Any:
+        """The directory's client, once a read's resource unit fits its budget."""
         client = await self.clients.client_for(directory)
+        await self.clients.gate_for(directory.id).usage.ru.take(1)
+        return client
+
+    async def get_user(self, directory: Directory, m365_id: str) -> M365Account | None:
+        client = await self._read(directory)
         try:
             body = await get_json(client, f"/users/{m365_id}", {"$select": SELECT})
         except Exception as exc:
@@ -78,7 +97,7 @@ class GraphM365:
         return account_from(body)
 
     async def find_users(self, directory: Directory, email: str, immutable_id: str) -> list[M365Account]:
-        client = await self.clients.client_for(directory)
+        client = await self._read(directory)
         e = odata_string(email)
         flt = (
             f"userPrincipalName eq {e} or mail eq {e} or proxyAddresses/any(p:p eq {odata_string('smtp:' + email)})"
@@ -97,10 +116,51 @@ class GraphM365:
             results.update(await self._run_chunk(client, gate, chunk))
         return results
 
+    async def list_users(self, directory: Directory) -> AsyncIterator[list[M365Account]]:
+        """Every user of the tenant, a page (≤ 999) at a time, following ``@odata.nextLink`` to the end. A page
+        that fails raises: a partial listing is never passed off as the tenant (rule 19)."""
+        client = await self._read(directory)
+        query: Mapping[str, str] | None = {"$select": SELECT, "$top": "999"}
+        path = "/users"
+        while True:
+            body = await get_json(client, path, query)
+            yield [account_from(v) for v in (body or {}).get("value", [])]
+            next_link = (body or {}).get("@odata.nextLink")
+            if not next_link:
+                return
+            path, query = _relative(client, str(next_link)), None
+            await self.clients.gate_for(directory.id).usage.ru.take(1)
+
+    async def delta(self, directory: Directory, delta_link: str | None) -> Delta:
+        """Users changed since ``delta_link`` (every user when None), following nextLinks to the new
+        deltaLink. ``DeltaExpired`` when Graph no longer knows the token (410 ``syncStateNotFound``)."""
+        client = await self._read(directory)
+        changed: list[dict[str, Any]] = []
+        if delta_link:
+            path, query = _relative(client, delta_link), None
+        else:
+            path, query = "/users/delta", {"$select": DELTA_SELECT}
+        while True:
+            try:
+                body = await get_json(client, path, query)
+            except Exception as exc:
+                if _status(exc) == 410:
+                    raise DeltaExpired("the delta token expired (syncStateNotFound)") from None
+                raise
+            changed.extend((body or {}).get("value", []))
+            if "@odata.deltaLink" in (body or {}):
+                return Delta(changed, str(body["@odata.deltaLink"]))
+            path, query = _relative(client, str(body["@odata.nextLink"])), None
+            await self.clients.gate_for(directory.id).usage.ru.take(1)
+
     async def _run_chunk(self, client: Any, gate: Any, chunk: list[BatchCall]) -> dict[str, BatchResult]:
         pending = {c.id: c for c in chunk}
         done: dict[str, BatchResult] = {}
+        usage = gate.usage
         for attempt in range(MAX_INNER_ATTEMPTS):
+            writes = sum(1 for c in pending.values() if c.method != "GET")
+            await usage.ru.take(len(pending))
+            await usage.write.take(writes)
             requests = []
             for c in pending.values():
                 request: dict[str, Any] = {"id": c.id, "method": c.method, "url": c.url}
@@ -118,6 +178,12 @@ class GraphM365:
                 rid, status = str(r.get("id")), int(r.get("status", 0))
                 headers = {str(k).lower(): str(v) for k, v in (r.get("headers") or {}).items()}
                 result = BatchResult(rid, status, r.get("body"), headers)
+                with contextlib.suppress(ValueError):
+                    usage.resource_units += int(headers.get("x-ms-resource-unit") or 0)
+                if status == 429:
+                    usage.throttled += 1
+                elif 200 <= status < 300 and pending[rid].method != "GET":
+                    usage.writes += 1
                 if status in RETRYABLE and attempt + 1 < MAX_INNER_ATTEMPTS:
                     retry.add(rid)
                     delay = parse_retry_after(headers.get("retry-after"))
@@ -144,6 +210,23 @@ class GraphM365:
                 ),
             )
         return done
+
+
+class DeltaExpired(Exception):
+    """Graph answered 410 Gone (``syncStateNotFound``): start over with a full read."""
+
+
+@dataclass(frozen=True)
+class Delta:
+    changes: list[dict[str, Any]]
+    """Changed users as Graph sent them (only changed properties, ``@removed`` for deleted ones)."""
+    delta_link: str
+
+
+def _relative(client: Any, url: str) -> str:
+    """A nextLink/deltaLink (absolute) as a path below the client's version root."""
+    base = client.request_adapter.base_url
+    return url[len(base) :] if url.startswith(base) else url
 
 
 def _chunks(calls: Sequence[BatchCall]) -> list[list[BatchCall]]:

@@ -1,8 +1,9 @@
-"""Storage queues: the per-user sync queue (``user-sync``) and its poison queue.
+"""Storage queues: per-user syncs (``user-sync``) and reconcile jobs (``reconcile``), with their poison queues.
 
 Messages are base64-encoded JSON, as ``host.json`` (``messageEncoding: base64``) tells the Functions host to
-decode them: ``{"userId": "...", "correlationId": "..."}``. Queue names are fixed because the function bindings
-name them (``functions/sync.py``).
+decode them. Queue names are fixed because the function bindings name them (``functions/sync.py``,
+``functions/reconcile.py``). A message names what to work on (a user, a run and its chunk), never the values to
+write (rule 8).
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from azure.storage.queue.aio import QueueClient, QueueServiceClient
 
 USER_SYNC_QUEUE = "user-sync"
+RECONCILE_QUEUE = "reconcile"
 POISON_SUFFIX = "-poison"
 ENQUEUE_CONCURRENCY = 32
 
@@ -25,8 +27,10 @@ def sync_message(user_id: str, correlation_id: str | None) -> str:
     return json.dumps({"userId": user_id, "correlationId": correlation_id}, separators=(",", ":"))
 
 
-class StorageSyncQueue:
-    def __init__(self, service: QueueServiceClient, name: str = USER_SYNC_QUEUE) -> None:
+class JsonQueue:
+    """One storage queue of JSON messages, created on first use."""
+
+    def __init__(self, service: QueueServiceClient, name: str) -> None:
         from azure.storage.queue import BinaryBase64DecodePolicy, TextBase64EncodePolicy
 
         self.client: QueueClient = service.get_queue_client(
@@ -43,21 +47,17 @@ class StorageSyncQueue:
         with contextlib.suppress(ResourceExistsError):
             await self.client.create_queue()
 
-    async def enqueue(
-        self, user_ids: Sequence[str], correlation_id: str | None, *, delay_seconds: int = 0
-    ) -> None:
+    async def send(self, bodies: Sequence[str], *, delay_seconds: int = 0) -> None:
         if self._ready is None:
             self._ready = asyncio.ensure_future(self._ensure())
         await asyncio.shield(self._ready)
         gate = asyncio.Semaphore(ENQUEUE_CONCURRENCY)
 
-        async def put(user_id: str) -> None:
+        async def put(body: str) -> None:
             async with gate:
-                await self.client.send_message(
-                    sync_message(user_id, correlation_id), visibility_timeout=delay_seconds or None
-                )
+                await self.client.send_message(body, visibility_timeout=delay_seconds or None)
 
-        await asyncio.gather(*(put(u) for u in dict.fromkeys(user_ids)))
+        await asyncio.gather(*(put(b) for b in bodies))
 
     async def poisoned(self) -> int:
         """Messages waiting in the poison queue (health shows them)."""
@@ -68,3 +68,33 @@ class StorageSyncQueue:
         except ResourceNotFoundError:
             return 0
         return int(properties.approximate_message_count or 0)
+
+
+class StorageSyncQueue(JsonQueue):
+    def __init__(self, service: QueueServiceClient, name: str = USER_SYNC_QUEUE) -> None:
+        super().__init__(service, name)
+
+    async def enqueue(
+        self, user_ids: Sequence[str], correlation_id: str | None, *, delay_seconds: int = 0
+    ) -> None:
+        await self.send(
+            [sync_message(u, correlation_id) for u in dict.fromkeys(user_ids)], delay_seconds=delay_seconds
+        )
+
+
+def reconcile_message(kind: str, directory_id: str, run_id: str, chunk: int | None = None) -> str:
+    body: dict[str, Any] = {"type": kind, "directoryId": directory_id, "runId": run_id}
+    if chunk is not None:
+        body["chunk"] = chunk
+    return json.dumps(body, separators=(",", ":"))
+
+
+class StorageReconcileQueue(JsonQueue):
+    def __init__(self, service: QueueServiceClient, name: str = RECONCILE_QUEUE) -> None:
+        super().__init__(service, name)
+
+    async def plan(self, directory_id: str, run_id: str) -> None:
+        await self.send([reconcile_message("plan", directory_id, run_id)])
+
+    async def chunks(self, directory_id: str, run_id: str, count: int) -> None:
+        await self.send([reconcile_message("chunk", directory_id, run_id, n) for n in range(count)])

@@ -419,7 +419,7 @@ class DirectoryOut(Out):
     options: DirectoryOptionsOut
     counts: DirectoryCounts
     warnings: list[str]
-    lastRuns: list[dict[str, Any]]
+    lastRuns: list[dict[str, Any]] = Field(description="the newest runs: id, kind, status, dryRun, createdAt")
     createdAt: dt.datetime
     updatedAt: dt.datetime
 
@@ -427,6 +427,60 @@ class DirectoryOut(Out):
 class DirectoryList(Out):
     items: list[DirectoryOut]
     next: str | None
+
+
+# ----------------------------------------------------------------------------------------------- runs
+class ReconcileIn(Body):
+    dryRun: bool = Field(False, description="plan only: return the plan and write nothing to M365 (rule 20)")
+
+
+class RunStarted(Out):
+    runId: str
+    status: Literal["planning"]
+
+
+class RunItemOut(Out):
+    n: int
+    action: str
+    userId: str
+    m365UserId: str | None = None
+    changes: dict[str, list[Any]] = Field(description="Graph property → [before, after]")
+    reason: str | None = None
+    candidates: list[str] = Field(default_factory=list)
+    state: Literal["planned", "applied", "failed", "skipped"]
+    error: str | None = None
+
+
+class RunItems(Out):
+    items: list[RunItemOut]
+    next: str | None
+
+
+class RunOut(Out):
+    id: str
+    directoryId: str
+    kind: Literal["reconcile", "drift", "user"]
+    dryRun: bool
+    status: Literal["planning", "held", "applying", "done", "failed", "discarded"]
+    trigger: str
+    counts: dict[str, int] = Field(
+        description="plan items per action; unmanaged: tenant accounts Warden leaves alone"
+    )
+    progress: dict[str, int]
+    usage: dict[str, float] = Field(
+        description="Graph requests, resource units, writes, throttled answers, waits"
+    )
+    guard: dict[str, Any] | None = Field(None, description="why the run is held (rule 19)")
+    error: str | None = None
+    createdAt: dt.datetime
+    startedAt: dt.datetime | None = None
+    plannedAt: dt.datetime | None = None
+    finishedAt: dt.datetime | None = None
+    plan: RunItems
+
+
+class RunQuery(ListQuery):
+    action: Annotated[str, StringConstraints(max_length=32, pattern=r"^[a-z_]+$")] | None = None
 
 
 # ---------------------------------------------------------------------------------------------- audit

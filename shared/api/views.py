@@ -8,8 +8,10 @@ from typing import Any
 from shared.api import schemas as s
 from shared.domain.errors import Invalid
 from shared.domain.model import AuditEntry, DirectoryOptions, MassChangeGuard, User, UserView
+from shared.domain.runs import Run, RunItem
 from shared.service.directories import ConnectDirectory, DirectoryView
 from shared.service.groups import GroupView
+from shared.service.ports import Page
 from shared.service.sync import PasswordResult
 
 USER_INPUT = {
@@ -158,7 +160,7 @@ def directory_out(view: DirectoryView) -> s.DirectoryOut:
             skipped=c.get("skipped", 0),
         ),
         warnings=list(view.warnings),
-        lastRuns=[],
+        lastRuns=[run_summary(r) for r in view.runs],
         createdAt=d.created_at,
         updatedAt=d.updated_at,
     )
@@ -236,3 +238,50 @@ def password_out(results: Sequence[PasswordResult]) -> s.PasswordOut:
             directories=out.model_dump(mode="json")["directories"],
         )
     return out
+
+
+def run_out(run: Run, items: Page[RunItem]) -> s.RunOut:
+    return s.RunOut(
+        id=run.id,
+        directoryId=run.directory_id,
+        kind=run.kind,
+        dryRun=run.dry_run,
+        status=run.status,
+        trigger=run.trigger,
+        counts=run.counts,
+        progress=run.progress,
+        usage=run.usage,
+        guard=run.guard,
+        error=run.error,
+        createdAt=run.created_at,
+        startedAt=run.started_at,
+        plannedAt=run.planned_at,
+        finishedAt=run.finished_at,
+        plan=s.RunItems(
+            items=[
+                s.RunItemOut(
+                    n=i.n,
+                    action=i.action,
+                    userId=i.user_id,
+                    m365UserId=i.payload.get("m365UserId"),
+                    changes=i.payload.get("changes") or {},
+                    reason=i.payload.get("reason"),
+                    candidates=i.payload.get("candidates") or [],
+                    state=i.state,
+                    error=i.error,
+                )
+                for i in items.items
+            ],
+            next=items.next,
+        ),
+    )
+
+
+def run_summary(run: Run) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "kind": run.kind,
+        "status": run.status,
+        "dryRun": run.dry_run,
+        "createdAt": run.created_at.isoformat(),
+    }

@@ -11,10 +11,11 @@ import asyncio
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 from shared.domain.errors import Conflict, Invalid, NotFound, NotImplementedYet, PreconditionFailed
 from shared.domain.model import Directory, DirectoryOptions, directory_status, options_document
+from shared.domain.runs import Run
 from shared.service.context import Actor, Auditor
 from shared.service.ports import (
     Clock,
@@ -32,6 +33,12 @@ from shared.service.ports import (
 from shared.service.uniqueness import Claims
 
 DOMAIN = "domain"
+
+
+class RunHistory(Protocol):
+    async def latest(self, directory_id: str, limit: int) -> list[Run]: ...
+
+
 EXPIRY_WARNING = dt.timedelta(days=7)
 DEACTIVATE_CONCURRENCY = 16
 
@@ -61,6 +68,7 @@ class DirectoryView:
     etag: str
     counts: dict[str, int]
     warnings: tuple[str, ...]
+    runs: tuple[Run, ...] = ()
 
 
 class Directories:
@@ -74,6 +82,7 @@ class Directories:
         secrets: SecretStore,
         tenants: TenantReader,
         graph: DirectoryGraph,
+        runs: RunHistory,
         auditor: Auditor,
         clock: Clock,
         ids: Ids,
@@ -85,6 +94,7 @@ class Directories:
         self.secrets = secrets
         self.tenants = tenants
         self.graph = graph
+        self.runs = runs
         self.auditor = auditor
         self.clock = clock
         self.ids = ids
@@ -119,9 +129,15 @@ class Directories:
         return tuple(out)
 
     async def view(self, directory: Directory, etag: str) -> DirectoryView:
-        return DirectoryView(
-            directory, etag, await self.index.counts(directory.id), self._warnings(directory)
+        counts, runs = await asyncio.gather(
+            self.index.counts(directory.id), self.runs.latest(directory.id, 5)
         )
+        held = [
+            f"run {r.id} is held awaiting approval: {(r.guard or {}).get('reason', '')}"
+            for r in runs
+            if r.status == "held"
+        ]
+        return DirectoryView(directory, etag, counts, (*self._warnings(directory), *held), tuple(runs))
 
     async def get(self, directory_id: str) -> DirectoryView:
         return await self.view(*await self._directory(directory_id))

@@ -277,6 +277,18 @@ class M365(Protocol):
     async def run_batch(self, directory: Directory, calls: Sequence[BatchCall]) -> dict[str, BatchResult]:
         """Every call's answer by id; throttled inner answers retried; other failures returned as answered."""
 
+    def list_users(self, directory: Directory) -> AsyncIterator[list[M365Account]]:
+        """Every account of the tenant, page by page; raises rather than end early."""
+
+    async def delta(self, directory: Directory, delta_link: str | None) -> Any:
+        """Users changed since ``delta_link`` (all when None) and the new deltaLink."""
+
+    def usage(self, directory_id: str) -> dict[str, float]:
+        """What the directory's client has spent so far (requests, resource units, writes, throttled, waits)."""
+
+    def set_tenant_size(self, directory_id: str, users: int) -> None:
+        """Pace the directory at the resource-unit limit of a tenant of this size."""
+
 
 class SyncQueue(Protocol):
     """Per-user sync jobs. A message carries a user id and a correlation id, never desired values (rule 8)."""

@@ -246,8 +246,11 @@ class Sync:
     async def _record(
         self, record: UserRecord, ud: UserDirectory, item: PlanItem, applied: Applied, actor: Actor
     ) -> None:
+        await self.record(record.user.id, ud.link, applied, actor)
+
+    async def record(self, user_id: str, old: Link, applied: Applied, actor: Actor) -> None:
+        """The link as the outcome leaves it, the account's claim, and the audit entry (reconcile uses it too)."""
         final = applied.item
-        old = ud.link
         ok = applied.outcome in ("applied", "none")
         m365_id = applied.m365_user_id or final.m365_user_id or old.m365_user_id
         origin = old.origin
@@ -259,12 +262,12 @@ class Sync:
         if ok and MANAGER in final.changes and applied.manager_applied:
             manager = final.changes[MANAGER][1]
         link = Link(
-            user_id=record.user.id,
+            user_id=user_id,
             directory_id=final.directory_id,
             status=final.status if ok else "error",
             m365_user_id=m365_id,
             immutable_id=old.immutable_id
-            or (immutable_id(record.user.id) if final.action == "create" and ok else None),
+            or (immutable_id(user_id) if final.action == "create" and ok else None),
             origin=origin,
             fingerprint=final.fingerprint if ok and final.fingerprint else old.fingerprint,
             reason=final.reason if ok else applied.error,
@@ -273,7 +276,7 @@ class Sync:
             manager_m365_id=manager,
         )
         if m365_id and ok and final.action in ("create", "take_over"):
-            await self.uniques.insert(claim_kind(final.directory_id), m365_id, record.user.id, self.clock())
+            await self.uniques.insert(claim_kind(final.directory_id), m365_id, user_id, self.clock())
         unchanged = dataclasses.replace(link, last_sync_at=old.last_sync_at) == old
         if not unchanged or final.writes:
             await self.users.save_link(link)
@@ -283,7 +286,7 @@ class Sync:
                 actor,
                 f"m365.{final.action}",
                 result="succeeded" if ok else f"{applied.outcome}: {applied.error}",
-                user_id=record.user.id,
+                user_id=user_id,
                 directory_id=final.directory_id,
                 before=before or None,
                 after={

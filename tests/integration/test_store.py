@@ -121,3 +121,26 @@ async def test_an_index_row_carries_the_user_and_link_it_was_projected_from(stor
     await index.put([IndexEntry(directory, uid, ("direct",), "synced", "m-1", user, link)])
     (entry,) = [e async for e in index.all(directory)]
     assert (entry.user, entry.link, entry.via) == (user, link, ("direct",))
+
+
+async def test_runs_read_newest_first_and_count_progress_from_concurrent_chunks(store: TableStore) -> None:
+    from shared.adapters.tables.runs import TableRuns
+    from shared.domain.runs import Run, RunItem
+
+    runs = TableRuns(store)
+    directory = str(uuid.uuid4())
+    made = [
+        Run(str(uuid.uuid4()), directory, "reconcile", False, "applying", "admin:x", T0 + dt.timedelta(minutes=i), chunks=8)
+        for i in range(3)
+    ]
+    for r in made:
+        await runs.add(r)
+    assert [r.id for r in await runs.latest(directory, 2)] == [made[2].id, made[1].id]
+    await asyncio.gather(*(runs.add_progress(directory, made[2].id, {"applied": 3, "chunksDone": 1}, T0) for _ in range(8)))
+    run, _ = await runs.get(directory, made[2].id) or (None, None)
+    assert run is not None and run.progress == {"applied": 24, "chunksDone": 8} and run.status == "done"
+    await runs.put_items(made[0].id, [RunItem(n, "block", f"u{n}", "planned", {"action": "block"}) for n in range(150)])
+    await runs.set_item_states(made[0].id, [RunItem(n, "block", f"u{n}", "applied", {}) for n in range(100, 110)])
+    chunk = await runs.items(made[0].id, 100, 200)
+    assert len(chunk) == 50 and [i.state for i in chunk[:11]] == ["applied"] * 10 + ["planned"]
+    assert chunk[0].payload == {"action": "block"}, "a state change keeps the item"

@@ -25,7 +25,7 @@ from shared.service.paging import decode_cursor, encode_cursor
 if TYPE_CHECKING:
     from azure.data.tables.aio import TableClient, TableServiceClient
 
-TABLES = ("users", "groups", "directories", "dirindex", "uniques", "audit", "receipts")
+TABLES = ("users", "groups", "directories", "dirindex", "uniques", "audit", "receipts", "runs", "runitems")
 TRANSACTION_LIMIT = 100
 """Table Storage's entity group transactions: at most 100 operations, one partition."""
 

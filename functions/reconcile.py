@@ -1,0 +1,44 @@
+"""Reconcile jobs: planning a run and applying its chunks (queue ``reconcile``), and the nightly reconcile timer."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import azure.functions as func
+
+from shared.logs import correlated, log_event
+from shared.service.context import Actor
+
+bp = func.Blueprint()
+log = logging.getLogger("warden.reconcile")
+
+
+@bp.function_name("reconcile_job")
+@bp.queue_trigger(arg_name="msg", queue_name="reconcile", connection="AzureWebJobsStorage")
+async def reconcile_job(msg: func.QueueMessage) -> None:
+    from shared.bootstrap import get_container
+
+    body = json.loads(msg.get_body())
+    directory_id, run_id = str(body["directoryId"]), str(body["runId"])
+    with correlated(run_id):
+        reconciler = get_container().reconciler
+        if body["type"] == "plan":
+            run = await reconciler.plan(directory_id, run_id)
+        else:
+            run = await reconciler.apply_chunk(directory_id, run_id, int(body["chunk"]))
+        log_event(log, f"reconcile.{body['type']}", runId=run_id, status=run.status, counts=run.counts, progress=run.progress)
+
+
+@bp.function_name("reconcile_nightly")
+@bp.timer_trigger(arg_name="timer", schedule="%WARDEN_RECONCILE_SCHEDULE%")
+async def reconcile_nightly(timer: func.TimerRequest) -> None:
+    """Every connected directory Warden may write to, fully reconciled (02:00 UTC by default)."""
+    from shared.bootstrap import get_container
+
+    with correlated() as correlation_id:
+        container = get_container()
+        for directory in await container.repositories["directories"].all():
+            if directory.writable:
+                run = await container.reconciler.start(directory.id, False, Actor("timer:reconcile", correlation_id))
+                log_event(log, "reconcile.scheduled", directoryId=directory.id, runId=run.id)

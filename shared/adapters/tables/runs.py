@@ -1,0 +1,204 @@
+"""Runs (reconcile, drift, user) and their plans on Table Storage.
+
+``runs``: PartitionKey = directory id; RowKey ``run|<runId>`` is the run, ``latest|<inverted ms>|<runId>`` a
+pointer so the newest runs of a directory read first; both written in one transaction. The counters of a run
+move with ETag-guarded merges (retried), so concurrent chunks never lose each other's progress.
+``runitems``: PartitionKey = run id, RowKey = the item's number (7 digits): the stored plan, in order, with
+each item's state (``planned`` → ``applied`` / ``failed`` / ``skipped``), so a chunk delivered twice applies
+nothing twice and a restart resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceModifiedError
+from azure.data.tables import UpdateMode
+
+from shared.adapters.tables.base import (
+    TableStore,
+    from_json,
+    from_text,
+    from_time,
+    insert_new,
+    page,
+    quote,
+    read,
+    required_time,
+    stream,
+    to_json,
+    to_text,
+    to_time,
+    transact,
+)
+from shared.domain.errors import ConcurrentUpdate
+from shared.domain.runs import Run, RunItem
+from shared.service.ports import Page
+
+RUN = "run|"
+LATEST = "latest|"
+_MAX_MS = 10**13 - 1
+MERGE_RETRIES = 30
+
+
+def run_entity(run: Run) -> dict[str, Any]:
+    return {
+        "PartitionKey": run.directory_id,
+        "RowKey": RUN + run.id,
+        "Kind": run.kind,
+        "DryRun": run.dry_run,
+        "Status": run.status,
+        "Trigger": run.trigger,
+        "CreatedAt": to_time(run.created_at),
+        "StartedAt": to_time(run.started_at),
+        "PlannedAt": to_time(run.planned_at),
+        "FinishedAt": to_time(run.finished_at),
+        "Counts": to_json(run.counts),
+        "Progress": to_json(run.progress),
+        "Usage": to_json(run.usage),
+        "Guard": to_json(run.guard) if run.guard is not None else "",
+        "Error": to_text(run.error),
+        "Items": run.items,
+        "Chunks": run.chunks,
+    }
+
+
+def run_from(e: Any) -> Run:
+    return Run(
+        id=e["RowKey"][len(RUN) :],
+        directory_id=e["PartitionKey"],
+        kind=e["Kind"],
+        dry_run=bool(e.get("DryRun")),
+        status=e["Status"],
+        trigger=e.get("Trigger", ""),
+        created_at=required_time(e["CreatedAt"]),
+        started_at=from_time(e.get("StartedAt")),
+        planned_at=from_time(e.get("PlannedAt")),
+        finished_at=from_time(e.get("FinishedAt")),
+        counts=from_json(e.get("Counts"), {}),
+        progress=from_json(e.get("Progress"), {}),
+        usage=from_json(e.get("Usage"), {}),
+        guard=from_json(e.get("Guard")),
+        error=from_text(e.get("Error")),
+        items=int(e.get("Items", 0)),
+        chunks=int(e.get("Chunks", 0)),
+    )
+
+
+def item_entity(run_id: str, item: RunItem) -> dict[str, Any]:
+    return {
+        "PartitionKey": run_id,
+        "RowKey": f"{item.n:07d}",
+        "Action": item.action,
+        "UserId": item.user_id,
+        "State": item.state,
+        "Item": to_json(item.payload),
+        "Error": to_text(item.error),
+    }
+
+
+def item_from(e: Any) -> RunItem:
+    return RunItem(
+        n=int(e["RowKey"]),
+        action=e["Action"],
+        user_id=e["UserId"],
+        state=e["State"],
+        payload=from_json(e.get("Item"), {}),
+        error=from_text(e.get("Error")),
+    )
+
+
+class TableRuns:
+    def __init__(self, store: TableStore) -> None:
+        self.store = store
+
+    async def add(self, run: Run) -> None:
+        table = await self.store.table("runs")
+        pointer = f"{LATEST}{_MAX_MS - int(run.created_at.timestamp() * 1000):013d}|{run.id}"
+        await insert_new(table, run_entity(run), "run")
+        await table.upsert_entity({"PartitionKey": run.directory_id, "RowKey": pointer, "RunId": run.id})
+
+    async def get(self, directory_id: str, run_id: str) -> tuple[Run, str] | None:
+        table = await self.store.table("runs")
+        row = await read(table, directory_id, RUN + run_id)
+        return (run_from(row), str(row.metadata["etag"])) if row is not None else None
+
+    async def save(self, run: Run, etag: str | None) -> str:
+        table = await self.store.table("runs")
+        try:
+            if etag is None:
+                meta = await table.upsert_entity(run_entity(run), mode=UpdateMode.REPLACE)
+            else:
+                meta = await table.update_entity(
+                    run_entity(run),
+                    mode=UpdateMode.REPLACE,
+                    etag=etag,
+                    match_condition=MatchConditions.IfNotModified,
+                )
+        except ResourceModifiedError:
+            raise ConcurrentUpdate("the run changed meanwhile") from None
+        return str(meta.get("etag", ""))
+
+    async def latest(self, directory_id: str, limit: int) -> list[Run]:
+        table = await self.store.table("runs")
+        flt = f"PartitionKey eq {quote(directory_id)} and RowKey ge {quote(LATEST)} and RowKey lt {quote('latest}')}"
+        ids: list[str] = []
+        async for r in stream(table, flt, select=["RunId"], page_size=limit):
+            ids.append(str(r["RunId"]))
+            if len(ids) >= limit:
+                break
+        found = [await self.get(directory_id, i) for i in ids]
+        return [f[0] for f in found if f is not None]
+
+    async def put_items(self, run_id: str, items: Sequence[RunItem]) -> None:
+        table = await self.store.table("runitems")
+        await transact(table, [("upsert", item_entity(run_id, i)) for i in items])
+
+    async def items(self, run_id: str, first: int, last: int) -> list[RunItem]:
+        """Items ``first`` ≤ n < ``last``."""
+        table = await self.store.table("runitems")
+        flt = f"PartitionKey eq {quote(run_id)} and RowKey ge {quote(f'{first:07d}')} and RowKey lt {quote(f'{last:07d}')}"
+        return [item_from(r) async for r in stream(table, flt)]
+
+    async def page_items(
+        self, run_id: str, action: str | None, cursor: str | None, limit: int
+    ) -> Page[RunItem]:
+        table = await self.store.table("runitems")
+        flt = f"PartitionKey eq {quote(run_id)}" + (f" and Action eq {quote(action)}" if action else "")
+        rows, nxt = await page(table, flt, f"runitems:{run_id}:{action}", cursor, limit)
+        return Page([item_from(r) for r in rows], nxt)
+
+    async def set_item_states(self, run_id: str, items: Sequence[RunItem]) -> None:
+        table = await self.store.table("runitems")
+        ops = [
+            (
+                "upsert",
+                {"PartitionKey": run_id, "RowKey": f"{i.n:07d}", "State": i.state, "Error": to_text(i.error)},
+                {"mode": UpdateMode.MERGE},
+            )
+            for i in items
+        ]
+        await transact(table, ops)
+
+    async def add_progress(
+        self, directory_id: str, run_id: str, progress: dict[str, int], at: dt.datetime
+    ) -> Run:
+        """Add ``progress`` (counter → increment) to the run's progress; the run as it is afterwards."""
+        for _ in range(MERGE_RETRIES):
+            found = await self.get(directory_id, run_id)
+            if found is None:
+                raise LookupError(run_id)
+            run, etag = found
+            merged = dict(run.progress)
+            for k, v in progress.items():
+                merged[k] = merged.get(k, 0) + v
+            updated = run.with_progress(merged, at)
+            try:
+                await self.save(updated, etag)
+            except ConcurrentUpdate:
+                continue
+            return updated
+        raise ConcurrentUpdate("the run's progress kept changing")

@@ -1,0 +1,80 @@
+"""Runs: a reconcile, a drift round or a user's sync as a record with its plan, and the mass-change guard.
+
+Rule 19: a plan that blocks (or stops managing) more than the directory's threshold — more than ``percent`` of
+its linked users AND more than ``count`` users — is held, nothing written, until an admin approves or discards it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from shared.domain.model import MassChangeGuard
+
+RunKind = Literal["reconcile", "drift", "user"]
+RunStatus = Literal["planning", "held", "applying", "done", "failed", "discarded"]
+ItemState = Literal["planned", "applied", "failed", "skipped"]
+GUARDED_ACTIONS = frozenset({"block"})
+"""What the guard counts: accounts a plan would lock out."""
+
+
+@dataclass(frozen=True)
+class RunItem:
+    n: int
+    action: str
+    user_id: str
+    state: ItemState
+    payload: dict[str, Any]
+    """The plan item as plain data (action, user, M365 id, changes before → after, reason, candidates)."""
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Run:
+    id: str
+    directory_id: str
+    kind: RunKind
+    dry_run: bool
+    status: RunStatus
+    trigger: str
+    """Who or what started it: ``admin:<oid>``, ``timer:reconcile``, ``timer:drift``."""
+    created_at: dt.datetime
+    started_at: dt.datetime | None = None
+    planned_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    """Plan items per action, and ``unmanaged``: tenant accounts Warden does not manage (never touched)."""
+    progress: dict[str, int] = field(default_factory=dict)
+    """``applied``, ``failed``, ``skipped`` items and ``chunksDone`` so far."""
+    usage: dict[str, Any] = field(default_factory=dict)
+    """Graph requests, resource units, writes, throttled answers and waits of the run."""
+    guard: dict[str, Any] | None = None
+    error: str | None = None
+    items: int = 0
+    chunks: int = 0
+
+    def with_progress(self, progress: dict[str, int], at: dt.datetime) -> Run:
+        done = self.status == "applying" and progress.get("chunksDone", 0) >= self.chunks
+        return replace(
+            self,
+            progress=progress,
+            status="done" if done else self.status,
+            finished_at=at if done else self.finished_at,
+        )
+
+
+def guard_verdict(counts: dict[str, int], linked: int, guard: MassChangeGuard) -> dict[str, Any] | None:
+    """The reason to hold a plan, or None. Blocks over both thresholds hold it (rule 19)."""
+    blocking = sum(counts.get(a, 0) for a in GUARDED_ACTIONS)
+    share = 100.0 * blocking / linked if linked else (100.0 if blocking else 0.0)
+    if blocking > guard.count and share > guard.percent:
+        return {
+            "blocking": blocking,
+            "linked": linked,
+            "percent": round(share, 2),
+            "threshold": {"percent": guard.percent, "count": guard.count},
+            "reason": f"the plan blocks {blocking} of {linked} linked users ({share:.1f} %), over the directory's "
+            f"guard (more than {guard.percent:g} % and more than {guard.count})",
+        }
+    return None

@@ -1,0 +1,390 @@
+"""The full reconcile of a directory (rules 9, 19, 20): plan everything, hold what the guard holds, apply the rest
+in chunks that spread over Function instances and survive restarts.
+
+1. ``start``: a run in ``planning``; the planning itself is a queue job (a 100,000-user tenant takes a while).
+2. ``plan``: the tenant is read once (``$select``, ``$top=999``, every nextLink — a failed or partial read fails
+   the run without writing); the directory's users and links are read once, from the directory index's 16
+   partitions; the pure planner plans them all; items with something to do are stored with the run. A dry run
+   stops here. A plan that blocks more than the guard allows is ``held``. Otherwise the run is ``applying`` and
+   one queue message per chunk of 100 items fans the work out.
+3. ``apply_chunk``: each item still ``planned`` is re-checked (a user changed since the plan is skipped: its own
+   sync converges it), applied in ``$batch`` requests across users, recorded (link, claim, audit) and marked;
+   a chunk delivered twice finds its items marked and writes nothing again.
+4. ``approve`` applies exactly a held plan (re-checked item by item); ``discard`` drops it.
+
+Accounts of the tenant that no bound user links or matches are counted ``unmanaged`` and never touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from shared.domain.errors import Conflict, NotFound
+from shared.domain.model import Directory, Link, UserDirectory
+from shared.domain.planner import Desired, M365Account, Observation, PlanItem, plan_user
+from shared.domain.runs import Run, RunItem, RunStatus, guard_verdict
+from shared.service.applier import apply_items, random_password
+from shared.service.bindings import Bindings
+from shared.service.context import Actor
+from shared.service.ports import Clock, DirectoryIndex, DirectoryRepository, Ids, IndexEntry, Page, SyncQueue
+from shared.service.sync import Sync, target_of
+
+CHUNK = 100
+ITEM_BATCH = 100
+
+
+class Runs(Protocol):
+    async def add(self, run: Run) -> None: ...
+
+    async def get(self, directory_id: str, run_id: str) -> tuple[Run, str] | None: ...
+
+    async def save(self, run: Run, etag: str | None) -> str: ...
+
+    async def latest(self, directory_id: str, limit: int) -> list[Run]: ...
+
+    async def put_items(self, run_id: str, items: Sequence[RunItem]) -> None: ...
+
+    async def items(self, run_id: str, first: int, last: int) -> list[RunItem]: ...
+
+    async def page_items(
+        self, run_id: str, action: str | None, cursor: str | None, limit: int
+    ) -> Page[RunItem]: ...
+
+    async def set_item_states(self, run_id: str, items: Sequence[RunItem]) -> None: ...
+
+    async def add_progress(
+        self, directory_id: str, run_id: str, progress: dict[str, int], at: Any
+    ) -> Run: ...
+
+
+class ReconcileQueue(Protocol):
+    async def plan(self, directory_id: str, run_id: str) -> None: ...
+
+    async def chunks(self, directory_id: str, run_id: str, count: int) -> None: ...
+
+
+def payload_of(item: PlanItem, entry: IndexEntry | None) -> dict[str, Any]:
+    return {
+        "action": item.action,
+        "userId": item.user_id,
+        "directoryId": item.directory_id,
+        "status": item.status,
+        "m365UserId": item.m365_user_id,
+        "changes": {k: [v[0], v[1]] for k, v in item.changes.items()},
+        "reason": item.reason,
+        "candidates": list(item.candidates),
+        "revokeSessions": item.revoke_sessions,
+        "password": item.password,
+        "fingerprint": item.fingerprint,
+        "userUpdatedAt": entry.user.updated_at.isoformat() if entry and entry.user else None,
+    }
+
+
+def item_of(payload: Mapping[str, Any]) -> PlanItem:
+    return PlanItem(
+        action=payload["action"],
+        user_id=payload["userId"],
+        directory_id=payload["directoryId"],
+        status=payload["status"],
+        m365_user_id=payload.get("m365UserId"),
+        changes={k: (v[0], v[1]) for k, v in (payload.get("changes") or {}).items()},
+        reason=payload.get("reason"),
+        candidates=tuple(payload.get("candidates") or ()),
+        revoke_sessions=bool(payload.get("revokeSessions")),
+        password=payload.get("password"),
+        fingerprint=payload.get("fingerprint"),
+    )
+
+
+class TenantView:
+    """The tenant's accounts, read once, indexed for matching by address and immutable id."""
+
+    def __init__(self) -> None:
+        self.by_id: dict[str, M365Account] = {}
+        self.by_address: dict[str, list[str]] = {}
+        self.by_immutable: dict[str, str] = {}
+
+    def add(self, accounts: Sequence[M365Account]) -> None:
+        for a in accounts:
+            self.by_id[a.id] = a
+            addresses = {a.user_principal_name.lower()}
+            if a.mail:
+                addresses.add(a.mail.lower())
+            addresses.update(p[5:].lower() for p in a.proxy_addresses if p.lower().startswith("smtp:"))
+            for address in addresses:
+                self.by_address.setdefault(address, []).append(a.id)
+            if a.on_premises_immutable_id:
+                self.by_immutable[a.on_premises_immutable_id] = a.id
+
+    def matches(self, email: str, immutable: str) -> list[M365Account]:
+        ids = set(self.by_address.get(email.lower(), ()))
+        if immutable in self.by_immutable:
+            ids.add(self.by_immutable[immutable])
+        return [self.by_id[i] for i in sorted(ids)]
+
+
+class Reconciler:
+    def __init__(
+        self,
+        runs: Runs,
+        directories: DirectoryRepository,
+        index: DirectoryIndex,
+        bindings: Bindings,
+        sync: Sync,
+        queue: ReconcileQueue,
+        sync_queue: SyncQueue,
+        clock: Clock,
+        ids: Ids,
+    ) -> None:
+        self.sync_queue = sync_queue
+        self.runs = runs
+        self.directories = directories
+        self.index = index
+        self.bindings = bindings
+        self.sync = sync
+        self.queue = queue
+        self.clock = clock
+        self.ids = ids
+
+    async def _directory(self, directory_id: str) -> Directory:
+        found = await self.directories.get(directory_id)
+        if found is None:
+            raise NotFound(f"no directory with id '{directory_id}'")
+        return found[0]
+
+    async def _run(self, directory_id: str, run_id: str) -> tuple[Run, str]:
+        found = await self.runs.get(directory_id, run_id)
+        if found is None:
+            raise NotFound(f"no run '{run_id}' in directory '{directory_id}'")
+        return found
+
+    # ------------------------------------------------------------------------------------------- start
+    async def start(self, directory_id: str, dry_run: bool, actor: Actor, kind: str = "reconcile") -> Run:
+        await self._directory(directory_id)
+        run = Run(self.ids(), directory_id, kind, dry_run, "planning", actor.name, self.clock())  # type: ignore[arg-type]
+        await self.runs.add(run)
+        await self.queue.plan(directory_id, run.id)
+        await self.sync.auditor.record(
+            actor,
+            "run.start",
+            directory_id=directory_id,
+            after={"runId": run.id, "dryRun": dry_run, "kind": kind},
+        )
+        return run
+
+    async def get(self, directory_id: str, run_id: str) -> tuple[Run, str]:
+        return await self._run(directory_id, run_id)
+
+    async def items(
+        self, directory_id: str, run_id: str, action: str | None, cursor: str | None, limit: int
+    ) -> Page[RunItem]:
+        await self._run(directory_id, run_id)
+        return await self.runs.page_items(run_id, action, cursor, limit)
+
+    # -------------------------------------------------------------------------------------------- plan
+    async def plan(self, directory_id: str, run_id: str) -> Run:
+        run, etag = await self._run(directory_id, run_id)
+        if run.status != "planning":
+            return run  # a redelivered plan job: planned already
+        started = self.clock()
+        directory = await self._directory(directory_id)
+        m365 = self.sync.m365
+        usage_before = m365.usage(directory_id)
+        try:
+            entries = [e async for e in self.index.all(directory_id)]
+            tenant = TenantView()
+            async for accounts in m365.list_users(directory):
+                tenant.add(accounts)
+        except Exception as exc:
+            failed = dataclasses.replace(
+                run,
+                status="failed",
+                error=f"reading failed, nothing written: {type(exc).__name__}",
+                started_at=started,
+                finished_at=self.clock(),
+            )
+            await self.runs.save(failed, etag)
+            raise
+        m365.set_tenant_size(directory_id, len(tenant.by_id))
+        targets = {d.id: target_of(d) for d in await self.directories.all()}
+        items, counts, unmanaged = self._plan(directory, entries, tenant, targets)
+        stored = [
+            RunItem(n, i.action, i.user_id, "planned", payload_of(i, by_user))
+            for n, (i, by_user) in enumerate(items)
+        ]
+        for start in range(0, len(stored), ITEM_BATCH):
+            await self.runs.put_items(run.id, stored[start : start + ITEM_BATCH])
+        linked = sum(1 for e in entries if e.link is not None and e.link.m365_user_id)
+        guard = guard_verdict(counts, linked, directory.options.mass_change_guard)
+        status: RunStatus = "done" if run.dry_run else ("held" if guard else "applying")
+        if not stored and status == "applying":
+            status = "done"
+        planned = dataclasses.replace(
+            run,
+            status=status,
+            started_at=started,
+            planned_at=self.clock(),
+            finished_at=self.clock() if status == "done" else None,
+            counts={**counts, "unmanaged": unmanaged, "users": len(entries)},
+            guard=guard,
+            items=len(stored),
+            chunks=math.ceil(len(stored) / CHUNK),
+            usage=_since(m365.usage(directory_id), usage_before),
+        )
+        await self.runs.save(planned, etag)
+        if status == "applying":
+            await self.queue.chunks(directory_id, run.id, planned.chunks)
+        return planned
+
+    def _plan(
+        self, directory: Directory, entries: list[IndexEntry], tenant: TenantView, targets: Mapping[str, Any]
+    ) -> tuple[list[tuple[PlanItem, IndexEntry]], dict[str, int], int]:
+        from shared.domain.planner import immutable_id
+
+        linked_ids = {e.link.m365_user_id for e in entries if e.link is not None and e.link.m365_user_id}
+        manager_of = {
+            e.user_id: e.link.m365_user_id
+            for e in entries
+            if e.link is not None and e.link.status == "synced"
+        }
+        touched: set[str] = set(linked_ids)
+        items: list[tuple[PlanItem, IndexEntry]] = []
+        counts: Counter[str] = Counter()
+        for e in entries:
+            if e.user is None:
+                continue
+            link = e.link or Link(e.user_id, directory.id)
+            ud = UserDirectory(directory.id, e.via, link)
+            if link.m365_user_id and link.m365_user_id in tenant.by_id:
+                observation = Observation(linked=tenant.by_id[link.m365_user_id])
+            else:
+                found = tenant.matches(e.user.email, immutable_id(e.user.id))
+                taken = frozenset(a.id for a in found if a.id in linked_ids and a.id != link.m365_user_id)
+                observation = Observation(candidates=tuple(found), taken=taken)
+                touched.update(a.id for a in found)
+            manager = manager_of.get(e.user.manager_id) if e.user.manager_id else None
+            desired = Desired(e.user, (ud,), {directory.id: manager})
+            for item in plan_user(desired, targets, {directory.id: observation}):
+                counts[item.action] += 1
+                if item.action != "none":
+                    items.append((item, e))
+        return items, dict(counts), len(set(tenant.by_id) - touched)
+
+    # ------------------------------------------------------------------------------------------- apply
+    async def apply_chunk(self, directory_id: str, run_id: str, chunk: int) -> Run:
+        run, _ = await self._run(directory_id, run_id)
+        if run.status != "applying":
+            return run
+        directory = await self._directory(directory_id)
+        todo = [
+            i
+            for i in await self.runs.items(run_id, chunk * CHUNK, (chunk + 1) * CHUNK)
+            if i.state == "planned"
+        ]
+        current = {u: e for u, e in await self._entries(directory_id, [i.user_id for i in todo])}
+        ready: list[RunItem] = []
+        finished: list[RunItem] = []
+        for i in todo:
+            entry = current.get(i.user_id)
+            stamp = entry.user.updated_at.isoformat() if entry and entry.user else None
+            if i.payload.get("action") != "needs_attention" and stamp != i.payload.get("userUpdatedAt"):
+                finished.append(
+                    dataclasses.replace(
+                        i,
+                        state="skipped",
+                        error="the user changed since the plan; its own sync applies the change",
+                    )
+                )
+            else:
+                ready.append(i)
+        actor = Actor(f"timer:{run.kind}" if run.trigger.startswith("timer:") else run.trigger)
+        usage_before = self.sync.m365.usage(directory_id)
+        results = await apply_items(
+            self.sync.m365, directory, [item_of(i.payload) for i in ready], self.sync.graph_root, _random
+        )
+        for i, applied in zip(ready, results, strict=True):
+            entry = current[i.user_id]
+            await self.sync.record(i.user_id, entry.link or Link(i.user_id, directory_id), applied, actor)
+            ok = applied.outcome in ("applied", "none")
+            finished.append(dataclasses.replace(i, state="applied" if ok else "failed", error=applied.error))
+            if applied.outcome in ("rematch", "exists", "retry"):
+                await self.sync_queue.enqueue(
+                    [i.user_id], actor.correlation_id
+                )  # the user's own sync recovers
+        await self.runs.set_item_states(run_id, finished)
+        await self.bindings.refresh_many([i.user_id for i in finished])
+        progress = Counter(i.state for i in finished)
+        spent = _since(self.sync.m365.usage(directory_id), usage_before)
+        return await self.runs.add_progress(
+            directory_id,
+            run_id,
+            {
+                "applied": progress["applied"],
+                "failed": progress["failed"],
+                "skipped": progress["skipped"],
+                "chunksDone": 1,
+                **{f"usage.{k}": int(v) for k, v in spent.items()},
+            },
+            self.clock(),
+        )
+
+    async def _entries(self, directory_id: str, user_ids: Sequence[str]) -> list[tuple[str, IndexEntry]]:
+        records = await asyncio.gather(*(self.sync.users.get(u) for u in dict.fromkeys(user_ids)))
+        out = []
+        for record in records:
+            if record is None:
+                continue
+            link = record.links.get(directory_id)
+            out.append(
+                (
+                    record.user.id,
+                    IndexEntry(
+                        directory_id,
+                        record.user.id,
+                        (),
+                        link.status if link else "pending",
+                        link.m365_user_id if link else None,
+                        record.user,
+                        link,
+                    ),
+                )
+            )
+        return out
+
+    # ------------------------------------------------------------------------------------ approve/discard
+    async def approve(self, directory_id: str, run_id: str, actor: Actor) -> Run:
+        run, etag = await self._run(directory_id, run_id)
+        if run.status != "held":
+            raise Conflict(f"only a held run can be approved; this one is {run.status}")
+        approved = dataclasses.replace(run, status="applying" if run.chunks else "done")
+        await self.runs.save(approved, etag)
+        await self.sync.auditor.record(
+            actor, "run.approve", directory_id=directory_id, after={"runId": run_id, "guard": run.guard}
+        )
+        if run.chunks:
+            await self.queue.chunks(directory_id, run_id, run.chunks)
+        return approved
+
+    async def discard(self, directory_id: str, run_id: str, actor: Actor) -> Run:
+        run, etag = await self._run(directory_id, run_id)
+        if run.status != "held":
+            raise Conflict(f"only a held run can be discarded; this one is {run.status}")
+        discarded = dataclasses.replace(run, status="discarded", finished_at=self.clock())
+        await self.runs.save(discarded, etag)
+        await self.sync.auditor.record(
+            actor, "run.discard", directory_id=directory_id, after={"runId": run_id}
+        )
+        return discarded
+
+
+def _since(now: Mapping[str, float], before: Mapping[str, float]) -> dict[str, float]:
+    return {k: round(v - before.get(k, 0), 3) for k, v in now.items()}
+
+
+async def _random(_: PlanItem) -> str:
+    return random_password()

@@ -27,7 +27,14 @@ async def reconcile_job(msg: func.QueueMessage) -> None:
             run = await reconciler.plan(directory_id, run_id)
         else:
             run = await reconciler.apply_chunk(directory_id, run_id, int(body["chunk"]))
-        log_event(log, f"reconcile.{body['type']}", runId=run_id, status=run.status, counts=run.counts, progress=run.progress)
+        log_event(
+            log,
+            f"reconcile.{body['type']}",
+            runId=run_id,
+            status=run.status,
+            counts=run.counts,
+            progress=run.progress,
+        )
 
 
 @bp.function_name("reconcile_nightly")
@@ -40,5 +47,7 @@ async def reconcile_nightly(timer: func.TimerRequest) -> None:
         container = get_container()
         for directory in await container.repositories["directories"].all():
             if directory.writable:
-                run = await container.reconciler.start(directory.id, False, Actor("timer:reconcile", correlation_id))
+                run = await container.reconciler.start(
+                    directory.id, False, Actor("timer:reconcile", correlation_id)
+                )
                 log_event(log, "reconcile.scheduled", directoryId=directory.id, runId=run.id)

@@ -116,7 +116,9 @@ async def test_an_index_row_carries_the_user_and_link_it_was_projected_from(stor
 
     index = TableDirectoryIndex(store)
     directory, uid = str(uuid.uuid4()), str(uuid.uuid4())
-    user = User(uid, "ada", "ada@contoso.example", "Ada", "L", "Ada L", "active", "admin", T0, T0, job_title="CTO")
+    user = User(
+        uid, "ada", "ada@contoso.example", "Ada", "L", "Ada L", "active", "admin", T0, T0, job_title="CTO"
+    )
     link = Link(uid, directory, "synced", "m-1", "imm", "created", "fp", None, ("c",), T0, "m-boss")
     await index.put([IndexEntry(directory, uid, ("direct",), "synced", "m-1", user, link)])
     (entry,) = [e async for e in index.all(directory)]
@@ -130,17 +132,32 @@ async def test_runs_read_newest_first_and_count_progress_from_concurrent_chunks(
     runs = TableRuns(store)
     directory = str(uuid.uuid4())
     made = [
-        Run(str(uuid.uuid4()), directory, "reconcile", False, "applying", "admin:x", T0 + dt.timedelta(minutes=i), chunks=8)
+        Run(
+            str(uuid.uuid4()),
+            directory,
+            "reconcile",
+            False,
+            "applying",
+            "admin:x",
+            T0 + dt.timedelta(minutes=i),
+            chunks=8,
+        )
         for i in range(3)
     ]
     for r in made:
         await runs.add(r)
     assert [r.id for r in await runs.latest(directory, 2)] == [made[2].id, made[1].id]
-    await asyncio.gather(*(runs.add_progress(directory, made[2].id, {"applied": 3, "chunksDone": 1}, T0) for _ in range(8)))
+    await asyncio.gather(
+        *(runs.add_progress(directory, made[2].id, {"applied": 3, "chunksDone": 1}, T0) for _ in range(8))
+    )
     run, _ = await runs.get(directory, made[2].id) or (None, None)
     assert run is not None and run.progress == {"applied": 24, "chunksDone": 8} and run.status == "done"
-    await runs.put_items(made[0].id, [RunItem(n, "block", f"u{n}", "planned", {"action": "block"}) for n in range(150)])
-    await runs.set_item_states(made[0].id, [RunItem(n, "block", f"u{n}", "applied", {}) for n in range(100, 110)])
+    await runs.put_items(
+        made[0].id, [RunItem(n, "block", f"u{n}", "planned", {"action": "block"}) for n in range(150)]
+    )
+    await runs.set_item_states(
+        made[0].id, [RunItem(n, "block", f"u{n}", "applied", {}) for n in range(100, 110)]
+    )
     chunk = await runs.items(made[0].id, 100, 200)
     assert len(chunk) == 50 and [i.state for i in chunk[:11]] == ["applied"] * 10 + ["planned"]
     assert chunk[0].payload == {"action": "block"}, "a state change keeps the item"

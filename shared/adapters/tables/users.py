@@ -10,15 +10,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import UpdateMode
 
 from shared.adapters.tables.base import (
     TableStore,
-    delete,
     delete_partition,
     from_json,
     from_text,
@@ -34,13 +35,16 @@ from shared.adapters.tables.base import (
     to_text,
     to_time,
 )
+from shared.domain.errors import ConcurrentUpdate
 from shared.domain.model import Link, User
 from shared.service.ports import Page, UserQuery, UserRecord
 
 USER = "user"
-BINDING = "binding|"
-MEMBERSHIP = "membership|"
 LINK = "link|"
+RELATIONS = "relations"
+"""One row with the user's direct bindings, group memberships and links: with the user row, everything about the
+user in two point reads (a point read is what Table Storage, and Azurite, answer fastest)."""
+RELATIONS_RETRIES = 30
 LEASE = "lease"
 """The user's sync lease: which run may sync the user now, and until when."""
 
@@ -121,6 +125,34 @@ def link_from(entity: Any) -> Link:
     )
 
 
+@dataclass
+class Relations:
+    direct: dict[str, str] = field(default_factory=dict)
+    """Directory id → when bound."""
+    groups: dict[str, str] = field(default_factory=dict)
+    """Group id → when joined."""
+    links: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Directory id → the link as its entity columns."""
+
+
+def relations_from(row: Any) -> Relations:
+    if row is None:
+        return Relations()
+    return Relations(
+        from_json(row.get("Direct"), {}), from_json(row.get("Groups"), {}), from_json(row.get("Links"), {})
+    )
+
+
+def relations_entity(user_id: str, rels: Relations) -> dict[str, Any]:
+    return {
+        "PartitionKey": user_id,
+        "RowKey": RELATIONS,
+        "Direct": to_json(rels.direct),
+        "Groups": to_json(rels.groups),
+        "Links": to_json(rels.links),
+    }
+
+
 class TableUsers:
     def __init__(self, store: TableStore) -> None:
         self.store = store
@@ -129,21 +161,18 @@ class TableUsers:
         return await insert_new(await self.store.table("users"), user_entity(user), "user")
 
     async def get(self, user_id: str) -> UserRecord | None:
+        """Two point reads, side by side: the user, and the row of its relations."""
         table = await self.store.table("users")
-        rows = [e async for e in table.query_entities(f"PartitionKey eq {quote(user_id)}")]
-        user_row = next((r for r in rows if r["RowKey"] == USER), None)
+        user_row, rels_row = await asyncio.gather(read(table, user_id, USER), read(table, user_id, RELATIONS))
         if user_row is None:
             return None
-        keys = [r["RowKey"] for r in rows]
+        rels = relations_from(rels_row)
         return UserRecord(
             user=user_from(user_row),
             etag=str(user_row.metadata["etag"]),
-            direct=frozenset(k[len(BINDING) :] for k in keys if k.startswith(BINDING)),
-            groups=frozenset(k[len(MEMBERSHIP) :] for k in keys if k.startswith(MEMBERSHIP)),
-            links={
-                link.directory_id: link
-                for link in (link_from(r) for r in rows if r["RowKey"].startswith(LINK))
-            },
+            direct=frozenset(rels.direct),
+            groups=frozenset(rels.groups),
+            links={d: link_from(e) for d, e in rels.links.items()},
         )
 
     async def get_many(self, user_ids: Sequence[str]) -> dict[str, User]:
@@ -193,33 +222,67 @@ class TableUsers:
     async def delete(self, user_id: str) -> None:
         await delete_partition(await self.store.table("users"), user_id, USER)
 
-    async def set_direct_binding(self, user_id: str, directory_id: str, bound: bool, at: dt.datetime) -> bool:
+    async def _change(self, user_id: str, change: Callable[[Relations], bool]) -> bool:
+        """Apply ``change`` to the user's relations row, guarded by its ETag (retried when another writer moved
+        it first); whether it changed anything."""
         table = await self.store.table("users")
-        key = BINDING + directory_id
-        if bound:
-            return (
-                await insert(table, {"PartitionKey": user_id, "RowKey": key, "At": to_time(at)}) is not None
-            )
+        for _ in range(RELATIONS_RETRIES):
+            row = await read(table, user_id, RELATIONS)
+            rels = relations_from(row)
+            if not change(rels):
+                return False
+            entity = relations_entity(user_id, rels)
+            try:
+                if row is None:
+                    if await insert(table, entity) is None:
+                        continue
+                else:
+                    await table.update_entity(
+                        entity,
+                        mode=UpdateMode.REPLACE,
+                        etag=row.metadata["etag"],
+                        match_condition=MatchConditions.IfNotModified,
+                    )
+            except (ResourceModifiedError, ResourceNotFoundError):
+                continue
+            return True
+        raise ConcurrentUpdate(f"user {user_id}'s relations kept changing; try again")
 
-        existed = await read(table, user_id, key) is not None
-        await delete(table, user_id, key)
-        return existed
+    async def set_direct_binding(self, user_id: str, directory_id: str, bound: bool, at: dt.datetime) -> bool:
+        def change(rels: Relations) -> bool:
+            if (directory_id in rels.direct) == bound:
+                return False
+            if bound:
+                rels.direct[directory_id] = to_time(at)
+            else:
+                rels.direct.pop(directory_id, None)
+            return True
+
+        return await self._change(user_id, change)
 
     async def set_membership(self, user_id: str, group_id: str, member: bool, at: dt.datetime) -> None:
-        table = await self.store.table("users")
-        key = MEMBERSHIP + group_id
-        if member:
-            await table.upsert_entity({"PartitionKey": user_id, "RowKey": key, "At": to_time(at)})
-        else:
-            await delete(table, user_id, key)
+        def change(rels: Relations) -> bool:
+            if (group_id in rels.groups) == member:
+                return False
+            if member:
+                rels.groups[group_id] = to_time(at)
+            else:
+                rels.groups.pop(group_id, None)
+            return True
+
+        await self._change(user_id, change)
 
     async def save_link(self, link: Link) -> None:
-        table = await self.store.table("users")
-        await table.upsert_entity(link_entity(link))
+        entity = link_entity(link)
+
+        def change(rels: Relations) -> bool:
+            rels.links[link.directory_id] = entity
+            return True
+
+        await self._change(link.user_id, change)
 
     async def delete_link(self, user_id: str, directory_id: str) -> None:
-        table = await self.store.table("users")
-        await delete(table, user_id, LINK + directory_id)
+        await self._change(user_id, lambda rels: rels.links.pop(directory_id, None) is not None)
 
     async def page(self, query: UserQuery, cursor: str | None, limit: int) -> Page[User]:
         table = await self.store.table("users")

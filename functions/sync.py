@@ -14,6 +14,8 @@ from shared.service.sync import SyncBusy
 bp = func.Blueprint()
 log = logging.getLogger("warden.sync")
 BUSY_DELAY_SECONDS = 1
+ALLOWED_ACTORS = frozenset({"timer:drift", "timer:reconcile", "timer:dates"})
+"""Who a queued sync may be audited as besides the system (the message is Warden's own; this keeps it honest)."""
 MAX_DEQUEUE_COUNT = 5
 """host.json ``extensions.queues.maxDequeueCount``: the attempt after which a failing message is poisoned."""
 
@@ -25,13 +27,16 @@ async def sync_user(msg: func.QueueMessage) -> None:
 
     body = json.loads(msg.get_body())  # not JSON: raises, and after 5 attempts lands in user-sync-poison
     user_id = str(body["userId"])
+    actor_name = body.get("actor") if body.get("actor") in ALLOWED_ACTORS else "system"
     with correlated(body.get("correlationId")) as correlation_id:
         container = get_container()
         try:
-            report = await container.sync.sync_user(user_id, Actor("system", correlation_id))
+            report = await container.sync.sync_user(user_id, Actor(actor_name, correlation_id))
         except SyncBusy:
             # Another run of this user is under way: run after it, from a fresh message (not a failed attempt).
-            await container.sync_queue.enqueue([user_id], correlation_id, delay_seconds=BUSY_DELAY_SECONDS)
+            await container.sync_queue.enqueue(
+                [user_id], correlation_id, delay_seconds=BUSY_DELAY_SECONDS, actor=body.get("actor")
+            )
             log_event(log, "sync.deferred", userId=user_id)
             return
         except Exception as exc:

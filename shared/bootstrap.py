@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from shared.service.bindings import Bindings
     from shared.service.context import Auditor
     from shared.service.directories import Directories
+    from shared.service.drift import Drift
     from shared.service.groups import Groups
     from shared.service.hris import Hris
     from shared.service.ports import AuditLog, Clock
@@ -246,6 +247,23 @@ class Container:
             self.sync,
             self.reconcile_queue,
             self.sync_queue,
+            self.clock,
+            new_id,
+        )
+
+    @cached_property
+    def drift(self) -> Drift:
+        from shared.adapters.m365 import GraphM365
+        from shared.service.drift import Drift
+
+        r = self.repositories
+        return Drift(
+            r["directories"],
+            r["uniques"],
+            GraphM365(self.directory_graph),
+            self.sync_queue,
+            self.reconciler,
+            r["runs"],
             self.clock,
             new_id,
         )

@@ -18,14 +18,13 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from shared.adapters.graph import DirectoryClients, get_json, send_json
 from shared.adapters.graph_throttle import parse_retry_after, ru_limit
 from shared.domain.model import Directory
 from shared.domain.planner import M365Account
-from shared.service.ports import BatchCall, BatchResult
+from shared.service.ports import BatchCall, BatchResult, Delta, DeltaExpired
 
 SELECT = (
     "id,userPrincipalName,accountEnabled,mail,mailNickname,givenName,surname,displayName,jobTitle,department,"
@@ -131,15 +130,20 @@ class GraphM365:
             path, query = _relative(client, str(next_link)), None
             await self.clients.gate_for(directory.id).usage.ru.take(1)
 
-    async def delta(self, directory: Directory, delta_link: str | None) -> Delta:
-        """Users changed since ``delta_link`` (every user when None), following nextLinks to the new
-        deltaLink. ``DeltaExpired`` when Graph no longer knows the token (410 ``syncStateNotFound``)."""
+    async def delta(self, directory: Directory, delta_link: str | None, *, latest: bool = False) -> Delta:
+        """Users changed since ``delta_link`` (every user when None; none, only a new deltaLink, with
+        ``latest``), following nextLinks to the new deltaLink. ``DeltaExpired`` when Graph no longer knows the
+        token (410 ``syncStateNotFound``)."""
         client = await self._read(directory)
         changed: list[dict[str, Any]] = []
+        query: Mapping[str, str] | None
         if delta_link:
             path, query = _relative(client, delta_link), None
         else:
-            path, query = "/users/delta", {"$select": DELTA_SELECT}
+            path, query = (
+                "/users/delta",
+                {"$select": DELTA_SELECT, **({"$deltatoken": "latest"} if latest else {})},
+            )
         while True:
             try:
                 body = await get_json(client, path, query)
@@ -210,17 +214,6 @@ class GraphM365:
                 ),
             )
         return done
-
-
-class DeltaExpired(Exception):
-    """Graph answered 410 Gone (``syncStateNotFound``): start over with a full read."""
-
-
-@dataclass(frozen=True)
-class Delta:
-    changes: list[dict[str, Any]]
-    """Changed users as Graph sent them (only changed properties, ``@removed`` for deleted ones)."""
-    delta_link: str
 
 
 def _relative(client: Any, url: str) -> str:

@@ -23,8 +23,11 @@ POISON_SUFFIX = "-poison"
 ENQUEUE_CONCURRENCY = 32
 
 
-def sync_message(user_id: str, correlation_id: str | None) -> str:
-    return json.dumps({"userId": user_id, "correlationId": correlation_id}, separators=(",", ":"))
+def sync_message(user_id: str, correlation_id: str | None, actor: str | None = None) -> str:
+    body = {"userId": user_id, "correlationId": correlation_id}
+    if actor:
+        body["actor"] = actor
+    return json.dumps(body, separators=(",", ":"))
 
 
 class JsonQueue:
@@ -75,11 +78,15 @@ class StorageSyncQueue(JsonQueue):
         super().__init__(service, name)
 
     async def enqueue(
-        self, user_ids: Sequence[str], correlation_id: str | None, *, delay_seconds: int = 0
+        self,
+        user_ids: Sequence[str],
+        correlation_id: str | None,
+        *,
+        delay_seconds: int = 0,
+        actor: str | None = None,
     ) -> None:
-        await self.send(
-            [sync_message(u, correlation_id) for u in dict.fromkeys(user_ids)], delay_seconds=delay_seconds
-        )
+        bodies = [sync_message(u, correlation_id, actor) for u in dict.fromkeys(user_ids)]
+        await self.send(bodies, delay_seconds=delay_seconds)
 
 
 def reconcile_message(kind: str, directory_id: str, run_id: str, chunk: int | None = None) -> str:

@@ -186,6 +186,10 @@ class DirectoryRepository(Protocol):
 
     async def bound_groups(self, directory_id: str) -> list[str]: ...
 
+    async def get_state(self, directory_id: str, key: str) -> str | None: ...
+
+    async def set_state(self, directory_id: str, key: str, value: str | None) -> None: ...
+
 
 @dataclass(frozen=True)
 class AuditQuery:
@@ -264,6 +268,17 @@ class BatchResult:
         return str(error.get("message") or "") if isinstance(error, dict) else ""
 
 
+class DeltaExpired(Exception):
+    """Graph answered 410 Gone (``syncStateNotFound``) to a deltaLink: start over with a full read."""
+
+
+@dataclass(frozen=True)
+class Delta:
+    changes: list[dict[str, Any]]
+    """Changed users as Graph sent them (changed properties only; ``@removed`` for deleted ones)."""
+    delta_link: str
+
+
 class M365(Protocol):
     """A directory's M365 users through Graph (the sync engine's view)."""
 
@@ -280,8 +295,8 @@ class M365(Protocol):
     def list_users(self, directory: Directory) -> AsyncIterator[list[M365Account]]:
         """Every account of the tenant, page by page; raises rather than end early."""
 
-    async def delta(self, directory: Directory, delta_link: str | None) -> Any:
-        """Users changed since ``delta_link`` (all when None) and the new deltaLink."""
+    async def delta(self, directory: Directory, delta_link: str | None, *, latest: bool = False) -> Delta:
+        """Users changed since ``delta_link`` (all when None; none with ``latest``) and the new deltaLink."""
 
     def usage(self, directory_id: str) -> dict[str, float]:
         """What the directory's client has spent so far (requests, resource units, writes, throttled, waits)."""
@@ -294,9 +309,15 @@ class SyncQueue(Protocol):
     """Per-user sync jobs. A message carries a user id and a correlation id, never desired values (rule 8)."""
 
     async def enqueue(
-        self, user_ids: Sequence[str], correlation_id: str | None, *, delay_seconds: int = 0
+        self,
+        user_ids: Sequence[str],
+        correlation_id: str | None,
+        *,
+        delay_seconds: int = 0,
+        actor: str | None = None,
     ) -> None:
-        """``delay_seconds``: the messages become visible only after that long."""
+        """``delay_seconds``: the messages become visible only after that long; ``actor``: who the sync's writes
+        are audited as (``timer:drift``), the system by default."""
 
 
 class Clock(Protocol):

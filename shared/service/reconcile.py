@@ -32,7 +32,7 @@ from shared.service.applier import apply_items, random_password
 from shared.service.bindings import Bindings
 from shared.service.context import Actor
 from shared.service.ports import Clock, DirectoryIndex, DirectoryRepository, Ids, IndexEntry, Page, SyncQueue
-from shared.service.sync import Sync, target_of
+from shared.service.sync import LEASE, Sync, target_of
 
 CHUNK = 100
 ITEM_BATCH = 100
@@ -60,6 +60,9 @@ class Runs(Protocol):
     async def add_progress(
         self, directory_id: str, run_id: str, progress: dict[str, int], at: Any
     ) -> Run: ...
+
+    async def claim_chunk(self, run_id: str, chunk: int) -> bool:
+        """True for the first caller only: a chunk is applied once."""
 
 
 class ReconcileQueue(Protocol):
@@ -278,8 +281,8 @@ class Reconciler:
     # ------------------------------------------------------------------------------------------- apply
     async def apply_chunk(self, directory_id: str, run_id: str, chunk: int) -> Run:
         run, _ = await self._run(directory_id, run_id)
-        if run.status != "applying":
-            return run
+        if run.status != "applying" or not await self.runs.claim_chunk(run_id, chunk):
+            return run  # not to apply, or this chunk was taken already (a redelivered message)
         directory = await self._directory(directory_id)
         todo = [
             i
@@ -287,35 +290,36 @@ class Reconciler:
             if i.state == "planned"
         ]
         current = {u: e for u, e in await self._entries(directory_id, [i.user_id for i in todo])}
-        ready: list[RunItem] = []
-        finished: list[RunItem] = []
+        holder = self.ids()
+        ready, finished, leased = [], [], []
         for i in todo:
-            entry = current.get(i.user_id)
-            stamp = entry.user.updated_at.isoformat() if entry and entry.user else None
-            if i.payload.get("action") != "needs_attention" and stamp != i.payload.get("userUpdatedAt"):
-                finished.append(
-                    dataclasses.replace(
-                        i,
-                        state="skipped",
-                        error="the user changed since the plan; its own sync applies the change",
-                    )
-                )
-            else:
+            why = self._stale(run, i, current.get(i.user_id))
+            if why is None and not await self.sync.users.lease(
+                i.user_id, holder, self.clock() + LEASE, self.clock()
+            ):
+                why = "the user is being synced by its own run, which applies the current state"
+            if why is None:
+                leased.append(i.user_id)
                 ready.append(i)
-        actor = Actor(f"timer:{run.kind}" if run.trigger.startswith("timer:") else run.trigger)
+            else:
+                finished.append(dataclasses.replace(i, state="skipped", error=why))
+        actor = Actor(run.trigger)
         usage_before = self.sync.m365.usage(directory_id)
-        results = await apply_items(
-            self.sync.m365, directory, [item_of(i.payload) for i in ready], self.sync.graph_root, _random
-        )
-        for i, applied in zip(ready, results, strict=True):
-            entry = current[i.user_id]
-            await self.sync.record(i.user_id, entry.link or Link(i.user_id, directory_id), applied, actor)
-            ok = applied.outcome in ("applied", "none")
-            finished.append(dataclasses.replace(i, state="applied" if ok else "failed", error=applied.error))
-            if applied.outcome in ("rematch", "exists", "retry"):
-                await self.sync_queue.enqueue(
-                    [i.user_id], actor.correlation_id
-                )  # the user's own sync recovers
+        try:
+            results = await apply_items(
+                self.sync.m365, directory, [item_of(i.payload) for i in ready], self.sync.graph_root, _random
+            )
+            for i, applied in zip(ready, results, strict=True):
+                entry = current[i.user_id]
+                await self.sync.record(i.user_id, entry.link or Link(i.user_id, directory_id), applied, actor)
+                ok = applied.outcome in ("applied", "none")
+                finished.append(
+                    dataclasses.replace(i, state="applied" if ok else "failed", error=applied.error)
+                )
+                if applied.outcome in ("rematch", "exists", "retry"):
+                    await self.sync_queue.enqueue([i.user_id], actor.correlation_id)  # its own sync recovers
+        finally:
+            await asyncio.gather(*(self.sync.users.release(u, holder) for u in leased))
         await self.runs.set_item_states(run_id, finished)
         await self.bindings.refresh_many([i.user_id for i in finished])
         progress = Counter(i.state for i in finished)
@@ -332,6 +336,24 @@ class Reconciler:
             },
             self.clock(),
         )
+
+    @staticmethod
+    def _stale(run: Run, item: RunItem, entry: IndexEntry | None) -> str | None:
+        """Why an item of the plan no longer applies (re-checked just before it is written), or None."""
+        if entry is None or entry.user is None:
+            return "the user no longer exists"
+        if (
+            entry.link is not None
+            and run.planned_at
+            and entry.link.last_sync_at
+            and entry.link.last_sync_at > run.planned_at
+        ):
+            return "the user was synced since the plan (by its own run, or this chunk before a restart)"
+        if item.payload.get(
+            "action"
+        ) != "needs_attention" and entry.user.updated_at.isoformat() != item.payload.get("userUpdatedAt"):
+            return "the user changed since the plan; its own sync applies the change"
+        return None
 
     async def _entries(self, directory_id: str, user_ids: Sequence[str]) -> list[tuple[str, IndexEntry]]:
         records = await asyncio.gather(*(self.sync.users.get(u) for u in dict.fromkeys(user_ids)))

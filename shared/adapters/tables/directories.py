@@ -30,6 +30,7 @@ from shared.domain.model import Directory, DirectoryOptions, Domain, MassChangeG
 
 DIRECTORY = "directory"
 GROUP = "group|"
+STATE = "state|"
 
 
 def options_from(raw: dict[str, Any]) -> DirectoryOptions:
@@ -127,6 +128,19 @@ class TableDirectories:
             await table.upsert_entity({"PartitionKey": directory_id, "RowKey": GROUP + group_id})
         else:
             await delete(table, directory_id, GROUP + group_id)
+
+    async def get_state(self, directory_id: str, key: str) -> str | None:
+        """A directory's bookkeeping value (e.g. the users deltaLink), never a secret."""
+        table = await self.store.table("directories")
+        row = await read(table, directory_id, STATE + key)
+        return from_text(row.get("Value")) if row is not None else None
+
+    async def set_state(self, directory_id: str, key: str, value: str | None) -> None:
+        table = await self.store.table("directories")
+        if value is None:
+            await delete(table, directory_id, STATE + key)
+        else:
+            await table.upsert_entity({"PartitionKey": directory_id, "RowKey": STATE + key, "Value": value})
 
     async def bound_groups(self, directory_id: str) -> list[str]:
         table = await self.store.table("directories")

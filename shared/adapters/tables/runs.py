@@ -23,6 +23,7 @@ from shared.adapters.tables.base import (
     from_json,
     from_text,
     from_time,
+    insert,
     insert_new,
     page,
     quote,
@@ -167,7 +168,8 @@ class TableRuns:
         self, run_id: str, action: str | None, cursor: str | None, limit: int
     ) -> Page[RunItem]:
         table = await self.store.table("runitems")
-        flt = f"PartitionKey eq {quote(run_id)}" + (f" and Action eq {quote(action)}" if action else "")
+        flt = f"PartitionKey eq {quote(run_id)} and RowKey lt 'a'"  # items only (numbers), not chunk markers
+        flt += f" and Action eq {quote(action)}" if action else ""
         rows, nxt = await page(table, flt, f"runitems:{run_id}:{action}", cursor, limit)
         return Page([item_from(r) for r in rows], nxt)
 
@@ -182,6 +184,10 @@ class TableRuns:
             for i in items
         ]
         await transact(table, ops)
+
+    async def claim_chunk(self, run_id: str, chunk: int) -> bool:
+        table = await self.store.table("runitems")
+        return await insert(table, {"PartitionKey": run_id, "RowKey": f"chunk|{chunk:07d}"}) is not None
 
     async def add_progress(
         self, directory_id: str, run_id: str, progress: dict[str, int], at: dt.datetime

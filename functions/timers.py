@@ -1,0 +1,32 @@
+"""Timers: drift enforcement (every 10 minutes by default) and lifecycle dates (every 5 minutes)."""
+
+from __future__ import annotations
+
+import logging
+
+import azure.functions as func
+
+from shared.logs import correlated, log_event
+from shared.service.context import Actor
+
+bp = func.Blueprint()
+log = logging.getLogger("warden.timers")
+
+
+@bp.function_name("drift_enforcement")
+@bp.timer_trigger(arg_name="timer", schedule="%WARDEN_DRIFT_SCHEDULE%")
+async def drift_enforcement(timer: func.TimerRequest) -> None:
+    """What changed in each directory since the last round, and a sync of every managed user among it."""
+    from shared.bootstrap import get_container
+
+    with correlated() as correlation_id:
+        rounds = await get_container().drift.round(Actor("timer:drift", correlation_id))
+        for r in rounds:
+            log_event(
+                log,
+                "drift.round",
+                directoryId=r.directory_id,
+                changed=r.changed,
+                corrections=r.corrections,
+                resynced=r.resynced,
+            )

@@ -1,0 +1,142 @@
+"""Drift enforcement (rule 9): every few minutes, per directory, what changed in M365 since the last round —
+Graph's user delta with ``$select`` of the managed properties — and a sync of every managed user among them.
+
+- A round reads from the stored deltaLink; with nothing changed it costs one Graph request per directory.
+- A changed or ``@removed`` account that Warden links to a user queues that user's sync, audited as
+  ``timer:drift``: the sync re-reads the store and Graph and puts back what drifted (a re-enabled account is
+  blocked again and its sessions revoked; an edited managed attribute is restored; a deleted account is recreated
+  only with ``createMissingUsers``, else the link needs attention). Accounts Warden does not link are ignored.
+- The new deltaLink is stored only after every correction of the round is queued (a queued message is durable).
+- A deltaLink Graph no longer knows (410 ``syncStateNotFound``; they last 7 days) starts a full reconcile and a
+  fresh deltaLink (``$deltatoken=latest``): nothing is missed, and the next round is cheap again.
+- The first round of a directory only takes a deltaLink; the nightly reconcile compares everything.
+https://learn.microsoft.com/en-us/graph/delta-query-overview, .../api/user-delta
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from dataclasses import dataclass
+from typing import Protocol
+
+from shared.domain.model import Directory
+from shared.domain.runs import Run
+from shared.service.context import Actor
+from shared.service.ports import M365, Clock, DeltaExpired, DirectoryRepository, Ids, SyncQueue, Uniques
+from shared.service.reconcile import Reconciler
+from shared.service.sync import claim_kind
+
+DELTA_KEY = "users.deltaLink"
+
+
+class RunLog(Protocol):
+    async def add(self, run: Run) -> None: ...
+
+
+DRIFT_ACTOR = "timer:drift"
+
+
+@dataclass(frozen=True)
+class DriftRound:
+    directory_id: str
+    changed: int
+    """Accounts Graph reported changed (or removed) since the last round."""
+    corrections: int
+    """Managed users among them, queued for a sync."""
+    resynced: bool = False
+    """The deltaLink had expired: a full reconcile was started instead."""
+    reconcile_run: str | None = None
+
+
+class Drift:
+    def __init__(
+        self,
+        directories: DirectoryRepository,
+        uniques: Uniques,
+        m365: M365,
+        sync_queue: SyncQueue,
+        reconciler: Reconciler,
+        runs: RunLog,
+        clock: Clock,
+        ids: Ids,
+    ) -> None:
+        self.runs = runs
+        self.clock = clock
+        self.ids = ids
+        self.directories = directories
+        self.uniques = uniques
+        self.m365 = m365
+        self.sync_queue = sync_queue
+        self.reconciler = reconciler
+
+    async def round(self, actor: Actor) -> list[DriftRound]:
+        """One round over every directory Warden may write to, each on its own (one failing never stops the rest)."""
+        directories = [d for d in await self.directories.all() if d.writable]
+        results = await asyncio.gather(
+            *(self.directory_round(d, actor) for d in directories), return_exceptions=True
+        )
+        rounds = [r for r in results if isinstance(r, DriftRound)]
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            raise failures[0]
+        return rounds
+
+    async def directory_round(self, directory: Directory, actor: Actor) -> DriftRound:
+        """The round, recorded as a ``drift`` run (counts, timings, Graph usage)."""
+        started, before = self.clock(), self.m365.usage(directory.id)
+        try:
+            result = await self._round(directory, actor)
+        except Exception as exc:
+            await self._record(directory, actor, started, before, None, f"{type(exc).__name__}")
+            raise
+        await self._record(directory, actor, started, before, result, None)
+        return result
+
+    async def _record(
+        self,
+        d: Directory,
+        actor: Actor,
+        started: dt.datetime,
+        before: dict[str, float],
+        result: DriftRound | None,
+        error: str | None,
+    ) -> None:
+        now = self.m365.usage(d.id)
+        counts = {"changed": result.changed, "corrections": result.corrections} if result else {}
+        run = Run(
+            self.ids(),
+            d.id,
+            "drift",
+            False,
+            "failed" if error else "done",
+            actor.name,
+            started,
+            started_at=started,
+            finished_at=self.clock(),
+            counts=counts,
+            usage={k: round(v - before.get(k, 0), 3) for k, v in now.items()},
+            error=error,
+        )
+        await self.runs.add(run)
+
+    async def _round(self, directory: Directory, actor: Actor) -> DriftRound:
+        link = await self.directories.get_state(directory.id, DELTA_KEY)
+        if link is None:
+            fresh = await self.m365.delta(directory, None, latest=True)
+            await self.directories.set_state(directory.id, DELTA_KEY, fresh.delta_link)
+            return DriftRound(directory.id, 0, 0)
+        try:
+            delta = await self.m365.delta(directory, link)
+        except DeltaExpired:
+            run = await self.reconciler.start(directory.id, False, actor)
+            fresh = await self.m365.delta(directory, None, latest=True)
+            await self.directories.set_state(directory.id, DELTA_KEY, fresh.delta_link)
+            return DriftRound(directory.id, 0, 0, resynced=True, reconcile_run=run.id)
+        ids = list(dict.fromkeys(str(c["id"]) for c in delta.changes if c.get("id")))
+        owners = await asyncio.gather(*(self.uniques.owner(claim_kind(directory.id), i) for i in ids))
+        managed = [o for o in dict.fromkeys(owners) if o is not None]
+        if managed:
+            await self.sync_queue.enqueue(managed, actor.correlation_id, actor=DRIFT_ACTOR)
+        await self.directories.set_state(directory.id, DELTA_KEY, delta.delta_link)
+        return DriftRound(directory.id, len(ids), len(managed))

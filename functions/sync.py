@@ -28,14 +28,19 @@ async def sync_user(msg: func.QueueMessage) -> None:
     body = json.loads(msg.get_body())  # not JSON: raises, and after 5 attempts lands in user-sync-poison
     user_id = str(body["userId"])
     actor_name = body.get("actor") if body.get("actor") in ALLOWED_ACTORS else "system"
+    gone = body.get("gone") is True
     with correlated(body.get("correlationId")) as correlation_id:
         container = get_container()
         try:
-            report = await container.sync.sync_user(user_id, Actor(actor_name, correlation_id))
+            report = await container.sync.sync_user(user_id, Actor(actor_name, correlation_id), gone=gone)
         except SyncBusy:
             # Another run of this user is under way: run after it, from a fresh message (not a failed attempt).
             await container.sync_queue.enqueue(
-                [user_id], correlation_id, delay_seconds=BUSY_DELAY_SECONDS, actor=body.get("actor")
+                [user_id],
+                correlation_id,
+                delay_seconds=BUSY_DELAY_SECONDS,
+                actor=body.get("actor"),
+                gone=gone,
             )
             log_event(log, "sync.deferred", userId=user_id)
             return

@@ -30,3 +30,14 @@ async def drift_enforcement(timer: func.TimerRequest) -> None:
                 corrections=r.corrections,
                 resynced=r.resynced,
             )
+
+
+@bp.function_name("lifecycle_dates")
+@bp.timer_trigger(arg_name="timer", schedule="%WARDEN_DATES_SCHEDULE%")
+async def lifecycle_dates(timer: func.TimerRequest) -> None:
+    """Start dates that have come activate staged users; end dates suspend (and so block) users."""
+    from shared.bootstrap import get_container
+
+    with correlated() as correlation_id:
+        done = await get_container().dates.apply_due(Actor("timer:dates", correlation_id))
+        log_event(log, "dates.round", activated=done.activated, suspended=done.suspended)

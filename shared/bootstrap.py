@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from shared.domain.model import Directory
     from shared.service.bindings import Bindings
     from shared.service.context import Auditor
+    from shared.service.dates import Dates
     from shared.service.directories import Directories
     from shared.service.drift import Drift
     from shared.service.groups import Groups
@@ -48,6 +49,14 @@ STORAGE_KEEPALIVE_SECONDS = 4.0
 
 def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def offset_clock(offset_seconds: float) -> Clock:
+    """UTC now, moved by ``WARDEN_CLOCK_OFFSET_SECONDS`` (tests move Warden's clock instead of sleeping)."""
+    if not offset_seconds:
+        return utc_now
+    delta = dt.timedelta(seconds=offset_seconds)
+    return lambda: utc_now() + delta
 
 
 def new_id() -> str:
@@ -135,6 +144,7 @@ class Container:
     @cached_property
     def repositories(self) -> dict[str, Any]:
         from shared.adapters.tables.audit import TableAuditLog
+        from shared.adapters.tables.dates import TableDates
         from shared.adapters.tables.directories import TableDirectories
         from shared.adapters.tables.dirindex import TableDirectoryIndex
         from shared.adapters.tables.groups import TableGroups
@@ -150,6 +160,7 @@ class Container:
             "uniques": TableUniques(self.store),
             "audit": TableAuditLog(self.store),
             "runs": TableRuns(self.store),
+            "dates": TableDates(self.store),
         }
 
     @property
@@ -192,6 +203,7 @@ class Container:
             self.clock,
             new_id,
             self.sync_queue,
+            r["dates"],
         )
 
     @cached_property
@@ -267,6 +279,12 @@ class Container:
             self.clock,
             new_id,
         )
+
+    @cached_property
+    def dates(self) -> Dates:
+        from shared.service.dates import Dates
+
+        return Dates(self.repositories["dates"], self.repositories["users"], self.users, self.clock)
 
     @cached_property
     def directories(self) -> Directories:
@@ -433,5 +451,6 @@ def get_container() -> Container:
     """The process's container, built on first use from the environment's settings."""
     global _container
     if _container is None:
-        _container = Container(load_settings())
+        settings = load_settings()
+        _container = Container(settings, clock=offset_clock(settings.clock_offset_seconds))
     return _container

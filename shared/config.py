@@ -71,6 +71,8 @@ class Settings:
     api_audiences: tuple[str, ...] = ()
     """The admin API's App ID URI and/or client id (a token's ``aud`` must be one of them)."""
     table_prefix: str = "warden"
+    clock_offset_seconds: float = 0.0
+    """Moves Warden's business clock (lifecycle dates, run times): for tests and rehearsals, never production."""
 
     def __repr__(self) -> str:  # connection strings carry account keys
         return (
@@ -160,6 +162,13 @@ def _table_prefix(value: str) -> str:
     return value
 
 
+def _offset(value: str) -> float:
+    seconds = float(value)
+    if not abs(seconds) <= 10 * 365 * 86400:  # NaN and infinities fail too
+        raise ValueError(value)
+    return seconds
+
+
 def _existing_file(value: str) -> Path:
     path = Path(value)
     if not path.is_file():
@@ -243,6 +252,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
         table_prefix=r.parsed(
             "WARDEN_TABLE_PREFIX", "warden", _table_prefix, "1-40 letters and digits, starting with a letter"
+        ),
+        clock_offset_seconds=r.parsed(
+            "WARDEN_CLOCK_OFFSET_SECONDS", 0.0, _offset, "a number of seconds within ten years either way"
         ),
     )
     if r.raw("WARDEN_API_TENANT_ID") is None:

@@ -23,10 +23,14 @@ POISON_SUFFIX = "-poison"
 ENQUEUE_CONCURRENCY = 32
 
 
-def sync_message(user_id: str, correlation_id: str | None, actor: str | None = None) -> str:
-    body = {"userId": user_id, "correlationId": correlation_id}
+def sync_message(
+    user_id: str, correlation_id: str | None, actor: str | None = None, gone: bool = False
+) -> str:
+    body: dict[str, Any] = {"userId": user_id, "correlationId": correlation_id}
     if actor:
         body["actor"] = actor
+    if gone:
+        body["gone"] = True
     return json.dumps(body, separators=(",", ":"))
 
 
@@ -84,8 +88,9 @@ class StorageSyncQueue(JsonQueue):
         *,
         delay_seconds: int = 0,
         actor: str | None = None,
+        gone: bool = False,
     ) -> None:
-        bodies = [sync_message(u, correlation_id, actor) for u in dict.fromkeys(user_ids)]
+        bodies = [sync_message(u, correlation_id, actor, gone) for u in dict.fromkeys(user_ids)]
         await self.send(bodies, delay_seconds=delay_seconds)
 
 

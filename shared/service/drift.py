@@ -134,9 +134,14 @@ class Drift:
             await self.directories.set_state(directory.id, DELTA_KEY, fresh.delta_link)
             return DriftRound(directory.id, 0, 0, resynced=True, reconcile_run=run.id)
         ids = list(dict.fromkeys(str(c["id"]) for c in delta.changes if c.get("id")))
+        removed = {str(c["id"]) for c in delta.changes if c.get("id") and "@removed" in c}
         owners = await asyncio.gather(*(self.uniques.owner(claim_kind(directory.id), i) for i in ids))
-        managed = [o for o in dict.fromkeys(owners) if o is not None]
-        if managed:
-            await self.sync_queue.enqueue(managed, actor.correlation_id, actor=DRIFT_ACTOR)
+        managed = {i: o for i, o in zip(ids, owners, strict=True) if o is not None}
+        changed = [o for i, o in managed.items() if i not in removed]
+        deleted = [o for i, o in managed.items() if i in removed]
+        if changed:
+            await self.sync_queue.enqueue(changed, actor.correlation_id, actor=DRIFT_ACTOR)
+        if deleted:
+            await self.sync_queue.enqueue(deleted, actor.correlation_id, actor=DRIFT_ACTOR, gone=True)
         await self.directories.set_state(directory.id, DELTA_KEY, delta.delta_link)
-        return DriftRound(directory.id, len(ids), len(managed))
+        return DriftRound(directory.id, len(ids), len(set(managed.values())))

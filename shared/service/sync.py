@@ -124,12 +124,12 @@ class Sync:
         )
         return Observation(candidates=tuple(found), taken=taken)
 
-    async def _observe(self, d: Directory, record: UserRecord, link: Link) -> Observation:
+    async def _observe(self, d: Directory, record: UserRecord, link: Link, gone: bool = False) -> Observation:
         if link.m365_user_id:
             account = await self.m365.get_user(d, link.m365_user_id)
             if account is not None:
                 return Observation(linked=account)
-            if link.last_sync_at is not None and self.clock() - link.last_sync_at < RECENT_LINK:
+            if not gone and link.last_sync_at is not None and self.clock() - link.last_sync_at < RECENT_LINK:
                 # Rule 2: once linked, the object id is the match. An account Warden linked minutes ago that
                 # answers 404 is most likely not replicated to this reader yet: try again later.
                 raise SyncIncomplete(f"linked account {link.m365_user_id} is not visible yet")
@@ -146,18 +146,18 @@ class Sync:
         return {d: link.m365_user_id for d, link in manager.links.items() if link.status == "synced"}
 
     # -------------------------------------------------------------------------------------------- sync
-    async def sync_user(self, user_id: str, actor: Actor) -> SyncReport:
+    async def sync_user(self, user_id: str, actor: Actor, *, gone: bool = False) -> SyncReport:
         """One run at a time per user: a run that started later (its change came later) waits for the one
         before it, so an older picture of the user is never written after a newer one (rule 8)."""
         holder = str(uuid.uuid4())
         if not await self.users.lease(user_id, holder, self.clock() + LEASE, self.clock()):
             raise SyncBusy(f"user {user_id} is being synced by another run")
         try:
-            return await self._sync(user_id, actor)
+            return await self._sync(user_id, actor, gone)
         finally:
             await self.users.release(user_id, holder)
 
-    async def _sync(self, user_id: str, actor: Actor) -> SyncReport:
+    async def _sync(self, user_id: str, actor: Actor, gone: bool = False) -> SyncReport:
         report = SyncReport(user_id)
         record = await self.users.get(user_id)
         if record is None:
@@ -173,7 +173,7 @@ class Sync:
                 [e.directory_id for e in effective],
                 await asyncio.gather(
                     *(
-                        self._observe(directories[e.directory_id], record, e.link)
+                        self._observe(directories[e.directory_id], record, e.link, gone)
                         if targets[e.directory_id].writable
                         else _nothing()
                         for e in effective

@@ -12,6 +12,7 @@ from shared.domain.errors import Invalid, NotFound, PreconditionFailed
 from shared.domain.model import USER_FIELDS, LinkStatus, User, UserState, UserView, apply_user_changes
 from shared.service.bindings import Bindings
 from shared.service.context import Actor, Auditor
+from shared.service.dates import START, DateIndex, instants, track
 from shared.service.ports import (
     Clock,
     DirectoryIndex,
@@ -60,8 +61,10 @@ class Users:
         clock: Clock,
         ids: Ids,
         sync: SyncQueue,
+        dates: DateIndex,
     ) -> None:
         self.sync = sync
+        self.dates = dates
         self.users = users
         self.directories = directories
         self.index = index
@@ -113,6 +116,7 @@ class Users:
         except BaseException:
             await self.claims.release_all(values, user.id)
             raise
+        await track(self.dates, None, user)
         await self.auditor.record(actor, "user.create", user_id=user.id, after=audit_view(user))
         await self.sync.enqueue([user.id], actor.correlation_id)
         return UserView(user, etag, (), ())
@@ -148,6 +152,7 @@ class Users:
             raise
         released = {k: v for k, v in old_values.items() if new_values.get(k) != v}
         await self.claims.release_all(released, user_id)
+        await track(self.dates, before, after)
         if changed:
             await self.auditor.record(
                 actor,
@@ -177,6 +182,7 @@ class Users:
         else:
             await self.users.delete(user_id)
         await self.claims.release_all(record.user.unique_values(), user_id)
+        await track(self.dates, record.user, None)
         await self.bindings.refresh(user_id)
         await self.auditor.record(
             actor,
@@ -268,3 +274,16 @@ class Users:
             actor, "user.unbind", user_id=user_id, directory_id=directory_id, before={"via": "direct"}
         )
         await self.sync.enqueue([user_id], actor.correlation_id)
+
+    async def apply_date(self, user_id: str, kind: str, actor: Actor) -> bool:
+        """Rule 21: activate a staged user whose start has come, suspend one whose end has come (the change
+        queues its sync, which provisions or blocks). False when the date no longer holds (changed meanwhile)."""
+        record = await self.users.get(user_id)
+        if record is None or record.user.deleted_at is not None:
+            return False
+        due = instants(record.user)[kind]
+        if due is None or due > self.clock():
+            return False
+        state = "active" if kind == START else "suspended"
+        await self.update(user_id, {"state": state}, record.etag, actor)
+        return True

@@ -25,7 +25,18 @@ from shared.service.paging import decode_cursor, encode_cursor
 if TYPE_CHECKING:
     from azure.data.tables.aio import TableClient, TableServiceClient
 
-TABLES = ("users", "groups", "directories", "dirindex", "uniques", "audit", "receipts", "runs", "runitems")
+TABLES = (
+    "users",
+    "groups",
+    "directories",
+    "dirindex",
+    "uniques",
+    "audit",
+    "receipts",
+    "runs",
+    "runitems",
+    "dates",
+)
 TRANSACTION_LIMIT = 100
 """Table Storage's entity group transactions: at most 100 operations, one partition."""
 

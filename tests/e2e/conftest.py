@@ -4,6 +4,7 @@ admin API client holding the dev clients' tokens."""
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -14,6 +15,13 @@ import pytest
 
 from tests.conftest import DemoStack
 from tools import demo, procs
+
+QUIET_TIMERS = {
+    "WARDEN_DRIFT_SCHEDULE": "0 0 0 1 1 *",
+    "WARDEN_RECONCILE_SCHEDULE": "0 0 0 1 1 *",
+    "WARDEN_DATES_SCHEDULE": "0 0 0 1 1 *",
+}
+"""Timers fire only when a test runs them (``POST /admin/functions/<name>``), never in the middle of another test."""
 
 
 @dataclass
@@ -44,6 +52,23 @@ class WardenHost:
             h.setdefault("Authorization", f"Bearer {self.token(role)}")
         return self.http.request(method, f"/api{path}", headers=h, **kw)
 
+    def run_timer(self, name: str, timeout: float = 30.0) -> None:
+        """Run a timer function now, as Core Tools' admin API does (202: started), and wait until this run has
+        finished (the host logs ``Executed 'Functions.<name>' (Succeeded|Failed, …)``); a failed run fails."""
+        marker = f"Executed 'Functions.{name}' ("
+        before = self.log.read_text(errors="replace").count(marker)
+        response = self.http.post(f"/admin/functions/{name}", json={"input": ""})
+        assert response.status_code == 202, response.text
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.log.read_text(errors="replace")
+            if text.count(marker) > before:
+                last = text[text.rindex(marker) :].split("\n", 1)[0]
+                assert "(Succeeded" in last, last
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"timer {name} did not finish within {timeout} s")
+
     def ok(self, method: str, path: str, status: int | tuple[int, ...] = (200, 201, 204), **kw: Any) -> Any:
         response = self.call(method, path, **kw)
         expected = (status,) if isinstance(status, int) else status
@@ -55,7 +80,7 @@ class WardenHost:
 def warden(demo_stack: DemoStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WardenHost]:
     port = procs.free_port()
     log = tmp_path_factory.mktemp("funchost") / "funchost.log"
-    child = procs.start_funchost(port, env={**os.environ, **demo_stack.settings}, log=log)
+    child = procs.start_funchost(port, env={**os.environ, **demo_stack.settings, **QUIET_TIMERS}, log=log)
     http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
     try:
         yield WardenHost(f"http://127.0.0.1:{port}", demo_stack, http, log)

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 from shared.domain.errors import Conflict, NotFound
 from shared.domain.model import Directory, Link, UserDirectory
 from shared.domain.planner import Desired, M365Account, Observation, PlanItem, plan_user
-from shared.domain.runs import Run, RunItem, RunStatus, guard_verdict
+from shared.domain.runs import ItemState, Run, RunItem, RunStatus, guard_verdict
 from shared.service.applier import apply_items, random_password
 from shared.service.bindings import Bindings
 from shared.service.context import Actor
@@ -62,7 +62,7 @@ class Runs(Protocol):
     ) -> Run: ...
 
     async def claim_chunk(self, run_id: str, chunk: int) -> bool:
-        """True for the first caller only: a chunk is applied once."""
+        """True for the first caller only: marks a chunk finished."""
 
 
 class ReconcileQueue(Protocol):
@@ -281,8 +281,8 @@ class Reconciler:
     # ------------------------------------------------------------------------------------------- apply
     async def apply_chunk(self, directory_id: str, run_id: str, chunk: int) -> Run:
         run, _ = await self._run(directory_id, run_id)
-        if run.status != "applying" or not await self.runs.claim_chunk(run_id, chunk):
-            return run  # not to apply, or this chunk was taken already (a redelivered message)
+        if run.status != "applying":
+            return run
         directory = await self._directory(directory_id)
         todo = [
             i
@@ -293,16 +293,19 @@ class Reconciler:
         holder = self.ids()
         ready, finished, leased = [], [], []
         for i in todo:
-            why = self._stale(run, i, current.get(i.user_id))
-            if why is None and not await self.sync.users.lease(
+            verdict = self._stale(run, i, current.get(i.user_id))
+            if verdict is None and not await self.sync.users.lease(
                 i.user_id, holder, self.clock() + LEASE, self.clock()
             ):
-                why = "the user is being synced by its own run, which applies the current state"
-            if why is None:
+                verdict = (
+                    "skipped",
+                    "the user is being synced by its own run, which applies the current state",
+                )
+            if verdict is None:
                 leased.append(i.user_id)
                 ready.append(i)
             else:
-                finished.append(dataclasses.replace(i, state="skipped", error=why))
+                finished.append(dataclasses.replace(i, state=verdict[0], error=verdict[1]))
         actor = Actor(run.trigger)
         usage_before = self.sync.m365.usage(directory_id)
         try:
@@ -324,6 +327,9 @@ class Reconciler:
         await self.bindings.refresh_many([i.user_id for i in finished])
         progress = Counter(i.state for i in finished)
         spent = _since(self.sync.m365.usage(directory_id), usage_before)
+        # The chunk counts as done once, whoever finishes it first: a message redelivered after an instance died
+        # halfway re-processes the chunk (its applied items are skipped as synced since the plan) and counts it.
+        first = await self.runs.claim_chunk(run_id, chunk)
         return await self.runs.add_progress(
             directory_id,
             run_id,
@@ -331,28 +337,27 @@ class Reconciler:
                 "applied": progress["applied"],
                 "failed": progress["failed"],
                 "skipped": progress["skipped"],
-                "chunksDone": 1,
+                "chunksDone": 1 if first else 0,
                 **{f"usage.{k}": int(v) for k, v in spent.items()},
             },
             self.clock(),
         )
 
     @staticmethod
-    def _stale(run: Run, item: RunItem, entry: IndexEntry | None) -> str | None:
-        """Why an item of the plan no longer applies (re-checked just before it is written), or None."""
+    def _stale(run: Run, item: RunItem, entry: IndexEntry | None) -> tuple[ItemState, str] | None:
+        """What became of an item since the plan (re-checked just before it is written), or None to apply it."""
         if entry is None or entry.user is None:
-            return "the user no longer exists"
-        if (
-            entry.link is not None
-            and run.planned_at
-            and entry.link.last_sync_at
-            and entry.link.last_sync_at > run.planned_at
-        ):
-            return "the user was synced since the plan (by its own run, or this chunk before a restart)"
-        if item.payload.get(
-            "action"
-        ) != "needs_attention" and entry.user.updated_at.isoformat() != item.payload.get("userUpdatedAt"):
-            return "the user changed since the plan; its own sync applies the change"
+            return "skipped", "the user no longer exists"
+        link = entry.link
+        if link is not None and run.planned_at and link.last_sync_at and link.last_sync_at > run.planned_at:
+            p = item.payload
+            same = link.fingerprint is not None and link.fingerprint == p.get("fingerprint")
+            if same or (p.get("action") == "block" and link.status == p.get("status")):
+                return "applied", "applied by an earlier delivery of this chunk"
+            return "skipped", "the user was synced since the plan by its own run"
+        changed = entry.user.updated_at.isoformat() != item.payload.get("userUpdatedAt")
+        if item.payload.get("action") != "needs_attention" and changed:
+            return "skipped", "the user changed since the plan; its own sync applies the change"
         return None
 
     async def _entries(self, directory_id: str, user_ids: Sequence[str]) -> list[tuple[str, IndexEntry]]:

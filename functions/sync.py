@@ -29,10 +29,13 @@ async def sync_user(msg: func.QueueMessage) -> None:
     user_id = str(body["userId"])
     actor_name = body.get("actor") if body.get("actor") in ALLOWED_ACTORS else "system"
     gone = body.get("gone") is True
+    approved = body.get("approved") is True
     with correlated(body.get("correlationId")) as correlation_id:
         container = get_container()
         try:
-            report = await container.sync.sync_user(user_id, Actor(actor_name, correlation_id), gone=gone)
+            report = await container.sync.sync_user(
+                user_id, Actor(actor_name, correlation_id), gone=gone, approved=approved
+            )
         except SyncBusy:
             # Another run of this user is under way: run after it, from a fresh message (not a failed attempt).
             await container.sync_queue.enqueue(
@@ -41,6 +44,7 @@ async def sync_user(msg: func.QueueMessage) -> None:
                 delay_seconds=BUSY_DELAY_SECONDS,
                 actor=body.get("actor"),
                 gone=gone,
+                approved=approved,
             )
             log_event(log, "sync.deferred", userId=user_id)
             return

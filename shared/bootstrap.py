@@ -226,6 +226,7 @@ class Container:
     @cached_property
     def sync(self) -> Sync:
         from shared.adapters.m365 import GraphM365
+        from shared.service.guard import SlidingGuard
         from shared.service.sync import Sync
 
         r = self.repositories
@@ -238,6 +239,7 @@ class Container:
             self.auditor,
             self.clock,
             self.settings.graph_url,
+            guard=SlidingGuard(r["runs"], r["index"], self.clock, new_id),
         )
 
     @cached_property

@@ -24,13 +24,19 @@ ENQUEUE_CONCURRENCY = 32
 
 
 def sync_message(
-    user_id: str, correlation_id: str | None, actor: str | None = None, gone: bool = False
+    user_id: str,
+    correlation_id: str | None,
+    actor: str | None = None,
+    gone: bool = False,
+    approved: bool = False,
 ) -> str:
     body: dict[str, Any] = {"userId": user_id, "correlationId": correlation_id}
     if actor:
         body["actor"] = actor
     if gone:
         body["gone"] = True
+    if approved:
+        body["approved"] = True
     return json.dumps(body, separators=(",", ":"))
 
 
@@ -89,8 +95,9 @@ class StorageSyncQueue(JsonQueue):
         delay_seconds: int = 0,
         actor: str | None = None,
         gone: bool = False,
+        approved: bool = False,
     ) -> None:
-        bodies = [sync_message(u, correlation_id, actor, gone) for u in dict.fromkeys(user_ids)]
+        bodies = [sync_message(u, correlation_id, actor, gone, approved) for u in dict.fromkeys(user_ids)]
         await self.send(bodies, delay_seconds=delay_seconds)
 
 

@@ -316,8 +316,10 @@ class SyncQueue(Protocol):
         delay_seconds: int = 0,
         actor: str | None = None,
         gone: bool = False,
+        approved: bool = False,
     ) -> None:
-        """``delay_seconds``: the messages become visible only after that long; ``actor``: who the sync's writes
+        """``approved``: an admin approved the users' held blocks (the sliding-hour guard is lifted for them).
+        ``delay_seconds``: the messages become visible only after that long; ``actor``: who the sync's writes
         are audited as (``timer:drift``), the system by default; ``gone``: Graph reported the users' linked
         accounts deleted, so a 404 on them is final (not replication lag)."""
 

@@ -388,6 +388,8 @@ class Reconciler:
         run, etag = await self._run(directory_id, run_id)
         if run.status != "held":
             raise Conflict(f"only a held run can be approved; this one is {run.status}")
+        if run.kind == "user":
+            return await self._release(run, etag, actor)
         approved = dataclasses.replace(run, status="applying" if run.chunks else "done")
         await self.runs.save(approved, etag)
         await self.sync.auditor.record(
@@ -396,6 +398,27 @@ class Reconciler:
         if run.chunks:
             await self.queue.chunks(directory_id, run_id, run.chunks)
         return approved
+
+    async def _release(self, run: Run, etag: str, actor: Actor) -> Run:
+        """Approving the blocks per-user syncs held: each held user is synced again with the guard lifted, so a
+        block whose reason has gone since (rehired, rebound) is not written."""
+        items = await self.runs.items(run.id, 0, run.items)
+        released = dataclasses.replace(
+            run, status="done", finished_at=self.clock(), progress={"released": len(items)}
+        )
+        await self.runs.save(released, etag)
+        await self.runs.set_item_states(
+            run.id,
+            [dataclasses.replace(i, state="applied", error="released to the user's sync") for i in items],
+        )
+        await self.sync.auditor.record(
+            actor,
+            "run.approve",
+            directory_id=run.directory_id,
+            after={"runId": run.id, "guard": run.guard, "users": len(items)},
+        )
+        await self.sync_queue.enqueue([i.user_id for i in items], actor.correlation_id, approved=True)
+        return released
 
     async def discard(self, directory_id: str, run_id: str, actor: Actor) -> Run:
         run, etag = await self._run(directory_id, run_id)

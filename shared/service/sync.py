@@ -33,6 +33,7 @@ from shared.domain.planner import (
 from shared.service.applier import Applied, apply_items, describe_changes, random_password
 from shared.service.bindings import Bindings
 from shared.service.context import Actor, Auditor
+from shared.service.guard import HELD_REASON, SlidingGuard
 from shared.service.ports import (
     M365,
     BatchCall,
@@ -104,7 +105,9 @@ class Sync:
         clock: Clock,
         graph_root: str,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        guard: SlidingGuard | None = None,
     ) -> None:
+        self.guard = guard
         self.users = users
         self.directories = directories
         self.bindings = bindings
@@ -146,18 +149,22 @@ class Sync:
         return {d: link.m365_user_id for d, link in manager.links.items() if link.status == "synced"}
 
     # -------------------------------------------------------------------------------------------- sync
-    async def sync_user(self, user_id: str, actor: Actor, *, gone: bool = False) -> SyncReport:
+    async def sync_user(
+        self, user_id: str, actor: Actor, *, gone: bool = False, approved: bool = False
+    ) -> SyncReport:
         """One run at a time per user: a run that started later (its change came later) waits for the one
         before it, so an older picture of the user is never written after a newer one (rule 8)."""
         holder = str(uuid.uuid4())
         if not await self.users.lease(user_id, holder, self.clock() + LEASE, self.clock()):
             raise SyncBusy(f"user {user_id} is being synced by another run")
         try:
-            return await self._sync(user_id, actor, gone)
+            return await self._sync(user_id, actor, gone, approved)
         finally:
             await self.users.release(user_id, holder)
 
-    async def _sync(self, user_id: str, actor: Actor, gone: bool = False) -> SyncReport:
+    async def _sync(
+        self, user_id: str, actor: Actor, gone: bool = False, approved: bool = False
+    ) -> SyncReport:
         report = SyncReport(user_id)
         record = await self.users.get(user_id)
         if record is None:
@@ -182,7 +189,10 @@ class Sync:
                 strict=True,
             )
         )
-        items = plan_user(desired, targets, observed)
+        items = [
+            await self._guarded(directories[i.directory_id], ud, i, actor, approved)
+            for ud, i in zip(effective, plan_user(desired, targets, observed), strict=True)
+        ]
         outcomes = await asyncio.gather(
             *(
                 self._apply_with_recovery(directories[i.directory_id], record, desired, targets, i)
@@ -192,10 +202,33 @@ class Sync:
         for ud, item, applied in zip(effective, items, outcomes, strict=True):
             await self._record(record, ud, item, applied, actor)
             report.results.append(applied)
+
         await self.bindings.refresh(user_id)
         if any(a.outcome == "retry" for a in report.results):
             raise SyncIncomplete(f"user {user_id}: some writes must be retried")
         return report
+
+    async def _guarded(
+        self, d: Directory, ud: UserDirectory, item: PlanItem, actor: Actor, approved: bool
+    ) -> PlanItem:
+        """A block over the sliding-hour guard becomes a held item (rule 19); the rest passes unchanged."""
+        if item.action != "block" or approved or self.guard is None:
+            return item
+        if ud.link.status == "needs_attention" and (ud.link.reason or "").startswith(HELD_REASON):
+            reason = ud.link.reason  # held already: it waits in its run
+        elif await self.guard.reserve(d):
+            return item
+        else:
+            run_id = await self.guard.hold(d, item, actor)
+            reason = f"{HELD_REASON} (run {run_id}): an admin approves or discards it"
+        return dataclasses.replace(
+            item,
+            action="needs_attention",
+            status="needs_attention",
+            reason=reason,
+            changes={},
+            revoke_sessions=False,
+        )
 
     async def _apply(self, d: Directory, item: PlanItem) -> Applied:
         (applied,) = await apply_items(self.m365, d, [item], self.graph_root, self._password)

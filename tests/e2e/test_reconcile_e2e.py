@@ -38,6 +38,11 @@ def provision(warden: WardenHost, t: ss.Tenant, n: int) -> list[dict[str, Any]]:
     return links
 
 
+def guard(warden: WardenHost, t: ss.Tenant, percent: float, count: int) -> None:
+    body = {"options": {"massChangeGuard": {"percent": percent, "count": count}}}
+    warden.ok("PATCH", f"/directories/{t.id}", json=body)
+
+
 def run_until(warden: WardenHost, t: ss.Tenant, run_id: str, statuses: set[str]) -> dict[str, Any]:
     deadline = time.monotonic() + WAIT
     while True:
@@ -116,6 +121,7 @@ def test_a_plan_over_the_guard_is_held_applied_after_approve_and_nothing_after_d
     links = provision(warden, tenant, 20)
     users = warden.ok("GET", "/users", params={"directoryId": tenant.id, "limit": "50"})["items"]
     leavers = users[:12]
+    guard(warden, tenant, 100, 1000)  # the test's own mass leave is deliberate: the admin raises the guard
     for u in leavers:
         warden.ok("DELETE", f"/users/{u['id']}/directories/{tenant.id}", 204)
     for u in leavers:
@@ -126,6 +132,7 @@ def test_a_plan_over_the_guard_is_held_applied_after_approve_and_nothing_after_d
         for m in ids:
             tenant.graph.patch_user(m, {"accountEnabled": True})
 
+    guard(warden, tenant, 10, 10)  # back to the default for the reconcile
     reenable()  # 12 of 20 re-enabled behind Warden's back: blocking them all is 60 % of the linked users
     rlog = ss.requests_log(warden)
     mark = rlog.mark()
@@ -163,6 +170,7 @@ def test_a_plan_over_the_guard_is_held_applied_after_approve_and_nothing_after_d
 def test_a_raised_guard_lets_the_same_plan_through(warden: WardenHost, tenant: ss.Tenant) -> None:
     provision(warden, tenant, 12)
     users = warden.ok("GET", "/users", params={"directoryId": tenant.id, "limit": "50"})["items"]
+    guard(warden, tenant, 100, 1000)
     for u in users[:11]:
         warden.ok("DELETE", f"/users/{u['id']}/directories/{tenant.id}", 204)
     for u in users[:11]:
@@ -175,3 +183,36 @@ def test_a_raised_guard_lets_the_same_plan_through(warden: WardenHost, tenant: s
     )
     run = run_until(warden, tenant, reconcile(warden, tenant), {"done"})
     assert run["guard"] is None and run["progress"]["applied"] == 11
+
+
+def test_a_burst_of_per_user_blocks_over_the_guard_is_held_until_approved(
+    warden: WardenHost, tenant: ss.Tenant
+) -> None:
+    provision(warden, tenant, 15)
+    users = warden.ok("GET", "/users", params={"directoryId": tenant.id, "limit": "50"})["items"]
+    for u in users[:13]:  # a broken HR export: 13 of 15 leave at once
+        warden.ok("PATCH", f"/users/{u['id']}", json={"state": "suspended"})
+    deadline = time.monotonic() + WAIT
+    while True:
+        links = [ss.link_of(ss.user(warden, u["id"]), tenant.id) for u in users[:13]]
+        statuses = sorted(str(x["status"]) for x in links if x)
+        if statuses.count("blocked") + statuses.count("needs_attention") == 13 or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert statuses.count("blocked") == 10, "the first ten blocks fit the guard (more than 10 users and 10 %)"
+    assert statuses.count("needs_attention") == 3
+    held_links = [x for x in links if x and x["status"] == "needs_attention"]
+    assert all("held by the mass-change guard" in x["reason"] for x in held_links)
+    assert all(tenant.graph.get_user(x["m365UserId"])["accountEnabled"] is True for x in held_links), (
+        "held: not written"
+    )
+    run = next(r for r in warden.ok("GET", f"/directories/{tenant.id}")["lastRuns"] if r["kind"] == "user")
+    assert run["status"] == "held"
+    detail = warden.ok("GET", f"/directories/{tenant.id}/runs/{run['id']}")
+    assert detail["counts"]["block"] == 3 and {i["action"] for i in detail["plan"]["items"]} == {"block"}
+    warden.ok("POST", f"/directories/{tenant.id}/runs/{run['id']}/approve")
+    for x in held_links:
+        ss.wait_until(
+            lambda x=x: tenant.graph.get_user(x["m365UserId"])["accountEnabled"] is False,
+            what="approved block",
+        )

@@ -41,6 +41,7 @@ from shared.service.ports import Page
 
 RUN = "run|"
 LATEST = "latest|"
+BLOCKS = "blocks|"
 _MAX_MS = 10**13 - 1
 MERGE_RETRIES = 30
 
@@ -184,6 +185,36 @@ class TableRuns:
             for i in items
         ]
         await transact(table, ops)
+
+    async def blocks_since(self, directory_id: str, since: dt.datetime) -> int:
+        """Blocks per-user syncs applied in the directory since ``since`` (counted per minute)."""
+        table = await self.store.table("runs")
+        low = quote(f"{BLOCKS}{since.astimezone(dt.UTC):%Y%m%d%H%M}")
+        flt = f"PartitionKey eq {quote(directory_id)} and RowKey ge {low} and RowKey lt {quote('blocks}')}"
+        return sum([int(r.get("Count", 0)) async for r in stream(table, flt, select=["Count"])])
+
+    async def count_block(self, directory_id: str, at: dt.datetime, delta: int) -> None:
+        table = await self.store.table("runs")
+        key = f"{BLOCKS}{at.astimezone(dt.UTC):%Y%m%d%H%M}"
+        for _ in range(MERGE_RETRIES):
+            row = await read(table, directory_id, key)
+            entity = {
+                "PartitionKey": directory_id,
+                "RowKey": key,
+                "Count": (int(row.get("Count", 0)) if row else 0) + delta,
+            }
+            try:
+                if row is None:
+                    if await insert(table, entity) is not None:
+                        return
+                    continue
+                await table.update_entity(
+                    entity, etag=row.metadata["etag"], match_condition=MatchConditions.IfNotModified
+                )
+                return
+            except ResourceModifiedError:
+                continue
+        raise ConcurrentUpdate("the block counter kept changing")
 
     async def claim_chunk(self, run_id: str, chunk: int) -> bool:
         table = await self.store.table("runitems")

@@ -1,0 +1,111 @@
+"""The mass-change guard for per-user syncs (rule 19, over a sliding hour): a burst of blocks — a broken HR export
+terminating half the company, or a group unbound by mistake — is held, not applied.
+
+Each block a per-user sync applies is counted per directory and minute. A block that would take the last hour's
+blocks over the directory's threshold (more than ``percent`` of its linked users AND more than ``count``) is not
+written: the user's item joins the directory's held ``user`` run and its link says why. An admin approves the run
+(each held user is synced again with the guard lifted: a block whose reason has gone since is not written) or
+discards it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import Protocol
+
+from shared.domain.model import Directory
+from shared.domain.planner import PlanItem
+from shared.domain.runs import Run, RunItem
+from shared.service.context import Actor
+from shared.service.ports import Clock, DirectoryIndex, Ids
+
+WINDOW = dt.timedelta(hours=1)
+HELD_REASON = "block held by the mass-change guard"
+
+
+class GuardStore(Protocol):
+    async def blocks_since(self, directory_id: str, since: dt.datetime) -> int: ...
+
+    async def count_block(self, directory_id: str, at: dt.datetime, delta: int) -> None: ...
+
+    async def latest(self, directory_id: str, limit: int) -> list[Run]: ...
+
+    async def add(self, run: Run) -> None: ...
+
+    async def get(self, directory_id: str, run_id: str) -> tuple[Run, str] | None: ...
+
+    async def save(self, run: Run, etag: str | None) -> str: ...
+
+    async def put_items(self, run_id: str, items: list[RunItem]) -> None: ...
+
+
+class SlidingGuard:
+    def __init__(self, store: GuardStore, index: DirectoryIndex, clock: Clock, ids: Ids) -> None:
+        self.store = store
+        self.index = index
+        self.clock = clock
+        self.ids = ids
+
+    async def reserve(self, directory: Directory) -> bool:
+        """Count one more block and say whether it stays within the directory's guard over the last hour. The
+        count comes first, so two syncs deciding at once both see each other (at worst both are held); a block
+        refused is taken back off the count."""
+        guard = directory.options.mass_change_guard
+        now = self.clock()
+        await self.store.count_block(directory.id, now, 1)
+        total = await self.store.blocks_since(directory.id, now - WINDOW)
+        if total <= guard.count:
+            return True
+        linked = (await self.index.counts(directory.id)).get("linked", 0)
+        if 100.0 * total / max(linked, 1) <= guard.percent:
+            return True
+        await self.store.count_block(directory.id, now, -1)
+        return False
+
+    async def hold(self, directory: Directory, item: PlanItem, actor: Actor) -> str:
+        """Add the held block to the directory's open held ``user`` run (a new one if none is open); its id."""
+        from shared.service.reconcile import payload_of
+
+        for _ in range(20):
+            held = next(
+                (
+                    r
+                    for r in await self.store.latest(directory.id, 20)
+                    if r.kind == "user" and r.status == "held"
+                ),
+                None,
+            )
+            if held is None:
+                now = self.clock()
+                held = Run(
+                    self.ids(),
+                    directory.id,
+                    "user",
+                    False,
+                    "held",
+                    actor.name,
+                    now,
+                    started_at=now,
+                    planned_at=now,
+                    guard={
+                        "reason": f"more blocks within an hour than the directory's guard allows ({HELD_REASON})"
+                    },
+                )
+                await self.store.add(held)
+            found = await self.store.get(directory.id, held.id)
+            if found is None:
+                continue
+            run, etag = found
+            n = run.items
+            counts = dict(run.counts)
+            counts["block"] = counts.get("block", 0) + 1
+            try:
+                await self.store.save(dataclasses.replace(run, items=n + 1, counts=counts), etag)
+            except Exception:
+                continue  # another sync added an item at the same moment: take the next number
+            await self.store.put_items(
+                run.id, [RunItem(n, "block", item.user_id, "planned", payload_of(item, None))]
+            )
+            return run.id
+        raise RuntimeError("could not add to the held run")

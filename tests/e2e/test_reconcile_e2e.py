@@ -199,8 +199,10 @@ def test_a_burst_of_per_user_blocks_over_the_guard_is_held_until_approved(
         if statuses.count("blocked") + statuses.count("needs_attention") == 13 or time.monotonic() > deadline:
             break
         time.sleep(0.3)
-    assert statuses.count("blocked") == 10, "the first ten blocks fit the guard (more than 10 users and 10 %)"
-    assert statuses.count("needs_attention") == 3
+    # More than 10 blocks and more than 10 % within the hour is over the guard: at most ten get through. (Two
+    # syncs deciding at the same instant may both be held: the guard errs on holding.)
+    blocked, held = statuses.count("blocked"), statuses.count("needs_attention")
+    assert blocked <= 10 and held >= 3 and blocked + held == 13, statuses
     held_links = [x for x in links if x and x["status"] == "needs_attention"]
     assert all("held by the mass-change guard" in x["reason"] for x in held_links)
     assert all(tenant.graph.get_user(x["m365UserId"])["accountEnabled"] is True for x in held_links), (
@@ -209,7 +211,7 @@ def test_a_burst_of_per_user_blocks_over_the_guard_is_held_until_approved(
     run = next(r for r in warden.ok("GET", f"/directories/{tenant.id}")["lastRuns"] if r["kind"] == "user")
     assert run["status"] == "held"
     detail = warden.ok("GET", f"/directories/{tenant.id}/runs/{run['id']}")
-    assert detail["counts"]["block"] == 3 and {i["action"] for i in detail["plan"]["items"]} == {"block"}
+    assert detail["counts"]["block"] == held and {i["action"] for i in detail["plan"]["items"]} == {"block"}
     warden.ok("POST", f"/directories/{tenant.id}/runs/{run['id']}/approve")
     for x in held_links:
         ss.wait_until(

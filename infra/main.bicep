@@ -1,6 +1,6 @@
 // Warden in one resource group: Function App (Linux, Python 3.11) with a system-assigned managed identity,
 // its storage account (triggers, tables, queues), Key Vault (RBAC), Application Insights.
-// Deploy:  az deployment group create -g <rg> -f infra/main.bicep -p name=<prefix>
+// Deploy:  az deployment group create -g <rg> -f infra/main.bicep -p name=<prefix> apiTenantId=<tenant> apiAudience=<uri,id>
 targetScope = 'resourceGroup'
 
 @description('Short prefix for resource names (3-11 lower-case letters and digits).')
@@ -9,6 +9,12 @@ targetScope = 'resourceGroup'
 param name string
 
 param location string = resourceGroup().location
+
+@description('Tenant id of Warden\'s API app registration (the admin API accepts its tokens only).')
+param apiTenantId string
+
+@description('The API app\'s App ID URI and/or client id, comma-separated (a token\'s aud must be one of them).')
+param apiAudience string
 
 var suffix = uniqueString(resourceGroup().id, name)
 var storageName = toLower('${name}${take(suffix, 13)}')
@@ -81,6 +87,11 @@ resource app 'Microsoft.Web/sites@2023-12-01' = {
         { name: 'WEBSITE_CONTENTSHARE', value: toLower('${name}-content') }
         { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', value: insights.properties.ConnectionString }
         { name: 'WARDEN_KEY_VAULT_URL', value: vault.properties.vaultUri }
+        { name: 'WARDEN_API_TENANT_ID', value: apiTenantId }
+        { name: 'WARDEN_API_AUDIENCE', value: apiAudience }
+        { name: 'WARDEN_DRIFT_SCHEDULE', value: '0 */10 * * * *' }
+        { name: 'WARDEN_RECONCILE_SCHEDULE', value: '0 0 2 * * *' }
+        { name: 'WARDEN_DATES_SCHEDULE', value: '0 */5 * * * *' }
       ]
     }
   }

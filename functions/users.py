@@ -17,7 +17,8 @@ bp = func.Blueprint()
 
 @endpoint(bp, OPS["create_user"])
 async def create_user(app: Any, call: Call) -> Result:
-    view = await app.users.create(user_fields(call.body), call.actor)
+    password = call.body.password.get_secret_value() if call.body.password is not None else None
+    view = await app.users.create(user_fields(call.body), call.actor, initial_password=password)
     return Result(201, user_out(view), view.etag, {"Location": f"/api/users/{view.user.id}"})
 
 

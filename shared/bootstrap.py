@@ -204,6 +204,7 @@ class Container:
             new_id,
             self.sync_queue,
             r["dates"],
+            self.secret_store,
         )
 
     @cached_property
@@ -240,6 +241,7 @@ class Container:
             self.clock,
             self.settings.graph_url,
             guard=SlidingGuard(r["runs"], r["index"], self.clock, new_id),
+            secrets=self.secret_store,
         )
 
     @cached_property

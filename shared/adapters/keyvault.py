@@ -63,6 +63,14 @@ class KeyVaultSecrets:
     async def get(self, name: str) -> str:
         return await read_secret(self.client, name)
 
+    async def find(self, name: str) -> str | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            return await read_secret(self.client, name)
+        except ResourceNotFoundError:
+            return None
+
     async def delete(self, name: str) -> None:
         from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 

@@ -144,6 +144,14 @@ class UserFields(Body):
 class UserCreate(UserFields):
     """A new user; ``displayName`` defaults to "firstName lastName"."""
 
+    password: SecretStr | None = Field(
+        None,
+        min_length=8,
+        max_length=256,
+        description="an initial password for an active user's new accounts (rule 3): kept in Key Vault until the "
+        "accounts are created, never stored elsewhere, logged or returned",
+    )
+
 
 class UserPatch(Body):
     """Fields to change; ``null`` clears an optional field. Only the given fields are written."""

@@ -37,7 +37,7 @@ _API_FIELD = {v: k for k, v in s.FIELD_NAMES.items()}
 
 def user_fields(body: s.UserCreate) -> dict[str, Any]:
     """A create request as the domain's fields (``displayName`` defaults to "first last")."""
-    fields = {USER_INPUT[k]: v for k, v in body.model_dump().items()}
+    fields = {USER_INPUT[k]: v for k, v in body.model_dump(exclude={"password"}).items()}
     fields["display_name"] = fields["display_name"] or f"{body.firstName} {body.lastName}"
     return fields
 

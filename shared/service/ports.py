@@ -210,6 +210,9 @@ class SecretStore(Protocol):
 
     async def get(self, name: str) -> str: ...
 
+    async def find(self, name: str) -> str | None:
+        """The secret, or None when there is none by that name."""
+
     async def delete(self, name: str) -> None: ...
 
 

@@ -39,10 +39,12 @@ from shared.service.ports import (
     BatchCall,
     Clock,
     DirectoryRepository,
+    SecretStore,
     Uniques,
     UserRecord,
     UserRepository,
 )
+from shared.service.users import initial_password_name
 
 LAG_WAITS = (0.25, 0.5, 1.0, 2.0, 3.0)
 """Seconds between lookups of an account Graph says exists but does not list yet (replication lag)."""
@@ -106,8 +108,10 @@ class Sync:
         graph_root: str,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         guard: SlidingGuard | None = None,
+        secrets: SecretStore | None = None,
     ) -> None:
         self.guard = guard
+        self.secrets = secrets
         self.users = users
         self.directories = directories
         self.bindings = bindings
@@ -189,9 +193,14 @@ class Sync:
                 strict=True,
             )
         )
+        planned = plan_user(desired, targets, observed)
+        creates = any(i.action == "create" for i in planned) and record.user.state == "active"
+        if creates and self.secrets and await self.secrets.find(initial_password_name(user_id)) is not None:
+            desired = dataclasses.replace(desired, has_initial_password=True)
+            planned = plan_user(desired, targets, observed)
         items = [
             await self._guarded(directories[i.directory_id], ud, i, actor, approved)
-            for ud, i in zip(effective, plan_user(desired, targets, observed), strict=True)
+            for ud, i in zip(effective, planned, strict=True)
         ]
         outcomes = await asyncio.gather(
             *(
@@ -204,6 +213,10 @@ class Sync:
             report.results.append(applied)
 
         await self.bindings.refresh(user_id)
+        if self.secrets is not None and any(
+            a.outcome == "applied" and a.item.password == "initial" for a in report.results
+        ):
+            await self.secrets.delete(initial_password_name(user_id))  # used: it lives nowhere any more
         if any(a.outcome == "retry" for a in report.results):
             raise SyncIncomplete(f"user {user_id}: some writes must be retried")
         return report
@@ -273,6 +286,11 @@ class Sync:
         return await self._apply(d, again[0])
 
     async def _password(self, item: PlanItem) -> str:
+        """A new account's password: the admin's initial one (rule 3, from Key Vault), else a random strong one."""
+        if item.password == "initial" and self.secrets is not None:
+            given = await self.secrets.find(initial_password_name(item.user_id))
+            if given is not None:
+                return given
         return random_password()
 
     # ------------------------------------------------------------------------------------------- record

@@ -19,6 +19,7 @@ from shared.service.ports import (
     DirectoryRepository,
     Ids,
     Page,
+    SecretStore,
     SyncQueue,
     Uniques,
     UserQuery,
@@ -26,6 +27,12 @@ from shared.service.ports import (
     UserRepository,
 )
 from shared.service.uniqueness import Claims
+
+
+def initial_password_name(user_id: str) -> str:
+    """The Key Vault secret holding an admin-given initial password until the user's accounts are created."""
+    return f"user-{user_id}-initial-password"
+
 
 UNIQUE_FIELDS = {"username": "username", "email": "email", "employee_id": "employeeId"}
 
@@ -62,7 +69,9 @@ class Users:
         ids: Ids,
         sync: SyncQueue,
         dates: DateIndex,
+        secrets: SecretStore | None = None,
     ) -> None:
+        self.secrets = secrets
         self.sync = sync
         self.dates = dates
         self.users = users
@@ -105,7 +114,14 @@ class Users:
     async def get(self, user_id: str) -> UserView:
         return await self.view(await self._record(user_id))
 
-    async def create(self, fields: Mapping[str, Any], actor: Actor, *, source: str = "admin") -> UserView:
+    async def create(
+        self,
+        fields: Mapping[str, Any],
+        actor: Actor,
+        *,
+        source: str = "admin",
+        initial_password: str | None = None,
+    ) -> UserView:
         now = self.clock()
         user = User(id=self.ids(), source=source, created_at=now, updated_at=now, **fields)
         await self._check(user)
@@ -117,7 +133,10 @@ class Users:
             await self.claims.release_all(values, user.id)
             raise
         await track(self.dates, None, user)
-        await self.auditor.record(actor, "user.create", user_id=user.id, after=audit_view(user))
+        if initial_password is not None and self.secrets is not None:
+            await self.secrets.set(initial_password_name(user.id), initial_password)
+        after = {**audit_view(user), **({"initialPassword": "set"} if initial_password else {})}
+        await self.auditor.record(actor, "user.create", user_id=user.id, after=after)
         await self.sync.enqueue([user.id], actor.correlation_id)
         return UserView(user, etag, (), ())
 

@@ -304,3 +304,62 @@ def test_every_change_is_audited_and_filterable_by_user_and_directory(
     assert len(everything["items"]) == 5 and everything["next"]
     ats = [e["at"] for e in everything["items"]]
     assert ats == sorted(ats, reverse=True)
+
+
+def test_an_initial_password_is_used_for_the_new_account_and_then_forgotten(
+    warden: WardenHost, demo_directory: Any
+) -> None:
+    from tests.conftest import remember_secret
+    from tests.e2e import sync_support as ss
+
+    good, weak = remember_secret("Init!" + unique("P")), remember_secret("aaaaaaaa")
+    strong = new_user(warden, password=good)
+    feeble = new_user(warden, password=weak)
+    for u in (strong, feeble):
+        assert "password" not in u
+        warden.ok("PUT", f"/users/{u['id']}/directories/{demo_directory['id']}", 201)
+    ok = ss.wait_link(warden, strong["id"], demo_directory["id"], "synced")
+    refused = ss.wait_link(warden, feeble["id"], demo_directory["id"], "error")
+    assert "password" in refused["reason"].lower(), (
+        "Graph's password policy refused the admin's initial password"
+    )
+    assert ok["m365UserId"]
+    created = [e for e in ss.audit(warden, strong["id"]) if e["action"] == "user.create"]
+    assert created[0]["after"]["initialPassword"] == "set"
+    vault = vault_client(warden)
+    with vault:
+        ss.wait_until(
+            lambda: not _has_secret(vault, f"user-{strong['id']}-initial-password"), what="forgotten"
+        )
+        assert _has_secret(vault, f"user-{feeble['id']}-initial-password"), "kept until an account is created"
+
+
+def vault_client(warden: WardenHost) -> Any:
+    from azure.identity import ClientSecretCredential
+    from azure.keyvault.secrets import SecretClient
+
+    world = warden.stack.world
+    credential = ClientSecretCredential(
+        demo.HOME_TENANT_ID,
+        demo.LOCAL_IDENTITY_CLIENT_ID,
+        world.local_identity_secret,
+        authority=world.sim_url,
+        connection_verify=str(world.ca_bundle),
+        disable_instance_discovery=True,
+    )
+    return SecretClient(
+        f"{world.sim_url}/",
+        credential,
+        verify_challenge_resource=False,
+        connection_verify=str(world.ca_bundle),
+    )
+
+
+def _has_secret(vault: Any, name: str) -> bool:
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        vault.get_secret(name)
+    except ResourceNotFoundError:
+        return False
+    return True

@@ -61,7 +61,9 @@ async def remove_group_member(app: Any, call: Call) -> Result:
 
 @endpoint(bp, OPS["bind_group"])
 async def bind_group(app: Any, call: Call) -> Result:
-    view, created = await app.groups.bind(call.params["id"], call.params["directoryId"], call.actor)
+    view, created = await app.groups.bind(
+        call.params["id"], call.params["directoryId"], call.actor, adopt=call.body.adopt
+    )
     return Result(201 if created else 200, group_out(view))
 
 

@@ -111,6 +111,8 @@ def _parse_body(op: Operation, req: func.HttpRequest) -> Any:
     if op.body is None:
         return None
     raw = req.get_body() or b""
+    if not raw and not op.body_required:
+        return op.body.model_validate({})  # an optional body left out: its defaults
     if len(raw) > MAX_BODY_BYTES:
         raise Problem(413, f"the body is {len(raw)} bytes; at most {MAX_BODY_BYTES} are accepted")
     ctype = (req.headers.get("content-type") or "").split(";")[0].strip().lower()

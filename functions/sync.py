@@ -73,3 +73,41 @@ async def sync_user(msg: func.QueueMessage) -> None:
             writes=report.writes,
             outcomes=[r.outcome for r in report.results],
         )
+
+
+@bp.function_name("mirror_group")
+@bp.queue_trigger(arg_name="msg", queue_name="group-sync", connection="AzureWebJobsStorage")
+async def mirror_group(msg: func.QueueMessage) -> None:
+    """A group's mirror into one directory (or, its Warden group deleted, the deletion of the M365 group Warden
+    had created)."""
+    from shared.bootstrap import get_container
+    from shared.service.group_sync import GroupBusy
+
+    body = json.loads(msg.get_body())
+    directory_id = str(body["directoryId"])
+    with correlated(body.get("correlationId")) as correlation_id:
+        container = get_container()
+        actor = Actor("system", correlation_id)
+        if "deleteM365Group" in body:
+            await container.group_sync.delete_mirror(directory_id, str(body["deleteM365Group"]), actor)
+            return
+        group_id = str(body["groupId"])
+        try:
+            report = await container.group_sync.sync_group(group_id, directory_id, actor)
+        except GroupBusy:
+            await container.group_queue.enqueue(
+                [(group_id, directory_id)], correlation_id, delay_seconds=BUSY_DELAY_SECONDS
+            )
+            return
+        plan = report.plan
+        log_event(
+            log,
+            "group.mirrored",
+            groupId=group_id,
+            directoryId=directory_id,
+            action=plan.action if plan else None,
+            added=len(plan.add) if plan else 0,
+            removed=len(plan.remove) if plan else 0,
+            writes=report.writes,
+            error=report.error,
+        )

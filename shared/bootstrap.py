@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from azure.storage.queue.aio import QueueServiceClient
 
     from shared.adapters.admin_auth import EntraTokenValidator
-    from shared.adapters.queues import StorageReconcileQueue, StorageSyncQueue
+    from shared.adapters.queues import StorageGroupQueue, StorageReconcileQueue, StorageSyncQueue
     from shared.adapters.tables.base import TableStore
     from shared.domain.model import Directory
     from shared.service.bindings import Bindings
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from shared.service.dates import Dates
     from shared.service.directories import Directories
     from shared.service.drift import Drift
+    from shared.service.group_sync import GroupSync
     from shared.service.groups import Groups
     from shared.service.hris import Hris
     from shared.service.ports import AuditLog, Clock
@@ -222,6 +223,30 @@ class Container:
             self.clock,
             new_id,
             self.sync_queue,
+            self.group_queue,
+        )
+
+    @cached_property
+    def group_queue(self) -> StorageGroupQueue:
+        from shared.adapters.queues import StorageGroupQueue
+
+        return StorageGroupQueue(self.queues)
+
+    @cached_property
+    def group_sync(self) -> GroupSync:
+        from shared.adapters.m365 import GraphM365
+        from shared.service.group_sync import GroupSync
+
+        r = self.repositories
+        return GroupSync(
+            r["groups"],
+            r["users"],
+            r["directories"],
+            r["uniques"],
+            GraphM365(self.directory_graph),
+            self.auditor,
+            self.clock,
+            self.settings.graph_url,
         )
 
     @cached_property
@@ -242,6 +267,7 @@ class Container:
             self.settings.graph_url,
             guard=SlidingGuard(r["runs"], r["index"], self.clock, new_id),
             secrets=self.secret_store,
+            mirrors=self.group_queue,
         )
 
     @cached_property
@@ -265,6 +291,7 @@ class Container:
             self.sync_queue,
             self.clock,
             new_id,
+            mirrors=self.group_queue,
         )
 
     @cached_property
@@ -282,6 +309,7 @@ class Container:
             r["runs"],
             self.clock,
             new_id,
+            mirrors=self.group_queue,
         )
 
     @cached_property

@@ -22,6 +22,7 @@ from typing import Any
 
 from shared.adapters.graph import DirectoryClients, get_json, send_json
 from shared.adapters.graph_throttle import parse_retry_after, ru_limit
+from shared.domain.group_plan import M365Group
 from shared.domain.model import Directory
 from shared.domain.planner import M365Account
 from shared.service.ports import BatchCall, BatchResult, Delta, DeltaExpired
@@ -36,6 +37,21 @@ BATCH_LIMIT = 20
 RETRYABLE = frozenset({429, 503, 504})
 MAX_INNER_ATTEMPTS = 8
 FALLBACK_BACKOFF_SECONDS = 1.0
+
+
+GROUP_SELECT = "id,displayName,securityEnabled,mailEnabled,groupTypes"
+GROUP_DELTA_SELECT = "displayName,members"
+"""Group delta tracking names and membership (``members@delta``): what a mirror manages (group-delta)."""
+
+
+def group_from(body: dict[str, Any]) -> M365Group:
+    return M365Group(
+        id=str(body["id"]),
+        display_name=str(body.get("displayName") or ""),
+        security_enabled=bool(body.get("securityEnabled")),
+        mail_enabled=bool(body.get("mailEnabled")),
+        group_types=tuple(body.get("groupTypes") or ()),
+    )
 
 
 def account_from(body: dict[str, Any]) -> M365Account:
@@ -115,6 +131,36 @@ class GraphM365:
             results.update(await self._run_chunk(client, gate, chunk))
         return results
 
+    async def get_group(self, directory: Directory, m365_id: str) -> M365Group | None:
+        client = await self._read(directory)
+        try:
+            body = await get_json(client, f"/groups/{m365_id}", {"$select": GROUP_SELECT})
+        except Exception as exc:
+            if _status(exc) == 404:
+                return None
+            raise
+        return group_from(body)
+
+    async def find_groups(self, directory: Directory, display_name: str) -> list[M365Group]:
+        client = await self._read(directory)
+        query = {"$filter": f"displayName eq {odata_string(display_name)}", "$select": GROUP_SELECT}
+        body = await get_json(client, "/groups", query)
+        return [group_from(v) for v in (body or {}).get("value", [])]
+
+    async def group_members(self, directory: Directory, m365_id: str) -> frozenset[str]:
+        client = await self._read(directory)
+        ids: set[str] = set()
+        path = f"/groups/{m365_id}/members"
+        query: Mapping[str, str] | None = {"$select": "id", "$top": "999"}
+        while True:
+            body = await get_json(client, path, query)
+            ids.update(str(v["id"]) for v in (body or {}).get("value", []))
+            next_link = (body or {}).get("@odata.nextLink")
+            if not next_link:
+                return frozenset(ids)
+            path, query = _relative(client, str(next_link)), None
+            await self.clients.gate_for(directory.id).usage.ru.take(3)
+
     async def list_users(self, directory: Directory) -> AsyncIterator[list[M365Account]]:
         """Every user of the tenant, a page (≤ 999) at a time, following ``@odata.nextLink`` to the end. A page
         that fails raises: a partial listing is never passed off as the tenant (rule 19)."""
@@ -130,7 +176,9 @@ class GraphM365:
             path, query = _relative(client, str(next_link)), None
             await self.clients.gate_for(directory.id).usage.ru.take(1)
 
-    async def delta(self, directory: Directory, delta_link: str | None, *, latest: bool = False) -> Delta:
+    async def delta(
+        self, directory: Directory, delta_link: str | None, *, latest: bool = False, resource: str = "users"
+    ) -> Delta:
         """Users changed since ``delta_link`` (every user when None; none, only a new deltaLink, with
         ``latest``), following nextLinks to the new deltaLink. ``DeltaExpired`` when Graph no longer knows the
         token (410 ``syncStateNotFound``)."""
@@ -140,9 +188,10 @@ class GraphM365:
         if delta_link:
             path, query = _relative(client, delta_link), None
         else:
+            select = DELTA_SELECT if resource == "users" else GROUP_DELTA_SELECT
             path, query = (
-                "/users/delta",
-                {"$select": DELTA_SELECT, **({"$deltatoken": "latest"} if latest else {})},
+                f"/{resource}/delta",
+                {"$select": select, **({"$deltatoken": "latest"} if latest else {})},
             )
         while True:
             try:

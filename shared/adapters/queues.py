@@ -117,3 +117,33 @@ class StorageReconcileQueue(JsonQueue):
 
     async def chunks(self, directory_id: str, run_id: str, count: int) -> None:
         await self.send([reconcile_message("chunk", directory_id, run_id, n) for n in range(count)])
+
+
+GROUP_SYNC_QUEUE = "group-sync"
+
+
+class StorageGroupQueue(JsonQueue):
+    """Group mirroring jobs: ``{"groupId", "directoryId"}`` (mirror it now) or ``{"deleteM365Group",
+    "directoryId"}`` (its Warden group is gone and Warden had created it)."""
+
+    def __init__(self, service: QueueServiceClient, name: str = GROUP_SYNC_QUEUE) -> None:
+        super().__init__(service, name)
+
+    async def enqueue(
+        self, pairs: Sequence[tuple[str, str]], correlation_id: str | None, *, delay_seconds: int = 0
+    ) -> None:
+        bodies = [
+            json.dumps(
+                {"groupId": g, "directoryId": d, "correlationId": correlation_id}, separators=(",", ":")
+            )
+            for g, d in dict.fromkeys(pairs)
+        ]
+        await self.send(bodies, delay_seconds=delay_seconds)
+
+    async def delete_mirror(self, directory_id: str, m365_group_id: str, correlation_id: str | None) -> None:
+        body = {
+            "deleteM365Group": m365_group_id,
+            "directoryId": directory_id,
+            "correlationId": correlation_id,
+        }
+        await self.send([json.dumps(body, separators=(",", ":"))])

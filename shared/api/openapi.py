@@ -145,7 +145,10 @@ def _operation(op: Operation) -> dict[str, Any]:
         )
     request = op.body or op.signed_body
     if request is not None:
-        body["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(request)}}}
+        body["requestBody"] = {
+            "required": op.body_required,
+            "content": {"application/json": {"schema": _ref(request)}},
+        }
     return body
 
 

@@ -34,6 +34,8 @@ class Operation:
     etag: bool = False
     """Responses carry ``ETag``; PATCH and DELETE honour ``If-Match`` (412 on mismatch)."""
     tag: str = "admin"
+    body_required: bool = True
+    """False: the body may be left out (then its model's defaults apply)."""
     signed_body: type[BaseModel] | None = None
     """A body the door validates itself, after checking its Standard Webhooks signature over the raw bytes
     (documented as the request body, with the ``webhook-*`` headers)."""
@@ -338,6 +340,8 @@ OPERATIONS: tuple[Operation, ...] = (
         "Bind a group (its members) to a directory",
         "admin",
         response=s.GroupOut,
+        body=s.GroupBindIn,
+        body_required=False,
         errors=NOT_FOUND,
         tag="groups",
     ),

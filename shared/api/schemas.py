@@ -24,7 +24,7 @@ from pydantic import (
 )
 
 from shared.domain.dates import check_window, parse_local, zone
-from shared.domain.model import LinkStatus, UserState
+from shared.domain.model import GroupStatus, LinkStatus, UserState
 from shared.domain.planner import check_mapping
 from shared.service.hris import EventType, Outcome
 
@@ -265,10 +265,18 @@ class GroupPatch(Body):
         return self
 
 
+class GroupBindIn(Body):
+    adopt: bool = Field(
+        False, description="take over an existing security group of the same name in the tenant (rule 14)"
+    )
+
+
 class GroupDirectoryOut(Out):
     directoryId: str
     m365GroupId: str | None = None
-    status: LinkStatusField
+    status: GroupStatus
+    reason: str | None = None
+    origin: str | None = Field(None, description="created (deleting the Warden group deletes it) or adopted")
 
 
 class GroupOut(Out):

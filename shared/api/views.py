@@ -111,7 +111,13 @@ def group_out(view: GroupView) -> s.GroupOut:
         description=g.description,
         memberCount=g.member_count,
         directories=[
-            s.GroupDirectoryOut(directoryId=b.directory_id, m365GroupId=b.m365_group_id, status=b.status)
+            s.GroupDirectoryOut(
+                directoryId=b.directory_id,
+                m365GroupId=b.m365_group_id,
+                status=b.status,
+                reason=b.reason,
+                origin=b.origin,
+            )
             for b in view.bindings
         ],
         createdAt=g.created_at,

@@ -25,6 +25,9 @@ LINK_STATUSES: tuple[LinkStatus, ...] = (
 LinkOrigin = Literal["created", "taken_over"]
 
 DirectoryStatus = Literal["active", "blocked", "needs_reactivation"]
+GroupStatus = Literal["pending", "creating", "synced", "skipped", "error", "needs_attention"]
+"""A group binding's mirror: not yet mirrored, being created, in step, not mirrored here (a directory Warden may
+not write to), failed, or waiting for an admin (a name taken by a group Warden may not adopt)."""
 AuthMode = Literal["app", "delegated"]
 
 ON_PREMISES_SYNC_REASON = "directory synchronization from on-premises is enabled"
@@ -204,7 +207,12 @@ class GroupBinding:
     directory_id: str
     at: dt.datetime
     m365_group_id: str | None = None
-    status: LinkStatus = "pending"
+    status: GroupStatus = "pending"
+    origin: str | None = None
+    """``created`` (Warden made the M365 group: deleting the Warden group deletes it) or ``adopted``."""
+    adopt: bool = False
+    """The admin asked to take over an existing security group of the same name."""
+    reason: str | None = None
 
 
 @dataclass(frozen=True)

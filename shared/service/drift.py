@@ -23,11 +23,22 @@ from typing import Protocol
 from shared.domain.model import Directory
 from shared.domain.runs import Run
 from shared.service.context import Actor
-from shared.service.ports import M365, Clock, DeltaExpired, DirectoryRepository, Ids, SyncQueue, Uniques
+from shared.service.group_sync import group_claim_kind
+from shared.service.ports import (
+    M365,
+    Clock,
+    DeltaExpired,
+    DirectoryRepository,
+    GroupQueue,
+    Ids,
+    SyncQueue,
+    Uniques,
+)
 from shared.service.reconcile import Reconciler
 from shared.service.sync import claim_kind
 
 DELTA_KEY = "users.deltaLink"
+GROUPS_DELTA_KEY = "groups.deltaLink"
 
 
 class RunLog(Protocol):
@@ -60,7 +71,9 @@ class Drift:
         runs: RunLog,
         clock: Clock,
         ids: Ids,
+        mirrors: GroupQueue | None = None,
     ) -> None:
+        self.mirrors = mirrors
         self.runs = runs
         self.clock = clock
         self.ids = ids
@@ -144,4 +157,29 @@ class Drift:
         if deleted:
             await self.sync_queue.enqueue(deleted, actor.correlation_id, actor=DRIFT_ACTOR, gone=True)
         await self.directories.set_state(directory.id, DELTA_KEY, delta.delta_link)
-        return DriftRound(directory.id, len(ids), len(set(managed.values())))
+        groups = await self._groups_round(directory, actor)
+        return DriftRound(directory.id, len(ids), len(set(managed.values())) + groups)
+
+    async def _groups_round(self, directory: Directory, actor: Actor) -> int:
+        """The mirrored groups changed in M365 (names, ``members@delta``): each mirrored again. Only a
+        directory that mirrors groups pays for this second request."""
+        if self.mirrors is None or not await self.directories.bound_groups(directory.id):
+            return 0
+        link = await self.directories.get_state(directory.id, GROUPS_DELTA_KEY)
+        try:
+            delta = await self.m365.delta(directory, link, latest=link is None, resource="groups")
+        except DeltaExpired:
+            delta = await self.m365.delta(directory, None, latest=True, resource="groups")
+            link = None  # a full mirror of every bound group instead
+        if link is None:
+            ours = await self.directories.bound_groups(directory.id)
+        else:
+            ids = list(dict.fromkeys(str(c["id"]) for c in delta.changes if c.get("id")))
+            owners = await asyncio.gather(
+                *(self.uniques.owner(group_claim_kind(directory.id), i) for i in ids)
+            )
+            ours = [o for o in dict.fromkeys(owners) if o is not None]
+        if ours:
+            await self.mirrors.enqueue([(g, directory.id) for g in ours], actor.correlation_id)
+        await self.directories.set_state(directory.id, GROUPS_DELTA_KEY, delta.delta_link)
+        return len(ours)

@@ -6,6 +6,7 @@ members' index rows are refreshed after every change of membership or binding.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -17,6 +18,7 @@ from shared.service.context import Actor, Auditor
 from shared.service.ports import (
     Clock,
     DirectoryRepository,
+    GroupQueue,
     GroupRepository,
     Ids,
     Page,
@@ -48,8 +50,10 @@ class Groups:
         clock: Clock,
         ids: Ids,
         sync: SyncQueue,
+        mirrors: GroupQueue,
     ) -> None:
         self.sync = sync
+        self.mirrors = mirrors
         self.groups = groups
         self.users = users
         self.directories = directories
@@ -129,7 +133,14 @@ class Groups:
             before={k: getattr(before, k) for k in changed},
             after={k: getattr(after, k) for k in changed},
         )
+        await self._mirror(group_id, actor)
         return await self.get(group_id)
+
+    async def _mirror(self, group_id: str, actor: Actor) -> None:
+        """Queue the group's mirroring into every directory it is bound to."""
+        pairs = [(group_id, b.directory_id) for b in await self.groups.bindings(group_id)]
+        if pairs:
+            await self.mirrors.enqueue(pairs, actor.correlation_id)
 
     async def delete(self, group_id: str, if_match: str | None, actor: Actor) -> list[str]:
         """Delete the group, its memberships and bindings; returns its former members."""
@@ -157,6 +168,9 @@ class Groups:
             },
         )
         await self.sync.enqueue(members, actor.correlation_id)
+        for b in bindings:  # rule 14: the M365 group goes only if Warden created it
+            if b.origin == "created" and b.m365_group_id:
+                await self.mirrors.delete_mirror(b.directory_id, b.m365_group_id, actor.correlation_id)
         return members
 
     async def add_member(self, group_id: str, user_id: str, actor: Actor) -> bool:
@@ -169,6 +183,7 @@ class Groups:
         if added:
             await self.auditor.record(actor, "group.member.add", group_id=group_id, user_id=user_id)
         await self.sync.enqueue([user_id], actor.correlation_id)
+        await self._mirror(group_id, actor)
         return added
 
     async def remove_member(self, group_id: str, user_id: str, actor: Actor) -> None:
@@ -180,16 +195,29 @@ class Groups:
         await self.bindings.refresh(user_id)
         await self.auditor.record(actor, "group.member.remove", group_id=group_id, user_id=user_id)
         await self.sync.enqueue([user_id], actor.correlation_id)
+        await self._mirror(group_id, actor)
 
-    async def bind(self, group_id: str, directory_id: str, actor: Actor) -> tuple[GroupView, bool]:
+    async def bind(
+        self, group_id: str, directory_id: str, actor: Actor, *, adopt: bool = False
+    ) -> tuple[GroupView, bool]:
+        """Bind the group (its members) to the directory and mirror it there as a security group; ``adopt``
+        lets the mirror take over an existing security group of the same name."""
         await self._group(group_id)
         await self._directory(directory_id)
         await self.directories.set_group_binding(directory_id, group_id, True)
-        created = await self.groups.set_binding(GroupBinding(group_id, directory_id, self.clock()))
+        created = await self.groups.set_binding(
+            GroupBinding(group_id, directory_id, self.clock(), adopt=adopt)
+        )
+        if not created and adopt:
+            current = next(b for b in await self.groups.bindings(group_id) if b.directory_id == directory_id)
+            await self.groups.save_binding(dataclasses.replace(current, adopt=True))
         await self.bindings.refresh_many(await self.groups.members(group_id))
         if created:
-            await self.auditor.record(actor, "group.bind", group_id=group_id, directory_id=directory_id)
+            await self.auditor.record(
+                actor, "group.bind", group_id=group_id, directory_id=directory_id, after={"adopt": adopt}
+            )
         await self.sync.enqueue(await self.groups.members(group_id), actor.correlation_id)
+        await self.mirrors.enqueue([(group_id, directory_id)], actor.correlation_id)
         return await self.get(group_id), created
 
     async def unbind(self, group_id: str, directory_id: str, actor: Actor) -> list[str]:

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
+from shared.domain.group_plan import M365Group
 from shared.domain.model import (
     AuditEntry,
     Directory,
@@ -170,6 +171,15 @@ class GroupRepository(Protocol):
 
     async def remove_binding(self, group_id: str, directory_id: str) -> bool: ...
 
+    async def save_binding(self, binding: GroupBinding) -> None:
+        """Record the mirror's state (M365 group, status, origin) on an existing binding."""
+
+    async def lease(
+        self, group_id: str, directory_id: str, holder: str, until: dt.datetime, now: dt.datetime
+    ) -> bool: ...
+
+    async def release(self, group_id: str, directory_id: str, holder: str) -> None: ...
+
 
 class DirectoryRepository(Protocol):
     async def add(self, directory: Directory) -> str: ...
@@ -298,8 +308,18 @@ class M365(Protocol):
     def list_users(self, directory: Directory) -> AsyncIterator[list[M365Account]]:
         """Every account of the tenant, page by page; raises rather than end early."""
 
-    async def delta(self, directory: Directory, delta_link: str | None, *, latest: bool = False) -> Delta:
-        """Users changed since ``delta_link`` (all when None; none with ``latest``) and the new deltaLink."""
+    async def delta(
+        self, directory: Directory, delta_link: str | None, *, latest: bool = False, resource: str = "users"
+    ) -> Delta:
+        """Users (or ``resource="groups"``) changed since ``delta_link`` (all when None; none with ``latest``)
+        and the new deltaLink."""
+
+    async def get_group(self, directory: Directory, m365_id: str) -> M365Group | None: ...
+
+    async def find_groups(self, directory: Directory, display_name: str) -> list[M365Group]: ...
+
+    async def group_members(self, directory: Directory, m365_id: str) -> frozenset[str]:
+        """Every member's id (all pages)."""
 
     def usage(self, directory_id: str) -> dict[str, float]:
         """What the directory's client has spent so far (requests, resource units, writes, throttled, waits)."""
@@ -325,6 +345,18 @@ class SyncQueue(Protocol):
         ``delay_seconds``: the messages become visible only after that long; ``actor``: who the sync's writes
         are audited as (``timer:drift``), the system by default; ``gone``: Graph reported the users' linked
         accounts deleted, so a 404 on them is final (not replication lag)."""
+
+
+class GroupQueue(Protocol):
+    """Group mirroring jobs: a (group, directory) to mirror now, or a created M365 group to delete."""
+
+    async def enqueue(
+        self, pairs: Sequence[tuple[str, str]], correlation_id: str | None, *, delay_seconds: int = 0
+    ) -> None: ...
+
+    async def delete_mirror(
+        self, directory_id: str, m365_group_id: str, correlation_id: str | None
+    ) -> None: ...
 
 
 class Clock(Protocol):

@@ -31,7 +31,16 @@ from shared.domain.runs import ItemState, Run, RunItem, RunStatus, guard_verdict
 from shared.service.applier import apply_items, random_password
 from shared.service.bindings import Bindings
 from shared.service.context import Actor
-from shared.service.ports import Clock, DirectoryIndex, DirectoryRepository, Ids, IndexEntry, Page, SyncQueue
+from shared.service.ports import (
+    Clock,
+    DirectoryIndex,
+    DirectoryRepository,
+    GroupQueue,
+    Ids,
+    IndexEntry,
+    Page,
+    SyncQueue,
+)
 from shared.service.sync import LEASE, Sync, target_of
 
 CHUNK = 100
@@ -143,7 +152,9 @@ class Reconciler:
         sync_queue: SyncQueue,
         clock: Clock,
         ids: Ids,
+        mirrors: GroupQueue | None = None,
     ) -> None:
+        self.mirrors = mirrors
         self.sync_queue = sync_queue
         self.runs = runs
         self.directories = directories
@@ -242,6 +253,10 @@ class Reconciler:
         await self.runs.save(planned, etag)
         if status == "applying":
             await self.queue.chunks(directory_id, run.id, planned.chunks)
+        if not run.dry_run and self.mirrors is not None:  # the reconcile includes the groups mirrored here
+            groups = await self.directories.bound_groups(directory_id)
+            if groups:
+                await self.mirrors.enqueue([(g, directory_id) for g in groups], run.id)
         return planned
 
     def _plan(

@@ -39,6 +39,7 @@ from shared.service.ports import (
     BatchCall,
     Clock,
     DirectoryRepository,
+    GroupQueue,
     SecretStore,
     Uniques,
     UserRecord,
@@ -109,7 +110,9 @@ class Sync:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         guard: SlidingGuard | None = None,
         secrets: SecretStore | None = None,
+        mirrors: GroupQueue | None = None,
     ) -> None:
+        self.mirrors = mirrors
         self.guard = guard
         self.secrets = secrets
         self.users = users
@@ -213,6 +216,19 @@ class Sync:
             report.results.append(applied)
 
         await self.bindings.refresh(user_id)
+        relinked = {
+            ud.directory_id
+            for ud, applied in zip(effective, outcomes, strict=True)
+            if (applied.m365_user_id or ud.link.m365_user_id) != ud.link.m365_user_id
+        }
+        if relinked and record.groups and self.mirrors is not None:
+            # A member's account changed in a directory: the groups mirrored there must follow (rule 14).
+            bindings = await self.bindings.groups.bindings_of(sorted(record.groups))
+            pairs = [
+                (g, b.directory_id) for g, bs in bindings.items() for b in bs if b.directory_id in relinked
+            ]
+            if pairs:
+                await self.mirrors.enqueue(pairs, actor.correlation_id)
         if self.secrets is not None and any(
             a.outcome == "applied" and a.item.password == "initial" for a in report.results
         ):

@@ -224,3 +224,36 @@ async def delete_partition(table: TableClient, pk: str, last: str) -> None:
     keys = [r["RowKey"] async for r in stream(table, f"PartitionKey eq {quote(pk)}", select=["RowKey"])]
     keys.sort(key=lambda k: k == last)
     await transact(table, [("delete", {"PartitionKey": pk, "RowKey": k}) for k in keys])
+
+
+async def take_lease(
+    table: TableClient, pk: str, rk: str, holder: str, until: dt.datetime, now: dt.datetime
+) -> bool:
+    """Hold the lease row ``rk`` until ``until`` unless another holder's lease is unexpired (one run at a time)."""
+    entity = {"PartitionKey": pk, "RowKey": rk, "Holder": holder, "Until": to_time(until)}
+    if await insert(table, entity) is not None:
+        return True
+    current = await read(table, pk, rk)
+    if current is None:
+        return await insert(table, entity) is not None
+    held_until = from_time(current.get("Until"))
+    if current.get("Holder") != holder and held_until is not None and held_until > now:
+        return False
+    try:
+        await table.update_entity(
+            entity, etag=current.metadata["etag"], match_condition=MatchConditions.IfNotModified
+        )
+    except (ResourceModifiedError, ResourceNotFoundError):
+        return False
+    return True
+
+
+async def give_lease(table: TableClient, pk: str, rk: str, holder: str) -> None:
+    """Give the lease back if ``holder`` still has it."""
+    current = await read(table, pk, rk)
+    if current is None or current.get("Holder") != holder:
+        return
+    with contextlib.suppress(ResourceModifiedError, ResourceNotFoundError):
+        await table.delete_entity(
+            pk, rk, etag=current.metadata["etag"], match_condition=MatchConditions.IfNotModified
+        )

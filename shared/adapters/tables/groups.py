@@ -8,11 +8,13 @@ directory and, once mirrored, its M365 group id.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
 from azure.core import MatchConditions
+from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableTransactionError, UpdateMode
 
 from shared.adapters.tables.base import (
@@ -20,6 +22,7 @@ from shared.adapters.tables.base import (
     delete,
     delete_partition,
     from_text,
+    give_lease,
     insert,
     insert_new,
     merge,
@@ -29,6 +32,7 @@ from shared.adapters.tables.base import (
     read,
     required_time,
     stream,
+    take_lease,
     to_text,
     to_time,
 )
@@ -39,6 +43,7 @@ from shared.service.ports import Page
 GROUP = "group"
 MEMBER = "member|"
 BINDING = "binding|"
+LEASE = "lease|"
 COUNT_RETRIES = 20
 
 
@@ -78,7 +83,23 @@ def binding_from(entity: Any) -> GroupBinding:
         at=required_time(entity["At"]),
         m365_group_id=from_text(entity.get("M365GroupId")),
         status=entity.get("Status", "pending"),
+        origin=from_text(entity.get("Origin")),
+        adopt=bool(entity.get("Adopt", False)),
+        reason=from_text(entity.get("Reason")),
     )
+
+
+def binding_entity(binding: GroupBinding) -> dict[str, Any]:
+    return {
+        "PartitionKey": binding.group_id,
+        "RowKey": BINDING + binding.directory_id,
+        "At": to_time(binding.at),
+        "M365GroupId": to_text(binding.m365_group_id),
+        "Status": binding.status,
+        "Origin": to_text(binding.origin),
+        "Adopt": binding.adopt,
+        "Reason": to_text(binding.reason),
+    }
 
 
 class TableGroups:
@@ -160,14 +181,25 @@ class TableGroups:
 
     async def set_binding(self, binding: GroupBinding) -> bool:
         table = await self.store.table("groups")
-        entity = {
-            "PartitionKey": binding.group_id,
-            "RowKey": BINDING + binding.directory_id,
-            "At": to_time(binding.at),
-            "M365GroupId": to_text(binding.m365_group_id),
-            "Status": binding.status,
-        }
-        return await insert(table, entity) is not None  # an existing binding is left as it is
+        return (
+            await insert(table, binding_entity(binding)) is not None
+        )  # an existing binding is left as it is
+
+    async def save_binding(self, binding: GroupBinding) -> None:
+        """Record what mirroring the group did (its M365 group, status, origin), if it is still bound."""
+        table = await self.store.table("groups")
+        with contextlib.suppress(ResourceNotFoundError):
+            await table.update_entity(binding_entity(binding), mode=UpdateMode.MERGE)
+
+    async def lease(
+        self, group_id: str, directory_id: str, holder: str, until: dt.datetime, now: dt.datetime
+    ) -> bool:
+        table = await self.store.table("groups")
+        return await take_lease(table, group_id, LEASE + directory_id, holder, until, now)
+
+    async def release(self, group_id: str, directory_id: str, holder: str) -> None:
+        table = await self.store.table("groups")
+        await give_lease(table, group_id, LEASE + directory_id, holder)
 
     async def remove_binding(self, group_id: str, directory_id: str) -> bool:
         table = await self.store.table("groups")

@@ -8,7 +8,6 @@ link. "Everything about user U" is one partition query; a binding and its link c
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from shared.adapters.tables.base import (
     from_json,
     from_text,
     from_time,
+    give_lease,
     insert,
     insert_new,
     merge,
@@ -31,6 +31,7 @@ from shared.adapters.tables.base import (
     quote,
     read,
     required_time,
+    take_lease,
     to_json,
     to_text,
     to_time,
@@ -187,33 +188,10 @@ class TableUsers:
         return {u.id: u for u in found if u is not None}
 
     async def lease(self, user_id: str, holder: str, until: dt.datetime, now: dt.datetime) -> bool:
-        table = await self.store.table("users")
-        entity = {"PartitionKey": user_id, "RowKey": LEASE, "Holder": holder, "Until": to_time(until)}
-        if await insert(table, entity) is not None:
-            return True
-        current = await read(table, user_id, LEASE)
-        if current is None:
-            return await insert(table, entity) is not None
-        held_until = from_time(current.get("Until"))
-        if current.get("Holder") != holder and held_until is not None and held_until > now:
-            return False
-        try:
-            await table.update_entity(
-                entity, etag=current.metadata["etag"], match_condition=MatchConditions.IfNotModified
-            )
-        except (ResourceModifiedError, ResourceNotFoundError):
-            return False
-        return True
+        return await take_lease(await self.store.table("users"), user_id, LEASE, holder, until, now)
 
     async def release(self, user_id: str, holder: str) -> None:
-        table = await self.store.table("users")
-        current = await read(table, user_id, LEASE)
-        if current is None or current.get("Holder") != holder:
-            return
-        with contextlib.suppress(ResourceModifiedError, ResourceNotFoundError):
-            await table.delete_entity(
-                user_id, LEASE, etag=current.metadata["etag"], match_condition=MatchConditions.IfNotModified
-            )
+        await give_lease(await self.store.table("users"), user_id, LEASE, holder)
 
     async def update(self, user: User, changed: Sequence[str], etag: str | None) -> str:
         table = await self.store.table("users")

@@ -1,0 +1,290 @@
+"""Mirroring a Warden group into one directory (rule 14): level-triggered, like a user's sync.
+
+Read the group, its members and their links in the directory (the desired members: those linked there), the M365
+group the binding points at and its members; plan (``shared.domain.group_plan``); write in ``$batch``: the
+group's creation, its rename, adds as ``members@odata.bind`` (≤ 20 per PATCH), removes as
+``members/{id}/$ref`` DELETEs. "Already a member" and "not a member" answers count as success (rule 14). One run
+per group and directory at a time (a lease), so two runs never create two groups.
+https://learn.microsoft.com/en-us/graph/api/group-post-groups, .../group-update, .../group-post-members,
+.../group-delete-members
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
+from shared.domain.group_plan import GroupPlan, mail_nickname, member_chunks, plan_group
+from shared.domain.model import Directory, Group, GroupBinding
+from shared.service.context import Actor, Auditor
+from shared.service.ports import (
+    M365,
+    BatchCall,
+    BatchResult,
+    Clock,
+    DirectoryRepository,
+    GroupRepository,
+    Uniques,
+    UserRepository,
+)
+
+LEASE = dt.timedelta(seconds=120)
+ALREADY = "already exist"
+READ_CONCURRENCY = 16
+
+
+def group_claim_kind(directory_id: str) -> str:
+    return f"m365group:{directory_id}"
+
+
+def created_claim_kind(directory_id: str) -> str:
+    """Which Warden group created an M365 group (it may delete it; one it adopted it never deletes)."""
+    return f"m365group-created:{directory_id}"
+
+
+class GroupBusy(Exception):
+    """Another run mirrors this group into this directory now; this one must follow it."""
+
+
+@dataclass(frozen=True)
+class GroupReport:
+    group_id: str
+    directory_id: str
+    plan: GroupPlan | None
+    writes: int = 0
+    error: str | None = None
+
+
+def _ok(answer: BatchResult, *, tolerated: str | None = None, missing_ok: bool = False) -> bool:
+    if 200 <= answer.status < 300:
+        return True
+    if missing_ok and answer.status == 404:
+        return True  # "not a member": success (rule 14)
+    return tolerated is not None and answer.status == 400 and tolerated in answer.error_message.lower()
+
+
+class GroupSync:
+    def __init__(
+        self,
+        groups: GroupRepository,
+        users: UserRepository,
+        directories: DirectoryRepository,
+        uniques: Uniques,
+        m365: M365,
+        auditor: Auditor,
+        clock: Clock,
+        graph_root: str,
+    ) -> None:
+        self.groups = groups
+        self.users = users
+        self.directories = directories
+        self.uniques = uniques
+        self.m365 = m365
+        self.auditor = auditor
+        self.clock = clock
+        self.graph_root = graph_root
+
+    async def sync_group(self, group_id: str, directory_id: str, actor: Actor) -> GroupReport:
+        holder = str(uuid.uuid4())
+        if not await self.groups.lease(group_id, directory_id, holder, self.clock() + LEASE, self.clock()):
+            raise GroupBusy(f"group {group_id} is being mirrored into {directory_id} by another run")
+        try:
+            return await self._sync(group_id, directory_id, actor)
+        finally:
+            await self.groups.release(group_id, directory_id, holder)
+
+    async def _desired(self, group_id: str, directory_id: str) -> frozenset[str]:
+        """The M365 ids of the group's members that are linked in the directory."""
+        gate = asyncio.Semaphore(READ_CONCURRENCY)
+
+        async def linked(user_id: str) -> str | None:
+            async with gate:
+                record = await self.users.get(user_id)
+            link = record.links.get(directory_id) if record is not None else None
+            return link.m365_user_id if link is not None else None
+
+        found = await asyncio.gather(*(linked(u) for u in await self.groups.members(group_id)))
+        return frozenset(f for f in found if f)
+
+    async def _sync(self, group_id: str, directory_id: str, actor: Actor) -> GroupReport:
+        found = await self.groups.get(group_id)
+        directory_found = await self.directories.get(directory_id)
+        binding = next(
+            (b for b in await self.groups.bindings(group_id) if b.directory_id == directory_id), None
+        )
+        if found is None or directory_found is None or binding is None:
+            return GroupReport(group_id, directory_id, None)  # unbound or gone: no longer managed
+        group, directory = found[0], directory_found[0]
+        if not directory.writable:
+            await self.groups.save_binding(
+                dataclasses.replace(binding, status="skipped", reason=directory.status_reason)
+            )
+            return GroupReport(group_id, directory_id, None)
+        desired = await self._desired(group_id, directory_id)
+        linked = (
+            await self.m365.get_group(directory, binding.m365_group_id) if binding.m365_group_id else None
+        )
+        members = await self.m365.group_members(directory, linked.id) if linked else None
+        same = () if linked else tuple(await self.m365.find_groups(directory, group.name))
+        # A group of this name that this Warden group managed before (claimed, e.g. before an unbind) is its own.
+        ours = (
+            len(same) == 1
+            and await self.uniques.owner(group_claim_kind(directory_id), same[0].id) == group_id
+        )
+        adopt = binding.adopt or binding.status == "creating" or ours
+        plan = plan_group(group.name, desired, linked, members, same, adopt=adopt)
+        if plan.action == "adopt" and plan.m365_group_id:
+            adopted = next(g for g in same if g.id == plan.m365_group_id)
+            made_here = await self.uniques.owner(created_claim_kind(directory_id), adopted.id) == group_id
+            origin = binding.origin or ("created" if made_here else "adopted")
+            binding = dataclasses.replace(binding, m365_group_id=adopted.id, origin=origin)
+            await self._claim(directory_id, adopted.id, group_id)
+            await self.groups.save_binding(binding)
+            current = await self.m365.group_members(directory, adopted.id)
+            plan = plan_group(group.name, desired, adopted, current, (), adopt=True)
+            await self.auditor.record(
+                actor,
+                "group.m365.adopt",
+                group_id=group_id,
+                directory_id=directory_id,
+                after={"m365GroupId": adopted.id},
+            )
+        if plan.action == "conflict":
+            await self.groups.save_binding(
+                dataclasses.replace(binding, status="needs_attention", reason=plan.reason)
+            )
+            await self.auditor.record(
+                actor,
+                "group.m365.conflict",
+                result=f"needs_attention: {plan.reason}",
+                group_id=group_id,
+                directory_id=directory_id,
+            )
+            return GroupReport(group_id, directory_id, plan)
+        return await self._apply(group, directory, binding, plan, actor)
+
+    async def _claim(self, directory_id: str, m365_id: str, group_id: str) -> None:
+        await self.uniques.insert(group_claim_kind(directory_id), m365_id, group_id, self.clock())
+
+    async def _apply(
+        self, group: Group, directory: Directory, binding: GroupBinding, plan: GroupPlan, actor: Actor
+    ) -> GroupReport:
+        writes = 0
+        m365_id = plan.m365_group_id
+        if plan.action == "create":
+            # Recorded as creating first: a crash after the POST leaves a group of this name that the retry
+            # adopts (it is ours) instead of creating a second one.
+            await self.groups.save_binding(dataclasses.replace(binding, status="creating", origin="created"))
+            body = {
+                "displayName": group.name,
+                "mailNickname": mail_nickname(group.id, group.name),
+                "securityEnabled": True,
+                "mailEnabled": False,
+                **({"description": group.description} if group.description else {}),
+            }
+            answers = await self.m365.run_batch(directory, [BatchCall("create", "POST", "/groups", body)])
+            writes += 1
+            created = answers["create"]
+            if not _ok(created) or not isinstance(created.body, dict):
+                return await self._failed(binding, created, writes, plan, actor)
+            m365_id = str(created.body["id"])
+            await self._claim(directory.id, m365_id, group.id)
+            await self.uniques.insert(created_claim_kind(directory.id), m365_id, group.id, self.clock())
+            binding = dataclasses.replace(binding, m365_group_id=m365_id, origin="created")
+            await self.groups.save_binding(dataclasses.replace(binding, status="creating"))
+            await self.auditor.record(
+                actor,
+                "group.m365.create",
+                group_id=group.id,
+                directory_id=directory.id,
+                after={"m365GroupId": m365_id, "displayName": group.name},
+            )
+        assert m365_id is not None
+        calls: list[BatchCall] = []
+        if plan.rename:
+            calls.append(BatchCall("rename", "PATCH", f"/groups/{m365_id}", {"displayName": plan.rename}))
+        for n, chunk in enumerate(member_chunks(plan.add)):
+            refs = [f"{self.graph_root}/directoryObjects/{m}" for m in chunk]
+            calls.append(BatchCall(f"add.{n}", "PATCH", f"/groups/{m365_id}", {"members@odata.bind": refs}))
+        for n, member in enumerate(plan.remove):
+            calls.append(BatchCall(f"remove.{n}", "DELETE", f"/groups/{m365_id}/members/{member}/$ref"))
+        answers = await self.m365.run_batch(directory, calls) if calls else {}
+        writes += len(calls)
+        retry = [
+            c
+            for c in calls
+            if c.id.startswith("add.")
+            and answers[c.id].status == 400
+            and ALREADY in answers[c.id].error_message.lower()
+        ]
+        if retry:
+            # One of the twenty was a member already, which fails the whole PATCH: add them one by one, where
+            # "already a member" is success.
+            singles = [
+                BatchCall(f"one.{n}", "POST", f"/groups/{m365_id}/members/$ref", {"@odata.id": ref})
+                for n, ref in enumerate(r for c in retry for r in c.body["members@odata.bind"])
+            ]
+            more = await self.m365.run_batch(directory, singles)
+            writes += len(singles)
+            answers.update({c.id: BatchResult(c.id, 204, None, {}) for c in retry})
+            failed = [a for a in more.values() if not _ok(a, tolerated=ALREADY)]
+            if failed:
+                return await self._failed(binding, failed[0], writes, plan, actor)
+        bad = [
+            answers[c.id]
+            for c in calls
+            if not _ok(answers[c.id], tolerated=ALREADY, missing_ok=c.method == "DELETE")
+        ]
+        if bad:
+            return await self._failed(binding, bad[0], writes, plan, actor)
+        await self.groups.save_binding(
+            dataclasses.replace(binding, m365_group_id=m365_id, status="synced", reason=None)
+        )
+        if plan.rename or plan.add or plan.remove:
+            await self.auditor.record(
+                actor,
+                "group.m365.update",
+                group_id=group.id,
+                directory_id=directory.id,
+                after={
+                    "m365GroupId": m365_id,
+                    "displayName": plan.rename,
+                    "added": list(plan.add),
+                    "removed": list(plan.remove),
+                },
+            )
+        return GroupReport(group.id, directory.id, plan, writes)
+
+    async def _failed(
+        self, binding: GroupBinding, answer: BatchResult, writes: int, plan: GroupPlan, actor: Actor
+    ) -> GroupReport:
+        error = f"HTTP {answer.status} {answer.error_code or ''}: {answer.error_message}".replace("  ", " ")
+        await self.groups.save_binding(dataclasses.replace(binding, status="error", reason=error))
+        await self.auditor.record(
+            actor,
+            "group.m365.update",
+            result=f"failed: {error}",
+            group_id=binding.group_id,
+            directory_id=binding.directory_id,
+        )
+        if answer.status >= 500 or answer.status == 429:
+            raise RuntimeError(error)  # transient: the queue retries
+        return GroupReport(binding.group_id, binding.directory_id, plan, writes, error)
+
+    async def delete_mirror(self, directory_id: str, m365_group_id: str, actor: Actor) -> None:
+        """Delete an M365 group Warden created, once its Warden group is deleted (never one it adopted)."""
+        found = await self.directories.get(directory_id)
+        if found is None:
+            return
+        answers = await self.m365.run_batch(
+            found[0], [BatchCall("delete", "DELETE", f"/groups/{m365_group_id}")]
+        )
+        answer = answers["delete"]
+        if not _ok(answer, missing_ok=True):
+            raise RuntimeError(f"deleting group {m365_group_id}: HTTP {answer.status}")
+        await self.auditor.record(
+            actor, "group.m365.delete", directory_id=directory_id, after={"m365GroupId": m365_group_id}
+        )

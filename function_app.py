@@ -6,8 +6,19 @@ azure-identity, storage) are imported by ``shared`` on first use, not here.
 
 import azure.functions as func
 
-from functions import admin, audit, directories, groups, hris, reconcile, sync, timers, users
+from functions import admin, audit, directories, groups, hris, imports, reconcile, sync, timers, users
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
-for blueprint in (admin.bp, directories.bp, users.bp, groups.bp, audit.bp, sync.bp, reconcile.bp, hris.bp, timers.bp):
+for blueprint in (
+    admin.bp,
+    directories.bp,
+    users.bp,
+    groups.bp,
+    audit.bp,
+    sync.bp,
+    reconcile.bp,
+    hris.bp,
+    timers.bp,
+    imports.bp,
+):
     app.register_functions(blueprint)

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from shared.service.group_sync import GroupSync
     from shared.service.groups import Groups
     from shared.service.hris import Hris
+    from shared.service.imports import Imports
     from shared.service.ports import AuditLog, Clock
     from shared.service.reconcile import Reconciler
     from shared.service.sync import Sync
@@ -247,6 +248,26 @@ class Container:
             self.auditor,
             self.clock,
             self.settings.graph_url,
+        )
+
+    @cached_property
+    def imports(self) -> Imports:
+        from shared.adapters.m365 import GraphM365
+        from shared.adapters.queues import StorageImportQueue
+        from shared.adapters.tables.imports import TableImports
+        from shared.service.imports import Imports
+
+        r = self.repositories
+        return Imports(
+            TableImports(self.store),
+            StorageImportQueue(self.queues),
+            r["directories"],
+            r["users"],
+            r["uniques"],
+            self.users,
+            GraphM365(self.directory_graph),
+            self.clock,
+            new_id,
         )
 
     @cached_property

@@ -131,6 +131,32 @@ class GraphM365:
             results.update(await self._run_chunk(client, gate, chunk))
         return results
 
+    async def user_page(
+        self, directory: Directory, *, text: str | None, enabled: bool | None, next_link: str | None, top: int
+    ) -> tuple[list[M365Account], str | None]:
+        client = await self._read(directory)
+        if next_link:
+            if not next_link.startswith(client.request_adapter.base_url + "/users"):
+                raise ValueError("not a users nextLink")
+            body = await get_json(client, _relative(client, next_link))
+        else:
+            clauses = []
+            if text:
+                t = odata_string(text)
+                clauses.append(
+                    f"(startsWith(displayName,{t}) or startsWith(userPrincipalName,{t}) or startsWith(mail,{t}))"
+                )
+            if enabled is not None:
+                clauses.append(f"accountEnabled eq {'true' if enabled else 'false'}")
+            query = {
+                "$select": SELECT,
+                "$top": str(top),
+                **({"$filter": " and ".join(clauses)} if clauses else {}),
+            }
+            body = await get_json(client, "/users", query)
+        nxt = (body or {}).get("@odata.nextLink")
+        return [account_from(v) for v in (body or {}).get("value", [])], str(nxt) if nxt else None
+
     async def get_group(self, directory: Directory, m365_id: str) -> M365Group | None:
         client = await self._read(directory)
         try:

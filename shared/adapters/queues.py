@@ -147,3 +147,23 @@ class StorageGroupQueue(JsonQueue):
             "correlationId": correlation_id,
         }
         await self.send([json.dumps(body, separators=(",", ":"))])
+
+
+IMPORT_QUEUE = "import"
+
+
+class StorageImportQueue(JsonQueue):
+    """Import jobs: ``{"type": "plan", "jobId"}`` and ``{"type": "chunk", "jobId", "chunk"}``."""
+
+    def __init__(self, service: QueueServiceClient, name: str = IMPORT_QUEUE) -> None:
+        super().__init__(service, name)
+
+    async def plan(self, job_id: str) -> None:
+        await self.send([json.dumps({"type": "plan", "jobId": job_id}, separators=(",", ":"))])
+
+    async def chunks(self, job_id: str, count: int) -> None:
+        bodies = [
+            json.dumps({"type": "chunk", "jobId": job_id, "chunk": n}, separators=(",", ":"))
+            for n in range(count)
+        ]
+        await self.send(bodies)

@@ -445,6 +445,110 @@ class DirectoryList(Out):
     next: str | None
 
 
+# -------------------------------------------------------------------------------------------- imports
+class CandidateQuery(ListQuery):
+    limit: int = Field(100, ge=1, le=999)
+    text: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=_PRINTABLE)] | None = Field(
+        None, description="startsWith on displayName, userPrincipalName or mail"
+    )
+    domain: Annotated[str, StringConstraints(max_length=253, pattern=r"^[A-Za-z0-9.-]+$")] | None = None
+    enabled: bool | None = None
+
+
+class CandidateOut(Out):
+    m365UserId: str
+    userPrincipalName: str
+    mail: str | None = None
+    displayName: str | None = None
+    accountEnabled: bool
+    username: str = Field(
+        description="the username the import would give it (its alias, else its email's local part)"
+    )
+    email: str
+    exists: bool = Field(
+        description="a Warden user with this email or username exists: the import would skip it"
+    )
+    existsReason: str | None = None
+
+
+class CandidateList(Out):
+    items: list[CandidateOut]
+    next: str | None
+
+
+class ImportIn(Body):
+    m365UserIds: list[Guid] | None = Field(None, min_length=1, max_length=10_000)
+    all: bool = False
+    filter: dict[str, Annotated[str, StringConstraints(max_length=64, pattern=_PRINTABLE)]] | None = Field(
+        None,
+        description='with all: {"text": "..."} imports only accounts whose displayName, UPN or mail starts so',
+    )
+    bind: bool = Field(
+        False, description="bind each imported user to the directory (its account is taken over)"
+    )
+
+    @model_validator(mode="after")
+    def _one_selection(self) -> ImportIn:
+        if (self.m365UserIds is None) == (not self.all):
+            raise ValueError("give either m365UserIds or all: true")
+        if self.filter is not None and (not self.all or set(self.filter) - {"text"}):
+            raise ValueError("filter goes with all: true and knows only 'text'")
+        return self
+
+
+class ImportStarted(Out):
+    jobId: str
+    status: Literal["planning"]
+
+
+class ImportItemOut(Out):
+    m365UserId: str
+    state: Literal["pending", "imported", "skipped", "failed"]
+    reason: str | None = None
+    userId: str | None = None
+    userPrincipalName: str | None = None
+
+
+class ImportItems(Out):
+    items: list[ImportItemOut]
+    next: str | None
+
+
+class ImportOut(Out):
+    id: str
+    directoryId: str
+    status: Literal["planning", "running", "done", "failed", "undone"]
+    bind: bool
+    total: int
+    done: int
+    imported: int
+    skipped: int
+    failed: int
+    progressPercent: float
+    ratePerSecond: float | None = None
+    etaSeconds: float | None = None
+    createdAt: dt.datetime
+    undoUntil: dt.datetime
+    error: str | None = None
+    items: ImportItems = Field(
+        description="the job's accounts, paged; ?state=skipped lists the skipped with why"
+    )
+
+
+class ImportQuery(ListQuery):
+    state: Literal["pending", "imported", "skipped", "failed"] | None = None
+
+
+class UndoKept(Out):
+    userId: str
+    reason: str
+
+
+class UndoOut(Out):
+    removed: list[str]
+    kept: list[UndoKept]
+
+
 # ----------------------------------------------------------------------------------------------- runs
 class ReconcileIn(Body):
     dryRun: bool = Field(False, description="plan only: return the plan and write nothing to M365 (rule 20)")

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
 from shared.api import schemas as s
 from shared.domain.errors import Invalid
+from shared.domain.imports import Candidate
 from shared.domain.model import AuditEntry, DirectoryOptions, MassChangeGuard, User, UserView
 from shared.domain.runs import Run, RunItem
 from shared.service.directories import ConnectDirectory, DirectoryView
 from shared.service.groups import GroupView
+from shared.service.imports import ImportItem, ImportJob
 from shared.service.ports import Page
 from shared.service.sync import PasswordResult
 
@@ -291,3 +294,54 @@ def run_summary(run: Run) -> dict[str, Any]:
         "dryRun": run.dry_run,
         "createdAt": run.created_at.isoformat(),
     }
+
+
+def candidate_out(c: Candidate) -> s.CandidateOut:
+    a = c.account
+    return s.CandidateOut(
+        m365UserId=a.id,
+        userPrincipalName=a.user_principal_name,
+        mail=a.mail,
+        displayName=a.display_name,
+        accountEnabled=a.account_enabled,
+        username=c.username,
+        email=c.email,
+        exists=c.exists is not None,
+        existsReason=c.exists,
+    )
+
+
+def import_out(job: ImportJob, items: Page[ImportItem], now: dt.datetime) -> s.ImportOut:
+    rate, eta = job.rate_and_eta(now)
+    return s.ImportOut(
+        id=job.id,
+        directoryId=job.directory_id,
+        status=job.status,
+        bind=job.bind,
+        total=job.total,
+        done=job.done,
+        imported=job.imported,
+        skipped=job.skipped,
+        failed=job.failed,
+        progressPercent=round(100.0 * job.done / job.total, 1)
+        if job.total
+        else (100.0 if job.status == "done" else 0.0),
+        ratePerSecond=round(rate, 2) if rate is not None else None,
+        etaSeconds=round(eta, 1) if eta is not None else None,
+        createdAt=job.created_at,
+        undoUntil=job.undo_until,
+        error=job.error,
+        items=s.ImportItems(
+            items=[
+                s.ImportItemOut(
+                    m365UserId=i.m365_user_id,
+                    state=i.state,
+                    reason=i.reason,
+                    userId=i.user_id,
+                    userPrincipalName=i.account.get("user_principal_name"),
+                )
+                for i in items.items
+            ],
+            next=items.next,
+        ),
+    )

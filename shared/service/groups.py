@@ -173,7 +173,7 @@ class Groups:
                 await self.mirrors.delete_mirror(b.directory_id, b.m365_group_id, actor.correlation_id)
         return members
 
-    async def add_member(self, group_id: str, user_id: str, actor: Actor) -> bool:
+    async def add_member(self, group_id: str, user_id: str, actor: Actor, *, sync: bool = True) -> bool:
         await self._group(group_id)
         await self._user(user_id)
         now = self.clock()
@@ -182,7 +182,8 @@ class Groups:
         await self.bindings.refresh(user_id)
         if added:
             await self.auditor.record(actor, "group.member.add", group_id=group_id, user_id=user_id)
-        await self.sync.enqueue([user_id], actor.correlation_id)
+        if sync:
+            await self.sync.enqueue([user_id], actor.correlation_id)
         await self._mirror(group_id, actor)
         return added
 

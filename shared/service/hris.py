@@ -450,7 +450,7 @@ class Hris:
                 manager = await self._manager(e, record.user.id, warnings)
                 changes = user_changes(event, record.user, manager, self.clock())
                 await self.users.update(
-                    record.user.id, changes, record.etag, actor, marks={"hr_event_at": event_at}
+                    record.user.id, changes, record.etag, actor, marks={"hr_event_at": event_at}, sync=False
                 )
             except (PreconditionFailed, _Recheck):
                 continue  # the person changed (or was just created) meanwhile: read again
@@ -495,7 +495,7 @@ class Hris:
         for username in candidates:
             fields = new_user_fields(event, username, manager, event_at, now)
             try:
-                view = await self.users.create(fields, actor, source=HRIS_ACTOR)
+                view = await self.users.create(fields, actor, source=HRIS_ACTOR, sync=False)
             except Conflict as exc:
                 if await self._person(e) is not None:
                     raise _Recheck() from None  # created by a concurrent delivery: update it instead
@@ -589,10 +589,10 @@ class Hris:
             if d.options.auto_bind_verified_domains and domain in d.verified_domains()
         ]
         for directory_id in dict.fromkeys([*directory_ids, *auto]):
-            await self.users.bind(user_id, directory_id, actor)
+            await self.users.bind(user_id, directory_id, actor, sync=False)
         for group_id in group_ids:
-            await self.groups.add_member(group_id, user_id, actor)
-        await self.sync.enqueue([user_id], actor.correlation_id)
+            await self.groups.add_member(group_id, user_id, actor, sync=False)
+        await self.sync.enqueue([user_id], actor.correlation_id)  # one sync, after every change of the event
 
     async def _audit(
         self,

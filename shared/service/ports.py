@@ -314,6 +314,12 @@ class M365(Protocol):
         """Users (or ``resource="groups"``) changed since ``delta_link`` (all when None; none with ``latest``)
         and the new deltaLink."""
 
+    async def user_page(
+        self, directory: Directory, *, text: str | None, enabled: bool | None, next_link: str | None, top: int
+    ) -> tuple[list[M365Account], str | None]:
+        """One page of the tenant's users (``startsWith`` text on displayName/UPN/mail, enabled state), and the
+        nextLink to the following page."""
+
     async def get_group(self, directory: Directory, m365_id: str) -> M365Group | None: ...
 
     async def find_groups(self, directory: Directory, display_name: str) -> list[M365Group]: ...

@@ -197,7 +197,9 @@ class Sync:
             )
         )
         planned = plan_user(desired, targets, observed)
+        # Only an admin gives an initial password (POST /api/users): HR hires never have one to look up.
         creates = any(i.action == "create" for i in planned) and record.user.state == "active"
+        creates = creates and record.user.source == "admin"
         if creates and self.secrets and await self.secrets.find(initial_password_name(user_id)) is not None:
             desired = dataclasses.replace(desired, has_initial_password=True)
             planned = plan_user(desired, targets, observed)

@@ -121,9 +121,13 @@ class Users:
         *,
         source: str = "admin",
         initial_password: str | None = None,
+        user_id: str | None = None,
+        sync: bool = True,
     ) -> UserView:
+        """``user_id``: a given id (an import derives it from the account, so a retry makes no second user);
+        ``sync``: False when the new user has nothing to sync (no binding yet; an import without ``bind``)."""
         now = self.clock()
-        user = User(id=self.ids(), source=source, created_at=now, updated_at=now, **fields)
+        user = User(id=user_id or self.ids(), source=source, created_at=now, updated_at=now, **fields)
         await self._check(user)
         values = user.unique_values()
         await self.claims.claim_all(values, user.id)
@@ -137,7 +141,8 @@ class Users:
             await self.secrets.set(initial_password_name(user.id), initial_password)
         after = {**audit_view(user), **({"initialPassword": "set"} if initial_password else {})}
         await self.auditor.record(actor, "user.create", user_id=user.id, after=after)
-        await self.sync.enqueue([user.id], actor.correlation_id)
+        if sync:
+            await self.sync.enqueue([user.id], actor.correlation_id)
         return UserView(user, etag, (), ())
 
     async def update(
@@ -148,9 +153,11 @@ class Users:
         actor: Actor,
         *,
         marks: Mapping[str, Any] | None = None,
+        sync: bool = True,
     ) -> UserView:
         """``marks``: bookkeeping fields that are not an admin's to set (``hr_event_at``), written with the
-        change (or alone) and not audited as a change of the user."""
+        change (or alone) and not audited as a change of the user. ``sync``: False when the caller queues the
+        user's sync itself (once, after all its changes)."""
         record = await self._record(user_id)
         if if_match is not None and if_match != record.etag:
             raise PreconditionFailed("the user changed since it was read (If-Match does not match its ETag)")
@@ -180,7 +187,8 @@ class Users:
                 before=audit_view(before, changed),
                 after=audit_view(after, changed),
             )
-            await self.sync.enqueue([user_id], actor.correlation_id)
+            if sync:
+                await self.sync.enqueue([user_id], actor.correlation_id)
         await self.bindings.refresh(user_id)  # the directory index carries the user's fields
         fresh = await self.users.get(user_id)
         return await self.view(fresh if fresh is not None else replace(record, user=after, etag=etag))
@@ -202,7 +210,8 @@ class Users:
             await self.users.delete(user_id)
         await self.claims.release_all(record.user.unique_values(), user_id)
         await track(self.dates, record.user, None)
-        await self.bindings.refresh(user_id)
+        if record.direct or record.links or record.groups:  # else it has no index rows to remove
+            await self.bindings.refresh(user_id)
         await self.auditor.record(
             actor,
             "user.delete",
@@ -268,7 +277,11 @@ class Users:
         )
         return Page([view] if matches else [], None)
 
-    async def bind(self, user_id: str, directory_id: str, actor: Actor) -> tuple[UserView, bool]:
+    async def bind(
+        self, user_id: str, directory_id: str, actor: Actor, *, sync: bool = True
+    ) -> tuple[UserView, bool]:
+        """``sync``: False when the caller queues the user's sync itself. (An admin's PUT queues one even when the
+        user is bound already: a re-run converges.)"""
         await self._record(user_id)
         if await self.directories.get(directory_id) is None:
             raise NotFound(f"no directory with id '{directory_id}'")
@@ -278,9 +291,8 @@ class Users:
             await self.auditor.record(
                 actor, "user.bind", user_id=user_id, directory_id=directory_id, after={"via": "direct"}
             )
-        await self.sync.enqueue(
-            [user_id], actor.correlation_id
-        )  # even when bound already: a re-run converges
+        if sync:
+            await self.sync.enqueue([user_id], actor.correlation_id)
         return await self.get(user_id), created
 
     async def unbind(self, user_id: str, directory_id: str, actor: Actor) -> None:

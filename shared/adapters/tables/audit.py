@@ -77,6 +77,7 @@ def entry_from(r: Any) -> AuditEntry:
 class TableAuditLog:
     def __init__(self, store: TableStore) -> None:
         self.store = store
+        self._days: set[str] = set()
 
     async def record(self, entry: AuditEntry) -> None:
         table = await self.store.table("audit")
@@ -84,10 +85,14 @@ class TableAuditLog:
         keys += [f"user|{entry.user_id}"] if entry.user_id else []
         keys += [f"directory|{entry.directory_id}"] if entry.directory_id else []
         keys += [f"group|{entry.group_id}"] if entry.group_id else []
-        day_marker = {"PartitionKey": "days", "RowKey": f"{_MAX_DAY - int(_day(entry.at)):08d}"}
-        await asyncio.gather(
-            table.upsert_entity(day_marker), *(table.upsert_entity(entry_entity(k, entry)) for k in keys)
-        )
+        day = _day(entry.at)
+        writes = [table.upsert_entity(entry_entity(k, entry)) for k in keys]
+        if day not in self._days:  # once per day per process: the marker only says the day has entries
+            writes.append(
+                table.upsert_entity({"PartitionKey": "days", "RowKey": f"{_MAX_DAY - int(day):08d}"})
+            )
+        await asyncio.gather(*writes)
+        self._days.add(day)
 
     async def page(self, query: AuditQuery, cursor: str | None, limit: int) -> Page[AuditEntry]:
         table = await self.store.table("audit")

@@ -36,6 +36,7 @@ TABLES = (
     "runs",
     "runitems",
     "dates",
+    "imports",
 )
 TRANSACTION_LIMIT = 100
 """Table Storage's entity group transactions: at most 100 operations, one partition."""

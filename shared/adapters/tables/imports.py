@@ -1,0 +1,172 @@
+"""Import jobs on Table Storage: one partition per job (PartitionKey = job id).
+
+RowKey ``job`` is the job (directory, bind, status, counters, undo deadline); ``item|<n>`` one account to import,
+with the account as read from Graph, its state (``pending`` → ``imported`` / ``skipped`` / ``failed``), the reason
+and the Warden user it became. Items are written 100 per transaction; a chunk is a range of item numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceModifiedError
+from azure.data.tables import UpdateMode
+
+from shared.adapters.tables.base import (
+    TableStore,
+    from_json,
+    from_text,
+    from_time,
+    insert_new,
+    page,
+    quote,
+    read,
+    required_time,
+    stream,
+    to_json,
+    to_text,
+    to_time,
+    transact,
+)
+from shared.domain.errors import ConcurrentUpdate
+from shared.service.imports import ImportItem, ImportJob
+from shared.service.ports import Page
+
+JOB = "job"
+ITEM = "item|"
+RETRIES = 30
+
+
+def job_entity(job: ImportJob) -> dict[str, Any]:
+    return {
+        "PartitionKey": job.id,
+        "RowKey": JOB,
+        "DirectoryId": job.directory_id,
+        "Bind": job.bind,
+        "Status": job.status,
+        "Trigger": job.trigger,
+        "Selection": to_json(job.selection),
+        "Total": job.total,
+        "Imported": job.imported,
+        "Skipped": job.skipped,
+        "Failed": job.failed,
+        "Chunks": job.chunks,
+        "ChunksDone": job.chunks_done,
+        "CreatedAt": to_time(job.created_at),
+        "StartedAt": to_time(job.started_at),
+        "FinishedAt": to_time(job.finished_at),
+        "UndoUntil": to_time(job.undo_until),
+        "UndoneAt": to_time(job.undone_at),
+        "Error": to_text(job.error),
+    }
+
+
+def job_from(e: Any) -> ImportJob:
+    return ImportJob(
+        id=e["PartitionKey"],
+        directory_id=e["DirectoryId"],
+        bind=bool(e.get("Bind")),
+        status=e["Status"],
+        trigger=e.get("Trigger", ""),
+        selection=from_json(e.get("Selection"), {}),
+        total=int(e.get("Total", 0)),
+        imported=int(e.get("Imported", 0)),
+        skipped=int(e.get("Skipped", 0)),
+        failed=int(e.get("Failed", 0)),
+        chunks=int(e.get("Chunks", 0)),
+        chunks_done=int(e.get("ChunksDone", 0)),
+        created_at=required_time(e["CreatedAt"]),
+        started_at=from_time(e.get("StartedAt")),
+        finished_at=from_time(e.get("FinishedAt")),
+        undo_until=required_time(e["UndoUntil"]),
+        undone_at=from_time(e.get("UndoneAt")),
+        error=from_text(e.get("Error")),
+    )
+
+
+def item_entity(job_id: str, i: ImportItem) -> dict[str, Any]:
+    return {
+        "PartitionKey": job_id,
+        "RowKey": f"{ITEM}{i.n:07d}",
+        "M365UserId": i.m365_user_id,
+        "Account": to_json(i.account),
+        "State": i.state,
+        "Reason": to_text(i.reason),
+        "UserId": to_text(i.user_id),
+    }
+
+
+def item_from(e: Any) -> ImportItem:
+    return ImportItem(
+        n=int(e["RowKey"][len(ITEM) :]),
+        m365_user_id=e["M365UserId"],
+        account=from_json(e.get("Account"), {}),
+        state=e["State"],
+        reason=from_text(e.get("Reason")),
+        user_id=from_text(e.get("UserId")),
+    )
+
+
+class TableImports:
+    def __init__(self, store: TableStore) -> None:
+        self.store = store
+
+    async def add(self, job: ImportJob) -> None:
+        await insert_new(await self.store.table("imports"), job_entity(job), "import job")
+
+    async def get(self, job_id: str) -> tuple[ImportJob, str] | None:
+        table = await self.store.table("imports")
+        row = await read(table, job_id, JOB)
+        return (job_from(row), str(row.metadata["etag"])) if row is not None else None
+
+    async def save(self, job: ImportJob, etag: str | None) -> str:
+        table = await self.store.table("imports")
+        try:
+            if etag is None:
+                meta = await table.upsert_entity(job_entity(job), mode=UpdateMode.REPLACE)
+            else:
+                meta = await table.update_entity(
+                    job_entity(job),
+                    mode=UpdateMode.REPLACE,
+                    etag=etag,
+                    match_condition=MatchConditions.IfNotModified,
+                )
+        except ResourceModifiedError:
+            raise ConcurrentUpdate("the import job changed meanwhile") from None
+        return str(meta.get("etag", ""))
+
+    async def put_items(self, job_id: str, items: Sequence[ImportItem]) -> None:
+        table = await self.store.table("imports")
+        await transact(table, [("upsert", item_entity(job_id, i)) for i in items])
+
+    async def items(self, job_id: str, first: int, last: int) -> list[ImportItem]:
+        table = await self.store.table("imports")
+        low, high = quote(f"{ITEM}{first:07d}"), quote(f"{ITEM}{last:07d}")
+        flt = f"PartitionKey eq {quote(job_id)} and RowKey ge {low} and RowKey lt {high}"
+        return [item_from(r) async for r in stream(table, flt)]
+
+    async def page_items(
+        self, job_id: str, state: str | None, cursor: str | None, limit: int
+    ) -> Page[ImportItem]:
+        table = await self.store.table("imports")
+        flt = f"PartitionKey eq {quote(job_id)} and RowKey ge {quote(ITEM)} and RowKey lt {quote('item}')}"
+        flt += f" and State eq {quote(state)}" if state else ""
+        rows, nxt = await page(table, flt, f"imports:{job_id}:{state}", cursor, limit)
+        return Page([item_from(r) for r in rows], nxt)
+
+    async def add_counts(self, job_id: str, counts: dict[str, int], finished: Any) -> ImportJob:
+        """Add to the job's counters (ETag-guarded, retried); ``finished(job)`` may close the job."""
+        for _ in range(RETRIES):
+            found = await self.get(job_id)
+            if found is None:
+                raise LookupError(job_id)
+            job, etag = found
+            updated = finished(job.counted(counts))
+            try:
+                await self.save(updated, etag)
+            except ConcurrentUpdate:
+                continue
+            return updated  # type: ignore[no-any-return]
+        raise ConcurrentUpdate("the import job's counters kept changing")

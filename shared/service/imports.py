@@ -1,0 +1,391 @@
+"""Bulk import of existing M365 accounts (rule 13), with progress and a 48-hour undo.
+
+1. ``candidates``: the tenant's accounts not yet linked to a Warden user, a page at a time (Warden's cursor over
+   Graph's nextLink), filtered by text (``startsWith`` on displayName / UPN / mail), domain and enabled state, each
+   saying whether a Warden user with its email or username exists already.
+2. ``start`` → a job in ``planning``; ``plan`` (a queue job) stores one item per account — read once: the listing
+   for ``all``, one read per given id otherwise — and fans out chunks of 100 items.
+3. ``run_chunk`` turns each pending item into a ``staged`` user (source ``import``) under an id derived from the job
+   and the account, so a chunk processed twice imports nobody twice; the account is claimed for that user; with
+   ``bind`` the user is bound and its sync takes the account over (never sending a password). An account whose
+   username or email exists in Warden is skipped with that reason.
+4. ``undo`` (within 48 hours) removes the job's users nobody has bound, edited or added to a group since (those are
+   listed as kept, with why); nothing is written to M365.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from shared.domain.errors import Conflict, DomainError, NotFound
+from shared.domain.imports import (
+    UNDO_WINDOW,
+    Candidate,
+    email_of,
+    import_user_id,
+    keep_reason,
+    user_fields,
+    username_of,
+)
+from shared.domain.model import Directory
+from shared.domain.planner import M365Account
+from shared.service.context import Actor
+from shared.service.ports import M365, Clock, DirectoryRepository, Ids, Page, Uniques, UserRepository
+from shared.service.sync import claim_kind
+
+CHUNK = 100
+ITEM_CONCURRENCY = 4
+ImportStatus = Literal["planning", "running", "done", "failed", "undone"]
+ItemState = Literal["pending", "imported", "skipped", "failed"]
+
+
+@dataclass(frozen=True)
+class ImportItem:
+    n: int
+    m365_user_id: str
+    account: dict[str, Any]
+    state: ItemState = "pending"
+    reason: str | None = None
+    user_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ImportJob:
+    id: str
+    directory_id: str
+    bind: bool
+    status: ImportStatus
+    trigger: str
+    selection: dict[str, Any]
+    created_at: dt.datetime
+    undo_until: dt.datetime
+    total: int = 0
+    imported: int = 0
+    skipped: int = 0
+    failed: int = 0
+    chunks: int = 0
+    chunks_done: int = 0
+    started_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+    undone_at: dt.datetime | None = None
+    error: str | None = None
+
+    def counted(self, counts: dict[str, int]) -> ImportJob:
+        return dataclasses.replace(
+            self,
+            imported=self.imported + counts.get("imported", 0),
+            skipped=self.skipped + counts.get("skipped", 0),
+            failed=self.failed + counts.get("failed", 0),
+            chunks_done=self.chunks_done + counts.get("chunks", 0),
+        )
+
+    @property
+    def done(self) -> int:
+        return self.imported + self.skipped + self.failed
+
+    def rate_and_eta(self, now: dt.datetime) -> tuple[float | None, float | None]:
+        """Accounts per second so far, and seconds left at that rate."""
+        if self.started_at is None or self.done == 0:
+            return None, None
+        elapsed = max(((self.finished_at or now) - self.started_at).total_seconds(), 1e-3)
+        rate = self.done / elapsed
+        return rate, (max(self.total - self.done, 0) / rate if self.status == "running" else 0.0)
+
+
+@dataclass(frozen=True)
+class UndoReport:
+    removed: list[str] = field(default_factory=list)
+    kept: list[tuple[str, str]] = field(default_factory=list)
+
+
+class ImportStore(Protocol):
+    async def add(self, job: ImportJob) -> None: ...
+
+    async def get(self, job_id: str) -> tuple[ImportJob, str] | None: ...
+
+    async def save(self, job: ImportJob, etag: str | None) -> str: ...
+
+    async def put_items(self, job_id: str, items: Sequence[ImportItem]) -> None: ...
+
+    async def items(self, job_id: str, first: int, last: int) -> list[ImportItem]: ...
+
+    async def page_items(
+        self, job_id: str, state: str | None, cursor: str | None, limit: int
+    ) -> Page[ImportItem]: ...
+
+    async def add_counts(
+        self, job_id: str, counts: dict[str, int], finished: Callable[[ImportJob], ImportJob]
+    ) -> ImportJob: ...
+
+
+class ImportQueue(Protocol):
+    async def plan(self, job_id: str) -> None: ...
+
+    async def chunks(self, job_id: str, count: int) -> None: ...
+
+
+class UserMaker(Protocol):
+    async def create(
+        self,
+        fields: dict[str, Any],
+        actor: Actor,
+        *,
+        source: str = ...,
+        user_id: str | None = ...,
+        sync: bool = ...,
+    ) -> Any: ...
+
+    async def bind(self, user_id: str, directory_id: str, actor: Actor) -> Any: ...
+
+    async def delete(self, user_id: str, if_match: str | None, actor: Actor) -> Any: ...
+
+
+def account_json(a: M365Account) -> dict[str, Any]:
+    return dataclasses.asdict(a)
+
+
+def account_of(raw: dict[str, Any]) -> M365Account:
+    return M365Account(**{**raw, "proxy_addresses": tuple(raw.get("proxy_addresses") or ())})
+
+
+class Imports:
+    def __init__(
+        self,
+        store: ImportStore,
+        queue: ImportQueue,
+        directories: DirectoryRepository,
+        users: UserRepository,
+        uniques: Uniques,
+        maker: UserMaker,
+        m365: M365,
+        clock: Clock,
+        ids: Ids,
+    ) -> None:
+        self.store = store
+        self.queue = queue
+        self.directories = directories
+        self.users = users
+        self.uniques = uniques
+        self.maker = maker
+        self.m365 = m365
+        self.clock = clock
+        self.ids = ids
+
+    async def _directory(self, directory_id: str) -> Directory:
+        found = await self.directories.get(directory_id)
+        if found is None:
+            raise NotFound(f"no directory with id '{directory_id}'")
+        return found[0]
+
+    async def _job(self, job_id: str) -> tuple[ImportJob, str]:
+        found = await self.store.get(job_id)
+        if found is None:
+            raise NotFound(f"no import job '{job_id}'")
+        return found
+
+    async def get(self, job_id: str) -> ImportJob:
+        return (await self._job(job_id))[0]
+
+    async def items(self, job_id: str, state: str | None, cursor: str | None, limit: int) -> Page[ImportItem]:
+        await self._job(job_id)
+        return await self.store.page_items(job_id, state, cursor, limit)
+
+    async def _exists(self, account: M365Account) -> str | None:
+        email, username = email_of(account).lower(), username_of(account).lower()
+        if await self.uniques.owner("email", email):
+            return f"a Warden user with email {email} exists"
+        if await self.uniques.owner("username", username):
+            return f"a Warden user with username {username} exists"
+        return None
+
+    # ------------------------------------------------------------------------------------------ candidates
+    async def candidates(
+        self,
+        directory_id: str,
+        *,
+        text: str | None,
+        domain: str | None,
+        enabled: bool | None,
+        cursor: str | None,
+        limit: int,
+    ) -> tuple[list[Candidate], str | None]:
+        """Unlinked accounts, a Graph page at a time (``cursor`` is Graph's nextLink, opaque to the caller)."""
+        directory = await self._directory(directory_id)
+        accounts, next_link = await self.m365.user_page(
+            directory, text=text, enabled=enabled, next_link=cursor, top=limit
+        )
+        if domain:
+            accounts = [a for a in accounts if email_of(a).lower().endswith("@" + domain.lower())]
+        owners = await asyncio.gather(*(self.uniques.owner(claim_kind(directory_id), a.id) for a in accounts))
+        free = [a for a, owner in zip(accounts, owners, strict=True) if owner is None]
+        exists = await asyncio.gather(*(self._exists(a) for a in free))
+        return [
+            Candidate(a, username_of(a), email_of(a), e) for a, e in zip(free, exists, strict=True)
+        ], next_link
+
+    # ------------------------------------------------------------------------------------------------ jobs
+    async def start(
+        self, directory_id: str, selection: dict[str, Any], bind: bool, actor: Actor
+    ) -> ImportJob:
+        await self._directory(directory_id)
+        now = self.clock()
+        job = ImportJob(
+            self.ids(), directory_id, bind, "planning", actor.name, selection, now, now + UNDO_WINDOW
+        )
+        await self.store.add(job)
+        await self.queue.plan(job.id)
+        return job
+
+    async def plan(self, job_id: str) -> ImportJob:
+        job, etag = await self._job(job_id)
+        if job.status != "planning":
+            return job
+        directory = await self._directory(job.directory_id)
+        started = self.clock()
+        accounts: list[M365Account] = []
+        try:
+            if job.selection.get("all"):
+                async for page_ in self.m365.list_users(directory):
+                    accounts.extend(page_)
+            else:
+                ids = list(dict.fromkeys(job.selection.get("m365UserIds") or []))
+                gate = asyncio.Semaphore(8)
+
+                async def one(m365_id: str) -> M365Account | None:
+                    async with gate:
+                        return await self.m365.get_user(directory, m365_id)
+
+                accounts = [a for a in await asyncio.gather(*(one(i) for i in ids)) if a is not None]
+        except Exception as exc:
+            await self.store.save(
+                dataclasses.replace(
+                    job, status="failed", error=f"reading the tenant failed: {type(exc).__name__}"
+                ),
+                etag,
+            )
+            raise
+        text = (job.selection.get("text") or "").lower()
+        if text:
+            accounts = [
+                a
+                for a in accounts
+                if any(
+                    (v or "").lower().startswith(text)
+                    for v in (a.display_name, a.user_principal_name, a.mail)
+                )
+            ]
+        owners = await asyncio.gather(*(self.uniques.owner(claim_kind(directory.id), a.id) for a in accounts))
+        accounts = [a for a, owner in zip(accounts, owners, strict=True) if owner is None]
+        items = [ImportItem(n, a.id, account_json(a)) for n, a in enumerate(accounts)]
+        for start in range(0, len(items), CHUNK):
+            await self.store.put_items(job.id, items[start : start + CHUNK])
+        chunks = math.ceil(len(items) / CHUNK)
+        running = dataclasses.replace(
+            job,
+            status="running" if chunks else "done",
+            total=len(items),
+            chunks=chunks,
+            started_at=started,
+            finished_at=None if chunks else self.clock(),
+        )
+        await self.store.save(running, etag)
+        if chunks:
+            await self.queue.chunks(job.id, chunks)
+        return running
+
+    async def run_chunk(self, job_id: str, chunk: int) -> ImportJob:
+        job, _ = await self._job(job_id)
+        if job.status != "running":
+            return job
+        actor = Actor(job.trigger)
+        todo = [
+            i
+            for i in await self.store.items(job_id, chunk * CHUNK, (chunk + 1) * CHUNK)
+            if i.state == "pending"
+        ]
+        gate = asyncio.Semaphore(ITEM_CONCURRENCY)
+
+        async def one(item: ImportItem) -> ImportItem:
+            async with gate:
+                return await self._import(job, item, actor)
+
+        finished = list(await asyncio.gather(*(one(i) for i in todo)))
+        if finished:
+            await self.store.put_items(job_id, finished)
+        counts = {s: sum(1 for i in finished if i.state == s) for s in ("imported", "skipped", "failed")}
+        counts["chunks"] = 1
+
+        def close(j: ImportJob) -> ImportJob:
+            return (
+                dataclasses.replace(j, status="done", finished_at=self.clock())
+                if j.chunks_done >= j.chunks
+                else j
+            )
+
+        return await self.store.add_counts(job_id, counts, close)
+
+    async def _import(self, job: ImportJob, item: ImportItem, actor: Actor) -> ImportItem:
+        account = account_of(item.account)
+        user_id = import_user_id(job.id, account.id)
+        try:
+            await self.maker.create(user_fields(account), actor, source="import", user_id=user_id, sync=False)
+        except Conflict as exc:
+            # Its username or email is taken — unless by this very import's user (the chunk ran before).
+            if not await self._ours(user_id, exc):
+                return dataclasses.replace(
+                    item, state="skipped", reason=f"{exc.detail}: a Warden user has it"
+                )
+        except DomainError as exc:  # invalid for Warden (e.g. a UPN Warden's rules refuse)
+            return dataclasses.replace(item, state="failed", reason=exc.detail)
+        await self.uniques.insert(claim_kind(job.directory_id), account.id, user_id, self.clock())
+        if job.bind:
+            await self.maker.bind(user_id, job.directory_id, actor)  # its sync takes the account over
+        return dataclasses.replace(item, state="imported", user_id=user_id, reason=None)
+
+    async def _ours(self, user_id: str, exc: Conflict) -> bool:
+        return exc.extensions.get("owner") == user_id or await self.users.get(user_id) is not None
+
+    # ------------------------------------------------------------------------------------------------ undo
+    async def undo(self, job_id: str, actor: Actor) -> UndoReport:
+        job, etag = await self._job(job_id)
+        if self.clock() > job.undo_until:
+            raise Conflict(f"the undo window of this import closed at {job.undo_until.isoformat()}")
+        if job.status in ("planning", "running"):
+            raise Conflict("the import is still running; undo it once it is done")
+        if job.status == "undone":
+            raise Conflict("this import was undone already")
+        report = UndoReport()
+        gate = asyncio.Semaphore(ITEM_CONCURRENCY)
+
+        async def undo_one(item: ImportItem) -> None:
+            assert item.user_id is not None
+            async with gate:
+                record = await self.users.get(item.user_id)
+                if record is None:
+                    return
+                why = keep_reason(
+                    bound=bool(record.direct),
+                    edited=record.user.updated_at > record.user.created_at,
+                    grouped=bool(record.groups),
+                )
+                if why:
+                    report.kept.append((item.user_id, why))
+                    return
+                await self.maker.delete(item.user_id, None, actor)
+                await self.uniques.release(claim_kind(job.directory_id), item.m365_user_id, item.user_id)
+                report.removed.append(item.user_id)
+
+        cursor: str | None = None
+        while True:
+            page_ = await self.store.page_items(job_id, "imported", cursor, 200)
+            await asyncio.gather(*(undo_one(i) for i in page_.items))
+            if (cursor := page_.next) is None:
+                break
+        await self.store.save(dataclasses.replace(job, status="undone", undone_at=self.clock()), etag)
+        return report

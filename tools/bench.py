@@ -11,6 +11,10 @@ Then the store section (``tools.bench_store``): with ``--users`` users (100,000)
 (c) ``GET /api/users/{id}`` and (d) a directory's whole listing, each beside a bare azure-data-tables floor
 reading the same rows in the same run. ``--only coldstart`` / ``--only store`` runs one section;
 ``--only store --users 2000`` is a quick smoke run.
+
+Then the reconcile section (``tools.bench_reconcile``): a ``--users``-account tenant in the simulator at 80 ms,
+1 % drifted: the full reconcile beside Graph's throttle floor, its dry run, and the drift rounds.
+``--only reconcile --users 3000`` is a quick smoke run.
 """
 
 from __future__ import annotations
@@ -126,9 +130,16 @@ def cold_start(runs: int, env: dict[str, str]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=("coldstart", "store"), help="run one section (default: both)")
+    parser.add_argument(
+        "--only", choices=("coldstart", "store", "reconcile"), help="run one section (default: all)"
+    )
     parser.add_argument("--runs", type=int, default=7, help="cold start: fresh processes per figure (>= 5)")
-    parser.add_argument("--users", type=int, default=100_000, help="store: users seeded into Azurite")
+    parser.add_argument(
+        "--users",
+        type=int,
+        default=100_000,
+        help="store, reconcile: users seeded into Azurite and the tenant",
+    )
     parser.add_argument("--reads", type=int, default=2000, help="store: random users read (c)")
     parser.add_argument(
         "--read-seconds", type=float, default=300, help="store: time budget of the point reads (c)"
@@ -148,6 +159,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         result = bench_store.run(args, env)
         lines += ["", *bench_store.report(result)] if lines else bench_store.report(result)
+    if args.only in (None, "reconcile"):
+        from tools import bench_reconcile
+
+        reconciled = bench_reconcile.run(args, env)
+        lines += ["", *bench_reconcile.report(reconciled)] if lines else bench_reconcile.report(reconciled)
     print("\n".join(lines), flush=True)
     return 0
 

@@ -54,6 +54,8 @@ DEFAULT_MAPPING: dict[str, str | None] = {
     "employeeId": "employee_id",
 }
 MANAGER = "manager"
+BLOCKED = "blocked"
+"""The fingerprint a link carries after a block: what Warden last wrote there is ``accountEnabled: false``."""
 CASE_INSENSITIVE = frozenset({"userPrincipalName", "mail", "mailNickname"})
 RENAMING = frozenset({"userPrincipalName", "mail", "mailNickname"})
 
@@ -120,6 +122,12 @@ class Observation:
     immutable id; read when there is no linked account."""
     taken: frozenset[str] = frozenset()
     """Candidate ids already linked to another Warden user."""
+    recent: bool = False
+    """Warden wrote this link within the replication window: a read may predate that write (Entra ID replicates
+    between its replicas within seconds to minutes; GRAPH-NOTES "replication lag"). When what Warden wants now
+    differs from what it last wrote, the read is not trusted to show that write, and every managed property is
+    written again. Recency only ever adds writes, never skips one: a change made behind Warden's back is never
+    mistaken for a stale read."""
 
 
 @dataclass(frozen=True)
@@ -236,9 +244,9 @@ def _plan(
     alive = user.deleted_at is None and user.state in ("staged", "active")
     if not (alive and ud.bound):
         why = "deleted" if user.deleted_at else ("suspended" if user.state == "suspended" else "not bound")
-        return _block(ud, account, f"user {why}", "blocked", base)
+        return _block(ud, account or _own_account(user, obs), f"user {why}", "blocked", base, obs.recent)
     if owner is not None and owner != target.id:
-        return _block(ud, account, "email domain belongs to another tenant", "skipped", base)
+        return _block(ud, account, "email domain belongs to another tenant", "skipped", base, obs.recent)
     manager = desired.manager_ids.get(target.id)
     if owner is None:
         if account is None:
@@ -246,29 +254,49 @@ def _plan(
         # Rule 5: a new domain no connected directory has: keep the UPN, apply the rest, flag it.
         attrs = desired_attributes(user, target, enabled=True, keep_upn=account.user_principal_name)
         reason = f"email domain '{user.email_domain}' is not verified in any connected directory; UPN kept"
-        return _converge(account, ud, attrs, manager, base, status="needs_attention", reason=reason)
+        return _converge(
+            account, ud, attrs, manager, base, status="needs_attention", reason=reason, recent=obs.recent
+        )
     attrs = desired_attributes(user, target, enabled=True)
     if account is not None:
-        return _converge(account, ud, attrs, manager, base)
+        return _converge(account, ud, attrs, manager, base, recent=obs.recent)
     return _match(desired, ud, target, obs, attrs, manager, base)
 
 
+def _own_account(user: User, obs: Observation) -> M365Account | None:
+    """An unlinked account carrying the immutable id Warden derives from this user: Warden created it (a create
+    whose answer was lost) or an admin stamped it for this person. A user who may not sign in must not keep it
+    (rule 7). An account that merely matches the email is not enough to block anyone."""
+    own = immutable_id(user.id)
+    found = [c for c in obs.candidates if c.on_premises_immutable_id == own and c.id not in obs.taken]
+    return found[0] if len(found) == 1 else None
+
+
 def _block(
-    ud: UserDirectory, account: M365Account | None, reason: str, status: LinkStatus, base: tuple[str, str]
+    ud: UserDirectory,
+    account: M365Account | None,
+    reason: str,
+    status: LinkStatus,
+    base: tuple[str, str],
+    recent: bool = False,
 ) -> PlanItem:
     if account is None:
         return PlanItem("none", *base, status=status if ud.link.m365_user_id else "skipped", reason=reason)
-    if not account.account_enabled and ud.link.status in ("blocked", "skipped"):
-        return PlanItem("none", *base, status=status, reason=reason, m365_user_id=account.id)
-    changes = {"accountEnabled": (True, False)} if account.account_enabled else {}
+    # The read may predate Warden's own write of minutes ago (an unblock): it cannot vouch for a disabled account.
+    stale = recent and ud.link.fingerprint != BLOCKED
+    if not account.account_enabled and ud.link.status in ("blocked", "skipped") and not stale:
+        return PlanItem(
+            "none", *base, status=status, reason=reason, m365_user_id=account.id, fingerprint=BLOCKED
+        )
     return PlanItem(
         "block",
         *base,
         status=status,
         reason=reason,
         m365_user_id=account.id,
-        changes=changes,
+        changes={"accountEnabled": (account.account_enabled, False)},
         revoke_sessions=True,
+        fingerprint=BLOCKED,
     )
 
 
@@ -281,14 +309,24 @@ def _converge(
     *,
     status: LinkStatus = "synced",
     reason: str | None = None,
+    recent: bool = False,
 ) -> PlanItem:
-    changes = diff(account, attrs)
+    seen = diff(account, attrs)
+    changes = dict(seen)
+    wanted = fingerprint(attrs, manager)
+    if recent and ud.link.fingerprint != wanted:
+        # Warden wrote something else minutes ago, which this read may not show yet: write every managed
+        # property (a present immutable id stays, as in ``diff``).
+        immutable = "onPremisesImmutableId" if account.on_premises_immutable_id else None
+        changes = {p: (account.value(p), v) for p, v in attrs.items() if p != immutable} | seen
     applied_manager = ud.link.manager_m365_id
     if manager != applied_manager:
         changes[MANAGER] = (applied_manager, manager)
-    if changes.get("accountEnabled") == (False, True):
+    if changes.get("accountEnabled") == (False, True) or (
+        "accountEnabled" in changes and ud.link.status == "blocked" and ud.link.fingerprint == BLOCKED
+    ):
         action: Action = "unblock"
-    elif RENAMING & changes.keys():
+    elif RENAMING & seen.keys():
         action = "rename"
     elif changes:
         action = "update"
@@ -301,7 +339,7 @@ def _converge(
         reason=reason,
         m365_user_id=account.id,
         changes=changes,
-        fingerprint=fingerprint(attrs, manager),
+        fingerprint=wanted,
     )
 
 

@@ -41,7 +41,7 @@ from shared.service.ports import (
     Page,
     SyncQueue,
 )
-from shared.service.sync import LEASE, Sync, target_of
+from shared.service.sync import LEASE, RECENT_LINK, Sync, target_of
 
 CHUNK = 100
 ITEM_BATCH = 100
@@ -279,7 +279,8 @@ class Reconciler:
             link = e.link or Link(e.user_id, directory.id)
             ud = UserDirectory(directory.id, e.via, link)
             if link.m365_user_id and link.m365_user_id in tenant.by_id:
-                observation = Observation(linked=tenant.by_id[link.m365_user_id])
+                recent = link.last_sync_at is not None and self.clock() - link.last_sync_at < RECENT_LINK
+                observation = Observation(linked=tenant.by_id[link.m365_user_id], recent=recent)
             else:
                 found = tenant.matches(e.user.email, immutable_id(e.user.id))
                 taken = frozenset(a.id for a in found if a.id in linked_ids and a.id != link.m365_user_id)

@@ -138,14 +138,18 @@ class Sync:
         if link.m365_user_id:
             account = await self.m365.get_user(d, link.m365_user_id)
             if account is not None:
-                return Observation(linked=account)
-            if not gone and link.last_sync_at is not None and self.clock() - link.last_sync_at < RECENT_LINK:
+                return Observation(linked=account, recent=self._recent(link))
+            if not gone and self._recent(link):
                 # Rule 2: once linked, the object id is the match. An account Warden linked minutes ago that
                 # answers 404 is most likely not replicated to this reader yet: try again later.
                 raise SyncIncomplete(f"linked account {link.m365_user_id} is not visible yet")
             if record.user.deleted_at is not None or record.user.state == "suspended":
                 return Observation()  # gone in M365: nothing to block, and never a reason to create
         return await self._candidates(d, record)
+
+    def _recent(self, link: Link) -> bool:
+        """Written by Warden within the replication window (a read may not show that write yet)."""
+        return link.last_sync_at is not None and self.clock() - link.last_sync_at < RECENT_LINK
 
     async def _manager_ids(self, manager_id: str | None) -> dict[str, str | None]:
         if manager_id is None:
@@ -344,7 +348,9 @@ class Sync:
             last_sync_at=self.clock(),
             manager_m365_id=manager,
         )
-        if m365_id and ok and final.action in ("create", "take_over"):
+        # A block of an unlinked account (one carrying the user's immutable id) links and claims it too.
+        claims = final.action in ("create", "take_over") or (final.action == "block" and not old.m365_user_id)
+        if m365_id and ok and claims:
             await self.uniques.insert(claim_kind(final.directory_id), m365_id, user_id, self.clock())
         unchanged = dataclasses.replace(link, last_sync_at=old.last_sync_at) == old
         if not unchanged or final.writes:

@@ -13,8 +13,8 @@ delivery Warden did not take (5xx, 409) with the same ``webhook-id``, as a real 
 are made by another app of the tenant (an admin's tool), so they do not spend Warden's resource units.
 Set ``WARDEN_CONVERGENCE_SEED`` to replay a sequence.
 
-Two cases the random run cannot hit on purpose follow it, each a known Warden bug (strict xfail): an account
-whose create answer was lost, and a state flipped back within the replication lag.
+Two cases the random run cannot hit on purpose follow it: an account whose create answer was lost, and a state
+flipped back within the replication lag.
 """
 
 from __future__ import annotations
@@ -719,13 +719,6 @@ def test_randomized_hr_and_m365_edits_under_faults_converge_after_one_reconcile(
     assert timings["total"] < BUDGET_S, timings
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="Warden bug: shared/domain/planner.py _plan/_block block only the linked account (obs.linked); a "
-    "user suspended before any sync linked the account Warden created for them (a create whose answer was "
-    "lost) keeps that account enabled: sync and reconcile find it (immutable id) and plan 'none'",
-)
 def test_the_account_of_a_create_whose_answer_was_lost_is_blocked_once_the_user_is_terminated(
     warden: WardenHost,
 ) -> None:
@@ -762,14 +755,6 @@ def test_the_account_of_a_create_whose_answer_was_lost_is_blocked_once_the_user_
         ss.drop_tenant(warden, t)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="Warden bug: a per-user sync trusts a Graph read that predates Warden's own last write (replication "
-    "lag): shared/domain/planner.py _block sends no accountEnabled=false when the stale read shows the account "
-    "disabled (only revokeSignInSessions), and _converge plans 'none' when it shows it enabled; "
-    "shared/service/sync.py _observe treats lag only for a 404",
-)
 def test_a_state_flip_within_the_replication_lag_still_converges(warden: WardenHost) -> None:
     """Terminated and re-activated (or the reverse) within the replication lag: once the syncs are done, each
     account's accountEnabled is what the user's state says, without a reconcile or the drift timer. (The run

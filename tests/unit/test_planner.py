@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from shared.domain.model import Link, User, UserDirectory
 from shared.domain.planner import (
+    BLOCKED,
     Desired,
     M365Account,
     Observation,
@@ -21,6 +22,7 @@ from shared.domain.planner import (
     Target,
     check_mapping,
     desired_attributes,
+    fingerprint,
     immutable_id,
     plan_user,
 )
@@ -317,7 +319,8 @@ def test_rule7_an_already_blocked_account_plans_nothing_and_a_rebind_unblocks() 
     assert (again.action, again.changes) == ("unblock", {"accountEnabled": (False, True)})
 
 
-def test_rule7_a_disabled_account_not_yet_recorded_as_blocked_still_gets_its_sessions_revoked() -> None:
+def test_rule7_a_disabled_account_not_yet_recorded_as_blocked_is_blocked_again_and_signed_out() -> None:
+    """The read may not show Warden's own unblock of minutes ago: a block always writes accountEnabled false."""
     off = account(user(), account_enabled=False)
     item = one(
         plan(
@@ -326,7 +329,69 @@ def test_rule7_a_disabled_account_not_yet_recorded_as_blocked_still_gets_its_ses
             obs={D1: Observation(linked=off)},
         )
     )
-    assert (item.action, item.changes, item.revoke_sessions) == ("block", {}, True)
+    expected = ("block", {"accountEnabled": (False, False)}, True, BLOCKED)
+    assert (item.action, item.changes, item.revoke_sessions, item.fingerprint) == expected
+
+
+def test_rule7_an_unlinked_account_carrying_the_users_immutable_id_is_blocked_and_linked() -> None:
+    """A create whose answer was lost: the account exists with the id Warden derives from the user, and the
+    user was suspended before any sync could link it."""
+    u = user(state="suspended")
+    own = account(u, id="m-lost")
+    item = one(plan(u, bound(), obs={D1: Observation(candidates=(own,))}))
+    assert (item.action, item.m365_user_id, item.status) == ("block", "m-lost", "blocked")
+    assert item.changes == {"accountEnabled": (True, False)} and item.revoke_sessions
+
+
+def test_rule7_an_account_matching_only_by_email_or_claimed_by_another_user_is_never_blocked() -> None:
+    u = user(state="suspended")
+    by_email = account(u, id="m-mail", on_premises_immutable_id="somebody-elses")
+    claimed = account(u, id="m-other")
+    assert one(plan(u, bound(), obs={D1: Observation(candidates=(by_email,))})).action == "none"
+    taken = Observation(candidates=(claimed,), taken=frozenset({"m-other"}))
+    assert one(plan(u, bound(), obs={D1: taken})).action == "none"
+
+
+# --- replication lag: a read may predate Warden's own write of minutes ago ------------------------------
+def test_lag_a_block_right_after_an_unblock_writes_account_enabled_false_although_the_read_shows_it() -> None:
+    u = user()
+    synced = fingerprint(desired_attributes(u, TARGETS[D1], enabled=True), None)
+    link = bound(m365_user_id="m-1", status="synced", fingerprint=synced)
+    stale = Observation(linked=account(u, account_enabled=False), recent=True)
+    item = one(plan(user(state="suspended"), link, obs={D1: stale}))
+    assert (item.action, item.changes["accountEnabled"], item.revoke_sessions) == (
+        "block",
+        (False, False),
+        True,
+    )
+
+
+def test_lag_an_unblock_right_after_a_block_writes_every_managed_property_although_the_read_shows_them() -> (
+    None
+):
+    u = user()
+    link = bound(m365_user_id="m-1", status="blocked", fingerprint=BLOCKED)
+    stale = Observation(linked=account(u), recent=True)  # still shows the account as it was before the block
+    item = one(plan(u, link, obs={D1: stale}))
+    assert item.action == "unblock"
+    assert item.changes["accountEnabled"] == (True, True)
+    written = set(item.changes) - {"onPremisesImmutableId"}
+    assert written == set(desired_attributes(u, TARGETS[D1], enabled=True)) - {"onPremisesImmutableId"}
+    assert one(plan(u, link, obs={D1: dataclasses.replace(stale, recent=False)})).action == "none"
+
+
+def test_lag_recency_never_hides_a_change_made_behind_wardens_back() -> None:
+    u = user()
+    synced = fingerprint(desired_attributes(u, TARGETS[D1], enabled=True), None)
+    link = bound(m365_user_id="m-1", status="synced", fingerprint=synced)
+    assert one(plan(u, link, obs={D1: Observation(linked=account(u), recent=True)})).action == "none"
+    edited = Observation(linked=account(u, job_title="Mole", account_enabled=False), recent=True)
+    item = one(plan(u, link, obs={D1: edited}))
+    assert item.action == "unblock"
+    assert item.changes == {"jobTitle": ("Mole", "Analyst"), "accountEnabled": (False, True)}
+    blocked = bound(m365_user_id="m-1", status="blocked", fingerprint=BLOCKED)
+    re_enabled = Observation(linked=account(u), recent=True)
+    assert one(plan(user(state="suspended"), blocked, obs={D1: re_enabled})).action == "block"
 
 
 # --- rule 11: several directories --------------------------------------------------------------------------
@@ -384,6 +449,9 @@ names_ = st.text(alphabet="abcdefghij", min_size=1, max_size=6)
     linked=st.booleans(),
     is_bound=st.booleans(),
     manager=st.none() | st.sampled_from(["m-a", "m-b"]),
+    recent=st.booleans(),
+    reread_recent=st.booleans(),
+    prior=st.none() | st.sampled_from([BLOCKED, "0" * 32]),
 )
 def test_planning_again_after_applying_a_plan_writes_nothing(
     state: str,
@@ -395,12 +463,18 @@ def test_planning_again_after_applying_a_plan_writes_nothing(
     linked: bool,
     is_bound: bool,
     manager: str | None,
+    recent: bool,
+    reread_recent: bool,
+    prior: str | None,
 ) -> None:
     u = user(state=state, email=f"{local}@{domain}", job_title=title)
     before = account(user(), job_title=observed_title, account_enabled=enabled) if linked else None
-    link_args: dict[str, Any] = {"m365_user_id": "m-1", "status": "synced"} if linked else {}
+    link_args: dict[str, Any] = (
+        {"m365_user_id": "m-1", "status": "synced", "fingerprint": prior} if linked else {}
+    )
     directory = UserDirectory(D1, ("direct",) if is_bound else (), Link(u.id, D1, **link_args))
-    item = one(plan_user(Desired(u, (directory,), {D1: manager}), TARGETS, {D1: Observation(linked=before)}))
+    observed = Observation(linked=before, recent=recent and linked)
+    item = one(plan_user(Desired(u, (directory,), {D1: manager}), TARGETS, {D1: observed}))
     if not item.writes:
         return
     after = applied(item, before)
@@ -409,6 +483,7 @@ def test_planning_again_after_applying_a_plan_writes_nothing(
         D1,
         status=item.status,
         m365_user_id=after.id,
+        fingerprint=item.fingerprint,
         manager_m365_id=manager
         if "manager" in item.changes or item.action == "create"
         else directory.link.manager_m365_id,
@@ -417,7 +492,7 @@ def test_planning_again_after_applying_a_plan_writes_nothing(
         plan_user(
             Desired(u, (UserDirectory(D1, directory.via, link),), {D1: manager}),
             TARGETS,
-            {D1: Observation(linked=after)},
+            {D1: Observation(linked=after, recent=reread_recent)},
         )
     )
     assert not again.writes, (item, again)

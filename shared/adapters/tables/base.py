@@ -19,7 +19,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableTransactionError, UpdateMode
 
-from shared.domain.errors import Conflict, PreconditionFailed
+from shared.domain.errors import ConcurrentUpdate, Conflict, PreconditionFailed
 from shared.service.paging import decode_cursor, encode_cursor
 
 if TYPE_CHECKING:
@@ -132,18 +132,33 @@ async def insert(table: TableClient, entity: Mapping[str, Any]) -> str | None:
     return str(meta.get("etag", ""))
 
 
+async def _write(table: TableClient, entity: Mapping[str, Any], etag: str | None, mode: UpdateMode) -> str:
+    """``mode``: MERGE updates an existing row, REPLACE writes the whole row (created when missing); with
+    ``etag``, only if the row is unchanged (``ResourceModifiedError`` otherwise). The new ETag."""
+    if etag is None:
+        write = table.update_entity if mode == UpdateMode.MERGE else table.upsert_entity
+        meta = await write(entity, mode=mode)
+    else:
+        meta = await table.update_entity(
+            entity, mode=mode, etag=etag, match_condition=MatchConditions.IfNotModified
+        )
+    return str(meta.get("etag", ""))
+
+
 async def merge(table: TableClient, entity: Mapping[str, Any], etag: str | None) -> str:
     """Merge the given properties into an existing row; with ``etag``, only if it is unchanged."""
     try:
-        if etag is None:
-            meta = await table.update_entity(entity, mode=UpdateMode.MERGE)
-        else:
-            meta = await table.update_entity(
-                entity, mode=UpdateMode.MERGE, etag=etag, match_condition=MatchConditions.IfNotModified
-            )
+        return await _write(table, entity, etag, UpdateMode.MERGE)
     except ResourceModifiedError:
         raise PreconditionFailed("the resource changed since it was read (ETag mismatch)") from None
-    return str(meta.get("etag", ""))
+
+
+async def replace(table: TableClient, entity: Mapping[str, Any], etag: str | None, what: str) -> str:
+    """Write the whole row; with ``etag``, only if it is unchanged, else ``ConcurrentUpdate`` naming ``what``."""
+    try:
+        return await _write(table, entity, etag, UpdateMode.REPLACE)
+    except ResourceModifiedError:
+        raise ConcurrentUpdate(f"{what} changed meanwhile") from None
 
 
 async def read(table: TableClient, pk: str, rk: str) -> Any | None:

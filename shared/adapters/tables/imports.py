@@ -10,10 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from azure.core import MatchConditions
-from azure.core.exceptions import ResourceModifiedError
-from azure.data.tables import UpdateMode
-
 from shared.adapters.tables.base import (
     TableStore,
     from_json,
@@ -23,6 +19,7 @@ from shared.adapters.tables.base import (
     page,
     quote,
     read,
+    replace,
     required_time,
     stream,
     to_json,
@@ -122,20 +119,7 @@ class TableImports:
         return (job_from(row), str(row.metadata["etag"])) if row is not None else None
 
     async def save(self, job: ImportJob, etag: str | None) -> str:
-        table = await self.store.table("imports")
-        try:
-            if etag is None:
-                meta = await table.upsert_entity(job_entity(job), mode=UpdateMode.REPLACE)
-            else:
-                meta = await table.update_entity(
-                    job_entity(job),
-                    mode=UpdateMode.REPLACE,
-                    etag=etag,
-                    match_condition=MatchConditions.IfNotModified,
-                )
-        except ResourceModifiedError:
-            raise ConcurrentUpdate("the import job changed meanwhile") from None
-        return str(meta.get("etag", ""))
+        return await replace(await self.store.table("imports"), job_entity(job), etag, "the import job")
 
     async def put_items(self, job_id: str, items: Sequence[ImportItem]) -> None:
         table = await self.store.table("imports")

@@ -28,6 +28,7 @@ from shared.adapters.tables.base import (
     page,
     quote,
     read,
+    replace,
     required_time,
     stream,
     to_json,
@@ -129,20 +130,7 @@ class TableRuns:
         return (run_from(row), str(row.metadata["etag"])) if row is not None else None
 
     async def save(self, run: Run, etag: str | None) -> str:
-        table = await self.store.table("runs")
-        try:
-            if etag is None:
-                meta = await table.upsert_entity(run_entity(run), mode=UpdateMode.REPLACE)
-            else:
-                meta = await table.update_entity(
-                    run_entity(run),
-                    mode=UpdateMode.REPLACE,
-                    etag=etag,
-                    match_condition=MatchConditions.IfNotModified,
-                )
-        except ResourceModifiedError:
-            raise ConcurrentUpdate("the run changed meanwhile") from None
-        return str(meta.get("etag", ""))
+        return await replace(await self.store.table("runs"), run_entity(run), etag, "the run")
 
     async def latest(self, directory_id: str, limit: int) -> list[Run]:
         table = await self.store.table("runs")

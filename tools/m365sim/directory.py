@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import itertools
 import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -616,11 +617,14 @@ class TenantDirectory:
         self,
         req: GraphRequest,
         kind: str,
-        items: Iterator[tuple[str, Data]],
+        items: Callable[[str], Iterator[tuple[str, Data]]],
         render: Callable[[Data, list[str] | None], Data],
         schema: FilterSchema | None,
     ) -> GraphResponse:
-        """One page of a directory collection: $filter, $select, $top, $skiptoken, $count."""
+        """One page of a directory collection: $filter, $select, $top, $skiptoken, $count. ``items(after)``:
+        the collection in id order after an id ("" from the start). A page reads only as far as it shows (and
+        one more to know there is a next page), as a 100,000-account tenant must be listable page by page;
+        only ``$count`` walks the whole collection."""
         query = self._query(req)
         advanced = self._advanced(req, query)
         if "$orderby" in query or "$search" in query or "$skip" in query:
@@ -636,18 +640,24 @@ class TenantDirectory:
             else None
         )
         after = self._skiptoken(query)
-        matched = [(i, d) for i, d in items if predicate is None or predicate(d)]
-        start = next((n for n, (i, _) in enumerate(matched) if i > after), len(matched)) if after else 0
-        page = matched[start : start + top]
         body: Data = {"@odata.context": self._context(req, kind, select)}
         if advanced:
-            body["@odata.count"] = len(matched)
+            body["@odata.count"] = sum(1 for _, d in items("") if predicate is None or predicate(d))
+        shown = itertools.islice(
+            ((i, d) for i, d in items(after) if predicate is None or predicate(d)), top + 1
+        )
+        page = list(shown)
+        more = len(page) > top
+        page = page[:top]
         body["value"] = [render(d, select) for _, d in page]
-        if start + top < len(matched):
+        if more:
             params = {k: v for k, v in req.query.items() if k.lower() != "$skiptoken"}
             params["$skiptoken"] = encode_token({"after": page[-1][0]})
             body["@odata.nextLink"] = f"{req.base_url}{req.path}?{urlencode(params)}"
         return GraphResponse(200, body, {})
+
+    def _visible_after(self, kind: str) -> Callable[[str], Iterator[tuple[str, Data]]]:
+        return lambda after: self.store.visible_all(kind, after or None)
 
     @staticmethod
     def _skiptoken(query: dict[str, str]) -> str:
@@ -716,7 +726,7 @@ class TenantDirectory:
 
     def _list_users(self, req: GraphRequest, _: list[str]) -> GraphResponse:
         # user-list: https://learn.microsoft.com/en-us/graph/api/user-list
-        return self._collection(req, "users", self.store.visible_all("users"), self._render_user, USER_FILTER)
+        return self._collection(req, "users", self._visible_after("users"), self._render_user, USER_FILTER)
 
     def _get_user(self, req: GraphRequest, args: list[str]) -> GraphResponse:
         # user-get: https://learn.microsoft.com/en-us/graph/api/user-get
@@ -1022,7 +1032,7 @@ class TenantDirectory:
     def _list_groups(self, req: GraphRequest, _: list[str]) -> GraphResponse:
         # group-list: https://learn.microsoft.com/en-us/graph/api/group-list
         return self._collection(
-            req, "groups", self.store.visible_all("groups"), self._render_group, GROUP_FILTER
+            req, "groups", self._visible_after("groups"), self._render_group, GROUP_FILTER
         )
 
     def _get_group(self, req: GraphRequest, args: list[str]) -> GraphResponse:
@@ -1137,13 +1147,19 @@ class TenantDirectory:
         group = self._visible_group(args[0])
 
         def members() -> Iterator[tuple[str, Data]]:
-            for member_id in group["_members"]:
+            for member_id in sorted(group["_members"]):
                 kind = self.store.kind_of(member_id)
                 data = self.store.visible(kind, member_id) if kind else None
                 if data is not None:
                     yield member_id, data
 
-        return self._collection(req, "directoryObjects", members(), self._render_object, None)
+        return self._collection(
+            req,
+            "directoryObjects",
+            lambda after: ((i, d) for i, d in members() if i > after),
+            self._render_object,
+            None,
+        )
 
     def _add_member(self, req: GraphRequest, args: list[str]) -> GraphResponse:
         # group-post-members: https://learn.microsoft.com/en-us/graph/api/group-post-members (204; an existing

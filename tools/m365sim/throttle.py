@@ -106,11 +106,14 @@ class _Window:
     def __init__(self, span: float) -> None:
         self.span = span
         self.events: deque[tuple[float, int]] = deque()
+        self.total = 0
+        """The sum of the events' amounts (kept as they come and go: a window of thousands of writes is asked
+        on every request)."""
 
     def used(self, now: float) -> int:
         while self.events and self.events[0][0] <= now - self.span:
-            self.events.popleft()
-        return sum(a for _, a in self.events)
+            self.total -= self.events.popleft()[1]
+        return self.total
 
     def wait_for(self, now: float, need: int, limit: int) -> float:
         """Seconds until ``need`` more fits under ``limit`` (events expire one by one)."""
@@ -124,6 +127,7 @@ class _Window:
     def add(self, now: float, amount: int) -> None:
         if amount:
             self.events.append((now, amount))
+            self.total += amount
 
 
 class Throttler:

@@ -21,8 +21,8 @@ import asyncio
 import dataclasses
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Awaitable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
 
 from shared.domain.errors import Conflict, NotFound
 from shared.domain.model import Directory, Link, UserDirectory
@@ -43,8 +43,23 @@ from shared.service.ports import (
 )
 from shared.service.sync import LEASE, RECENT_LINK, Sync, target_of
 
+A = TypeVar("A")
+B = TypeVar("B")
 CHUNK = 100
 ITEM_BATCH = 100
+
+
+async def both(first: Awaitable[A], second: Awaitable[B]) -> tuple[A, B]:
+    """Await two reads at once; the first to fail cancels the other and its error is raised as it is."""
+    one, two = asyncio.ensure_future(first), asyncio.ensure_future(second)
+    done, pending = await asyncio.wait((one, two), return_when=asyncio.FIRST_EXCEPTION)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    for task in (one, two):
+        if task in done and (error := task.exception()) is not None:
+            raise error
+    return one.result(), two.result()
 
 
 class Runs(Protocol):
@@ -209,11 +224,19 @@ class Reconciler:
         directory = await self._directory(directory_id)
         m365 = self.sync.m365
         usage_before = m365.usage(directory_id)
-        try:
-            entries = [e async for e in self.index.all(directory_id)]
+
+        async def read_index() -> list[IndexEntry]:
+            return [e async for e in self.index.all(directory_id)]
+
+        async def read_tenant() -> TenantView:
             tenant = TenantView()
             async for accounts in m365.list_users(directory):
                 tenant.add(accounts)
+            return tenant
+
+        try:
+            # The two reads are independent: the store's index and Graph's pages are read side by side.
+            entries, tenant = await both(read_index(), read_tenant())
         except Exception as exc:
             failed = dataclasses.replace(
                 run,

@@ -15,6 +15,17 @@ reading the same rows in the same run. ``--only coldstart`` / ``--only store`` r
 Then the reconcile section (``tools.bench_reconcile``): a ``--users``-account tenant in the simulator at 80 ms,
 1 % drifted: the full reconcile beside Graph's throttle floor, its dry run, and the drift rounds.
 ``--only reconcile --users 3000`` is a quick smoke run.
+
+Then the import section (``tools.bench_import``): every account of a ``--users``-account tenant imported
+(``all: true``) by the import job, plan and chunks, beside a floor of the same Graph read (bare httpx) and the same
+rows written with bare azure-data-tables transactions, with the peak RSS and storage requests per user; and a
+group of ``--group-members`` (10,000) linked members mirrored into an empty M365 group, its Graph writes beside
+Graph's write limit and the same ``$batch`` requests sent bare. ``--only import --users 2000 --group-members 500``
+is a quick smoke run.
+
+Last the sync section (``tools.bench_sync``, which has its own options): HR event → Microsoft 365 latencies
+of leavers and joiners through the local functions host, and the webhook's acknowledgement beside a bare
+storage-SDK floor. ``--only sync`` runs it alone (``python -m tools.bench_sync --quick``: a smoke run).
 """
 
 from __future__ import annotations
@@ -131,14 +142,19 @@ def cold_start(runs: int, env: dict[str, str]) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--only", choices=("coldstart", "store", "reconcile"), help="run one section (default: all)"
+        "--only",
+        choices=("coldstart", "store", "reconcile", "import", "sync"),
+        help="run one section (default: all)",
     )
     parser.add_argument("--runs", type=int, default=7, help="cold start: fresh processes per figure (>= 5)")
     parser.add_argument(
         "--users",
         type=int,
         default=100_000,
-        help="store, reconcile: users seeded into Azurite and the tenant",
+        help="store, reconcile, import: users seeded into Azurite and the tenant",
+    )
+    parser.add_argument(
+        "--group-members", type=int, default=10_000, help="import: linked members of the mirrored group"
     )
     parser.add_argument("--reads", type=int, default=2000, help="store: random users read (c)")
     parser.add_argument(
@@ -149,6 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.users < 1 or args.reads < 1 or args.listings < 1:
         parser.error("--users, --reads and --listings must be at least 1")
+    if args.only in (None, "import") and not 1 <= args.group_members <= args.users:
+        parser.error("--group-members must be between 1 and --users")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WARDEN_", "AZURE_"))}
 
     lines: list[str] = []
@@ -164,7 +182,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         reconciled = bench_reconcile.run(args, env)
         lines += ["", *bench_reconcile.report(reconciled)] if lines else bench_reconcile.report(reconciled)
-    print("\n".join(lines), flush=True)
+    if args.only in (None, "import"):
+        from tools import bench_import
+
+        imported = bench_import.run(args, env)
+        lines += ["", *bench_import.report(imported)] if lines else bench_import.report(imported)
+    if lines:
+        print("\n".join(lines), flush=True)
+    if args.only in (None, "sync"):
+        from tools import bench_sync
+
+        if lines:
+            print(flush=True)
+        return bench_sync.main([])
     return 0
 
 

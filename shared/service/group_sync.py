@@ -16,6 +16,7 @@ import dataclasses
 import datetime as dt
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from shared.domain.group_plan import GroupPlan, mail_nickname, member_chunks, plan_group
 from shared.domain.model import Directory, Group, GroupBinding
@@ -34,6 +35,8 @@ from shared.service.ports import (
 LEASE = dt.timedelta(seconds=120)
 ALREADY = "already exist"
 READ_CONCURRENCY = 16
+AUDIT_IDS = 500
+"""Member ids per audit entry of a mirror's update: 500 object ids are about 20,000 characters of JSON."""
 
 
 def group_claim_kind(directory_id: str) -> str:
@@ -43,6 +46,26 @@ def group_claim_kind(directory_id: str) -> str:
 def created_claim_kind(directory_id: str) -> str:
     """Which Warden group created an M365 group (it may delete it; one it adopted it never deletes)."""
     return f"m365group-created:{directory_id}"
+
+
+def update_audit(m365_id: str, plan: GroupPlan, ids_per_entry: int = AUDIT_IDS) -> list[dict[str, Any]]:
+    """The audit entries of a mirror's update: the rename, and every member id added or removed,
+    ``ids_per_entry`` to an entry (``part`` k/n when there are several): one entry naming 10,000 members
+    would not fit an audit row (Table Storage refuses a property over 64 KiB, 32K UTF-16 characters)."""
+    if not (plan.rename or plan.add or plan.remove):
+        return []
+    ids = [("added", m) for m in plan.add] + [("removed", m) for m in plan.remove]
+    parts = [ids[i : i + ids_per_entry] for i in range(0, len(ids), ids_per_entry)] or [[]]
+    return [
+        {
+            "m365GroupId": m365_id,
+            "displayName": plan.rename if n == 1 else None,
+            "added": [m for kind, m in part if kind == "added"],
+            "removed": [m for kind, m in part if kind == "removed"],
+            **({"part": f"{n}/{len(parts)}"} if len(parts) > 1 else {}),
+        }
+        for n, part in enumerate(parts, 1)
+    ]
 
 
 class GroupBusy(Exception):
@@ -243,18 +266,9 @@ class GroupSync:
         await self.groups.save_binding(
             dataclasses.replace(binding, m365_group_id=m365_id, status="synced", reason=None)
         )
-        if plan.rename or plan.add or plan.remove:
+        for after in update_audit(m365_id, plan):
             await self.auditor.record(
-                actor,
-                "group.m365.update",
-                group_id=group.id,
-                directory_id=directory.id,
-                after={
-                    "m365GroupId": m365_id,
-                    "displayName": plan.rename,
-                    "added": list(plan.add),
-                    "removed": list(plan.remove),
-                },
+                actor, "group.m365.update", group_id=group.id, directory_id=directory.id, after=after
             )
         return GroupReport(group.id, directory.id, plan, writes)
 

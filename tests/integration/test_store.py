@@ -14,7 +14,9 @@ from shared.adapters.tables.audit import TableAuditLog
 from shared.adapters.tables.base import TableStore
 from shared.adapters.tables.dirindex import BUCKETS, TableDirectoryIndex, bucket_of
 from shared.adapters.tables.uniques import TableUniques
+from shared.domain.group_plan import GroupPlan
 from shared.domain.model import AuditEntry
+from shared.service.group_sync import update_audit
 from shared.service.ports import AuditQuery, IndexEntry
 from tests.conftest import Azurite
 
@@ -161,3 +163,33 @@ async def test_runs_read_newest_first_and_count_progress_from_concurrent_chunks(
     chunk = await runs.items(made[0].id, 100, 200)
     assert len(chunk) == 50 and [i.state for i in chunk[:11]] == ["applied"] * 10 + ["planned"]
     assert chunk[0].payload == {"action": "block"}, "a state change keeps the item"
+
+
+async def test_a_mirror_update_of_ten_thousand_members_is_audited_in_entries_that_fit_a_row(
+    store: TableStore,
+) -> None:
+    """Table Storage refuses a property over 64 KiB: 10,000 added ids in one entry's After failed the run
+    after its Graph writes (and its retry found nothing to do, so the change went unaudited)."""
+    log = TableAuditLog(store)
+    added = tuple(str(uuid.uuid4()) for _ in range(10_000))
+    removed = tuple(str(uuid.uuid4()) for _ in range(3))
+    parts = update_audit("m365-group", GroupPlan("update", "m365-group", "Sales", added, removed))
+    group_id = str(uuid.uuid4())
+    for n, after in enumerate(parts):
+        at = T0 + dt.timedelta(milliseconds=n)
+        entry = AuditEntry(
+            str(uuid.uuid4()),
+            at,
+            "app",
+            "group.m365.update",
+            "succeeded",
+            None,
+            group_id=group_id,
+            after=after,
+        )
+        await log.record(entry)
+    entries = await log.page(AuditQuery(), None, 100)
+    mine = [e.after for e in entries.items if e.group_id == group_id and e.after]
+    assert len(mine) == 21
+    assert sorted(m for a in mine for m in a["added"]) == sorted(added)
+    assert sorted(m for a in mine for m in a["removed"]) == sorted(removed)

@@ -19,7 +19,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -41,6 +41,10 @@ from shared.service.sync import claim_kind
 
 CHUNK = 100
 ITEM_CONCURRENCY = 4
+CLAIM_CHECKS = 32
+"""Claim point reads in flight while planning (a 100,000-account tenant is 100,000 reads)."""
+ID_READS = 8
+PAGE = 999
 ImportStatus = Literal["planning", "running", "done", "failed", "undone"]
 ItemState = Literal["pending", "imported", "skipped", "failed"]
 
@@ -122,6 +126,12 @@ class ImportStore(Protocol):
     async def add_counts(
         self, job_id: str, counts: dict[str, int], finished: Callable[[ImportJob], ImportJob]
     ) -> ImportJob: ...
+
+
+def _starts(account: M365Account, text: str) -> bool:
+    """The import's text filter: the displayName, UPN or mail starts with it (``text`` lower-cased)."""
+    names = (account.display_name, account.user_principal_name, account.mail)
+    return any((v or "").lower().startswith(text) for v in names)
 
 
 class ImportQueue(Protocol):
@@ -243,53 +253,57 @@ class Imports:
         return job
 
     async def plan(self, job_id: str) -> ImportJob:
+        """Select the accounts and store them as the job's items, page by page: memory holds one page of
+        the tenant (999 accounts) and the items of an unfinished chunk, never the whole tenant. Each account
+        is checked against its claim (an account linked since the candidates were listed is left out),
+        ``CLAIM_CHECKS`` at a time. A failed read of the tenant fails the job; a failed store request leaves
+        it planning, for the queue's next delivery to plan again (the items are rewritten in the same order:
+        Graph lists a tenant in a stable order, and an item is keyed by its position)."""
         job, etag = await self._job(job_id)
         if job.status != "planning":
             return job
         directory = await self._directory(job.directory_id)
         started = self.clock()
-        accounts: list[M365Account] = []
-        try:
-            if job.selection.get("all"):
-                async for page_ in self.m365.list_users(directory):
-                    accounts.extend(page_)
-            else:
-                ids = list(dict.fromkeys(job.selection.get("m365UserIds") or []))
-                gate = asyncio.Semaphore(8)
-
-                async def one(m365_id: str) -> M365Account | None:
-                    async with gate:
-                        return await self.m365.get_user(directory, m365_id)
-
-                accounts = [a for a in await asyncio.gather(*(one(i) for i in ids)) if a is not None]
-        except Exception as exc:
-            await self.store.save(
-                dataclasses.replace(
-                    job, status="failed", error=f"reading the tenant failed: {type(exc).__name__}"
-                ),
-                etag,
-            )
-            raise
         text = (job.selection.get("text") or "").lower()
-        if text:
-            accounts = [
-                a
-                for a in accounts
-                if any(
-                    (v or "").lower().startswith(text)
-                    for v in (a.display_name, a.user_principal_name, a.mail)
-                )
-            ]
-        owners = await asyncio.gather(*(self.uniques.owner(claim_kind(directory.id), a.id) for a in accounts))
-        accounts = [a for a, owner in zip(accounts, owners, strict=True) if owner is None]
-        items = [ImportItem(n, a.id, account_json(a)) for n, a in enumerate(accounts)]
-        for start in range(0, len(items), CHUNK):
-            await self.store.put_items(job.id, items[start : start + CHUNK])
-        chunks = math.ceil(len(items) / CHUNK)
+        gate = asyncio.Semaphore(CLAIM_CHECKS)
+        pending: list[ImportItem] = []
+        total = 0
+
+        async def unclaimed(account: M365Account) -> bool:
+            async with gate:
+                return await self.uniques.owner(claim_kind(directory.id), account.id) is None
+
+        async def take(accounts: Sequence[M365Account]) -> None:
+            nonlocal total
+            if text:
+                accounts = [a for a in accounts if _starts(a, text)]
+            free = await asyncio.gather(*(unclaimed(a) for a in accounts))
+            for account, ok in zip(accounts, free, strict=True):
+                if ok:
+                    pending.append(ImportItem(total, account.id, account_json(account)))
+                    total += 1
+            while len(pending) >= CHUNK:
+                await self.store.put_items(job.id, pending[:CHUNK])
+                del pending[:CHUNK]
+
+        pages = self._pages(directory, job.selection)
+        while True:
+            try:
+                accounts = await anext(pages)
+            except StopAsyncIteration:
+                break
+            except Exception as exc:
+                failed = f"reading the tenant failed: {type(exc).__name__}"
+                await self.store.save(dataclasses.replace(job, status="failed", error=failed), etag)
+                raise
+            await take(accounts)
+        if pending:
+            await self.store.put_items(job.id, pending)
+        chunks = math.ceil(total / CHUNK)
         running = dataclasses.replace(
             job,
             status="running" if chunks else "done",
-            total=len(items),
+            total=total,
             chunks=chunks,
             started_at=started,
             finished_at=None if chunks else self.clock(),
@@ -299,6 +313,26 @@ class Imports:
             await self.queue.chunks(job.id, chunks)
         return running
 
+    async def _pages(
+        self, directory: Directory, selection: dict[str, Any]
+    ) -> AsyncIterator[list[M365Account]]:
+        """The selected accounts, a page at a time: the tenant's pages, or the given ids read ``ID_READS``
+        at a time in slices of a page (an id no longer in the tenant is left out)."""
+        if selection.get("all"):
+            async for accounts in self.m365.list_users(directory):
+                yield accounts
+            return
+        ids = list(dict.fromkeys(selection.get("m365UserIds") or []))
+        gate = asyncio.Semaphore(ID_READS)
+
+        async def one(m365_id: str) -> M365Account | None:
+            async with gate:
+                return await self.m365.get_user(directory, m365_id)
+
+        for start in range(0, len(ids), PAGE):
+            found = await asyncio.gather(*(one(i) for i in ids[start : start + PAGE]))
+            yield [a for a in found if a is not None]
+
     async def run_chunk(self, job_id: str, chunk: int) -> ImportJob:
         job, _ = await self._job(job_id)
         if job.status != "running":
@@ -306,8 +340,8 @@ class Imports:
         actor = Actor(job.trigger)
         todo = [
             i
-            for i in await self.store.items(job_id, chunk * CHUNK, (chunk + 1) * CHUNK)
-            if i.state == "pending"
+            for i in await self.store.items(job_id, chunk * CHUNK, min((chunk + 1) * CHUNK, job.total))
+            if i.state == "pending"  # (items past the total: left by a plan that failed and ran again)
         ]
         gate = asyncio.Semaphore(ITEM_CONCURRENCY)
 

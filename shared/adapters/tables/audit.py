@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import Awaitable
 from typing import Any
 
 from shared.adapters.tables.base import (
     TableStore,
     from_json,
     from_text,
+    insert,
     page,
     quote,
     required_time,
@@ -86,7 +88,9 @@ class TableAuditLog:
         keys += [f"directory|{entry.directory_id}"] if entry.directory_id else []
         keys += [f"group|{entry.group_id}"] if entry.group_id else []
         day = _day(entry.at)
-        writes = [table.upsert_entity(entry_entity(k, entry)) for k in keys]
+        writes: list[Awaitable[Any]] = [
+            insert(table, entry_entity(k, entry)) for k in keys
+        ]  # a retry: exists
         if day not in self._days:  # once per day per process: the marker only says the day has entries
             writes.append(
                 table.upsert_entity({"PartitionKey": "days", "RowKey": f"{_MAX_DAY - int(day):08d}"})

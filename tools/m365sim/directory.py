@@ -802,7 +802,7 @@ class TenantDirectory:
         self._check_synced(primary, ["id"])
         self._unindex_user(primary)
         for group_id in sorted(self._groups_of.pop(primary["id"], set())):
-            self._set_membership(group_id, primary["id"], added=False)
+            self._set_membership(group_id, [primary["id"]], added=False)
         self.store.write("users", primary["id"], None)
         return GraphResponse(204, None, {})
 
@@ -1067,8 +1067,8 @@ class TenantDirectory:
             "_members": [],
         }
         self.store.write("groups", group_id, record)
-        for member_id in binds:
-            self._set_membership(group_id, member_id, added=True)
+        if binds:
+            self._set_membership(group_id, binds, added=True)
         response = self._entity(req, "groups", self._render_group(record, None))
         response.status = 201
         return response
@@ -1124,12 +1124,13 @@ class TenantDirectory:
         self._check_keys(body, GROUP_WRITABLE, GROUP_READONLY | GROUP_CREATE_ONLY)
         self._check_group_values(body)
         group = self._primary_of_visible("groups", args[0])
-        if any(m in group["_members"] for m in binds):
+        members = set(group["_members"])
+        if any(m in members for m in binds):
             raise bad_request(ALREADY_MEMBER)
         if body:
             self.store.write("groups", group["id"], {**group, **body})
-        for member_id in binds:
-            self._set_membership(group["id"], member_id, added=True)
+        if binds:
+            self._set_membership(group["id"], binds, added=True)
         return GraphResponse(204, None, {})
 
     def _delete_group(self, req: GraphRequest, args: list[str]) -> GraphResponse:
@@ -1138,7 +1139,7 @@ class TenantDirectory:
         for member_id in group["_members"]:
             self._groups_of.get(member_id, set()).discard(group["id"])
         for parent in sorted(self._groups_of.pop(group["id"], set())):
-            self._set_membership(parent, group["id"], added=False)
+            self._set_membership(parent, [group["id"]], added=False)
         self.store.write("groups", group["id"], None)
         return GraphResponse(204, None, {})
 
@@ -1169,7 +1170,7 @@ class TenantDirectory:
         self._visible_object(member_id)
         if member_id in group["_members"]:
             raise bad_request(ALREADY_MEMBER)
-        self._set_membership(group["id"], member_id, added=True)
+        self._set_membership(group["id"], [member_id], added=True)
         return GraphResponse(204, None, {})
 
     def _remove_member(self, req: GraphRequest, args: list[str]) -> GraphResponse:
@@ -1179,22 +1180,27 @@ class TenantDirectory:
         member_id = args[1].lower()
         if member_id not in group["_members"]:
             raise not_found(args[1])
-        self._set_membership(group["id"], member_id, added=False)
+        self._set_membership(group["id"], [member_id], added=False)
         return GraphResponse(204, None, {})
 
-    def _set_membership(self, group_id: str, member_id: str, *, added: bool) -> None:
+    def _set_membership(self, group_id: str, member_ids: Iterable[str], *, added: bool) -> None:
+        """Add or remove members in one write of the group (a PATCH binding 20 members copies its member
+        list once, not 20 times)."""
         group = self.store.primary("groups", group_id)
         if group is None:
             return
         members = set(group["_members"])
-        if added:
-            members.add(member_id)
-            self._groups_of.setdefault(member_id, set()).add(group_id)
-        else:
-            members.discard(member_id)
-            self._groups_of.get(member_id, set()).discard(group_id)
+        changed = list(dict.fromkeys(member_ids))
+        for member_id in changed:
+            if added:
+                members.add(member_id)
+                self._groups_of.setdefault(member_id, set()).add(group_id)
+            else:
+                members.discard(member_id)
+                self._groups_of.get(member_id, set()).discard(group_id)
         self.store.write("groups", group_id, {**group, "_members": sorted(members)})
-        self.store.member_change(group_id, member_id, added)
+        for member_id in changed:
+            self.store.member_change(group_id, member_id, added)
 
     # ----------------------------------------------------------------------------------------------------
     # Domains and federation

@@ -761,7 +761,8 @@ def _import_lines(r: ImportResult) -> list[str]:
         f"    plan {_s(plan['wall'])}: reading Graph {_s(plan['graphRead'])} ({_pct(plan['graphRead'], plan['wall'])}"
         f"), checking {plan['owners']:,} accounts' claims {_s(plan['ownersSpan'])} "
         f"({_pct(plan['ownersSpan'], plan['wall'])}), storing {plan['total']:,} items {_s(plan['storingItems'])} "
-        f"({_pct(plan['storingItems'], plan['wall'])}), the rest {_s(other)}",
+        f"({_pct(plan['storingItems'], plan['wall'])}), "
+        + (f"the rest {_s(other)}" if other >= 0 else "overlapping (the plan streams page by page)"),
         f"    apply {_s(apply['wall'])} ({_pct(apply['wall'], imp['wall'])} of the job)",
         f"    storage, plan: {_storage(plan['storage'])}",
         f"    storage, apply: {_storage(apply['storage'], users)}",

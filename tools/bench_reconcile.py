@@ -1026,7 +1026,8 @@ def _plan_parts(plan: dict[str, Any]) -> str:
         f"reading the store {_s(plan['storeRead'])} ({_pct(plan['storeRead'], wall)}), "
         f"reading Graph {_s(plan['graphRead'])} ({_pct(plan['graphRead'], wall)}; of which indexing the pages "
         f"{_s(plan['graphIndexing'])}), planning {_s(plan['planning'])}, storing {plan['items']:,} items "
-        f"{_s(plan['storingItems'])}, the rest {_s(other)}"
+        f"{_s(plan['storingItems'])}, "
+        + (f"the rest {_s(other)}" if other >= 0 else "overlapping (the two reads run concurrently)")
     )
 
 

@@ -229,16 +229,23 @@ def _instrument(imports: Any, split: PlanSplit, storage: StorageTrace) -> None:
     setattr(store, "put_items", timed_put)  # noqa: B010
 
 
-async def _import_child(cfg: dict[str, Any]) -> dict[str, Any]:
+def _traced_container() -> tuple[Any, StorageTrace]:
+    """A Container on the bench's tables, its storage requests traced and its sync queue a recorder."""
     from shared.bootstrap import Container
     from shared.config import load_settings
-    from shared.service.context import Actor
 
     settings = load_settings()
     container = Container(settings)
     storage = StorageTrace(settings.table_prefix)
     container.__dict__["storage_http"] = storage.session()
     container.__dict__["sync_queue"] = RecordingSyncQueue()
+    return container, storage
+
+
+async def _import_child(cfg: dict[str, Any]) -> dict[str, Any]:
+    from shared.service.context import Actor
+
+    container, storage = _traced_container()
     imports = container.imports
     queue = InProcessImportQueue()
     imports.queue = queue  # the import queue is built inside ``Container.imports``: replaced on the use case
@@ -476,14 +483,7 @@ async def _bare_members(
 
 
 async def _group_child(cfg: dict[str, Any]) -> dict[str, Any]:
-    from shared.bootstrap import Container
-    from shared.config import load_settings
-
-    settings = load_settings()
-    container = Container(settings)
-    storage = StorageTrace(settings.table_prefix)
-    container.__dict__["storage_http"] = storage.session()
-    container.__dict__["sync_queue"] = RecordingSyncQueue()
+    container, storage = _traced_container()
     container.__dict__["group_queue"] = RecordingGroupQueue()
     d, group_id = cfg["directoryId"], cfg["groupId"]
     cpu = Cpu(cfg["simPid"], cfg["azuritePid"])
@@ -538,7 +538,9 @@ async def _group_child(cfg: dict[str, Any]) -> dict[str, Any]:
         out["binding"] = {"status": binding.status, "reason": binding.reason}
         token = await _token(http, cfg["tenantId"], App(cfg["seederClientId"], cfg["seederSecret"]))
         out["members"] = await _member_count(http, token, str(binding.m365_group_id))
-        out["bare"] = await _bare_members(http, token, settings.graph_url, cfg["memberM365Ids"], cpu)
+        out["bare"] = await _bare_members(
+            http, token, container.settings.graph_url, cfg["memberM365Ids"], cpu
+        )
     finally:
         await http.aclose()
         await container.aclose()

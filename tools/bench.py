@@ -16,7 +16,7 @@ Then the reconcile section (``tools.bench_reconcile``): a ``--users``-account te
 1 % drifted: the full reconcile beside Graph's throttle floor, its dry run, and the drift rounds.
 ``--only reconcile --users 3000`` is a quick smoke run.
 
-Then the import section (``tools.bench_import``): every account of a ``--users``-account tenant imported
+Then the import section (``tools.bench_import``): every account of an ``--import-users``-account tenant (default: ``--users``, at most 10,000) imported
 (``all: true``) by the import job, plan and chunks, beside a floor of the same Graph read (bare httpx) and the same
 rows written with bare azure-data-tables transactions, with the peak RSS and storage requests per user; and a
 group of ``--group-members`` (10,000) linked members mirrored into an empty M365 group, its Graph writes beside
@@ -139,6 +139,11 @@ def cold_start(runs: int, env: dict[str, str]) -> list[str]:
     ]
 
 
+IMPORT_USERS = 10_000
+"""The import section's default tenant: importing writes 8 rows per account, and Azurite's cost per write
+grows with its tables (about 4 minutes at 10,000 accounts, hours at 100,000 on 2 cores)."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -154,6 +159,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="store, reconcile, import: users seeded into Azurite and the tenant",
     )
     parser.add_argument(
+        "--import-users",
+        type=int,
+        help=f"import: accounts of the imported tenant (default: --users, at most {IMPORT_USERS:,})",
+    )
+    parser.add_argument(
         "--group-members", type=int, default=10_000, help="import: linked members of the mirrored group"
     )
     parser.add_argument("--reads", type=int, default=2000, help="store: random users read (c)")
@@ -165,8 +175,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.users < 1 or args.reads < 1 or args.listings < 1:
         parser.error("--users, --reads and --listings must be at least 1")
-    if args.only in (None, "import") and not 1 <= args.group_members <= args.users:
-        parser.error("--group-members must be between 1 and --users")
+    import_users = args.import_users or min(args.users, IMPORT_USERS)
+    if args.only in (None, "import") and not 1 <= args.group_members <= import_users:
+        parser.error("--group-members must be between 1 and the import's tenant size")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WARDEN_", "AZURE_"))}
 
     lines: list[str] = []
@@ -185,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.only in (None, "import"):
         from tools import bench_import
 
-        imported = bench_import.run(args, env)
+        imported = bench_import.run(argparse.Namespace(**{**vars(args), "users": import_users}), env)
         lines += ["", *bench_import.report(imported)] if lines else bench_import.report(imported)
     if lines:
         print("\n".join(lines), flush=True)

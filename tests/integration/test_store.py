@@ -11,12 +11,14 @@ import pytest
 from azure.data.tables.aio import TableServiceClient
 
 from shared.adapters.tables.audit import TableAuditLog
-from shared.adapters.tables.base import TableStore
+from shared.adapters.tables.base import TableStore, stream
 from shared.adapters.tables.dirindex import BUCKETS, TableDirectoryIndex, bucket_of
+from shared.adapters.tables.imports import TableImports
 from shared.adapters.tables.uniques import TableUniques
 from shared.domain.group_plan import GroupPlan
 from shared.domain.model import AuditEntry
 from shared.service.group_sync import update_audit
+from shared.service.imports import ImportItem
 from shared.service.ports import AuditQuery, IndexEntry
 from tests.conftest import Azurite
 
@@ -193,3 +195,27 @@ async def test_a_mirror_update_of_ten_thousand_members_is_audited_in_entries_tha
     assert len(mine) == 21
     assert sorted(m for a in mine for m in a["added"]) == sorted(added)
     assert sorted(m for a in mine for m in a["removed"]) == sorted(removed)
+
+
+async def test_import_items_live_a_chunk_to_a_partition_and_page_in_order(store: TableStore) -> None:
+    imports = TableImports(store)
+    job_id = str(uuid.uuid4())
+    items = [
+        ImportItem(n, f"m{n}", {"id": f"m{n}"}, "imported" if n % 7 == 0 else "pending") for n in range(250)
+    ]
+    await imports.put_items(job_id, items[:130])  # across two chunks: one transaction per partition
+    await imports.put_items(job_id, items[130:])
+    rows = [r async for r in stream(await store.table("imports"), "RowKey ge 'item|' and RowKey lt 'item}'")]
+    assert {r["PartitionKey"] for r in rows} == {f"{job_id}|{c:05d}" for c in range(3)}
+    assert [i.n for i in await imports.items(job_id, 100, 200)] == list(range(100, 200))
+    assert [i.n for i in await imports.items(job_id, 200, 250)] == list(range(200, 250))
+    seen: list[int] = []
+    cursor = None
+    for _ in range(20):
+        page = await imports.page_items(job_id, None, cursor, 40)
+        seen += [i.n for i in page.items]
+        if (cursor := page.next) is None:
+            break
+    assert seen == list(range(250))
+    imported = await imports.page_items(job_id, "imported", None, 100)
+    assert [i.n for i in imported.items] == list(range(0, 250, 7))

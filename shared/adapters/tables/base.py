@@ -234,12 +234,25 @@ async def insert_new(table: TableClient, entity: Mapping[str, Any], what: str) -
     return etag
 
 
+DELETE_ATTEMPTS = 5
+
+
 async def delete_partition(table: TableClient, pk: str, last: str) -> None:
     """Delete every row of a partition, ``last`` in the final transaction: until it goes the entity still
-    reads as existing, and a retry after a crash halfway finds and deletes the rest."""
-    keys = [r["RowKey"] async for r in stream(table, f"PartitionKey eq {quote(pk)}", select=["RowKey"])]
-    keys.sort(key=lambda k: k == last)
-    await transact(table, [("delete", {"PartitionKey": pk, "RowKey": k}) for k in keys])
+    reads as existing, and a retry after a crash halfway finds and deletes the rest.
+
+    A row that goes between the listing and the delete (another writer's lease, given up) fails the transaction
+    with ResourceNotFound: the partition is listed again and the delete retried."""
+    for attempt in range(DELETE_ATTEMPTS):
+        keys = [r["RowKey"] async for r in stream(table, f"PartitionKey eq {quote(pk)}", select=["RowKey"])]
+        keys.sort(key=lambda k: k == last)
+        try:
+            await transact(table, [("delete", {"PartitionKey": pk, "RowKey": k}) for k in keys])
+        except TableTransactionError as exc:
+            if getattr(exc, "error_code", None) != "ResourceNotFound" or attempt == DELETE_ATTEMPTS - 1:
+                raise
+            continue
+        return
 
 
 async def take_lease(

@@ -268,6 +268,7 @@ class Container:
             GraphM365(self.directory_graph),
             self.clock,
             new_id,
+            self.auditor,
         )
 
     @cached_property

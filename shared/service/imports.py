@@ -33,14 +33,17 @@ from shared.domain.imports import (
     user_fields,
     username_of,
 )
-from shared.domain.model import Directory
+from shared.domain.model import AuditEntry, Directory
 from shared.domain.planner import M365Account
-from shared.service.context import Actor
+from shared.service.context import Actor, Auditor
 from shared.service.ports import M365, Clock, DirectoryRepository, Ids, Page, Uniques, UserRepository
 from shared.service.sync import claim_kind
+from shared.service.users import audit_view
 
 CHUNK = 100
 ITEM_CONCURRENCY = 4
+PROGRESS_EVERY = 25
+"""Items of a chunk imported, marked and counted at a time."""
 CLAIM_CHECKS = 32
 """Claim point reads in flight while planning (a 100,000-account tenant is 100,000 reads)."""
 ID_READS = 8
@@ -149,6 +152,7 @@ class UserMaker(Protocol):
         source: str = ...,
         user_id: str | None = ...,
         sync: bool = ...,
+        audit: bool = ...,
     ) -> Any: ...
 
     async def bind(self, user_id: str, directory_id: str, actor: Actor) -> Any: ...
@@ -176,6 +180,7 @@ class Imports:
         m365: M365,
         clock: Clock,
         ids: Ids,
+        auditor: Auditor,
     ) -> None:
         self.store = store
         self.queue = queue
@@ -186,6 +191,7 @@ class Imports:
         self.m365 = m365
         self.clock = clock
         self.ids = ids
+        self.auditor = auditor
 
     async def _directory(self, directory_id: str) -> Directory:
         found = await self.directories.get(directory_id)
@@ -345,15 +351,9 @@ class Imports:
         ]
         gate = asyncio.Semaphore(ITEM_CONCURRENCY)
 
-        async def one(item: ImportItem) -> ImportItem:
+        async def one(item: ImportItem) -> tuple[ImportItem, AuditEntry | None]:
             async with gate:
                 return await self._import(job, item, actor)
-
-        finished = list(await asyncio.gather(*(one(i) for i in todo)))
-        if finished:
-            await self.store.put_items(job_id, finished)
-        counts = {s: sum(1 for i in finished if i.state == s) for s in ("imported", "skipped", "failed")}
-        counts["chunks"] = 1
 
         def close(j: ImportJob) -> ImportJob:
             return (
@@ -362,28 +362,48 @@ class Imports:
                 else j
             )
 
-        return await self.store.add_counts(job_id, counts, close)
+        # A quarter of the chunk at a time, counted as it finishes: the job's progress moves while its chunks
+        # run side by side (each on its own instance), not all at once when they end together.
+        parts = [todo[i : i + PROGRESS_EVERY] for i in range(0, len(todo), PROGRESS_EVERY)] or [[]]
+        for n, part in enumerate(parts):
+            results = await asyncio.gather(*(one(i) for i in part))
+            finished = [item for item, _ in results]
+            # The user.create entries, written together before the items are marked: a crash in between
+            # delivers the chunk again, and its users, found created, are audited again (at least once).
+            await self.auditor.record_all([entry for _, entry in results if entry is not None])
+            if finished:
+                await self.store.put_items(job_id, finished)
+            counts = {s: sum(1 for i in finished if i.state == s) for s in ("imported", "skipped", "failed")}
+            counts["chunks"] = 1 if n == len(parts) - 1 else 0
+            job = await self.store.add_counts(job_id, counts, close)
+        return job
 
-    async def _import(self, job: ImportJob, item: ImportItem, actor: Actor) -> ImportItem:
+    async def _import(
+        self, job: ImportJob, item: ImportItem, actor: Actor
+    ) -> tuple[ImportItem, AuditEntry | None]:
+        """The item's outcome, and the ``user.create`` entry of the user it became."""
         account = account_of(item.account)
         user_id = import_user_id(job.id, account.id)
         try:
-            await self.maker.create(user_fields(account), actor, source="import", user_id=user_id, sync=False)
+            view = await self.maker.create(
+                user_fields(account), actor, source="import", user_id=user_id, sync=False, audit=False
+            )
+            user = view.user
         except Conflict as exc:
             # Its username or email is taken — unless by this very import's user (the chunk ran before).
-            if not await self._ours(user_id, exc):
+            record = await self.users.get(user_id)
+            if record is None:
                 return dataclasses.replace(
                     item, state="skipped", reason=f"{exc.detail}: a Warden user has it"
-                )
+                ), None
+            user = record.user
         except DomainError as exc:  # invalid for Warden (e.g. a UPN Warden's rules refuse)
-            return dataclasses.replace(item, state="failed", reason=exc.detail)
+            return dataclasses.replace(item, state="failed", reason=exc.detail), None
         await self.uniques.insert(claim_kind(job.directory_id), account.id, user_id, self.clock())
         if job.bind:
             await self.maker.bind(user_id, job.directory_id, actor)  # its sync takes the account over
-        return dataclasses.replace(item, state="imported", user_id=user_id, reason=None)
-
-    async def _ours(self, user_id: str, exc: Conflict) -> bool:
-        return exc.extensions.get("owner") == user_id or await self.users.get(user_id) is not None
+        entry = self.auditor.entry(actor, "user.create", user_id=user_id, after=audit_view(user))
+        return dataclasses.replace(item, state="imported", user_id=user_id, reason=None), entry
 
     # ------------------------------------------------------------------------------------------------ undo
     async def undo(self, job_id: str, actor: Actor) -> UndoReport:

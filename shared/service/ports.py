@@ -211,6 +211,10 @@ class AuditQuery:
 class AuditLog(Protocol):
     async def record(self, entry: AuditEntry) -> None: ...
 
+    async def record_all(self, entries: Sequence[AuditEntry]) -> None:
+        """Many entries at once (an import chunk's): each written as ``record`` writes it, the rows that share a
+        partition in transactions."""
+
     async def page(self, query: AuditQuery, cursor: str | None, limit: int) -> Page[AuditEntry]:
         """Newest first."""
 

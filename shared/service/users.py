@@ -123,9 +123,11 @@ class Users:
         initial_password: str | None = None,
         user_id: str | None = None,
         sync: bool = True,
+        audit: bool = True,
     ) -> UserView:
         """``user_id``: a given id (an import derives it from the account, so a retry makes no second user);
-        ``sync``: False when the new user has nothing to sync (no binding yet; an import without ``bind``)."""
+        ``sync``: False when the new user has nothing to sync (no binding yet; an import without ``bind``);
+        ``audit``: False when the caller writes the ``user.create`` entry itself (an import, a chunk's at once)."""
         now = self.clock()
         user = User(id=user_id or self.ids(), source=source, created_at=now, updated_at=now, **fields)
         await self._check(user)
@@ -139,8 +141,9 @@ class Users:
         await track(self.dates, None, user)
         if initial_password is not None and self.secrets is not None:
             await self.secrets.set(initial_password_name(user.id), initial_password)
-        after = {**audit_view(user), **({"initialPassword": "set"} if initial_password else {})}
-        await self.auditor.record(actor, "user.create", user_id=user.id, after=after)
+        if audit:
+            after = {**audit_view(user), **({"initialPassword": "set"} if initial_password else {})}
+            await self.auditor.record(actor, "user.create", user_id=user.id, after=after)
         if sync:
             await self.sync.enqueue([user.id], actor.correlation_id)
         return UserView(user, etag, (), ())

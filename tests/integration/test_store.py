@@ -6,12 +6,13 @@ import asyncio
 import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from azure.data.tables.aio import TableServiceClient
 
 from shared.adapters.tables.audit import TableAuditLog
-from shared.adapters.tables.base import TableStore, stream
+from shared.adapters.tables.base import TableStore, delete_partition, stream
 from shared.adapters.tables.dirindex import BUCKETS, TableDirectoryIndex, bucket_of
 from shared.adapters.tables.imports import TableImports
 from shared.adapters.tables.uniques import TableUniques
@@ -219,3 +220,57 @@ async def test_import_items_live_a_chunk_to_a_partition_and_page_in_order(store:
     assert seen == list(range(250))
     imported = await imports.page_items(job_id, "imported", None, 100)
     assert [i.n for i in imported.items] == list(range(0, 250, 7))
+
+
+async def test_audit_entries_recorded_together_read_as_if_recorded_one_by_one_and_a_retry_adds_none(
+    store: TableStore,
+) -> None:
+    log = TableAuditLog(store)
+    users = [str(uuid.uuid4()) for _ in range(230)]
+    entries = [
+        AuditEntry(
+            str(uuid.uuid4()), T0 + dt.timedelta(milliseconds=n), "app", "user.create", "succeeded", None, u
+        )
+        for n, u in enumerate(users)
+    ]
+    await log.record_all(entries)
+    await log.record_all(entries[100:130])  # a chunk audited again after a crash: its rows exist already
+    day = [e.id async for e in _all_entries(log, AuditQuery())]
+    assert day == [e.id for e in reversed(entries)], "every entry once, newest first"
+    mine = await log.page(AuditQuery(user_id=users[7]), None, 10)
+    assert [e.id for e in mine.items] == [entries[7].id]
+
+
+async def _all_entries(log: TableAuditLog, query: AuditQuery) -> AsyncIterator[AuditEntry]:
+    cursor = None
+    for _ in range(50):
+        page = await log.page(query, cursor, 100)
+        for entry in page.items:
+            yield entry
+        if (cursor := page.next) is None:
+            return
+
+
+async def test_deleting_a_partition_survives_a_row_going_meanwhile(store: TableStore) -> None:
+    """A sync giving its lease up between the listing and the delete made DELETE /api/users/{id} answer 500."""
+    table = await store.table("users")
+    pk = str(uuid.uuid4())
+    for rk in ("user", "relations", "lease"):
+        await table.create_entity({"PartitionKey": pk, "RowKey": rk})
+    real = table.submit_transaction
+    calls = 0
+
+    async def racing(operations: Any, **kw: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            await table.delete_entity(pk, "lease")  # the lease holder lets go meanwhile
+        return await real(operations, **kw)
+
+    table.submit_transaction = racing  # type: ignore[method-assign]
+    try:
+        await delete_partition(table, pk, "user")
+    finally:
+        del table.submit_transaction
+    assert [r async for r in stream(table, f"PartitionKey eq '{pk}'")] == []
+    assert calls == 2

@@ -98,7 +98,8 @@ def imports(tenant: Tenant, claims: Claims, store: Store, queue: Queue) -> Impor
         None,
         tenant,
         lambda: T0,
-        lambda: next(ids),  # type: ignore[arg-type]
+        lambda: next(ids),
+        None,  # type: ignore[arg-type]  # the plan audits nothing
     )
 
 

@@ -9,9 +9,12 @@ Writes are idempotent (same keys for the same entry): a retried write leaves one
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import Any
+
+from azure.data.tables import TableTransactionError
 
 from shared.adapters.tables.base import (
     TableStore,
@@ -76,6 +79,22 @@ def entry_from(r: Any) -> AuditEntry:
     )
 
 
+WRITE_CONCURRENCY = 16
+
+
+def _keys(entry: AuditEntry) -> list[str]:
+    """The partitions an entry is written to: its day's, and its user's, directory's and group's."""
+    keys = [f"day|{_day(entry.at)}"]
+    keys += [f"user|{entry.user_id}"] if entry.user_id else []
+    keys += [f"directory|{entry.directory_id}"] if entry.directory_id else []
+    keys += [f"group|{entry.group_id}"] if entry.group_id else []
+    return keys
+
+
+async def _mark_day(table: Any, day: str) -> None:
+    await table.upsert_entity({"PartitionKey": "days", "RowKey": f"{_MAX_DAY - int(day):08d}"})
+
+
 class TableAuditLog:
     def __init__(self, store: TableStore) -> None:
         self.store = store
@@ -83,20 +102,35 @@ class TableAuditLog:
 
     async def record(self, entry: AuditEntry) -> None:
         table = await self.store.table("audit")
-        keys = [f"day|{_day(entry.at)}"]
-        keys += [f"user|{entry.user_id}"] if entry.user_id else []
-        keys += [f"directory|{entry.directory_id}"] if entry.directory_id else []
-        keys += [f"group|{entry.group_id}"] if entry.group_id else []
         day = _day(entry.at)
-        writes: list[Awaitable[Any]] = [
-            insert(table, entry_entity(k, entry)) for k in keys
-        ]  # a retry: exists
+        writes: list[Awaitable[Any]] = [insert(table, entry_entity(k, entry)) for k in _keys(entry)]
         if day not in self._days:  # once per day per process: the marker only says the day has entries
-            writes.append(
-                table.upsert_entity({"PartitionKey": "days", "RowKey": f"{_MAX_DAY - int(day):08d}"})
-            )
-        await asyncio.gather(*writes)
+            writes.append(_mark_day(table, day))
+        await asyncio.gather(*writes)  # a retried write finds its row: done
         self._days.add(day)
+
+    async def record_all(self, entries: Sequence[AuditEntry]) -> None:
+        """The rows of many entries, those sharing a partition (the day's, mostly) inserted 100 per transaction
+        instead of one request each; a transaction that finds one of its rows (a retry) is redone row by row."""
+        table = await self.store.table("audit")
+        partitions: dict[str, list[dict[str, Any]]] = {}
+        for entry in entries:
+            for key in _keys(entry):
+                partitions.setdefault(key, []).append(entry_entity(key, entry))
+        gate = asyncio.Semaphore(WRITE_CONCURRENCY)
+
+        async def write(rows: list[dict[str, Any]]) -> None:
+            async with gate:
+                if len(rows) > 1:
+                    with contextlib.suppress(TableTransactionError):
+                        await table.submit_transaction([("create", r) for r in rows])
+                        return
+                await asyncio.gather(*(insert(table, r) for r in rows))
+
+        groups = [rows[i : i + 100] for rows in partitions.values() for i in range(0, len(rows), 100)]
+        days = {_day(e.at) for e in entries} - self._days
+        await asyncio.gather(*(write(g) for g in groups), *(_mark_day(table, d) for d in days))
+        self._days |= days
 
     async def page(self, query: AuditQuery, cursor: str | None, limit: int) -> Page[AuditEntry]:
         table = await self.store.table("audit")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from shared.domain.model import AuditEntry
 from shared.service.ports import AuditLog, Clock, Ids
@@ -18,63 +18,44 @@ class Actor:
     correlation_id: str | None = None
 
 
+class EntryFields(TypedDict, total=False):
+    """What an audit entry says besides who did what: the result (``succeeded`` unless told), whom and what it
+    concerns, and before → after as the caller chose to show them."""
+
+    result: str
+    user_id: str | None
+    directory_id: str | None
+    group_id: str | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
 @dataclass(frozen=True)
 class Auditor:
     log: AuditLog
     clock: Clock
     ids: Ids
 
-    async def record(
-        self,
-        actor: Actor,
-        action: str,
-        *,
-        result: str = "succeeded",
-        user_id: str | None = None,
-        directory_id: str | None = None,
-        group_id: str | None = None,
-        before: dict[str, Any] | None = None,
-        after: dict[str, Any] | None = None,
-    ) -> AuditEntry:
+    async def record(self, actor: Actor, action: str, **fields: Unpack[EntryFields]) -> AuditEntry:
         """``before``/``after`` are what the caller chose to show: never a secret or a password."""
-        entry = self.entry(
-            actor,
-            action,
-            result=result,
-            user_id=user_id,
-            directory_id=directory_id,
-            group_id=group_id,
-            before=before,
-            after=after,
-        )
+        entry = self.entry(actor, action, **fields)
         await self.log.record(entry)
         return entry
 
-    def entry(
-        self,
-        actor: Actor,
-        action: str,
-        *,
-        result: str = "succeeded",
-        user_id: str | None = None,
-        directory_id: str | None = None,
-        group_id: str | None = None,
-        before: dict[str, Any] | None = None,
-        after: dict[str, Any] | None = None,
-    ) -> AuditEntry:
-        """An entry, not yet written: for ``record_all`` (a job writing a chunk's entries together)."""
+    def entry(self, actor: Actor, action: str, **fields: Unpack[EntryFields]) -> AuditEntry:
+        """An entry, not yet written: for ``record_all`` (a job writing many entries together)."""
         return AuditEntry(
             id=self.ids(),
             at=self.clock(),
             actor=actor.name,
             action=action,
-            result=result,
+            result=fields.get("result", "succeeded"),
             correlation_id=actor.correlation_id,
-            user_id=user_id,
-            directory_id=directory_id,
-            group_id=group_id,
-            before=before,
-            after=after,
+            user_id=fields.get("user_id"),
+            directory_id=fields.get("directory_id"),
+            group_id=fields.get("group_id"),
+            before=fields.get("before"),
+            after=fields.get("after"),
         )
 
     async def record_all(self, entries: Sequence[AuditEntry]) -> None:

@@ -10,6 +10,7 @@ discards it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 from typing import Protocol
@@ -67,18 +68,16 @@ class SlidingGuard:
         """Add the held block to the directory's open held ``user`` run (a new one if none is open); its id."""
         from shared.service.reconcile import payload_of
 
+        created: str | None = None
         for _ in range(20):
-            held = next(
-                (
-                    r
-                    for r in await self.store.latest(directory.id, 20)
-                    if r.kind == "user" and r.status == "held"
-                ),
-                None,
-            )
-            if held is None:
+            open_runs = [
+                r
+                for r in await self.store.latest(directory.id, 20)
+                if r.kind == "user" and r.status == "held"
+            ]
+            if not open_runs:
                 now = self.clock()
-                held = Run(
+                run = Run(
                     self.ids(),
                     directory.id,
                     "user",
@@ -92,7 +91,15 @@ class SlidingGuard:
                         "reason": f"more blocks within an hour than the directory's guard allows ({HELD_REASON})"
                     },
                 )
-                await self.store.add(held)
+                await self.store.add(run)
+                created = run.id
+                continue  # read again: a sync holding at the same moment may have opened one too
+            # Of two runs opened at the same moment, every sync picks the same one (the fullest, then the
+            # oldest), and the other's opener discards its empty run: the admin approves one run, not one per sync.
+            held = min(open_runs, key=lambda r: (-r.items, r.created_at, r.id))
+            if created is not None and created != held.id:
+                await self._discard_empty(directory.id, created)
+                created = None
             found = await self.store.get(directory.id, held.id)
             if found is None:
                 continue
@@ -109,3 +116,14 @@ class SlidingGuard:
             )
             return run.id
         raise RuntimeError("could not add to the held run")
+
+    async def _discard_empty(self, directory_id: str, run_id: str) -> None:
+        found = await self.store.get(directory_id, run_id)
+        if found is None or found[0].items or found[0].status != "held":
+            return
+        with contextlib.suppress(
+            Exception
+        ):  # it got an item meanwhile after all: it stays, and is approved too
+            await self.store.save(
+                dataclasses.replace(found[0], status="discarded", finished_at=self.clock()), found[1]
+            )

@@ -19,7 +19,7 @@ Then the reconcile section (``tools.bench_reconcile``): a ``--users``-account te
 Then the import section (``tools.bench_import``): every account of an ``--import-users``-account tenant (default: ``--users``, at most 10,000) imported
 (``all: true``) by the import job, plan and chunks, beside a floor of the same Graph read (bare httpx) and the same
 rows written with bare azure-data-tables transactions, with the peak RSS and storage requests per user; and a
-group of ``--group-members`` (10,000) linked members mirrored into an empty M365 group, its Graph writes beside
+group of ``--group-members`` (as many as the import, at most 10,000) linked members mirrored into an empty M365 group, its Graph writes beside
 Graph's write limit and the same ``$batch`` requests sent bare. ``--only import --users 2000 --group-members 500``
 is a quick smoke run.
 
@@ -165,7 +165,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"import: accounts of the imported tenant (default: --users, at most {IMPORT_USERS:,})",
     )
     parser.add_argument(
-        "--group-members", type=int, default=10_000, help="import: linked members of the mirrored group"
+        "--group-members",
+        type=int,
+        help="import: linked members of the mirrored group (default: the import's size, at most 10,000)",
     )
     parser.add_argument("--reads", type=int, default=2000, help="store: random users read (c)")
     parser.add_argument(
@@ -177,6 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.users < 1 or args.reads < 1 or args.listings < 1:
         parser.error("--users, --reads and --listings must be at least 1")
     import_users = args.import_users or min(args.users, IMPORT_USERS)
+    args.group_members = args.group_members or min(import_users, 10_000)
     if args.only in (None, "import") and not 1 <= args.group_members <= import_users:
         parser.error("--group-members must be between 1 and the import's tenant size")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WARDEN_", "AZURE_"))}

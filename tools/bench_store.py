@@ -137,18 +137,22 @@ def azurite_version() -> str:
         return "?"
 
 
-def start_azurite_in_memory(workdir: Path, ports: procs.AzuritePorts) -> procs.Managed:
+def start_azurite_in_memory(
+    workdir: Path, ports: procs.AzuritePorts, *, log: Path | None = None, keep_alive: bool = True
+) -> procs.Managed:
     """Like ``procs.start_azurite``, with nothing on disk (``--inMemoryPersistence``, which refuses
-    ``--location``: its working directory is ``workdir``, for whatever it might still write)."""
+    ``--location``: its working directory is ``workdir``, for whatever it might still write): Azurite's periodic
+    save of its whole database costs CPU that grows with every row written, which Table Storage does not have.
+    ``keep_alive``: idle table connections kept for ``AZURITE_KEEPALIVE_SECONDS``."""
     if not procs.AZURITE_BIN.exists():
         raise RuntimeError(f"{procs.AZURITE_BIN} is missing: run `npm ci` (make setup) first")
     workdir.mkdir(parents=True, exist_ok=True)
     argv = [str(procs.AZURITE_BIN), "--silent", "--disableTelemetry", "--skipApiVersionCheck", "--loose"]
     argv += ["--inMemoryPersistence"]
-    argv += ["--tableKeepAliveTimeout", str(AZURITE_KEEPALIVE_SECONDS)]
+    argv += ["--tableKeepAliveTimeout", str(AZURITE_KEEPALIVE_SECONDS)] if keep_alive else []
     for service, port in (("blob", ports.blob), ("queue", ports.queue), ("table", ports.table)):
         argv += [f"--{service}Host", "127.0.0.1", f"--{service}Port", str(port)]
-    child = procs.spawn("Azurite", argv, cwd=workdir)
+    child = procs.spawn("Azurite", argv, log=log, cwd=workdir)
     try:
         procs.wait_until(
             lambda: all(procs.port_open(p) for p in (ports.blob, ports.queue, ports.table)),

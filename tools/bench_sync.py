@@ -65,6 +65,7 @@ import httpx
 from standardwebhooks.webhooks import Webhook
 
 from tools import demo, devca, procs
+from tools.bench_store import start_azurite_in_memory
 
 T = TypeVar("T")
 
@@ -191,37 +192,12 @@ class Stack:
     host_log: Path
 
 
-def start_azurite_in_memory(workdir: Path, ports: procs.AzuritePorts, log: Path) -> procs.Managed:
-    """``procs.start_azurite`` with nothing on disk (``--inMemoryPersistence``, which refuses ``--location``):
-    Azurite's periodic save of its whole database to disk costs CPU that grows with every row written, a cost
-    Table Storage does not have, on the cores Warden's host and this client need."""
-    if not procs.AZURITE_BIN.exists():
-        raise RuntimeError(f"{procs.AZURITE_BIN} is missing: run `npm ci` (make setup) first")
-    workdir.mkdir(parents=True, exist_ok=True)
-    argv = [str(procs.AZURITE_BIN), "--silent", "--disableTelemetry", "--skipApiVersionCheck", "--loose"]
-    argv += ["--inMemoryPersistence"]
-    for service, port in (("blob", ports.blob), ("queue", ports.queue), ("table", ports.table)):
-        argv += [f"--{service}Host", "127.0.0.1", f"--{service}Port", str(port)]
-    child = procs.spawn("Azurite", argv, log=log, cwd=workdir)
-    try:
-        procs.wait_until(
-            lambda: all(procs.port_open(p) for p in (ports.blob, ports.queue, ports.table)),
-            timeout=30,
-            what="Azurite",
-            proc=child.proc,
-        )
-    except BaseException:
-        child.stop()
-        raise
-    return child
-
-
 def start_stack(data: Path, logs: Path, env: dict[str, str], children: list[procs.Managed]) -> Stack:
     """A fresh stack: Azurite's files in ``data`` (empty), every process's log in ``logs``."""
     tls = procs.ROOT / ".local" / "tls"
     ca = devca.ensure(tls)
     ports = procs.AzuritePorts(procs.free_port(), procs.free_port(), procs.free_port())
-    azurite = start_azurite_in_memory(data / "azurite", ports, logs / "azurite.log")
+    azurite = start_azurite_in_memory(data / "azurite", ports, log=logs / "azurite.log", keep_alive=False)
     children.append(azurite)
     sim_port = procs.free_port()
     sim = procs.start_sim(sim_port, tls, log=logs / "m365sim.log")
@@ -784,6 +760,7 @@ class Floor:
         }
         self.queue = self.queues.get_queue_client(FLOOR_QUEUE, message_encode_policy=TextBase64EncodePolicy())
         self.directory_id = directory_id
+        self.days: set[str] = set()
 
     async def aclose(self) -> None:
         for client in self.t.values():
@@ -841,14 +818,21 @@ class Floor:
             "After": json.dumps(after, separators=(",", ":"), sort_keys=True),
         }
         return [
-            {"PartitionKey": "floor-days", "RowKey": f"{99999999 - int(day):08d}"},
             {**entry, "PartitionKey": f"floor-day|{day}"},
             {**entry, "PartitionKey": f"floor-user|{user_id}"},
         ]
 
     async def _audit(self, user_id: str, action: str, after: dict[str, Any]) -> None:
+        """``TableAuditLog.record``: the entry's rows inserted, the day's marker upserted once per process."""
         audit = self.t["audit"]
-        await asyncio.gather(*(audit.upsert_entity(r) for r in self._audit_rows(user_id, action, after)))
+        writes = [audit.create_entity(r) for r in self._audit_rows(user_id, action, after)]
+        day = time.strftime("%Y%m%d", time.gmtime())
+        if day not in self.days:
+            self.days.add(day)
+            writes.append(
+                audit.upsert_entity({"PartitionKey": "floor-days", "RowKey": f"{99999999 - int(day):08d}"})
+            )
+        await asyncio.gather(*writes)
 
     async def _user(self, user_id: str) -> tuple[Any, Any]:
         """``TableUsers.get``: two point reads side by side, the user row and its relations row."""
@@ -934,7 +918,6 @@ class Floor:
                     raise
         before = {"jobTitle": user_row.get("JobTitle")}
         await self._audit(owner, "user.update", {"jobTitle": job_title, **{"before": before}})
-        await self._enqueue(owner)  # Users.update: sync
         await self._refresh(owner)  # Users.update: the index rows carry the user's fields
         await self._user(owner)  # Users.update: the fresh view
         await self._directories()  # _relate: directories auto-binding the domain
@@ -942,9 +925,8 @@ class Floor:
         await t["directories"].get_entity(d, "directory")  # Users.bind: the directory exists
         await t["users"].get_entity(owner, "relations")  # set_direct_binding: bound already, nothing written
         await self._refresh(owner)  # Users.bind
-        await self._enqueue(owner)  # Users.bind: sync
         await self._user(owner)  # Users.bind: the view it returns
-        await self._enqueue(owner)  # _relate: sync
+        await self._enqueue(owner)  # _relate: one sync, after every change of the event
         await self._audit(
             owner,
             "hris.event.applied",

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,11 @@ from shared.adapters.graph_throttle import THROTTLED, ThrottleGate, parse_retry_
 from shared.adapters.tls import ssl_context
 from shared.config import GRAPH_SCOPE
 from shared.domain.model import Directory
+
+# httpx logs every request at INFO ("HTTP Request: GET https://graph...  200 OK"): with host.json's default
+# "Information" each Graph call would become an Application Insights trace. Runs record their Graph requests,
+# throttled waits and failures themselves; httpx keeps its warnings.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 if TYPE_CHECKING:
     from pathlib import Path

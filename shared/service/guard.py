@@ -10,7 +10,6 @@ discards it.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 from typing import Protocol
@@ -39,6 +38,10 @@ class GuardStore(Protocol):
     async def save(self, run: Run, etag: str | None) -> str: ...
 
     async def put_items(self, run_id: str, items: list[RunItem]) -> None: ...
+
+    async def withdraw(self, run: Run, etag: str) -> bool:
+        """Delete a run that never started, unless it changed since ``etag`` (then False)."""
+        ...
 
 
 class SlidingGuard:
@@ -95,10 +98,10 @@ class SlidingGuard:
                 created = run.id
                 continue  # read again: a sync holding at the same moment may have opened one too
             # Of two runs opened at the same moment, every sync picks the same one (the fullest, then the
-            # oldest), and the other's opener discards its empty run: the admin approves one run, not one per sync.
+            # oldest), and the other's opener withdraws its empty run: the admin approves one run, not one per sync.
             held = min(open_runs, key=lambda r: (-r.items, r.created_at, r.id))
             if created is not None and created != held.id:
-                await self._discard_empty(directory.id, created)
+                await self._withdraw_empty(directory.id, created)
                 created = None
             found = await self.store.get(directory.id, held.id)
             if found is None:
@@ -117,13 +120,11 @@ class SlidingGuard:
             return run.id
         raise RuntimeError("could not add to the held run")
 
-    async def _discard_empty(self, directory_id: str, run_id: str) -> None:
+    async def _withdraw_empty(self, directory_id: str, run_id: str) -> None:
+        """Withdraw a held run this sync opened at the same moment as another and that holds nothing: it was
+        nobody's decision, so it leaves no trace (the directory's runs show the one held run, not a discarded
+        twin). One that got an item meanwhile after all stays, and is approved with the other."""
         found = await self.store.get(directory_id, run_id)
         if found is None or found[0].items or found[0].status != "held":
             return
-        with contextlib.suppress(
-            Exception
-        ):  # it got an item meanwhile after all: it stays, and is approved too
-            await self.store.save(
-                dataclasses.replace(found[0], status="discarded", finished_at=self.clock()), found[1]
-            )
+        await self.store.withdraw(*found)

@@ -25,9 +25,12 @@ def test_health_is_anonymous_and_reports_every_component_up(host: WardenHost) ->
     assert response.headers["content-type"].startswith("application/json")
     body = response.json()
     assert body["status"] == "up"
-    names = {c["name"]: c for c in body["components"]}
-    assert set(names) == {"tableStorage", "queueStorage", "keyVault", "userSyncPoison", "graph"}
-    assert names["graph"]["tenantId"] == demo.DEMO_TENANT_ID
+    names = {c["name"] for c in body["components"]}
+    assert names == {"tableStorage", "queueStorage", "keyVault", "userSyncPoison", "graph"}
+    # One graph component per connected directory (other tests on this host may have connected some), and the
+    # demo directory's while it is not connected.
+    graphs = [c for c in body["components"] if c["name"] == "graph"]
+    assert demo.DEMO_TENANT_ID in {c["tenantId"] for c in graphs}
     assert all(c["status"] == "up" and c["latencyMs"] >= 0 for c in body["components"])
 
 

@@ -168,6 +168,34 @@ async def test_runs_read_newest_first_and_count_progress_from_concurrent_chunks(
     assert chunk[0].payload == {"action": "block"}, "a state change keeps the item"
 
 
+async def test_an_empty_run_is_withdrawn_only_while_it_is_unchanged(store: TableStore) -> None:
+    """The guard withdraws an empty held run a concurrent sync opened; one changed meanwhile stays."""
+    import dataclasses
+
+    from shared.adapters.tables.runs import TableRuns
+    from shared.domain.runs import Run
+
+    runs = TableRuns(store)
+    directory = str(uuid.uuid4())
+    kept, gone = (
+        Run(str(uuid.uuid4()), directory, "user", False, "held", "hris:x", T0 + dt.timedelta(seconds=i))
+        for i in range(2)
+    )
+    for r in (kept, gone):
+        await runs.add(r)
+    _, stale = await runs.get(directory, kept.id) or (None, "")
+    await runs.save(dataclasses.replace(kept, items=1), stale)
+    assert await runs.withdraw(kept, stale) is False, "it got an item after it was read"
+    _, etag = await runs.get(directory, gone.id) or (None, "")
+    assert await runs.withdraw(gone, etag) is True
+    assert await runs.get(directory, gone.id) is None
+    assert [r.id for r in await runs.latest(directory, 5)] == [kept.id]
+    pointers = [e async for e in (await store.table("runs")).query_entities(f"PartitionKey eq '{directory}'")]
+    assert gone.id not in {str(e.get("RunId")) for e in pointers}, (
+        "its place in the newest-first list went too"
+    )
+
+
 async def test_a_mirror_update_of_ten_thousand_members_is_audited_in_entries_that_fit_a_row(
     store: TableStore,
 ) -> None:

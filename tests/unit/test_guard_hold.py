@@ -22,6 +22,7 @@ class Runs:
     def __init__(self) -> None:
         self.runs: dict[str, tuple[Run, int]] = {}
         self.items: dict[str, list[RunItem]] = {}
+        self.withdrawn: list[str] = []
 
     async def latest(self, directory_id: str, limit: int) -> list[Run]:
         await asyncio.sleep(0)
@@ -47,6 +48,14 @@ class Runs:
     async def put_items(self, run_id: str, items: list[RunItem]) -> None:
         self.items.setdefault(run_id, []).extend(items)
 
+    async def withdraw(self, run: Run, etag: str) -> bool:
+        await asyncio.sleep(0)
+        if etag != str(self.runs[run.id][1]):
+            return False
+        del self.runs[run.id]
+        self.withdrawn.append(run.id)
+        return True
+
 
 async def test_blocks_held_at_the_same_moment_share_one_run_and_no_empty_run_stays_open() -> None:
     runs = Runs()
@@ -66,6 +75,6 @@ async def test_blocks_held_at_the_same_moment_share_one_run_and_no_empty_run_sta
     run = runs.runs[run_id][0]
     assert (run.status, run.items, run.counts) == ("held", 5, {"block": 5})
     assert sorted(i.user_id for i in runs.items[run_id]) == [f"u{n}" for n in range(5)]
-    others = [r for r, _ in runs.runs.values() if r.id != run_id]
-    assert others, "the syncs did open runs at the same moment (else this test proves nothing)"
-    assert all(r.status == "discarded" and r.items == 0 for r in others)
+    assert runs.withdrawn, "the syncs did open runs at the same moment (else this test proves nothing)"
+    assert list(runs.runs) == [run_id], "every other run they opened was empty and is gone"
+    assert not set(runs.withdrawn) & set(runs.items), "no withdrawn run held an item"

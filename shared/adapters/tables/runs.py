@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceModifiedError
+from azure.core.exceptions import HttpResponseError, ResourceModifiedError
 from azure.data.tables import UpdateMode
 
 from shared.adapters.tables.base import (
@@ -114,15 +114,21 @@ def item_from(e: Any) -> RunItem:
     )
 
 
+def _pointer(run: Run) -> str:
+    """The run's row in its directory's newest-first list."""
+    return f"{LATEST}{_MAX_MS - int(run.created_at.timestamp() * 1000):013d}|{run.id}"
+
+
 class TableRuns:
     def __init__(self, store: TableStore) -> None:
         self.store = store
 
     async def add(self, run: Run) -> None:
         table = await self.store.table("runs")
-        pointer = f"{LATEST}{_MAX_MS - int(run.created_at.timestamp() * 1000):013d}|{run.id}"
         await insert_new(table, run_entity(run), "run")
-        await table.upsert_entity({"PartitionKey": run.directory_id, "RowKey": pointer, "RunId": run.id})
+        await table.upsert_entity(
+            {"PartitionKey": run.directory_id, "RowKey": _pointer(run), "RunId": run.id}
+        )
 
     async def get(self, directory_id: str, run_id: str) -> tuple[Run, str] | None:
         table = await self.store.table("runs")
@@ -131,6 +137,21 @@ class TableRuns:
 
     async def save(self, run: Run, etag: str | None) -> str:
         return await replace(await self.store.table("runs"), run_entity(run), etag, "the run")
+
+    async def withdraw(self, run: Run, etag: str) -> bool:
+        """Delete the run's row only if it is unchanged since ``etag`` (412: False), then its ``latest`` pointer
+        (``latest`` skips a pointer whose run is gone, should this process stop in between)."""
+        table = await self.store.table("runs")
+        try:
+            await table.delete_entity(
+                run.directory_id, RUN + run.id, etag=etag, match_condition=MatchConditions.IfNotModified
+            )
+        except HttpResponseError as exc:
+            if exc.status_code == 412:
+                return False
+            raise
+        await table.delete_entity(run.directory_id, _pointer(run))
+        return True
 
     async def latest(self, directory_id: str, limit: int) -> list[Run]:
         table = await self.store.table("runs")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from azure.data.tables import TableTransactionError
@@ -101,13 +101,8 @@ class TableAuditLog:
         self._days: set[str] = set()
 
     async def record(self, entry: AuditEntry) -> None:
-        table = await self.store.table("audit")
-        day = _day(entry.at)
-        writes: list[Awaitable[Any]] = [insert(table, entry_entity(k, entry)) for k in _keys(entry)]
-        if day not in self._days:  # once per day per process: the marker only says the day has entries
-            writes.append(_mark_day(table, day))
-        await asyncio.gather(*writes)  # a retried write finds its row: done
-        self._days.add(day)
+        """One entry: each of its rows is alone in its partition, so ``record_all`` inserts them side by side."""
+        await self.record_all([entry])
 
     async def record_all(self, entries: Sequence[AuditEntry]) -> None:
         """The rows of many entries, those sharing a partition (the day's, mostly) inserted 100 per transaction
@@ -128,6 +123,7 @@ class TableAuditLog:
                 await asyncio.gather(*(insert(table, r) for r in rows))
 
         groups = [rows[i : i + 100] for rows in partitions.values() for i in range(0, len(rows), 100)]
+        # Once per day per process: the marker only says the day has entries.
         days = {_day(e.at) for e in entries} - self._days
         await asyncio.gather(*(write(g) for g in groups), *(_mark_day(table, d) for d in days))
         self._days |= days

@@ -98,6 +98,7 @@ BIND_LIMIT = 20
 BATCH_LIMIT = 20
 """Requests per ``$batch`` (json-batching)."""
 MARK_SLACK_SECONDS = 0.05
+FLOOR_ATTEMPTS = 4  # sends of one floor transaction when Azurite resets the connection under it
 """The floor takes the rows whose Timestamp is at most this much before the job started (Azurite stamps
 milliseconds; nothing else writes to the prefix in the seconds around the start)."""
 PAGE_LIMIT = 10_000
@@ -351,7 +352,9 @@ async def _write_floor(
 ) -> dict[str, Any]:
     """The rows written bare into empty tables of another prefix: ``submit_transaction`` of ≤ 100 entities of
     one partition, ``STORE_IN_FLIGHT`` transactions at once, through a client configured as Warden's."""
+    from azure.core.exceptions import ResourceExistsError, ServiceRequestError, ServiceResponseError
     from azure.core.pipeline.transport import AioHttpTransport
+    from azure.data.tables import TableTransactionError
     from azure.data.tables.aio import TableServiceClient
 
     from shared.adapters.tables.base import TRANSACTION_LIMIT
@@ -376,14 +379,31 @@ async def _write_floor(
         todo = transactions()
         sent = Counter[str]()
 
+        async def send(client: Any, operations: list[tuple[str, dict[str, Any]]]) -> None:
+            if len(operations) == 1:  # a partition of one row: the SDK's insert, cheaper than a batch
+                await client.create_entity(operations[0][1])
+                sent["inserts"] += 1
+            else:
+                await client.submit_transaction(operations)
+                sent["transactions"] += 1
+
         async def worker() -> None:
             for client, operations in todo:  # one generator shared by the workers: each transaction once
-                if len(operations) == 1:  # a partition of one row: the SDK's insert, cheaper than a batch
-                    await client.create_entity(operations[0][1])
-                    sent["inserts"] += 1
-                else:
-                    await client.submit_transaction(operations)
-                    sent["transactions"] += 1
+                for attempt in range(1, FLOOR_ATTEMPTS + 1):
+                    try:
+                        await send(client, operations)
+                        break
+                    except (ServiceRequestError, ServiceResponseError):
+                        # A saturated Azurite may reset a connection mid-request; the SDK retries no POST.
+                        # The transaction is atomic, so the next attempt either lands or finds it landed.
+                        sent["resent"] += 1
+                        if attempt == FLOOR_ATTEMPTS:
+                            raise
+                    except (ResourceExistsError, TableTransactionError) as exc:
+                        if attempt == 1 or getattr(exc, "status_code", None) != 409:
+                            raise
+                        sent["landedBeforeReset"] += 1
+                        break
 
         cpu.start()
         t0 = time.perf_counter()
@@ -606,6 +626,14 @@ def _measure(phase: str, cfg: dict[str, Any], config: Path, env: dict[str, str])
     if done.returncode or not found:
         raise RuntimeError(f"the {phase} measure failed (exit {done.returncode}): {done.stdout[-2000:]}")
     result: dict[str, Any] = json.loads(found[-1])
+    # Kept as soon as it is known: a later measure that fails must not take this one's hours with it.
+    kept = procs.ROOT / ".local" / "bench" / f"import-{phase}-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}.json"
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    kept.write_text(json.dumps(result, indent=1))
+    figures = [f"{k} {result[k]:.1f}" for k in ("wall", "peakRssMb") if isinstance(result.get(k), float)]
+    _say(
+        f"import: the {phase} measure is kept in {kept.relative_to(procs.ROOT)} {' '.join(figures)}".rstrip()
+    )
     return result
 
 

@@ -98,9 +98,10 @@ BIND_LIMIT = 20
 BATCH_LIMIT = 20
 """Requests per ``$batch`` (json-batching)."""
 MARK_SLACK_SECONDS = 0.05
-FLOOR_ATTEMPTS = 4  # sends of one floor transaction when Azurite resets the connection under it
 """The floor takes the rows whose Timestamp is at most this much before the job started (Azurite stamps
 milliseconds; nothing else writes to the prefix in the seconds around the start)."""
+FLOOR_ATTEMPTS = 4
+"""Sends of one floor transaction when Azurite resets the connection under it."""
 PAGE_LIMIT = 10_000
 """Pages read at most when counting a group's members (999 a page)."""
 PY = sys.executable
@@ -382,13 +383,12 @@ async def _write_floor(
         async def send(client: Any, operations: list[tuple[str, dict[str, Any]]]) -> None:
             if len(operations) == 1:  # a partition of one row: the SDK's insert, cheaper than a batch
                 await client.create_entity(operations[0][1])
-                sent["inserts"] += 1
             else:
                 await client.submit_transaction(operations)
-                sent["transactions"] += 1
 
         async def worker() -> None:
             for client, operations in todo:  # one generator shared by the workers: each transaction once
+                sent["inserts" if len(operations) == 1 else "transactions"] += 1
                 for attempt in range(1, FLOOR_ATTEMPTS + 1):
                     try:
                         await send(client, operations)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.exceptions import HttpResponseError, ResourceModifiedError
+from azure.core.exceptions import ResourceModifiedError
 from azure.data.tables import UpdateMode
 
 from shared.adapters.tables.base import (
@@ -146,10 +146,8 @@ class TableRuns:
             await table.delete_entity(
                 run.directory_id, RUN + run.id, etag=etag, match_condition=MatchConditions.IfNotModified
             )
-        except HttpResponseError as exc:
-            if exc.status_code == 412:
-                return False
-            raise
+        except ResourceModifiedError:  # 412: a sync put items in it meanwhile: it stays
+            return False
         await table.delete_entity(run.directory_id, _pointer(run))
         return True
 

@@ -43,7 +43,8 @@ from shared.service.users import audit_view
 CHUNK = 100
 ITEM_CONCURRENCY = 4
 PROGRESS_EVERY = 25
-"""Items of a chunk imported, marked and counted at a time."""
+"""Items of a chunk imported, marked and counted at a time: a *part*, numbered by position (part ``p`` holds the
+items ``25p … 25p + 24``), so a chunk delivered again cuts its parts as the first delivery did."""
 CLAIM_CHECKS = 32
 """Claim point reads in flight while planning (a 100,000-account tenant is 100,000 reads)."""
 ID_READS = 8
@@ -82,15 +83,36 @@ class ImportJob:
     finished_at: dt.datetime | None = None
     undone_at: dt.datetime | None = None
     error: str | None = None
+    parts_counted: bytes = b""
+    """A bit per part, set when its outcome is in the counters (500 bytes for 100,000 accounts)."""
 
-    def counted(self, counts: dict[str, int]) -> ImportJob:
-        return dataclasses.replace(
+    def parts_of(self, chunk: int) -> range:
+        first, last = chunk * CHUNK, min((chunk + 1) * CHUNK, self.total)
+        return range(first // PROGRESS_EVERY, -(-last // PROGRESS_EVERY))
+
+    def is_counted(self, part: int) -> bool:
+        byte, bit = divmod(part, 8)
+        return byte < len(self.parts_counted) and bool(self.parts_counted[byte] >> bit & 1)
+
+    def tallied(self, part: int, counts: dict[str, int]) -> ImportJob:
+        """The job with a part's outcome counted, once: a part counted already (its chunk was delivered again,
+        by the queue's at-least-once delivery or after a crash) leaves the job as it is. The chunk is done
+        when its last part is counted, so a chunk delivered twice cannot close the job before the others."""
+        if self.is_counted(part):
+            return self
+        byte, bit = divmod(part, 8)
+        bits = bytearray(self.parts_counted.ljust(byte + 1, b"\0"))
+        bits[byte] |= 1 << bit
+        updated = dataclasses.replace(
             self,
             imported=self.imported + counts.get("imported", 0),
             skipped=self.skipped + counts.get("skipped", 0),
             failed=self.failed + counts.get("failed", 0),
-            chunks_done=self.chunks_done + counts.get("chunks", 0),
+            parts_counted=bytes(bits),
         )
+        chunk = part * PROGRESS_EVERY // CHUNK
+        whole = all(updated.is_counted(p) for p in updated.parts_of(chunk))
+        return dataclasses.replace(updated, chunks_done=self.chunks_done + 1) if whole else updated
 
     @property
     def done(self) -> int:
@@ -127,7 +149,7 @@ class ImportStore(Protocol):
     ) -> Page[ImportItem]: ...
 
     async def add_counts(
-        self, job_id: str, counts: dict[str, int], finished: Callable[[ImportJob], ImportJob]
+        self, job_id: str, part: int, counts: dict[str, int], finished: Callable[[ImportJob], ImportJob]
     ) -> ImportJob: ...
 
 
@@ -340,15 +362,16 @@ class Imports:
             yield [a for a in found if a is not None]
 
     async def run_chunk(self, job_id: str, chunk: int) -> ImportJob:
+        """Import the chunk's pending items a part at a time, each part marked then counted. A delivery that
+        finds a part counted skips it; one that finds it marked but not counted (the last delivery stopped in
+        between) counts it from its items' states: every part is counted exactly once."""
         job, _ = await self._job(job_id)
         if job.status != "running":
             return job
         actor = Actor(job.trigger)
-        todo = [
-            i
-            for i in await self.store.items(job_id, chunk * CHUNK, min((chunk + 1) * CHUNK, job.total))
-            if i.state == "pending"  # (items past the total: left by a plan that failed and ran again)
-        ]
+        first, last = chunk * CHUNK, min((chunk + 1) * CHUNK, job.total)
+        # (items past the total, left by a plan that failed and ran again, are outside the range)
+        stored = await self.store.items(job_id, first, last)
         gate = asyncio.Semaphore(ITEM_CONCURRENCY)
 
         async def one(item: ImportItem) -> tuple[ImportItem, AuditEntry | None]:
@@ -362,20 +385,24 @@ class Imports:
                 else j
             )
 
-        # A quarter of the chunk at a time, counted as it finishes: the job's progress moves while its chunks
-        # run side by side (each on its own instance), not all at once when they end together.
-        parts = [todo[i : i + PROGRESS_EVERY] for i in range(0, len(todo), PROGRESS_EVERY)] or [[]]
-        for n, part in enumerate(parts):
-            results = await asyncio.gather(*(one(i) for i in part))
+        # A part at a time, counted as it finishes: the job's progress moves while its chunks run side by side
+        # (each on its own instance), not all at once when they end together.
+        for part in job.parts_of(chunk):
+            if job.is_counted(part):
+                continue
+            items = [i for i in stored if i.n // PROGRESS_EVERY == part]
+            results = await asyncio.gather(*(one(i) for i in items if i.state == "pending"))
             finished = [item for item, _ in results]
             # The user.create entries, written together before the items are marked: a crash in between
             # delivers the chunk again, and its users, found created, are audited again (at least once).
             await self.auditor.record_all([entry for _, entry in results if entry is not None])
             if finished:
                 await self.store.put_items(job_id, finished)
-            counts = {s: sum(1 for i in finished if i.state == s) for s in ("imported", "skipped", "failed")}
-            counts["chunks"] = 1 if n == len(parts) - 1 else 0
-            job = await self.store.add_counts(job_id, counts, close)
+            outcome = {i.n: i.state for i in items} | {i.n: i.state for i in finished}
+            counts = {
+                s: sum(1 for v in outcome.values() if v == s) for s in ("imported", "skipped", "failed")
+            }
+            job = await self.store.add_counts(job_id, part, counts, close)
         return job
 
     async def _import(

@@ -19,7 +19,7 @@ from shared.adapters.tables.uniques import TableUniques
 from shared.domain.group_plan import GroupPlan
 from shared.domain.model import AuditEntry
 from shared.service.group_sync import update_audit
-from shared.service.imports import ImportItem
+from shared.service.imports import ImportItem, ImportJob
 from shared.service.ports import AuditQuery, IndexEntry
 from tests.conftest import Azurite
 
@@ -248,6 +248,31 @@ async def test_import_items_live_a_chunk_to_a_partition_and_page_in_order(store:
     assert seen == list(range(250))
     imported = await imports.page_items(job_id, "imported", None, 100)
     assert [i.n for i in imported.items] == list(range(0, 250, 7))
+
+
+async def test_an_import_jobs_counters_take_each_part_once_even_when_two_deliveries_race(
+    store: TableStore,
+) -> None:
+    imports = TableImports(store)
+    job = ImportJob(str(uuid.uuid4()), "d1", False, "running", "admin", {}, T0, T0, total=130, chunks=2)
+    await imports.add(job)
+    assert (await imports.get(job.id) or (job, ""))[0].parts_counted == b""  # no bit set: no property
+    done = []
+
+    def close(j: ImportJob) -> ImportJob:
+        done.append(j.chunks_done)
+        return j
+
+    # Parts 0-3 (chunk 0) and 4 (chunk 1), each counted by two deliveries at once, part 1 by three.
+    parts = [0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 1]
+    await asyncio.gather(
+        *(imports.add_counts(job.id, p, {"imported": 20, "skipped": 5}, close) for p in parts)
+    )
+    final = (await imports.get(job.id) or (job, ""))[0]
+    assert (final.imported, final.skipped, final.chunks_done) == (100, 25, 1)
+    assert final.parts_counted == bytes([0b11111])  # stored as Edm.Binary, read back as bytes
+    again = await imports.add_counts(job.id, 2, {"imported": 99}, close)
+    assert again.imported == 100
 
 
 async def test_audit_entries_recorded_together_read_as_if_recorded_one_by_one_and_a_retry_adds_none(

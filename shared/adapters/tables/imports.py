@@ -61,6 +61,7 @@ def job_entity(job: ImportJob) -> dict[str, Any]:
         "UndoUntil": to_time(job.undo_until),
         "UndoneAt": to_time(job.undone_at),
         "Error": to_text(job.error),
+        "PartsCounted": job.parts_counted or None,  # Edm.Binary
     }
 
 
@@ -84,6 +85,7 @@ def job_from(e: Any) -> ImportJob:
         undo_until=required_time(e["UndoUntil"]),
         undone_at=from_time(e.get("UndoneAt")),
         error=from_text(e.get("Error")),
+        parts_counted=bytes(e.get("PartsCounted") or b""),
     )
 
 
@@ -160,14 +162,17 @@ class TableImports:
         rows, nxt = await page(table, flt, f"imports:{job_id}:{state}", cursor, limit)
         return Page([item_from(r) for r in rows], nxt)
 
-    async def add_counts(self, job_id: str, counts: dict[str, int], finished: Any) -> ImportJob:
-        """Add to the job's counters (ETag-guarded, retried); ``finished(job)`` may close the job."""
+    async def add_counts(self, job_id: str, part: int, counts: dict[str, int], finished: Any) -> ImportJob:
+        """Count a part's outcome into the job's counters, once (ETag-guarded, retried); ``finished(job)`` may
+        close the job. A part counted already writes nothing."""
         for _ in range(RETRIES):
             found = await self.get(job_id)
             if found is None:
                 raise LookupError(job_id)
             job, etag = found
-            updated = finished(job.counted(counts))
+            if job.is_counted(part):
+                return job
+            updated = finished(job.tallied(part, counts))
             try:
                 await self.save(updated, etag)
             except ConcurrentUpdate:

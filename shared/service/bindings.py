@@ -8,7 +8,7 @@ one change at a time — so a refresh after any change (or a retry after a crash
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from shared.domain.model import UserDirectory, effective_directories
 from shared.service.ports import (
@@ -41,11 +41,12 @@ class Bindings:
         through_groups = {g: frozenset(b.directory_id for b in bs) for g, bs in bindings.items()}
         return effective_directories(record.user.id, record.direct, through_groups, record.links)
 
-    async def refresh(self, user_id: str) -> None:
+    async def refresh(self, user_id: str, known: Sequence[str] | None = None) -> None:
         """Rewrite the user's index rows from its partition: one per directory it is bound to or linked in,
-        none elsewhere."""
+        none elsewhere. ``known`` (the directories' ids) is listed here unless the caller has listed it."""
         record = await self.users.get(user_id)
-        known = [d.id for d in await self.directories.all()]
+        if known is None:
+            known = [d.id for d in await self.directories.all()]
         if record is None or (record.user.deleted_at is not None and not record.links):
             await asyncio.gather(*(self.index.remove(d, [user_id]) for d in known))
             return
@@ -62,10 +63,16 @@ class Bindings:
         await asyncio.gather(*(self.index.remove(d, [user_id]) for d in known if d not in keep))
 
     async def refresh_many(self, user_ids: Iterable[str]) -> None:
+        """``refresh`` for each user, the directories listed once for all of them (a reconcile chunk or a
+        group's members: not one directory query per user)."""
+        unique = list(dict.fromkeys(user_ids))
+        if not unique:
+            return
+        known = [d.id for d in await self.directories.all()]
         gate = asyncio.Semaphore(REFRESH_CONCURRENCY)
 
         async def one(uid: str) -> None:
             async with gate:
-                await self.refresh(uid)
+                await self.refresh(uid, known)
 
-        await asyncio.gather(*(one(u) for u in dict.fromkeys(user_ids)))
+        await asyncio.gather(*(one(u) for u in unique))

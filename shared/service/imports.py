@@ -86,9 +86,14 @@ class ImportJob:
     parts_counted: bytes = b""
     """A bit per part, set when its outcome is in the counters (500 bytes for 100,000 accounts)."""
 
+    def items_of(self, chunk: int) -> range:
+        """The positions of the chunk's items (items past the total, left by a plan that failed and ran
+        again, are outside it)."""
+        return range(chunk * CHUNK, min((chunk + 1) * CHUNK, self.total))
+
     def parts_of(self, chunk: int) -> range:
-        first, last = chunk * CHUNK, min((chunk + 1) * CHUNK, self.total)
-        return range(first // PROGRESS_EVERY, -(-last // PROGRESS_EVERY))
+        items = self.items_of(chunk)
+        return range(items.start // PROGRESS_EVERY, -(-items.stop // PROGRESS_EVERY))
 
     def is_counted(self, part: int) -> bool:
         byte, bit = divmod(part, 8)
@@ -369,9 +374,8 @@ class Imports:
         if job.status != "running":
             return job
         actor = Actor(job.trigger)
-        first, last = chunk * CHUNK, min((chunk + 1) * CHUNK, job.total)
-        # (items past the total, left by a plan that failed and ran again, are outside the range)
-        stored = await self.store.items(job_id, first, last)
+        positions = job.items_of(chunk)
+        stored = await self.store.items(job_id, positions.start, positions.stop)
         gate = asyncio.Semaphore(ITEM_CONCURRENCY)
 
         async def one(item: ImportItem) -> tuple[ImportItem, AuditEntry | None]:

@@ -14,29 +14,21 @@ from shared.domain.model import AuditEntry
 from shared.service.context import Actor
 from shared.service.imports import CHUNK, PROGRESS_EVERY, ImportItem, ImportJob, Imports
 from tests.unit.test_import_plan import T0, Claims, Directories, Queue, Tenant, account
+from tests.unit.test_import_plan import Store as PlanStore
 
 
-class Store:
-    """Import jobs and items in memory; ``stop_before_counting`` makes one ``add_counts`` fail, as a process
-    stopped after the part's items were marked."""
+class Store(PlanStore):
+    """The plan tests' store, with the items kept by position to be read back; ``stop_before_counting`` makes
+    one ``add_counts`` fail, as a process stopped after the part's items were marked."""
 
     def __init__(self) -> None:
-        self.jobs: dict[str, ImportJob] = {}
+        super().__init__()
         self.stored: dict[int, ImportItem] = {}
         self.stop_before_counting: int | None = None
         self.counts_written = 0
 
-    async def add(self, job: ImportJob) -> None:
-        self.jobs[job.id] = job
-
-    async def get(self, job_id: str) -> tuple[ImportJob, str] | None:
-        return (self.jobs[job_id], "etag") if job_id in self.jobs else None
-
-    async def save(self, job: ImportJob, etag: str | None) -> str:
-        self.jobs[job.id] = job
-        return "etag"
-
     async def put_items(self, job_id: str, items: Sequence[ImportItem]) -> None:
+        await super().put_items(job_id, items)
         self.stored.update({i.n: i for i in items})
 
     async def items(self, job_id: str, first: int, last: int) -> list[ImportItem]:

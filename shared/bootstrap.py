@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from azure.storage.queue.aio import QueueServiceClient
 
     from shared.adapters.admin_auth import EntraTokenValidator
+    from shared.adapters.m365 import GraphM365
     from shared.adapters.queues import StorageGroupQueue, StorageReconcileQueue, StorageSyncQueue
     from shared.adapters.tables.base import TableStore
     from shared.domain.model import Directory
@@ -123,6 +124,13 @@ class Container:
     @cached_property
     def directory_graph(self) -> DirectoryClients:
         return DirectoryClients(self.graph_endpoint, self.secret_store.get)
+
+    @cached_property
+    def m365(self) -> GraphM365:
+        """Microsoft 365 through Graph, one client per directory (the ``M365`` port)."""
+        from shared.adapters.m365 import GraphM365
+
+        return GraphM365(self.directory_graph)
 
     @cached_property
     def token_validator(self) -> EntraTokenValidator:
@@ -235,7 +243,6 @@ class Container:
 
     @cached_property
     def group_sync(self) -> GroupSync:
-        from shared.adapters.m365 import GraphM365
         from shared.service.group_sync import GroupSync
 
         r = self.repositories
@@ -244,15 +251,13 @@ class Container:
             r["users"],
             r["directories"],
             r["uniques"],
-            GraphM365(self.directory_graph),
+            self.m365,
             self.auditor,
             self.clock,
-            self.settings.graph_url,
         )
 
     @cached_property
     def imports(self) -> Imports:
-        from shared.adapters.m365 import GraphM365
         from shared.adapters.queues import StorageImportQueue
         from shared.adapters.tables.imports import TableImports
         from shared.service.imports import Imports
@@ -265,7 +270,7 @@ class Container:
             r["users"],
             r["uniques"],
             self.users,
-            GraphM365(self.directory_graph),
+            self.m365,
             self.clock,
             new_id,
             self.auditor,
@@ -273,7 +278,6 @@ class Container:
 
     @cached_property
     def sync(self) -> Sync:
-        from shared.adapters.m365 import GraphM365
         from shared.service.guard import SlidingGuard
         from shared.service.sync import Sync
 
@@ -283,10 +287,9 @@ class Container:
             r["directories"],
             self.bindings,
             r["uniques"],
-            GraphM365(self.directory_graph),
+            self.m365,
             self.auditor,
             self.clock,
-            self.settings.graph_url,
             guard=SlidingGuard(r["runs"], r["index"], self.clock, new_id),
             secrets=self.secret_store,
             mirrors=self.group_queue,
@@ -318,14 +321,13 @@ class Container:
 
     @cached_property
     def drift(self) -> Drift:
-        from shared.adapters.m365 import GraphM365
         from shared.service.drift import Drift
 
         r = self.repositories
         return Drift(
             r["directories"],
             r["uniques"],
-            GraphM365(self.directory_graph),
+            self.m365,
             self.sync_queue,
             self.reconciler,
             r["runs"],

@@ -1,12 +1,9 @@
 """Mirroring a Warden group into one directory (rule 14): level-triggered, like a user's sync.
 
 Read the group, its members and their links in the directory (the desired members: those linked there), the M365
-group the binding points at and its members; plan (``shared.domain.group_plan``); write in ``$batch``: the
-group's creation, its rename, adds as ``members@odata.bind`` (≤ 20 per PATCH), removes as
-``members/{id}/$ref`` DELETEs. "Already a member" and "not a member" answers count as success (rule 14). One run
-per group and directory at a time (a lease), so two runs never create two groups.
-https://learn.microsoft.com/en-us/graph/api/group-post-groups, .../group-update, .../group-post-members,
-.../group-delete-members
+group the binding points at and its members; plan (``shared.domain.group_plan``); write the plan through the M365
+port: the group's creation, then its rename, adds and removes ("already a member" and "not a member" count as
+success, rule 14). One run per group and directory at a time (a lease), so two runs never create two groups.
 """
 
 from __future__ import annotations
@@ -18,22 +15,20 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from shared.domain.group_plan import GroupPlan, mail_nickname, member_chunks, plan_group
+from shared.domain.group_plan import GroupPlan, plan_group
 from shared.domain.model import Directory, Group, GroupBinding
 from shared.service.context import Actor, Auditor
 from shared.service.ports import (
     M365,
-    BatchCall,
-    BatchResult,
     Clock,
     DirectoryRepository,
     GroupRepository,
     Uniques,
     UserRepository,
+    Written,
 )
 
 LEASE = dt.timedelta(seconds=120)
-ALREADY = "already exist"
 READ_CONCURRENCY = 16
 AUDIT_IDS = 500
 """Member ids per audit entry of a mirror's update: 500 object ids are about 20,000 characters of JSON."""
@@ -81,14 +76,6 @@ class GroupReport:
     error: str | None = None
 
 
-def _ok(answer: BatchResult, *, tolerated: str | None = None, missing_ok: bool = False) -> bool:
-    if 200 <= answer.status < 300:
-        return True
-    if missing_ok and answer.status == 404:
-        return True  # "not a member": success (rule 14)
-    return tolerated is not None and answer.status == 400 and tolerated in answer.error_message.lower()
-
-
 class GroupSync:
     def __init__(
         self,
@@ -99,7 +86,6 @@ class GroupSync:
         m365: M365,
         auditor: Auditor,
         clock: Clock,
-        graph_root: str,
     ) -> None:
         self.groups = groups
         self.users = users
@@ -108,7 +94,6 @@ class GroupSync:
         self.m365 = m365
         self.auditor = auditor
         self.clock = clock
-        self.graph_root = graph_root
 
     async def sync_group(self, group_id: str, directory_id: str, actor: Actor) -> GroupReport:
         holder = str(uuid.uuid4())
@@ -198,22 +183,14 @@ class GroupSync:
         writes = 0
         m365_id = plan.m365_group_id
         if plan.action == "create":
-            # Recorded as creating first: a crash after the POST leaves a group of this name that the retry
+            # Recorded as creating first: a crash after the creation leaves a group of this name that the retry
             # adopts (it is ours) instead of creating a second one.
             await self.groups.save_binding(dataclasses.replace(binding, status="creating", origin="created"))
-            body = {
-                "displayName": group.name,
-                "mailNickname": mail_nickname(group.id, group.name),
-                "securityEnabled": True,
-                "mailEnabled": False,
-                **({"description": group.description} if group.description else {}),
-            }
-            answers = await self.m365.run_batch(directory, [BatchCall("create", "POST", "/groups", body)])
-            writes += 1
-            created = answers["create"]
-            if not _ok(created) or not isinstance(created.body, dict):
+            created = await self.m365.create_group(directory, group)
+            writes += created.writes
+            if not created.ok or created.m365_id is None:
                 return await self._failed(binding, created, writes, plan, actor)
-            m365_id = str(created.body["id"])
+            m365_id = created.m365_id
             await self._claim(directory.id, m365_id, group.id)
             await self.uniques.insert(created_claim_kind(directory.id), m365_id, group.id, self.clock())
             binding = dataclasses.replace(binding, m365_group_id=m365_id, origin="created")
@@ -226,43 +203,10 @@ class GroupSync:
                 after={"m365GroupId": m365_id, "displayName": group.name},
             )
         assert m365_id is not None
-        calls: list[BatchCall] = []
-        if plan.rename:
-            calls.append(BatchCall("rename", "PATCH", f"/groups/{m365_id}", {"displayName": plan.rename}))
-        for n, chunk in enumerate(member_chunks(plan.add)):
-            refs = [f"{self.graph_root}/directoryObjects/{m}" for m in chunk]
-            calls.append(BatchCall(f"add.{n}", "PATCH", f"/groups/{m365_id}", {"members@odata.bind": refs}))
-        for n, member in enumerate(plan.remove):
-            calls.append(BatchCall(f"remove.{n}", "DELETE", f"/groups/{m365_id}/members/{member}/$ref"))
-        answers = await self.m365.run_batch(directory, calls) if calls else {}
-        writes += len(calls)
-        retry = [
-            c
-            for c in calls
-            if c.id.startswith("add.")
-            and answers[c.id].status == 400
-            and ALREADY in answers[c.id].error_message.lower()
-        ]
-        if retry:
-            # One of the twenty was a member already, which fails the whole PATCH: add them one by one, where
-            # "already a member" is success.
-            singles = [
-                BatchCall(f"one.{n}", "POST", f"/groups/{m365_id}/members/$ref", {"@odata.id": ref})
-                for n, ref in enumerate(r for c in retry for r in c.body["members@odata.bind"])
-            ]
-            more = await self.m365.run_batch(directory, singles)
-            writes += len(singles)
-            answers.update({c.id: BatchResult(c.id, 204, None, {}) for c in retry})
-            failed = [a for a in more.values() if not _ok(a, tolerated=ALREADY)]
-            if failed:
-                return await self._failed(binding, failed[0], writes, plan, actor)
-        bad = [
-            answers[c.id]
-            for c in calls
-            if not _ok(answers[c.id], tolerated=ALREADY, missing_ok=c.method == "DELETE")
-        ]
-        if bad:
-            return await self._failed(binding, bad[0], writes, plan, actor)
+        changed = await self.m365.change_group(directory, m365_id, plan)
+        writes += changed.writes
+        if not changed.ok:
+            return await self._failed(binding, changed, writes, plan, actor)
         await self.groups.save_binding(
             dataclasses.replace(binding, m365_group_id=m365_id, status="synced", reason=None)
         )
@@ -273,9 +217,9 @@ class GroupSync:
         return GroupReport(group.id, directory.id, plan, writes)
 
     async def _failed(
-        self, binding: GroupBinding, answer: BatchResult, writes: int, plan: GroupPlan, actor: Actor
+        self, binding: GroupBinding, written: Written, writes: int, plan: GroupPlan, actor: Actor
     ) -> GroupReport:
-        error = f"HTTP {answer.status} {answer.error_code or ''}: {answer.error_message}".replace("  ", " ")
+        error = written.detail or written.outcome
         await self.groups.save_binding(dataclasses.replace(binding, status="error", reason=error))
         await self.auditor.record(
             actor,
@@ -284,7 +228,7 @@ class GroupSync:
             group_id=binding.group_id,
             directory_id=binding.directory_id,
         )
-        if answer.status >= 500 or answer.status == 429:
+        if written.outcome == "retry":
             raise RuntimeError(error)  # transient: the queue retries
         return GroupReport(binding.group_id, binding.directory_id, plan, writes, error)
 
@@ -293,12 +237,9 @@ class GroupSync:
         found = await self.directories.get(directory_id)
         if found is None:
             return
-        answers = await self.m365.run_batch(
-            found[0], [BatchCall("delete", "DELETE", f"/groups/{m365_group_id}")]
-        )
-        answer = answers["delete"]
-        if not _ok(answer, missing_ok=True):
-            raise RuntimeError(f"deleting group {m365_group_id}: HTTP {answer.status}")
+        deleted = await self.m365.delete_group(found[0], m365_group_id)
+        if not deleted.ok:
+            raise RuntimeError(f"deleting group {m365_group_id}: {deleted.detail}")
         await self.auditor.record(
             actor, "group.m365.delete", directory_id=directory_id, after={"m365GroupId": m365_group_id}
         )

@@ -8,11 +8,11 @@ takes ``etag=None`` (unconditional) or the ETag to match (a mismatch raises ``Pr
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
-from shared.domain.group_plan import M365Group
+from shared.domain.group_plan import GroupPlan, M365Group
 from shared.domain.model import (
     AuditEntry,
     Directory,
@@ -24,7 +24,7 @@ from shared.domain.model import (
     User,
     UserState,
 )
-from shared.domain.planner import M365Account
+from shared.domain.planner import M365Account, PlanItem
 
 T = TypeVar("T")
 
@@ -256,33 +256,53 @@ class DirectoryGraph(Protocol):
         """Drop the directory's client (its credentials changed or it was deactivated)."""
 
 
-@dataclass(frozen=True)
-class BatchCall:
-    """One Graph request of a ``$batch`` (url relative to the version root: "/users/{id}")."""
-
-    id: str
-    method: str
-    url: str
-    body: Any = None
-    depends_on: str | None = None
+Outcome = Literal["applied", "none", "retry", "rematch", "exists", "failed", "stopped"]
+"""What became of a write (the M365 adapter maps Graph's answers to these; the use cases act on them):
+``applied``; ``none`` (nothing to write); ``retry`` (throttled or a service error: try again later); ``rematch``
+(the linked object is gone: look again by email); ``exists`` (a create found its account already there: find it
+and link it); ``failed`` (this object: recorded, the others go on); ``stopped`` (the directory refuses Warden:
+nothing more is sent to it now)."""
 
 
 @dataclass(frozen=True)
-class BatchResult:
-    id: str
-    status: int
-    body: Any
-    headers: dict[str, str]
+class Applied:
+    """The outcome of one plan item."""
+
+    item: PlanItem
+    outcome: Outcome
+    m365_user_id: str | None = None
+    detail: str | None = None
+    """What M365 answered, in a few words (for the link's reason and the audit; never a secret)."""
+    manager_applied: bool = True
+    """False when the manager could not be set (not visible yet, or gone): the next sync tries again."""
+    writes: int = 0
 
     @property
-    def error_code(self) -> str | None:
-        error = (self.body or {}).get("error") if isinstance(self.body, dict) else None
-        return str(error.get("code")) if isinstance(error, dict) and error.get("code") else None
+    def ok(self) -> bool:
+        return self.outcome in ("applied", "none")
 
     @property
-    def error_message(self) -> str:
-        error = (self.body or {}).get("error") if isinstance(self.body, dict) else None
-        return str(error.get("message") or "") if isinstance(error, dict) else ""
+    def error(self) -> str | None:
+        return None if self.ok else (self.detail or self.outcome)
+
+
+@dataclass(frozen=True)
+class Written:
+    """The outcome of a write that is not a user's plan item: a password, a group's creation or change."""
+
+    outcome: Outcome
+    detail: str | None = None
+    writes: int = 0
+    m365_id: str | None = None
+    """The id of an object the write created (a group)."""
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome in ("applied", "none")
+
+
+PasswordSource = Callable[[PlanItem], Awaitable[str]]
+"""The password of a create item (drawn or read when the item is written, never stored with the plan)."""
 
 
 class DeltaExpired(Exception):
@@ -297,7 +317,9 @@ class Delta:
 
 
 class M365(Protocol):
-    """A directory's M365 users through Graph (the sync engine's view)."""
+    """A directory's Microsoft 365 users and groups, at the level of intent: reads return domain objects,
+    writes take plan items and group plans and return outcomes. Graph's paths, ``$batch``, status and error
+    codes stay behind this port (``shared.adapters.m365``)."""
 
     async def get_user(self, directory: Directory, m365_id: str) -> M365Account | None:
         """The account, or None when Graph answers 404."""
@@ -306,8 +328,22 @@ class M365(Protocol):
         """Accounts whose UPN, mail or smtp: proxy address is ``email`` (case-insensitive), or with that
         immutable id."""
 
-    async def run_batch(self, directory: Directory, calls: Sequence[BatchCall]) -> dict[str, BatchResult]:
-        """Every call's answer by id; throttled inner answers retried; other failures returned as answered."""
+    async def apply(
+        self, directory: Directory, items: Sequence[PlanItem], password: PasswordSource
+    ) -> list[Applied]:
+        """Write ``items`` (of one directory; ``none`` items are not sent) and tell each one's outcome, in order.
+        One object's failure never stops the others; a ``stopped`` directory is sent nothing more."""
+
+    async def set_password(self, directory: Directory, m365_user_id: str, password: str) -> Written: ...
+
+    async def create_group(self, directory: Directory, group: Group) -> Written:
+        """A security group mirroring ``group`` (its id in ``m365_id``)."""
+
+    async def change_group(self, directory: Directory, m365_group_id: str, plan: GroupPlan) -> Written:
+        """The plan's rename, adds and removes; "already a member" and "not a member" are success (rule 14)."""
+
+    async def delete_group(self, directory: Directory, m365_group_id: str) -> Written:
+        """Delete a group; one that is gone already counts as deleted."""
 
     def list_users(self, directory: Directory) -> AsyncIterator[list[M365Account]]:
         """Every account of the tenant, page by page; raises rather than end early."""

@@ -28,7 +28,7 @@ from shared.domain.errors import Conflict, NotFound
 from shared.domain.model import Directory, Link, UserDirectory
 from shared.domain.planner import Desired, M365Account, Observation, PlanItem, plan_user
 from shared.domain.runs import ItemState, Run, RunItem, RunStatus, guard_verdict
-from shared.service.applier import apply_items, random_password
+from shared.service.applier import random_password
 from shared.service.bindings import Bindings
 from shared.service.context import Actor
 from shared.service.ports import (
@@ -348,9 +348,7 @@ class Reconciler:
         actor = Actor(run.trigger)
         usage_before = self.sync.m365.usage(directory_id)
         try:
-            results = await apply_items(
-                self.sync.m365, directory, [item_of(i.payload) for i in ready], self.sync.graph_root, _random
-            )
+            results = await self.sync.m365.apply(directory, [item_of(i.payload) for i in ready], _random)
             for i, applied in zip(ready, results, strict=True):
                 entry = current[i.user_id]
                 await self.sync.record(i.user_id, entry.link or Link(i.user_id, directory_id), applied, actor)

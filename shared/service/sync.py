@@ -30,13 +30,13 @@ from shared.domain.planner import (
     immutable_id,
     plan_user,
 )
-from shared.service.applier import Applied, apply_items, describe_changes, random_password
+from shared.service.applier import describe_changes, random_password
 from shared.service.bindings import Bindings
 from shared.service.context import Actor, Auditor
 from shared.service.guard import HELD_REASON, SlidingGuard
 from shared.service.ports import (
     M365,
-    BatchCall,
+    Applied,
     Clock,
     DirectoryRepository,
     GroupQueue,
@@ -106,7 +106,6 @@ class Sync:
         m365: M365,
         auditor: Auditor,
         clock: Clock,
-        graph_root: str,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         guard: SlidingGuard | None = None,
         secrets: SecretStore | None = None,
@@ -122,7 +121,6 @@ class Sync:
         self.m365 = m365
         self.auditor = auditor
         self.clock = clock
-        self.graph_root = graph_root
         self.sleep = sleep
 
     # ------------------------------------------------------------------------------------------ observe
@@ -266,7 +264,7 @@ class Sync:
         )
 
     async def _apply(self, d: Directory, item: PlanItem) -> Applied:
-        (applied,) = await apply_items(self.m365, d, [item], self.graph_root, self._password)
+        (applied,) = await self.m365.apply(d, [item], self._password)
         return applied
 
     async def _apply_with_recovery(
@@ -294,7 +292,7 @@ class Sync:
                 break
         else:
             return dataclasses.replace(
-                applied, outcome="retry", message="the account exists but is not visible yet"
+                applied, outcome="retry", detail="the account exists but is not visible yet"
             )
         again = [
             i
@@ -324,7 +322,7 @@ class Sync:
     async def record(self, user_id: str, old: Link, applied: Applied, actor: Actor) -> None:
         """The link as the outcome leaves it, the account's claim, and the audit entry (reconcile uses it too)."""
         final = applied.item
-        ok = applied.outcome in ("applied", "none")
+        ok = applied.ok
         m365_id = applied.m365_user_id or final.m365_user_id or old.m365_user_id
         origin = old.origin
         if ok and final.action == "create":
@@ -388,18 +386,9 @@ class Sync:
 
         async def push(link: Link) -> PasswordResult:
             d = directories[link.directory_id]
-            body = {"passwordProfile": {"password": password, "forceChangePasswordNextSignIn": False}}
-            answers = await self.m365.run_batch(
-                d, [BatchCall("pw", "PATCH", f"/users/{link.m365_user_id}", body)]
-            )
-            answer = answers["pw"]
-            if 200 <= answer.status < 300:
-                return PasswordResult(d.id, True)
-            return PasswordResult(
-                d.id,
-                False,
-                f"{d.name}: HTTP {answer.status} {answer.error_code or ''}: {answer.error_message}",
-            )
+            assert link.m365_user_id is not None
+            written = await self.m365.set_password(d, link.m365_user_id, password)
+            return PasswordResult(d.id, written.ok, None if written.ok else f"{d.name}: {written.detail}")
 
         if not linked:
             raise Conflict(

@@ -1,31 +1,26 @@
-"""Microsoft 365 users through Graph, for the sync engine (``M365`` port): observe accounts and run writes in
-``$batch`` requests.
+"""Microsoft 365 through Graph (the ``M365`` port): one client per directory, reads of users and groups as domain
+objects, and writes at the level of intent (``writes``) in ``$batch`` requests (``batch``).
 
 - Reads ``$select`` only the managed properties. A user is matched by UPN, mail or ``smtp:`` proxy address
   (one ``$filter`` with ``or``; Graph compares these case-insensitively) or by the immutable id Warden derives.
   https://learn.microsoft.com/en-us/graph/filter-query-parameter, .../aad-advanced-queries (these operators
   need no advanced query), .../api/user-list
-- Writes go in ``$batch`` requests of at most 20 (https://learn.microsoft.com/en-us/graph/json-batching): the
-  outer request passes the directory's throttle gate and retry middleware; inner answers are per request (any
-  order, matched by id), and an inner 429/503/504 is retried here after its Retry-After (fractional allowed),
-  pausing the directory's gate so no other call of the directory goes out meanwhile. A failed dependency
-  answers 424 for its dependants.
+- Every call of a directory passes its throttle gate and resource-unit budget (``graph_throttle``).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
-from shared.adapters.graph import DirectoryClients, get_json, send_json
-from shared.adapters.graph_throttle import parse_retry_after, ru_limit
-from shared.domain.group_plan import M365Group
-from shared.domain.model import Directory
-from shared.domain.planner import M365Account
-from shared.service.ports import BatchCall, BatchResult, Delta, DeltaExpired
+from shared.adapters.graph import DirectoryClients, get_json
+from shared.adapters.graph_throttle import ru_limit
+from shared.adapters.m365 import writes as intent
+from shared.adapters.m365.batch import BatchCall, BatchResult, Send, run_batches
+from shared.domain.group_plan import GroupPlan, M365Group
+from shared.domain.model import Directory, Group
+from shared.domain.planner import M365Account, PlanItem
+from shared.service.ports import Applied, Delta, DeltaExpired, PasswordSource, Written
 
 SELECT = (
     "id,userPrincipalName,accountEnabled,mail,mailNickname,givenName,surname,displayName,jobTitle,department,"
@@ -33,12 +28,6 @@ SELECT = (
 )
 DELTA_SELECT = "id,userPrincipalName,accountEnabled,mail,mailNickname,givenName,surname,displayName,jobTitle,department,employeeId,onPremisesImmutableId"
 """Delta tracks only the properties it selects (user-delta): the managed ones."""
-BATCH_LIMIT = 20
-RETRYABLE = frozenset({429, 503, 504})
-MAX_INNER_ATTEMPTS = 8
-FALLBACK_BACKOFF_SECONDS = 1.0
-
-
 GROUP_SELECT = "id,displayName,securityEnabled,mailEnabled,groupTypes"
 GROUP_DELTA_SELECT = "displayName,members"
 """Group delta tracking names and membership (``members@delta``): what a mirror manages (group-delta)."""
@@ -121,15 +110,34 @@ class GraphM365:
         body = await get_json(client, "/users", {"$filter": flt, "$select": SELECT, "$top": "10"})
         return [account_from(v) for v in (body or {}).get("value", [])]
 
-    async def run_batch(self, directory: Directory, calls: Sequence[BatchCall]) -> dict[str, BatchResult]:
-        """Send ``calls`` in ``$batch`` requests of at most 20 (a call and its ``depends_on`` travel together:
-        the caller keeps a user's calls adjacent and ≤ 20), retrying inner 429/503/504."""
-        client = await self.clients.client_for(directory)
-        gate = self.clients.gate_for(directory.id)
-        results: dict[str, BatchResult] = {}
-        for chunk in _chunks(calls):
-            results.update(await self._run_chunk(client, gate, chunk))
-        return results
+    def _send(self, directory: Directory) -> Send:
+        async def send(calls: Sequence[BatchCall]) -> dict[str, BatchResult]:
+            client = await self.clients.client_for(directory)
+            return await run_batches(client, self.clients.gate_for(directory.id), calls)
+
+        return send
+
+    @property
+    def graph_root(self) -> str:
+        """Graph's version root, for the absolute references ``$ref`` and ``@odata.bind`` take."""
+        return self.clients.endpoint.graph_url
+
+    async def apply(
+        self, directory: Directory, items: Sequence[PlanItem], password: PasswordSource
+    ) -> list[Applied]:
+        return await intent.apply_items(self._send(directory), items, self.graph_root, password)
+
+    async def set_password(self, directory: Directory, m365_user_id: str, password: str) -> Written:
+        return await intent.set_password(self._send(directory), m365_user_id, password)
+
+    async def create_group(self, directory: Directory, group: Group) -> Written:
+        return await intent.create_group(self._send(directory), group)
+
+    async def change_group(self, directory: Directory, m365_group_id: str, plan: GroupPlan) -> Written:
+        return await intent.change_group(self._send(directory), m365_group_id, plan, self.graph_root)
+
+    async def delete_group(self, directory: Directory, m365_group_id: str) -> Written:
+        return await intent.delete_group(self._send(directory), m365_group_id)
 
     async def user_page(
         self, directory: Directory, *, text: str | None, enabled: bool | None, next_link: str | None, top: int
@@ -232,96 +240,8 @@ class GraphM365:
             path, query = _relative(client, str(body["@odata.nextLink"])), None
             await self.clients.gate_for(directory.id).usage.ru.take(1)
 
-    async def _run_chunk(self, client: Any, gate: Any, chunk: list[BatchCall]) -> dict[str, BatchResult]:
-        pending = {c.id: c for c in chunk}
-        done: dict[str, BatchResult] = {}
-        usage = gate.usage
-        for attempt in range(MAX_INNER_ATTEMPTS):
-            writes = sum(1 for c in pending.values() if c.method != "GET")
-            await usage.ru.take(len(pending))
-            await usage.write.take(writes)
-            requests = []
-            for c in pending.values():
-                request: dict[str, Any] = {"id": c.id, "method": c.method, "url": c.url}
-                if c.body is not None:
-                    request["body"] = c.body
-                    request["headers"] = {"Content-Type": "application/json"}
-                if c.depends_on and c.depends_on in pending:
-                    request["dependsOn"] = [c.depends_on]
-                requests.append(request)
-            started = time.monotonic()
-            answer = await send_json(client, "POST", "/$batch", body={"requests": requests})
-            waits: list[float] = []
-            retry: set[str] = set()
-            for r in (answer or {}).get("responses", []):
-                rid, status = str(r.get("id")), int(r.get("status", 0))
-                headers = {str(k).lower(): str(v) for k, v in (r.get("headers") or {}).items()}
-                result = BatchResult(rid, status, r.get("body"), headers)
-                with contextlib.suppress(ValueError):
-                    usage.resource_units += int(headers.get("x-ms-resource-unit") or 0)
-                if status == 429:
-                    usage.throttled += 1
-                elif 200 <= status < 300 and pending[rid].method != "GET":
-                    usage.writes += 1
-                if status in RETRYABLE and attempt + 1 < MAX_INNER_ATTEMPTS:
-                    retry.add(rid)
-                    delay = parse_retry_after(headers.get("retry-after"))
-                    waits.append(delay if delay is not None else FALLBACK_BACKOFF_SECONDS * 2**attempt)
-                else:
-                    done[rid] = result
-            # A dependant that failed only because its dependency is being retried goes again with it.
-            for rid, result in list(done.items()):
-                call = pending.get(rid)
-                if result.status == 424 and call is not None and call.depends_on in retry:
-                    retry.add(rid)
-                    del done[rid]
-            pending = {rid: c for rid, c in pending.items() if rid in retry}
-            if not pending:
-                break
-            pause = max(waits, default=FALLBACK_BACKOFF_SECONDS)
-            gate.pause(max(0.0, pause - (time.monotonic() - started)))
-            await gate.wait()
-        for rid in pending:  # attempts exhausted: report the last throttled answer as it was
-            done.setdefault(
-                rid,
-                BatchResult(
-                    rid, 503, {"error": {"code": "serviceUnavailable", "message": "retries exhausted"}}, {}
-                ),
-            )
-        return done
-
 
 def _relative(client: Any, url: str) -> str:
     """A nextLink/deltaLink (absolute) as a path below the client's version root."""
     base = client.request_adapter.base_url
     return url[len(base) :] if url.startswith(base) else url
-
-
-def _chunks(calls: Sequence[BatchCall]) -> list[list[BatchCall]]:
-    """Groups of ≤ 20 calls that never split a call from the one it depends on."""
-    groups: list[list[BatchCall]] = []
-    current: list[BatchCall] = []
-    units: list[list[BatchCall]] = []
-    for c in calls:
-        if c.depends_on and units and any(x.id == c.depends_on for x in units[-1]):
-            units[-1].append(c)
-        else:
-            units.append([c])
-    for unit in units:
-        if len(current) + len(unit) > BATCH_LIMIT:
-            groups.append(current)
-            current = []
-        current.extend(unit)
-    if current:
-        groups.append(current)
-    return groups
-
-
-async def gather_limited(coros: Sequence[Any], limit: int) -> list[Any]:
-    gate = asyncio.Semaphore(limit)
-
-    async def one(c: Any) -> Any:
-        async with gate:
-            return await c
-
-    return list(await asyncio.gather(*(one(c) for c in coros)))

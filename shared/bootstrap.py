@@ -41,6 +41,8 @@ if TYPE_CHECKING:
     from shared.service.groups import Groups
     from shared.service.hris import Hris
     from shared.service.imports import Imports
+    from shared.service.leases import Leases
+    from shared.service.links import Links
     from shared.service.ports import AuditLog, Clock
     from shared.service.reconcile import Reconciler
     from shared.service.sync import Sync
@@ -67,9 +69,12 @@ def new_id() -> str:
 
 
 class Container:
-    def __init__(self, settings: Settings, *, clock: Clock = utc_now) -> None:
+    def __init__(self, settings: Settings, *, clock: Clock = utc_now, real_clock: Clock = utc_now) -> None:
         self.settings = settings
         self.clock = clock
+        """The business clock (lifecycle dates, run and audit times), which tests may move."""
+        self.real_clock = real_clock
+        """Real UTC time, for what must expire as time really passes (leases)."""
         self._graph: dict[tuple[str, str], GraphConnection] = {}
         self._graph_lock = asyncio.Lock()
         self._vault_credential: AsyncTokenCredential | None = None
@@ -252,9 +257,24 @@ class Container:
             r["directories"],
             r["uniques"],
             self.m365,
+            self.leases,
             self.auditor,
             self.clock,
         )
+
+    @cached_property
+    def leases(self) -> Leases:
+        from shared.service.leases import Leases
+
+        r = self.repositories
+        return Leases(r["users"], r["groups"], self.real_clock)
+
+    @cached_property
+    def links(self) -> Links:
+        from shared.service.links import Links
+
+        r = self.repositories
+        return Links(r["users"], r["uniques"], self.auditor, self.clock)
 
     @cached_property
     def imports(self) -> Imports:
@@ -283,13 +303,15 @@ class Container:
 
         r = self.repositories
         return Sync(
-            r["users"],
-            r["directories"],
-            self.bindings,
-            r["uniques"],
-            self.m365,
-            self.auditor,
-            self.clock,
+            users=r["users"],
+            directories=r["directories"],
+            bindings=self.bindings,
+            uniques=r["uniques"],
+            m365=self.m365,
+            links=self.links,
+            leases=self.leases,
+            auditor=self.auditor,
+            clock=self.clock,
             guard=SlidingGuard(r["runs"], r["index"], self.clock, new_id),
             secrets=self.secret_store,
             mirrors=self.group_queue,
@@ -307,15 +329,19 @@ class Container:
 
         r = self.repositories
         return Reconciler(
-            r["runs"],
-            r["directories"],
-            r["index"],
-            self.bindings,
-            self.sync,
-            self.reconcile_queue,
-            self.sync_queue,
-            self.clock,
-            new_id,
+            runs=r["runs"],
+            directories=r["directories"],
+            index=r["index"],
+            users=r["users"],
+            bindings=self.bindings,
+            m365=self.m365,
+            links=self.links,
+            leases=self.leases,
+            auditor=self.auditor,
+            queue=self.reconcile_queue,
+            sync_queue=self.sync_queue,
+            clock=self.clock,
+            ids=new_id,
             mirrors=self.group_queue,
         )
 
@@ -508,5 +534,7 @@ def get_container() -> Container:
     global _container
     if _container is None:
         settings = load_settings()
-        _container = Container(settings, clock=offset_clock(settings.clock_offset_seconds))
+        _container = Container(
+            settings, clock=offset_clock(settings.clock_offset_seconds), real_clock=utc_now
+        )
     return _container

@@ -351,12 +351,12 @@ async def seed_store(
     Returns the directory id."""
     from shared.bootstrap import Container
     from shared.config import load_settings
+    from shared.domain.claims import claim_kind
     from shared.domain.model import DIRECT, DirectoryOptions, Link, User
-    from shared.domain.planner import desired_attributes, fingerprint, immutable_id
+    from shared.domain.planner import desired_attributes, fingerprint, immutable_id, target_of
     from shared.service.context import Actor
     from shared.service.directories import ConnectDirectory
     from shared.service.ports import IndexEntry
-    from shared.service.sync import claim_kind, target_of
 
     started = time.perf_counter()
     n = len(user_ids)
@@ -532,7 +532,7 @@ class Split:
 
 
 def _instrument(reconciler: Any, split: Split) -> None:
-    index, m365, runs = reconciler.index, reconciler.sync.m365, reconciler.runs
+    index, m365, runs = reconciler.index, reconciler.m365, reconciler.runs
     all_entries, list_users, plan_rows, put_items = (
         index.all,
         m365.list_users,
@@ -672,7 +672,7 @@ async def _child(phase: str, cfg: dict[str, Any]) -> dict[str, Any]:
         # A Function instance that has run before: Graph client built, token and secret in hand, storage warm.
         await container.directory_graph.probe(directory)
         await container.repositories["runs"].latest(d, 1)
-        m365 = reconciler.sync.m365
+        m365 = reconciler.m365
         split = Split()
         _instrument(reconciler, split)
         split.rss_mb["before"] = _proc_memory_mb("self", "VmRSS")

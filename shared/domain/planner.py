@@ -19,6 +19,7 @@ For each directory a user is bound to or linked in, one item:
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import json
 import uuid
@@ -26,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from shared.domain.model import LinkStatus, User, UserDirectory
+from shared.domain.model import Directory, Link, LinkStatus, User, UserDirectory
 
 Action = Literal[
     "create", "take_over", "update", "rename", "block", "unblock", "skip", "needs_attention", "error", "none"
@@ -56,6 +57,9 @@ DEFAULT_MAPPING: dict[str, str | None] = {
 MANAGER = "manager"
 BLOCKED = "blocked"
 """The fingerprint a link carries after a block: what Warden last wrote there is ``accountEnabled: false``."""
+RECENT_LINK = dt.timedelta(minutes=5)
+"""A link Warden wrote within this time may not show in Graph's reads yet (replication lag): see
+``Observation.recent``."""
 CASE_INSENSITIVE = frozenset({"userPrincipalName", "mail", "mailNickname"})
 RENAMING = frozenset({"userPrincipalName", "mail", "mailNickname"})
 
@@ -130,6 +134,11 @@ class Observation:
     mistaken for a stale read."""
 
 
+def written_recently(link: Link, now: dt.datetime) -> bool:
+    """Warden wrote this link within the replication window (a read may not show that write yet)."""
+    return link.last_sync_at is not None and now - link.last_sync_at < RECENT_LINK
+
+
 @dataclass(frozen=True)
 class Target:
     """A connected directory as the planner needs it."""
@@ -140,6 +149,17 @@ class Target:
     status_reason: str | None = None
     create_missing_users: bool = True
     mapping: Mapping[str, str | None] = field(default_factory=lambda: dict(DEFAULT_MAPPING))
+
+
+def target_of(d: Directory) -> Target:
+    return Target(
+        id=d.id,
+        verified_domains=d.verified_domains(),
+        writable=d.writable,
+        status_reason=f"directory {d.status}: {d.status_reason}" if d.status_reason else None,
+        create_missing_users=d.options.create_missing_users,
+        mapping={**DEFAULT_MAPPING, **dict(d.options.attribute_mapping)},
+    )
 
 
 @dataclass(frozen=True)
@@ -172,6 +192,38 @@ class PlanItem:
     @property
     def writes(self) -> bool:
         return self.action in WRITES
+
+    def to_payload(self) -> dict[str, Any]:
+        """The item as plain JSON data, as a stored plan keeps it (a run's items, a held block)."""
+        return {
+            "action": self.action,
+            "userId": self.user_id,
+            "directoryId": self.directory_id,
+            "status": self.status,
+            "m365UserId": self.m365_user_id,
+            "changes": {k: [v[0], v[1]] for k, v in self.changes.items()},
+            "reason": self.reason,
+            "candidates": list(self.candidates),
+            "revokeSessions": self.revoke_sessions,
+            "password": self.password,
+            "fingerprint": self.fingerprint,
+        }
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> PlanItem:
+        return cls(
+            action=payload["action"],
+            user_id=payload["userId"],
+            directory_id=payload["directoryId"],
+            status=payload["status"],
+            m365_user_id=payload.get("m365UserId"),
+            changes={k: (v[0], v[1]) for k, v in (payload.get("changes") or {}).items()},
+            reason=payload.get("reason"),
+            candidates=tuple(payload.get("candidates") or ()),
+            revoke_sessions=bool(payload.get("revokeSessions")),
+            password=payload.get("password"),
+            fingerprint=payload.get("fingerprint"),
+        )
 
 
 def desired_attributes(

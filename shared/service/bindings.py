@@ -8,7 +8,7 @@ one change at a time — so a refresh after any change (or a retry after a crash
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 from shared.domain.model import UserDirectory, effective_directories
 from shared.service.ports import (
@@ -40,6 +40,15 @@ class Bindings:
         bindings = await self.groups.bindings_of(sorted(record.groups))
         through_groups = {g: frozenset(b.directory_id for b in bs) for g, bs in bindings.items()}
         return effective_directories(record.user.id, record.direct, through_groups, record.links)
+
+    async def mirrors_of(
+        self, group_ids: Iterable[str], directory_ids: Collection[str]
+    ) -> list[tuple[str, str]]:
+        """(group, directory) for each of the groups mirrored into one of the directories."""
+        bindings = await self.groups.bindings_of(sorted(group_ids))
+        return [
+            (g, b.directory_id) for g, bs in bindings.items() for b in bs if b.directory_id in directory_ids
+        ]
 
     async def refresh(self, user_id: str, known: Sequence[str] | None = None) -> None:
         """Rewrite the user's index rows from its partition: one per directory it is bound to or linked in,

@@ -20,10 +20,10 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Protocol
 
+from shared.domain.claims import claim_kind, group_claim_kind
 from shared.domain.model import Directory
 from shared.domain.runs import Run
 from shared.service.context import Actor
-from shared.service.group_sync import group_claim_kind
 from shared.service.ports import (
     M365,
     Clock,
@@ -34,8 +34,6 @@ from shared.service.ports import (
     SyncQueue,
     Uniques,
 )
-from shared.service.reconcile import Reconciler
-from shared.service.sync import claim_kind
 
 DELTA_KEY = "users.deltaLink"
 GROUPS_DELTA_KEY = "groups.deltaLink"
@@ -43,6 +41,12 @@ GROUPS_DELTA_KEY = "groups.deltaLink"
 
 class RunLog(Protocol):
     async def add(self, run: Run) -> None: ...
+
+
+class Resync(Protocol):
+    """Starts a directory's full reconcile (when a deltaLink has expired, nothing else tells what changed)."""
+
+    async def start(self, directory_id: str, dry_run: bool, actor: Actor) -> Run: ...
 
 
 DRIFT_ACTOR = "timer:drift"
@@ -67,7 +71,7 @@ class Drift:
         uniques: Uniques,
         m365: M365,
         sync_queue: SyncQueue,
-        reconciler: Reconciler,
+        reconciler: Resync,
         runs: RunLog,
         clock: Clock,
         ids: Ids,

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import datetime as dt
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from shared.domain.claims import created_claim_kind, group_claim_kind
 from shared.domain.group_plan import GroupPlan, plan_group
 from shared.domain.model import Directory, Group, GroupBinding
 from shared.service.context import Actor, Auditor
+from shared.service.leases import Leases
 from shared.service.ports import (
     M365,
     Clock,
@@ -28,19 +29,9 @@ from shared.service.ports import (
     Written,
 )
 
-LEASE = dt.timedelta(seconds=120)
 READ_CONCURRENCY = 16
 AUDIT_IDS = 500
 """Member ids per audit entry of a mirror's update: 500 object ids are about 20,000 characters of JSON."""
-
-
-def group_claim_kind(directory_id: str) -> str:
-    return f"m365group:{directory_id}"
-
-
-def created_claim_kind(directory_id: str) -> str:
-    """Which Warden group created an M365 group (it may delete it; one it adopted it never deletes)."""
-    return f"m365group-created:{directory_id}"
 
 
 def update_audit(m365_id: str, plan: GroupPlan, ids_per_entry: int = AUDIT_IDS) -> list[dict[str, Any]]:
@@ -84,9 +75,11 @@ class GroupSync:
         directories: DirectoryRepository,
         uniques: Uniques,
         m365: M365,
+        leases: Leases,
         auditor: Auditor,
         clock: Clock,
     ) -> None:
+        self.leases = leases
         self.groups = groups
         self.users = users
         self.directories = directories
@@ -97,12 +90,12 @@ class GroupSync:
 
     async def sync_group(self, group_id: str, directory_id: str, actor: Actor) -> GroupReport:
         holder = str(uuid.uuid4())
-        if not await self.groups.lease(group_id, directory_id, holder, self.clock() + LEASE, self.clock()):
+        if not await self.leases.take_group(group_id, directory_id, holder):
             raise GroupBusy(f"group {group_id} is being mirrored into {directory_id} by another run")
         try:
             return await self._sync(group_id, directory_id, actor)
         finally:
-            await self.groups.release(group_id, directory_id, holder)
+            await self.leases.give_group(group_id, directory_id, holder)
 
     async def _desired(self, group_id: str, directory_id: str) -> frozenset[str]:
         """The M365 ids of the group's members that are linked in the directory."""

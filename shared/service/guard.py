@@ -69,8 +69,6 @@ class SlidingGuard:
 
     async def hold(self, directory: Directory, item: PlanItem, actor: Actor) -> str:
         """Add the held block to the directory's open held ``user`` run (a new one if none is open); its id."""
-        from shared.service.reconcile import payload_of
-
         created: str | None = None
         for _ in range(20):
             open_runs = [
@@ -115,7 +113,7 @@ class SlidingGuard:
             except Exception:
                 continue  # another sync added an item at the same moment: take the next number
             await self.store.put_items(
-                run.id, [RunItem(n, "block", item.user_id, "planned", payload_of(item, None))]
+                run.id, [RunItem(n, "block", item.user_id, "planned", item.to_payload())]
             )
             return run.id
         raise RuntimeError("could not add to the held run")

@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from shared.domain.claims import claim_kind
 from shared.domain.errors import Conflict, DomainError, NotFound
 from shared.domain.imports import (
     UNDO_WINDOW,
@@ -37,7 +38,6 @@ from shared.domain.model import AuditEntry, Directory
 from shared.domain.planner import M365Account
 from shared.service.context import Actor, Auditor
 from shared.service.ports import M365, Clock, DirectoryRepository, Ids, Page, Uniques, UserRepository
-from shared.service.sync import claim_kind
 from shared.service.users import audit_view
 
 CHUNK = 100

@@ -26,12 +26,25 @@ from typing import Any, Protocol, TypeVar
 
 from shared.domain.errors import Conflict, NotFound
 from shared.domain.model import Directory, Link, UserDirectory
-from shared.domain.planner import Desired, M365Account, Observation, PlanItem, plan_user
+from shared.domain.planner import (
+    Desired,
+    M365Account,
+    Observation,
+    PlanItem,
+    Target,
+    immutable_id,
+    plan_user,
+    target_of,
+    written_recently,
+)
 from shared.domain.runs import ItemState, Run, RunItem, RunStatus, guard_verdict
 from shared.service.applier import random_password
 from shared.service.bindings import Bindings
-from shared.service.context import Actor
+from shared.service.context import Actor, Auditor
+from shared.service.leases import Leases
+from shared.service.links import Links
 from shared.service.ports import (
+    M365,
     Clock,
     DirectoryIndex,
     DirectoryRepository,
@@ -40,8 +53,8 @@ from shared.service.ports import (
     IndexEntry,
     Page,
     SyncQueue,
+    UserRepository,
 )
-from shared.service.sync import LEASE, RECENT_LINK, Sync, target_of
 
 A = TypeVar("A")
 B = TypeVar("B")
@@ -96,36 +109,10 @@ class ReconcileQueue(Protocol):
 
 
 def payload_of(item: PlanItem, entry: IndexEntry | None) -> dict[str, Any]:
-    return {
-        "action": item.action,
-        "userId": item.user_id,
-        "directoryId": item.directory_id,
-        "status": item.status,
-        "m365UserId": item.m365_user_id,
-        "changes": {k: [v[0], v[1]] for k, v in item.changes.items()},
-        "reason": item.reason,
-        "candidates": list(item.candidates),
-        "revokeSessions": item.revoke_sessions,
-        "password": item.password,
-        "fingerprint": item.fingerprint,
-        "userUpdatedAt": entry.user.updated_at.isoformat() if entry and entry.user else None,
-    }
-
-
-def item_of(payload: Mapping[str, Any]) -> PlanItem:
-    return PlanItem(
-        action=payload["action"],
-        user_id=payload["userId"],
-        directory_id=payload["directoryId"],
-        status=payload["status"],
-        m365_user_id=payload.get("m365UserId"),
-        changes={k: (v[0], v[1]) for k, v in (payload.get("changes") or {}).items()},
-        reason=payload.get("reason"),
-        candidates=tuple(payload.get("candidates") or ()),
-        revoke_sessions=bool(payload.get("revokeSessions")),
-        password=payload.get("password"),
-        fingerprint=payload.get("fingerprint"),
-    )
+    """A run item's payload: the plan item, and when the user was last changed (a user changed since the plan is
+    left to its own sync)."""
+    updated = entry.user.updated_at.isoformat() if entry and entry.user else None
+    return {**item.to_payload(), "userUpdatedAt": updated}
 
 
 class TenantView:
@@ -158,27 +145,36 @@ class TenantView:
 class Reconciler:
     def __init__(
         self,
+        *,
         runs: Runs,
         directories: DirectoryRepository,
         index: DirectoryIndex,
+        users: UserRepository,
         bindings: Bindings,
-        sync: Sync,
+        m365: M365,
+        links: Links,
+        leases: Leases,
+        auditor: Auditor,
         queue: ReconcileQueue,
         sync_queue: SyncQueue,
         clock: Clock,
         ids: Ids,
         mirrors: GroupQueue | None = None,
     ) -> None:
-        self.mirrors = mirrors
-        self.sync_queue = sync_queue
         self.runs = runs
         self.directories = directories
         self.index = index
+        self.users = users
         self.bindings = bindings
-        self.sync = sync
+        self.m365 = m365
+        self.links = links
+        self.leases = leases
+        self.auditor = auditor
         self.queue = queue
+        self.sync_queue = sync_queue
         self.clock = clock
         self.ids = ids
+        self.mirrors = mirrors
 
     async def _directory(self, directory_id: str) -> Directory:
         found = await self.directories.get(directory_id)
@@ -198,7 +194,7 @@ class Reconciler:
         run = Run(self.ids(), directory_id, kind, dry_run, "planning", actor.name, self.clock())  # type: ignore[arg-type]
         await self.runs.add(run)
         await self.queue.plan(directory_id, run.id)
-        await self.sync.auditor.record(
+        await self.auditor.record(
             actor,
             "run.start",
             directory_id=directory_id,
@@ -222,7 +218,7 @@ class Reconciler:
             return run  # a redelivered plan job: planned already
         started = self.clock()
         directory = await self._directory(directory_id)
-        m365 = self.sync.m365
+        m365 = self.m365
         usage_before = m365.usage(directory_id)
 
         async def read_index() -> list[IndexEntry]:
@@ -283,10 +279,12 @@ class Reconciler:
         return planned
 
     def _plan(
-        self, directory: Directory, entries: list[IndexEntry], tenant: TenantView, targets: Mapping[str, Any]
+        self,
+        directory: Directory,
+        entries: list[IndexEntry],
+        tenant: TenantView,
+        targets: Mapping[str, Target],
     ) -> tuple[list[tuple[PlanItem, IndexEntry]], dict[str, int], int]:
-        from shared.domain.planner import immutable_id
-
         linked_ids = {e.link.m365_user_id for e in entries if e.link is not None and e.link.m365_user_id}
         manager_of = {
             e.user_id: e.link.m365_user_id
@@ -302,7 +300,7 @@ class Reconciler:
             link = e.link or Link(e.user_id, directory.id)
             ud = UserDirectory(directory.id, e.via, link)
             if link.m365_user_id and link.m365_user_id in tenant.by_id:
-                recent = link.last_sync_at is not None and self.clock() - link.last_sync_at < RECENT_LINK
+                recent = written_recently(link, self.clock())
                 observation = Observation(linked=tenant.by_id[link.m365_user_id], recent=recent)
             else:
                 found = tenant.matches(e.user.email, immutable_id(e.user.id))
@@ -333,9 +331,7 @@ class Reconciler:
         ready, finished, leased = [], [], []
         for i in todo:
             verdict = self._stale(run, i, current.get(i.user_id))
-            if verdict is None and not await self.sync.users.lease(
-                i.user_id, holder, self.clock() + LEASE, self.clock()
-            ):
+            if verdict is None and not await self.leases.take_user(i.user_id, holder):
                 verdict = (
                     "skipped",
                     "the user is being synced by its own run, which applies the current state",
@@ -346,12 +342,16 @@ class Reconciler:
             else:
                 finished.append(dataclasses.replace(i, state=verdict[0], error=verdict[1]))
         actor = Actor(run.trigger)
-        usage_before = self.sync.m365.usage(directory_id)
+        usage_before = self.m365.usage(directory_id)
         try:
-            results = await self.sync.m365.apply(directory, [item_of(i.payload) for i in ready], _random)
+            results = await self.m365.apply(
+                directory, [PlanItem.from_payload(i.payload) for i in ready], _random
+            )
             for i, applied in zip(ready, results, strict=True):
                 entry = current[i.user_id]
-                await self.sync.record(i.user_id, entry.link or Link(i.user_id, directory_id), applied, actor)
+                await self.links.record(
+                    i.user_id, entry.link or Link(i.user_id, directory_id), applied, actor
+                )
                 ok = applied.outcome in ("applied", "none")
                 finished.append(
                     dataclasses.replace(i, state="applied" if ok else "failed", error=applied.error)
@@ -359,11 +359,11 @@ class Reconciler:
                 if applied.outcome in ("rematch", "exists", "retry"):
                     await self.sync_queue.enqueue([i.user_id], actor.correlation_id)  # its own sync recovers
         finally:
-            await asyncio.gather(*(self.sync.users.release(u, holder) for u in leased))
+            await asyncio.gather(*(self.leases.give_user(u, holder) for u in leased))
         await self.runs.set_item_states(run_id, finished)
         await self.bindings.refresh_many([i.user_id for i in finished])
         progress = Counter(i.state for i in finished)
-        spent = _since(self.sync.m365.usage(directory_id), usage_before)
+        spent = _since(self.m365.usage(directory_id), usage_before)
         # The chunk counts as done once, whoever finishes it first: a message redelivered after an instance died
         # halfway re-processes the chunk (its applied items are skipped as synced since the plan) and counts it.
         first = await self.runs.claim_chunk(run_id, chunk)
@@ -398,7 +398,7 @@ class Reconciler:
         return None
 
     async def _entries(self, directory_id: str, user_ids: Sequence[str]) -> list[tuple[str, IndexEntry]]:
-        records = await asyncio.gather(*(self.sync.users.get(u) for u in dict.fromkeys(user_ids)))
+        records = await asyncio.gather(*(self.users.get(u) for u in dict.fromkeys(user_ids)))
         out = []
         for record in records:
             if record is None:
@@ -429,7 +429,7 @@ class Reconciler:
             return await self._release(run, etag, actor)
         approved = dataclasses.replace(run, status="applying" if run.chunks else "done")
         await self.runs.save(approved, etag)
-        await self.sync.auditor.record(
+        await self.auditor.record(
             actor, "run.approve", directory_id=directory_id, after={"runId": run_id, "guard": run.guard}
         )
         if run.chunks:
@@ -448,7 +448,7 @@ class Reconciler:
             run.id,
             [dataclasses.replace(i, state="applied", error="released to the user's sync") for i in items],
         )
-        await self.sync.auditor.record(
+        await self.auditor.record(
             actor,
             "run.approve",
             directory_id=run.directory_id,
@@ -463,9 +463,7 @@ class Reconciler:
             raise Conflict(f"only a held run can be discarded; this one is {run.status}")
         discarded = dataclasses.replace(run, status="discarded", finished_at=self.clock())
         await self.runs.save(discarded, etag)
-        await self.sync.auditor.record(
-            actor, "run.discard", directory_id=directory_id, after={"runId": run_id}
-        )
+        await self.auditor.record(actor, "run.discard", directory_id=directory_id, after={"runId": run_id})
         return discarded
 
 

@@ -13,27 +13,29 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import datetime as dt
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
+from shared.domain.claims import claim_kind
 from shared.domain.errors import Conflict, NotFound
 from shared.domain.model import Directory, Link, UserDirectory
 from shared.domain.planner import (
-    DEFAULT_MAPPING,
-    MANAGER,
     Desired,
     Observation,
     PlanItem,
     Target,
     immutable_id,
     plan_user,
+    target_of,
+    written_recently,
 )
-from shared.service.applier import describe_changes, random_password
+from shared.service.applier import random_password
 from shared.service.bindings import Bindings
 from shared.service.context import Actor, Auditor
 from shared.service.guard import HELD_REASON, SlidingGuard
+from shared.service.leases import Leases
+from shared.service.links import Links
 from shared.service.ports import (
     M365,
     Applied,
@@ -49,11 +51,6 @@ from shared.service.users import initial_password_name
 
 LAG_WAITS = (0.25, 0.5, 1.0, 2.0, 3.0)
 """Seconds between lookups of an account Graph says exists but does not list yet (replication lag)."""
-RECENT_LINK = dt.timedelta(minutes=5)
-"""A linked account that answers 404 within this time of its last sync is taken as not replicated yet, never
-as gone: the sync is retried later instead of matching (and perhaps creating) again."""
-LEASE = dt.timedelta(seconds=120)
-"""How long one run may hold a user's sync lease (a crashed holder's lease expires after it)."""
 
 
 class SyncIncomplete(Exception):
@@ -62,21 +59,6 @@ class SyncIncomplete(Exception):
 
 class SyncBusy(Exception):
     """Another run holds this user's sync lease; this one must run after it (the message is re-queued)."""
-
-
-def claim_kind(directory_id: str) -> str:
-    return f"m365:{directory_id}"
-
-
-def target_of(d: Directory) -> Target:
-    return Target(
-        id=d.id,
-        verified_domains=d.verified_domains(),
-        writable=d.writable,
-        status_reason=f"directory {d.status}: {d.status_reason}" if d.status_reason else None,
-        create_missing_users=d.options.create_missing_users,
-        mapping={**DEFAULT_MAPPING, **dict(d.options.attribute_mapping)},
-    )
 
 
 @dataclass
@@ -99,28 +81,33 @@ class PasswordResult:
 class Sync:
     def __init__(
         self,
+        *,
         users: UserRepository,
         directories: DirectoryRepository,
         bindings: Bindings,
         uniques: Uniques,
         m365: M365,
+        links: Links,
+        leases: Leases,
         auditor: Auditor,
         clock: Clock,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         guard: SlidingGuard | None = None,
         secrets: SecretStore | None = None,
         mirrors: GroupQueue | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self.mirrors = mirrors
-        self.guard = guard
-        self.secrets = secrets
         self.users = users
         self.directories = directories
         self.bindings = bindings
         self.uniques = uniques
         self.m365 = m365
+        self.links = links
+        self.leases = leases
         self.auditor = auditor
         self.clock = clock
+        self.guard = guard
+        self.secrets = secrets
+        self.mirrors = mirrors
         self.sleep = sleep
 
     # ------------------------------------------------------------------------------------------ observe
@@ -136,18 +123,14 @@ class Sync:
         if link.m365_user_id:
             account = await self.m365.get_user(d, link.m365_user_id)
             if account is not None:
-                return Observation(linked=account, recent=self._recent(link))
-            if not gone and self._recent(link):
+                return Observation(linked=account, recent=written_recently(link, self.clock()))
+            if not gone and written_recently(link, self.clock()):
                 # Rule 2: once linked, the object id is the match. An account Warden linked minutes ago that
                 # answers 404 is most likely not replicated to this reader yet: try again later.
                 raise SyncIncomplete(f"linked account {link.m365_user_id} is not visible yet")
             if record.user.deleted_at is not None or record.user.state == "suspended":
                 return Observation()  # gone in M365: nothing to block, and never a reason to create
         return await self._candidates(d, record)
-
-    def _recent(self, link: Link) -> bool:
-        """Written by Warden within the replication window (a read may not show that write yet)."""
-        return link.last_sync_at is not None and self.clock() - link.last_sync_at < RECENT_LINK
 
     async def _manager_ids(self, manager_id: str | None) -> dict[str, str | None]:
         if manager_id is None:
@@ -164,12 +147,12 @@ class Sync:
         """One run at a time per user: a run that started later (its change came later) waits for the one
         before it, so an older picture of the user is never written after a newer one (rule 8)."""
         holder = str(uuid.uuid4())
-        if not await self.users.lease(user_id, holder, self.clock() + LEASE, self.clock()):
+        if not await self.leases.take_user(user_id, holder):
             raise SyncBusy(f"user {user_id} is being synced by another run")
         try:
             return await self._sync(user_id, actor, gone, approved)
         finally:
-            await self.users.release(user_id, holder)
+            await self.leases.give_user(user_id, holder)
 
     async def _sync(
         self, user_id: str, actor: Actor, gone: bool = False, approved: bool = False
@@ -215,8 +198,8 @@ class Sync:
                 for i in items
             )
         )
-        for ud, item, applied in zip(effective, items, outcomes, strict=True):
-            await self._record(record, ud, item, applied, actor)
+        for ud, applied in zip(effective, outcomes, strict=True):
+            await self.links.record(user_id, ud.link, applied, actor)
             report.results.append(applied)
 
         await self.bindings.refresh(user_id)
@@ -227,10 +210,7 @@ class Sync:
         }
         if relinked and record.groups and self.mirrors is not None:
             # A member's account changed in a directory: the groups mirrored there must follow (rule 14).
-            bindings = await self.bindings.groups.bindings_of(sorted(record.groups))
-            pairs = [
-                (g, b.directory_id) for g, bs in bindings.items() for b in bs if b.directory_id in relinked
-            ]
+            pairs = await self.bindings.mirrors_of(record.groups, relinked)
             if pairs:
                 await self.mirrors.enqueue(pairs, actor.correlation_id)
         if self.secrets is not None and any(
@@ -312,63 +292,6 @@ class Sync:
             if given is not None:
                 return given
         return random_password()
-
-    # ------------------------------------------------------------------------------------------- record
-    async def _record(
-        self, record: UserRecord, ud: UserDirectory, item: PlanItem, applied: Applied, actor: Actor
-    ) -> None:
-        await self.record(record.user.id, ud.link, applied, actor)
-
-    async def record(self, user_id: str, old: Link, applied: Applied, actor: Actor) -> None:
-        """The link as the outcome leaves it, the account's claim, and the audit entry (reconcile uses it too)."""
-        final = applied.item
-        ok = applied.ok
-        m365_id = applied.m365_user_id or final.m365_user_id or old.m365_user_id
-        origin = old.origin
-        if ok and final.action == "create":
-            origin = "created"
-        elif ok and final.action == "take_over":
-            origin = "taken_over"
-        manager = old.manager_m365_id
-        if ok and MANAGER in final.changes and applied.manager_applied:
-            manager = final.changes[MANAGER][1]
-        link = Link(
-            user_id=user_id,
-            directory_id=final.directory_id,
-            status=final.status if ok else "error",
-            m365_user_id=m365_id,
-            immutable_id=old.immutable_id
-            or (immutable_id(user_id) if final.action == "create" and ok else None),
-            origin=origin,
-            fingerprint=final.fingerprint if ok and final.fingerprint else old.fingerprint,
-            reason=final.reason if ok else applied.error,
-            candidates=final.candidates,
-            last_sync_at=self.clock(),
-            manager_m365_id=manager,
-        )
-        # A block of an unlinked account (one carrying the user's immutable id) links and claims it too.
-        claims = final.action in ("create", "take_over") or (final.action == "block" and not old.m365_user_id)
-        if m365_id and ok and claims:
-            await self.uniques.insert(claim_kind(final.directory_id), m365_id, user_id, self.clock())
-        unchanged = dataclasses.replace(link, last_sync_at=old.last_sync_at) == old
-        if not unchanged or final.writes:
-            await self.users.save_link(link)
-        if final.writes or applied.outcome != "none" or (final.action == "needs_attention" and not unchanged):
-            before, after = describe_changes(final)
-            await self.auditor.record(
-                actor,
-                f"m365.{final.action}",
-                result="succeeded" if ok else f"{applied.outcome}: {applied.error}",
-                user_id=user_id,
-                directory_id=final.directory_id,
-                before=before or None,
-                after={
-                    **after,
-                    **({"m365UserId": m365_id} if m365_id else {}),
-                    **({"reason": final.reason} if final.reason else {}),
-                }
-                or None,
-            )
 
     # ---------------------------------------------------------------------------------------- password
     async def push_password(self, user_id: str, password: str, actor: Actor) -> list[PasswordResult]:

@@ -1,0 +1,39 @@
+"""Leases: one run at a time for a user's sync, and for a group's mirror into a directory.
+
+A lease runs until a moment of *real* time (``now``: UTC as the machine's clock has it), never of the business clock
+that tests and rehearsals move (``WARDEN_CLOCK_OFFSET_SECONDS``): a lease written by an instance whose business clock
+runs days ahead must not keep a user from being synced for days. A crashed holder's lease expires ``LEASE`` after it
+was taken.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from shared.service.ports import Clock, GroupRepository, UserRepository
+
+LEASE = dt.timedelta(seconds=120)
+"""How long one run may hold a lease."""
+
+
+class Leases:
+    def __init__(self, users: UserRepository, groups: GroupRepository, now: Clock) -> None:
+        self.users = users
+        self.groups = groups
+        self.now = now
+
+    async def take_user(self, user_id: str, holder: str) -> bool:
+        """Hold the user's sync lease, unless another holder's lease is unexpired."""
+        now = self.now()
+        return await self.users.lease(user_id, holder, now + LEASE, now)
+
+    async def give_user(self, user_id: str, holder: str) -> None:
+        await self.users.release(user_id, holder)
+
+    async def take_group(self, group_id: str, directory_id: str, holder: str) -> bool:
+        """Hold the lease of the group's mirror into the directory, unless another holder's is unexpired."""
+        now = self.now()
+        return await self.groups.lease(group_id, directory_id, holder, now + LEASE, now)
+
+    async def give_group(self, group_id: str, directory_id: str, holder: str) -> None:
+        await self.groups.release(group_id, directory_id, holder)

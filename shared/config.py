@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlparse
 
-from shared.adapters.tls import connection_verify
-
 T = TypeVar("T")
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
@@ -86,8 +84,8 @@ class Settings:
 
     @property
     def tls_verify(self) -> str | bool:
-        """What Azure SDK clients take as ``connection_verify``: the CA bundle path, or True."""
-        return connection_verify(self.ca_bundle)
+        """What Azure SDK clients take as ``connection_verify``: the CA bundle path, or True (the system store)."""
+        return str(self.ca_bundle) if self.ca_bundle else True
 
 
 class _Reader:

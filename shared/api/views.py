@@ -8,12 +8,11 @@ from typing import Any
 
 from shared.api import schemas as s
 from shared.domain.errors import Invalid
-from shared.domain.imports import Candidate
+from shared.domain.imports import Candidate, ImportItem, ImportJob
 from shared.domain.model import AuditEntry, DirectoryOptions, MassChangeGuard, User, UserView
 from shared.domain.runs import Run, RunItem
 from shared.service.directories import ConnectDirectory, DirectoryView
 from shared.service.groups import GroupView
-from shared.service.imports import ImportItem, ImportJob
 from shared.service.ports import Page
 from shared.service.sync import PasswordResult
 

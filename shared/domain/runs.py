@@ -7,9 +7,11 @@ its linked users AND more than ``count`` users — is held, nothing written, unt
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from shared.domain.jobs import Cutting, chunk_whole, counted, is_counted
 from shared.domain.model import MassChangeGuard
 
 RunKind = Literal["reconcile", "drift", "user"]
@@ -17,6 +19,9 @@ RunStatus = Literal["planning", "held", "applying", "done", "failed", "discarded
 ItemState = Literal["planned", "applied", "failed", "skipped"]
 GUARDED_ACTIONS = frozenset({"block"})
 """What the guard counts: accounts a plan would lock out."""
+RUN_CUTTING = Cutting(chunk=100, part=100)
+"""A reconcile's plan items: 100 to a queue message, applied together (their writes share ``$batch`` requests) and
+counted together."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,33 @@ class Run:
     error: str | None = None
     items: int = 0
     chunks: int = 0
+    parts_counted: bytes = b""
+    """A bit per part of the plan whose outcome is in ``progress`` (``shared.domain.jobs``)."""
+
+    def items_of(self, chunk: int) -> range:
+        return RUN_CUTTING.items_of(chunk, self.items)
+
+    def parts_of(self, chunk: int) -> range:
+        return RUN_CUTTING.parts_of(chunk, self.items)
+
+    def part_of(self, n: int) -> int:
+        return RUN_CUTTING.part_of(n)
+
+    def is_counted(self, part: int) -> bool:
+        return is_counted(self.parts_counted, part)
+
+    def tallied(self, part: int, counts: Mapping[str, int], at: dt.datetime) -> Run:
+        """The run with a part's outcome added to its progress, once (a part counted already leaves the run as it
+        is); ``chunksDone`` moves when the chunk's last part is counted, and the run is done with its last chunk."""
+        if self.is_counted(part):
+            return self
+        bits = counted(self.parts_counted, part)
+        progress = dict(self.progress)
+        for k, v in counts.items():
+            progress[k] = progress.get(k, 0) + v
+        if chunk_whole(RUN_CUTTING, bits, part, self.items):
+            progress["chunksDone"] = progress.get("chunksDone", 0) + 1
+        return replace(self, parts_counted=bits).with_progress(progress, at)
 
     def with_progress(self, progress: dict[str, int], at: dt.datetime) -> Run:
         done = self.status == "applying" and progress.get("chunksDone", 0) >= self.chunks

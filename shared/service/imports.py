@@ -17,17 +17,19 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import datetime as dt
-import math
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from shared.domain.claims import claim_kind
 from shared.domain.errors import Conflict, DomainError, NotFound
 from shared.domain.imports import (
+    CHUNK,
+    IMPORT_CUTTING,
     UNDO_WINDOW,
     Candidate,
+    ImportItem,
+    ImportJob,
     email_of,
     import_user_id,
     keep_reason,
@@ -37,99 +39,15 @@ from shared.domain.imports import (
 from shared.domain.model import AuditEntry, Directory
 from shared.domain.planner import M365Account
 from shared.service.context import Actor, Auditor
+from shared.service.jobs import ItemSink, work_chunk
 from shared.service.ports import M365, Clock, DirectoryRepository, Ids, Page, Uniques, UserRepository
 from shared.service.users import audit_view
 
-CHUNK = 100
 ITEM_CONCURRENCY = 4
-PROGRESS_EVERY = 25
-"""Items of a chunk imported, marked and counted at a time: a *part*, numbered by position (part ``p`` holds the
-items ``25p … 25p + 24``), so a chunk delivered again cuts its parts as the first delivery did."""
 CLAIM_CHECKS = 32
 """Claim point reads in flight while planning (a 100,000-account tenant is 100,000 reads)."""
 ID_READS = 8
 PAGE = 999
-ImportStatus = Literal["planning", "running", "done", "failed", "undone"]
-ItemState = Literal["pending", "imported", "skipped", "failed"]
-
-
-@dataclass(frozen=True)
-class ImportItem:
-    n: int
-    m365_user_id: str
-    account: dict[str, Any]
-    state: ItemState = "pending"
-    reason: str | None = None
-    user_id: str | None = None
-
-
-@dataclass(frozen=True)
-class ImportJob:
-    id: str
-    directory_id: str
-    bind: bool
-    status: ImportStatus
-    trigger: str
-    selection: dict[str, Any]
-    created_at: dt.datetime
-    undo_until: dt.datetime
-    total: int = 0
-    imported: int = 0
-    skipped: int = 0
-    failed: int = 0
-    chunks: int = 0
-    chunks_done: int = 0
-    started_at: dt.datetime | None = None
-    finished_at: dt.datetime | None = None
-    undone_at: dt.datetime | None = None
-    error: str | None = None
-    parts_counted: bytes = b""
-    """A bit per part, set when its outcome is in the counters (500 bytes for 100,000 accounts)."""
-
-    def items_of(self, chunk: int) -> range:
-        """The positions of the chunk's items (items past the total, left by a plan that failed and ran
-        again, are outside it)."""
-        return range(chunk * CHUNK, min((chunk + 1) * CHUNK, self.total))
-
-    def parts_of(self, chunk: int) -> range:
-        items = self.items_of(chunk)
-        return range(items.start // PROGRESS_EVERY, -(-items.stop // PROGRESS_EVERY))
-
-    def is_counted(self, part: int) -> bool:
-        byte, bit = divmod(part, 8)
-        return byte < len(self.parts_counted) and bool(self.parts_counted[byte] >> bit & 1)
-
-    def tallied(self, part: int, counts: dict[str, int]) -> ImportJob:
-        """The job with a part's outcome counted, once: a part counted already (its chunk was delivered again,
-        by the queue's at-least-once delivery or after a crash) leaves the job as it is. The chunk is done
-        when its last part is counted, so a chunk delivered twice cannot close the job before the others."""
-        if self.is_counted(part):
-            return self
-        byte, bit = divmod(part, 8)
-        bits = bytearray(self.parts_counted.ljust(byte + 1, b"\0"))
-        bits[byte] |= 1 << bit
-        updated = dataclasses.replace(
-            self,
-            imported=self.imported + counts.get("imported", 0),
-            skipped=self.skipped + counts.get("skipped", 0),
-            failed=self.failed + counts.get("failed", 0),
-            parts_counted=bytes(bits),
-        )
-        chunk = part * PROGRESS_EVERY // CHUNK
-        whole = all(updated.is_counted(p) for p in updated.parts_of(chunk))
-        return dataclasses.replace(updated, chunks_done=self.chunks_done + 1) if whole else updated
-
-    @property
-    def done(self) -> int:
-        return self.imported + self.skipped + self.failed
-
-    def rate_and_eta(self, now: dt.datetime) -> tuple[float | None, float | None]:
-        """Accounts per second so far, and seconds left at that rate."""
-        if self.started_at is None or self.done == 0:
-            return None, None
-        elapsed = max(((self.finished_at or now) - self.started_at).total_seconds(), 1e-3)
-        rate = self.done / elapsed
-        return rate, (max(self.total - self.done, 0) / rate if self.status == "running" else 0.0)
 
 
 @dataclass(frozen=True)
@@ -299,25 +217,11 @@ class Imports:
         started = self.clock()
         text = (job.selection.get("text") or "").lower()
         gate = asyncio.Semaphore(CLAIM_CHECKS)
-        pending: list[ImportItem] = []
-        total = 0
+        sink: ItemSink[ImportItem] = ItemSink(lambda items: self.store.put_items(job.id, items), CHUNK)
 
         async def unclaimed(account: M365Account) -> bool:
             async with gate:
                 return await self.uniques.owner(claim_kind(directory.id), account.id) is None
-
-        async def take(accounts: Sequence[M365Account]) -> None:
-            nonlocal total
-            if text:
-                accounts = [a for a in accounts if _starts(a, text)]
-            free = await asyncio.gather(*(unclaimed(a) for a in accounts))
-            for account, ok in zip(accounts, free, strict=True):
-                if ok:
-                    pending.append(ImportItem(total, account.id, account_json(account)))
-                    total += 1
-            while len(pending) >= CHUNK:
-                await self.store.put_items(job.id, pending[:CHUNK])
-                del pending[:CHUNK]
 
         pages = self._pages(directory, job.selection)
         while True:
@@ -329,10 +233,14 @@ class Imports:
                 failed = f"reading the tenant failed: {type(exc).__name__}"
                 await self.store.save(dataclasses.replace(job, status="failed", error=failed), etag)
                 raise
-            await take(accounts)
-        if pending:
-            await self.store.put_items(job.id, pending)
-        chunks = math.ceil(total / CHUNK)
+            if text:
+                accounts = [a for a in accounts if _starts(a, text)]
+            free = await asyncio.gather(*(unclaimed(a) for a in accounts))
+            taken = [a for a, ok in zip(accounts, free, strict=True) if ok]
+            first = sink.total
+            await sink.add([ImportItem(first + k, a.id, account_json(a)) for k, a in enumerate(taken)])
+        total = await sink.close()
+        chunks = IMPORT_CUTTING.chunks(total)
         running = dataclasses.replace(
             job,
             status="running" if chunks else "done",
@@ -367,47 +275,12 @@ class Imports:
             yield [a for a in found if a is not None]
 
     async def run_chunk(self, job_id: str, chunk: int) -> ImportJob:
-        """Import the chunk's pending items a part at a time, each part marked then counted. A delivery that
-        finds a part counted skips it; one that finds it marked but not counted (the last delivery stopped in
-        between) counts it from its items' states: every part is counted exactly once."""
+        """Import the chunk's pending items a part at a time, each part marked then counted exactly once
+        (``shared.service.jobs``)."""
         job, _ = await self._job(job_id)
         if job.status != "running":
             return job
-        actor = Actor(job.trigger)
-        positions = job.items_of(chunk)
-        stored = await self.store.items(job_id, positions.start, positions.stop)
-        gate = asyncio.Semaphore(ITEM_CONCURRENCY)
-
-        async def one(item: ImportItem) -> tuple[ImportItem, AuditEntry | None]:
-            async with gate:
-                return await self._import(job, item, actor)
-
-        def close(j: ImportJob) -> ImportJob:
-            return (
-                dataclasses.replace(j, status="done", finished_at=self.clock())
-                if j.chunks_done >= j.chunks
-                else j
-            )
-
-        # A part at a time, counted as it finishes: the job's progress moves while its chunks run side by side
-        # (each on its own instance), not all at once when they end together.
-        for part in job.parts_of(chunk):
-            if job.is_counted(part):
-                continue
-            items = [i for i in stored if i.n // PROGRESS_EVERY == part]
-            results = await asyncio.gather(*(one(i) for i in items if i.state == "pending"))
-            finished = [item for item, _ in results]
-            # The user.create entries, written together before the items are marked: a crash in between
-            # delivers the chunk again, and its users, found created, are audited again (at least once).
-            await self.auditor.record_all([entry for _, entry in results if entry is not None])
-            if finished:
-                await self.store.put_items(job_id, finished)
-            outcome = {i.n: i.state for i in items} | {i.n: i.state for i in finished}
-            counts = {
-                s: sum(1 for v in outcome.values() if v == s) for s in ("imported", "skipped", "failed")
-            }
-            job = await self.store.add_counts(job_id, part, counts, close)
-        return job
+        return await work_chunk(_ImportChunk(self, Actor(job.trigger)), job, chunk)
 
     async def _import(
         self, job: ImportJob, item: ImportItem, actor: Actor
@@ -474,3 +347,36 @@ class Imports:
                 break
         await self.store.save(dataclasses.replace(job, status="undone", undone_at=self.clock()), etag)
         return report
+
+
+class _ImportChunk:
+    """An import's work on a chunk: each pending account becomes a staged user (``Imports._import``)."""
+
+    pending = "pending"
+
+    def __init__(self, imports: Imports, actor: Actor) -> None:
+        self.imports = imports
+        self.actor = actor
+
+    async def items(self, job: ImportJob, first: int, last: int) -> list[ImportItem]:
+        return await self.imports.store.items(job.id, first, last)
+
+    async def process(self, job: ImportJob, items: list[ImportItem]) -> list[ImportItem]:
+        gate = asyncio.Semaphore(ITEM_CONCURRENCY)
+
+        async def one(item: ImportItem) -> tuple[ImportItem, AuditEntry | None]:
+            async with gate:
+                return await self.imports._import(job, item, self.actor)
+
+        results = await asyncio.gather(*(one(i) for i in items))
+        # The user.create entries, written together before the items are marked: a crash in between delivers
+        # the chunk again, and its users, found created, are audited again (at least once).
+        await self.imports.auditor.record_all([entry for _, entry in results if entry is not None])
+        return [item for item, _ in results]
+
+    async def mark(self, job: ImportJob, items: list[ImportItem]) -> None:
+        await self.imports.store.put_items(job.id, items)
+
+    async def count(self, job: ImportJob, part: int, counts: dict[str, int]) -> ImportJob:
+        clock = self.imports.clock
+        return await self.imports.store.add_counts(job.id, part, counts, lambda j: j.closed(clock()))

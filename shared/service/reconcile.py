@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import math
+import datetime as dt
 from collections import Counter
 from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
@@ -37,10 +37,11 @@ from shared.domain.planner import (
     target_of,
     written_recently,
 )
-from shared.domain.runs import ItemState, Run, RunItem, RunStatus, guard_verdict
+from shared.domain.runs import RUN_CUTTING, ItemState, Run, RunItem, RunStatus, guard_verdict
 from shared.service.applier import random_password
 from shared.service.bindings import Bindings
 from shared.service.context import Actor, Auditor
+from shared.service.jobs import ItemSink, work_chunk
 from shared.service.leases import Leases
 from shared.service.links import Links
 from shared.service.ports import (
@@ -58,8 +59,6 @@ from shared.service.ports import (
 
 A = TypeVar("A")
 B = TypeVar("B")
-CHUNK = 100
-ITEM_BATCH = 100
 
 
 async def both(first: Awaitable[A], second: Awaitable[B]) -> tuple[A, B]:
@@ -95,11 +94,15 @@ class Runs(Protocol):
     async def set_item_states(self, run_id: str, items: Sequence[RunItem]) -> None: ...
 
     async def add_progress(
-        self, directory_id: str, run_id: str, progress: dict[str, int], at: Any
-    ) -> Run: ...
-
-    async def claim_chunk(self, run_id: str, chunk: int) -> bool:
-        """True for the first caller only: marks a chunk finished."""
+        self,
+        directory_id: str,
+        run_id: str,
+        progress: dict[str, int],
+        at: dt.datetime,
+        *,
+        part: int | None = None,
+    ) -> Run:
+        """Add to the run's progress; with ``part``, a part's outcome, added once (``Run.tallied``)."""
 
 
 class ReconcileQueue(Protocol):
@@ -246,12 +249,14 @@ class Reconciler:
         m365.set_tenant_size(directory_id, len(tenant.by_id))
         targets = {d.id: target_of(d) for d in await self.directories.all()}
         items, counts, unmanaged = self._plan(directory, entries, tenant, targets)
-        stored = [
+        sink: ItemSink[RunItem] = ItemSink(
+            lambda batch: self.runs.put_items(run.id, batch), RUN_CUTTING.chunk
+        )
+        await sink.add(
             RunItem(n, i.action, i.user_id, "planned", payload_of(i, by_user))
             for n, (i, by_user) in enumerate(items)
-        ]
-        for start in range(0, len(stored), ITEM_BATCH):
-            await self.runs.put_items(run.id, stored[start : start + ITEM_BATCH])
+        )
+        stored = await sink.close()
         linked = sum(1 for e in entries if e.link is not None and e.link.m365_user_id)
         guard = guard_verdict(counts, linked, directory.options.mass_change_guard)
         status: RunStatus = "done" if run.dry_run else ("held" if guard else "applying")
@@ -265,8 +270,8 @@ class Reconciler:
             finished_at=self.clock() if status == "done" else None,
             counts={**counts, "unmanaged": unmanaged, "users": len(entries)},
             guard=guard,
-            items=len(stored),
-            chunks=math.ceil(len(stored) / CHUNK),
+            items=stored,
+            chunks=RUN_CUTTING.chunks(stored),
             usage=_since(m365.usage(directory_id), usage_before),
         )
         await self.runs.save(planned, etag)
@@ -317,16 +322,20 @@ class Reconciler:
 
     # ------------------------------------------------------------------------------------------- apply
     async def apply_chunk(self, directory_id: str, run_id: str, chunk: int) -> Run:
+        """Apply the chunk's items still planned and count its outcome once (``shared.service.jobs``): a chunk
+        delivered again, or after a crash, writes nothing twice and counts nothing twice."""
         run, _ = await self._run(directory_id, run_id)
         if run.status != "applying":
             return run
         directory = await self._directory(directory_id)
-        todo = [
-            i
-            for i in await self.runs.items(run_id, chunk * CHUNK, (chunk + 1) * CHUNK)
-            if i.state == "planned"
-        ]
-        current = {u: e for u, e in await self._entries(directory_id, [i.user_id for i in todo])}
+        return await work_chunk(_ApplyChunk(self, directory, Actor(run.trigger)), run, chunk)
+
+    async def apply_items(
+        self, run: Run, directory: Directory, todo: list[RunItem], actor: Actor
+    ) -> list[RunItem]:
+        """Each item re-checked just before it is written (a user changed or synced since the plan is left to its
+        own sync), written under the user's sync lease, and recorded; the items with their outcome."""
+        current = dict(await self._entries(directory.id, [i.user_id for i in todo]))
         holder = self.ids()
         ready, finished, leased = [], [], []
         for i in todo:
@@ -341,8 +350,6 @@ class Reconciler:
                 ready.append(i)
             else:
                 finished.append(dataclasses.replace(i, state=verdict[0], error=verdict[1]))
-        actor = Actor(run.trigger)
-        usage_before = self.m365.usage(directory_id)
         try:
             results = await self.m365.apply(
                 directory, [PlanItem.from_payload(i.payload) for i in ready], _random
@@ -350,35 +357,17 @@ class Reconciler:
             for i, applied in zip(ready, results, strict=True):
                 entry = current[i.user_id]
                 await self.links.record(
-                    i.user_id, entry.link or Link(i.user_id, directory_id), applied, actor
+                    i.user_id, entry.link or Link(i.user_id, directory.id), applied, actor
                 )
-                ok = applied.outcome in ("applied", "none")
                 finished.append(
-                    dataclasses.replace(i, state="applied" if ok else "failed", error=applied.error)
+                    dataclasses.replace(i, state="applied" if applied.ok else "failed", error=applied.error)
                 )
                 if applied.outcome in ("rematch", "exists", "retry"):
                     await self.sync_queue.enqueue([i.user_id], actor.correlation_id)  # its own sync recovers
         finally:
             await asyncio.gather(*(self.leases.give_user(u, holder) for u in leased))
-        await self.runs.set_item_states(run_id, finished)
         await self.bindings.refresh_many([i.user_id for i in finished])
-        progress = Counter(i.state for i in finished)
-        spent = _since(self.m365.usage(directory_id), usage_before)
-        # The chunk counts as done once, whoever finishes it first: a message redelivered after an instance died
-        # halfway re-processes the chunk (its applied items are skipped as synced since the plan) and counts it.
-        first = await self.runs.claim_chunk(run_id, chunk)
-        return await self.runs.add_progress(
-            directory_id,
-            run_id,
-            {
-                "applied": progress["applied"],
-                "failed": progress["failed"],
-                "skipped": progress["skipped"],
-                "chunksDone": 1 if first else 0,
-                **{f"usage.{k}": int(v) for k, v in spent.items()},
-            },
-            self.clock(),
-        )
+        return finished
 
     @staticmethod
     def _stale(run: Run, item: RunItem, entry: IndexEntry | None) -> tuple[ItemState, str] | None:
@@ -473,3 +462,32 @@ def _since(now: Mapping[str, float], before: Mapping[str, float]) -> dict[str, f
 
 async def _random(_: PlanItem) -> str:
     return random_password()
+
+
+class _ApplyChunk:
+    """A reconcile's work on a chunk of its plan (``Reconciler.apply_items``), and the Graph usage it spent."""
+
+    pending = "planned"
+
+    def __init__(self, reconciler: Reconciler, directory: Directory, actor: Actor) -> None:
+        self.reconciler = reconciler
+        self.directory = directory
+        self.actor = actor
+        self.usage = reconciler.m365.usage(directory.id)
+
+    async def items(self, run: Run, first: int, last: int) -> list[RunItem]:
+        return await self.reconciler.runs.items(run.id, first, last)
+
+    async def process(self, run: Run, items: list[RunItem]) -> list[RunItem]:
+        return await self.reconciler.apply_items(run, self.directory, items, self.actor)
+
+    async def mark(self, run: Run, items: list[RunItem]) -> None:
+        await self.reconciler.runs.set_item_states(run.id, items)
+
+    async def count(self, run: Run, part: int, counts: dict[str, int]) -> Run:
+        now = self.reconciler.m365.usage(self.directory.id)
+        spent = {f"usage.{k}": int(v) for k, v in _since(now, self.usage).items()}
+        self.usage = now
+        progress = {"applied": 0, "failed": 0, "skipped": 0, **counts, **spent}
+        r = self.reconciler
+        return await r.runs.add_progress(run.directory_id, run.id, progress, r.clock(), part=part)

@@ -17,9 +17,9 @@ from shared.adapters.tables.dirindex import BUCKETS, TableDirectoryIndex, bucket
 from shared.adapters.tables.imports import TableImports
 from shared.adapters.tables.uniques import TableUniques
 from shared.domain.group_plan import GroupPlan
+from shared.domain.imports import ImportItem, ImportJob
 from shared.domain.model import AuditEntry
 from shared.service.group_sync import update_audit
-from shared.service.imports import ImportItem, ImportJob
 from shared.service.ports import AuditQuery, IndexEntry
 from tests.conftest import Azurite
 

@@ -10,9 +10,10 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
+from shared.domain.imports import CHUNK, PROGRESS_EVERY, ImportItem, ImportJob
 from shared.domain.model import AuditEntry
 from shared.service.context import Actor
-from shared.service.imports import CHUNK, PROGRESS_EVERY, ImportItem, ImportJob, Imports
+from shared.service.imports import Imports
 from tests.unit.test_import_plan import T0, Claims, Directories, Queue, Tenant, account
 from tests.unit.test_import_plan import Store as PlanStore
 

@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 
 from shared.domain.claims import claim_kind
+from shared.domain.imports import CHUNK, ImportItem, ImportJob
 from shared.domain.planner import M365Account
 from shared.service.context import Actor
-from shared.service.imports import CHUNK, CLAIM_CHECKS, ImportItem, ImportJob, Imports
+from shared.service.imports import CLAIM_CHECKS, Imports
 
 T0 = dt.datetime(2026, 11, 27, 9, 0, tzinfo=dt.UTC)
 DIRECTORY = SimpleNamespace(id="d1")

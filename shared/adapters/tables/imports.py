@@ -11,7 +11,7 @@ query over its chunk partitions, which sort after the job's own.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from shared.adapters.tables.base import (
@@ -32,7 +32,7 @@ from shared.adapters.tables.base import (
     transact,
 )
 from shared.domain.errors import ConcurrentUpdate
-from shared.service.imports import CHUNK, ImportItem, ImportJob
+from shared.domain.imports import CHUNK, ImportItem, ImportJob
 from shared.service.ports import Page
 
 JOB = "job"
@@ -162,7 +162,9 @@ class TableImports:
         rows, nxt = await page(table, flt, f"imports:{job_id}:{state}", cursor, limit)
         return Page([item_from(r) for r in rows], nxt)
 
-    async def add_counts(self, job_id: str, part: int, counts: dict[str, int], finished: Any) -> ImportJob:
+    async def add_counts(
+        self, job_id: str, part: int, counts: dict[str, int], finished: Callable[[ImportJob], ImportJob]
+    ) -> ImportJob:
         """Count a part's outcome into the job's counters, once (ETag-guarded, retried); ``finished(job)`` may
         close the job. A part counted already writes nothing."""
         for _ in range(RETRIES):
@@ -177,5 +179,5 @@ class TableImports:
                 await self.save(updated, etag)
             except ConcurrentUpdate:
                 continue
-            return updated  # type: ignore[no-any-return]
+            return updated
         raise ConcurrentUpdate("the import job's counters kept changing")

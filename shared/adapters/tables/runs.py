@@ -5,7 +5,8 @@ pointer so the newest runs of a directory read first; both written in one transa
 move with ETag-guarded merges (retried), so concurrent chunks never lose each other's progress.
 ``runitems``: PartitionKey = run id, RowKey = the item's number (7 digits): the stored plan, in order, with
 each item's state (``planned`` → ``applied`` / ``failed`` / ``skipped``), so a chunk delivered twice applies
-nothing twice and a restart resumes where it stopped.
+nothing twice and a restart resumes where it stopped. Which parts of the plan are counted in the run's progress
+is a bit per part on the run's row (``PartsCounted``), so a part is counted once whoever finishes it.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ def run_entity(run: Run) -> dict[str, Any]:
         "Error": to_text(run.error),
         "Items": run.items,
         "Chunks": run.chunks,
+        "PartsCounted": run.parts_counted or None,  # Edm.Binary
     }
 
 
@@ -88,6 +90,7 @@ def run_from(e: Any) -> Run:
         error=from_text(e.get("Error")),
         items=int(e.get("Items", 0)),
         chunks=int(e.get("Chunks", 0)),
+        parts_counted=bytes(e.get("PartsCounted") or b""),
     )
 
 
@@ -223,23 +226,31 @@ class TableRuns:
                 continue
         raise ConcurrentUpdate("the block counter kept changing")
 
-    async def claim_chunk(self, run_id: str, chunk: int) -> bool:
-        table = await self.store.table("runitems")
-        return await insert(table, {"PartitionKey": run_id, "RowKey": f"chunk|{chunk:07d}"}) is not None
-
     async def add_progress(
-        self, directory_id: str, run_id: str, progress: dict[str, int], at: dt.datetime
+        self,
+        directory_id: str,
+        run_id: str,
+        progress: dict[str, int],
+        at: dt.datetime,
+        *,
+        part: int | None = None,
     ) -> Run:
-        """Add ``progress`` (counter → increment) to the run's progress; the run as it is afterwards."""
+        """Add ``progress`` (counter → increment) to the run's progress; the run as it is afterwards. With ``part``
+        the increment is a part's outcome, added once (``Run.tallied``): a part counted already writes nothing."""
         for _ in range(MERGE_RETRIES):
             found = await self.get(directory_id, run_id)
             if found is None:
                 raise LookupError(run_id)
             run, etag = found
-            merged = dict(run.progress)
-            for k, v in progress.items():
-                merged[k] = merged.get(k, 0) + v
-            updated = run.with_progress(merged, at)
+            if part is not None:
+                if run.is_counted(part):
+                    return run
+                updated = run.tallied(part, progress, at)
+            else:
+                merged = dict(run.progress)
+                for k, v in progress.items():
+                    merged[k] = merged.get(k, 0) + v
+                updated = run.with_progress(merged, at)
             try:
                 await self.save(updated, etag)
             except ConcurrentUpdate:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import azure.functions as func
 
@@ -12,11 +12,14 @@ from shared.api.operations import BY_NAME as OPS
 from shared.api.views import audit_out
 from shared.service.ports import AuditQuery
 
+if TYPE_CHECKING:
+    from shared.bootstrap import Container
+
 bp = func.Blueprint()
 
 
 @endpoint(bp, OPS["list_audit"])
-async def list_audit(app: Any, call: Call) -> Result:
+async def list_audit(app: Container, call: Call[None, s.AuditQueryIn]) -> Result:
     q: s.AuditQueryIn = call.query
-    page = await app.audit_log.page(AuditQuery(q.userId, q.directoryId, q.since), q.cursor, q.limit)
+    page = await app.stores.audit.page(AuditQuery(q.userId, q.directoryId, q.since), q.cursor, q.limit)
     return Result(200, s.AuditList(items=[audit_out(e) for e in page.items], next=page.next))

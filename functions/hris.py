@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
 import azure.functions as func
 from pydantic import ValidationError
@@ -20,6 +20,9 @@ from shared.api.operations import BY_NAME as OPS
 from shared.api.problems import Problem
 from shared.logs import log_event
 from shared.service.hris import DeliveryInProgress, Employee, HrEvent, SignatureRefused
+
+if TYPE_CHECKING:
+    from shared.bootstrap import Container
 
 bp = func.Blueprint()
 log = logging.getLogger("warden.hris")
@@ -37,14 +40,14 @@ _OPTIONAL = {
 }
 
 
-def _check_size(call: Call) -> None:
+def _check_size(call: Call[None, None]) -> None:
     declared = call.headers.get("content-length", "").strip()
     size = max(len(call.raw), int(declared) if declared.isdigit() else 0)
     if size > MAX_EVENT_BYTES:
         raise Problem(413, f"the body is {size} bytes; at most {MAX_EVENT_BYTES} (256 KiB) are accepted")
 
 
-def _check_content_type(call: Call) -> None:
+def _check_content_type(call: Call[None, None]) -> None:
     ctype = (call.headers.get("content-type") or "").split(";")[0].strip().lower()
     if ctype != "application/json":
         raise Problem(415, "the body must be JSON: send Content-Type: application/json")
@@ -72,7 +75,7 @@ def _event(body: s.HrisEvent) -> HrEvent:
 
 
 @endpoint(bp, OPS["hris_event"])
-async def hris_event(app: Any, call: Call) -> Result:
+async def hris_event(app: Container, call: Call[None, None]) -> Result:
     _check_size(call)
     _check_content_type(call)
     try:
@@ -107,6 +110,6 @@ async def hris_event(app: Any, call: Call) -> Result:
 
 
 @endpoint(bp, OPS["rotate_hris_secret"])
-async def rotate_hris_secret(app: Any, call: Call) -> Result:
+async def rotate_hris_secret(app: Container, call: Call[None, None]) -> Result:
     secret = await app.hris.rotate_secret(call.actor)
     return Result(201, s.HrisSecret(secret=secret))

@@ -15,7 +15,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Generic, TypeVar, cast
 
 import azure.functions as func
 from pydantic import BaseModel, ValidationError
@@ -38,6 +38,9 @@ from shared.logs import correlated, log_event
 from shared.service.access import Principal, Unauthenticated
 from shared.service.context import Actor
 
+if TYPE_CHECKING:
+    from shared.bootstrap import Container
+
 log = logging.getLogger("warden.http")
 MAX_BODY_BYTES = 64 * 1024
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -52,7 +55,9 @@ _STATUS: dict[type[DomainError], int] = {
 }
 
 
-def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
+def json_response(
+    body: object, status: int = 200, headers: dict[str, str] | None = None
+) -> func.HttpResponse:
     return func.HttpResponse(
         json.dumps(body, default=str),
         status_code=status,
@@ -70,15 +75,21 @@ def problem_response(problem: Problem) -> func.HttpResponse:
     )
 
 
+B = TypeVar("B", bound=BaseModel | None)
+Q = TypeVar("Q", bound=BaseModel | None)
+
+
 @dataclass(frozen=True)
-class Call:
-    """One validated request, as a door's body sees it."""
+class Call(Generic[B, Q]):
+    """One validated request, as a door's body sees it: ``body`` and ``query`` are the operation's models
+    (``Operation.body`` / ``Operation.query``) as validated, or None when it declares none. A door declares them
+    in its signature (``call: Call[s.GroupCreate, None]``); ``test_doors`` checks each against its operation."""
 
     principal: Principal | None
     actor: Actor
     params: dict[str, str]
-    body: Any = None
-    query: Any = None
+    body: B
+    query: Q
     if_match: str | None = None
     """The storage ETag ``If-Match`` names (None: no condition)."""
     raw: bytes = b""
@@ -94,8 +105,11 @@ class Result:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-Handler = Callable[[Any, Call], Awaitable[Result]]
-"""``(container, call) -> result``; the container is ``shared.bootstrap.Container``."""
+Handler = Callable[["Container", Call[B, Q]], Awaitable[Result]]
+"""``(container, call) -> result``."""
+
+HANDLERS: dict[str, Callable[..., Awaitable[Result]]] = {}
+"""Every registered door by operation name (what ``test_doors`` checks against the operations)."""
 
 
 def _validation_problem(exc: ValidationError, where: str) -> Problem:
@@ -107,7 +121,7 @@ def _validation_problem(exc: ValidationError, where: str) -> Problem:
     return Problem(400, detail or f"invalid {where}", title="Invalid request", extensions={"errors": errors})
 
 
-def _parse_body(op: Operation, req: func.HttpRequest) -> Any:
+def _parse_body(op: Operation, req: func.HttpRequest) -> BaseModel | None:
     if op.body is None:
         return None
     raw = req.get_body() or b""
@@ -130,7 +144,7 @@ def _parse_body(op: Operation, req: func.HttpRequest) -> Any:
         raise _validation_problem(exc, "body") from None
 
 
-def _parse_query(op: Operation, req: func.HttpRequest) -> Any:
+def _parse_query(op: Operation, req: func.HttpRequest) -> BaseModel | None:
     if op.query is None:
         return None
     try:
@@ -139,7 +153,7 @@ def _parse_query(op: Operation, req: func.HttpRequest) -> Any:
         raise _validation_problem(exc, "query") from None
 
 
-async def _authorise(container: Any, op: Operation, req: func.HttpRequest) -> Principal | None:
+async def _authorise(container: Container, op: Operation, req: func.HttpRequest) -> Principal | None:
     if op.role is None:
         return None
     header = req.headers.get("authorization") or ""
@@ -149,7 +163,7 @@ async def _authorise(container: Any, op: Operation, req: func.HttpRequest) -> Pr
             raise Unauthenticated("a bearer token is required", missing=True)
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
-        principal: Principal = await container.token_validator.validate(token.strip())
+        principal = await container.token_validator.validate(token.strip())
     except Unauthenticated as exc:
         challenge = 'Bearer realm="warden"'
         if not exc.missing:
@@ -178,7 +192,7 @@ def _render(op: Operation, result: Result) -> func.HttpResponse:
     return json_response(result.body.model_dump(mode="json"), result.status, headers)
 
 
-async def serve(op: Operation, handler: Handler, req: func.HttpRequest) -> func.HttpResponse:
+async def serve(op: Operation, handler: Handler[B, Q], req: func.HttpRequest) -> func.HttpResponse:
     from shared.bootstrap import get_container
 
     with correlated(req.headers.get("x-correlation-id")) as correlation_id:
@@ -193,12 +207,13 @@ async def serve(op: Operation, handler: Handler, req: func.HttpRequest) -> func.
                     503, "Warden is not configured: " + "; ".join(exc.problems), title="Configuration invalid"
                 ) from None
             principal = await _authorise(container, op, req)
-            call = Call(
+            # The models validated are the operation's; the door declares the same ones (``test_doors``).
+            call: Call[B, Q] = Call(
                 principal=principal,
                 actor=Actor(principal.actor if principal else "anonymous", correlation_id),
                 params=_params(op, req),
-                body=_parse_body(op, req),
-                query=_parse_query(op, req),
+                body=cast(B, _parse_body(op, req)),
+                query=cast(Q, _parse_query(op, req)),
                 if_match=if_match_etag(req.headers.get("if-match")),
                 raw=req.get_body() or b"",
                 headers={k.lower(): v for k, v in req.headers.items()},
@@ -220,10 +235,12 @@ async def serve(op: Operation, handler: Handler, req: func.HttpRequest) -> func.
         return _render(op, result)
 
 
-def endpoint(bp: func.Blueprint, op: Operation) -> Callable[[Handler], Handler]:
+def endpoint(bp: func.Blueprint, op: Operation) -> Callable[[Handler[B, Q]], Handler[B, Q]]:
     """Register ``handler`` as the HTTP function of ``op`` (anonymous at the host: Warden checks the token)."""
 
-    def register(handler: Handler) -> Handler:
+    def register(handler: Handler[B, Q]) -> Handler[B, Q]:
+        HANDLERS[op.name] = handler
+
         async def run(req: func.HttpRequest) -> func.HttpResponse:
             return await serve(op, handler, req)
 

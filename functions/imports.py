@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
 import azure.functions as func
 
@@ -15,12 +15,15 @@ from shared.api.views import candidate_out, import_out
 from shared.logs import correlated, log_event
 from shared.service.paging import decode_cursor, encode_cursor
 
+if TYPE_CHECKING:
+    from shared.bootstrap import Container
+
 bp = func.Blueprint()
 log = logging.getLogger("warden.imports")
 
 
 @endpoint(bp, OPS["list_m365_users"])
-async def list_m365_users(app: Any, call: Call) -> Result:
+async def list_m365_users(app: Container, call: Call[None, s.CandidateQuery]) -> Result:
     q: s.CandidateQuery = call.query
     directory_id = call.params["directoryId"]
     scope = f"m365users:{directory_id}:{q.text}:{q.domain}:{q.enabled}:{q.limit}"
@@ -37,7 +40,7 @@ async def list_m365_users(app: Any, call: Call) -> Result:
 
 
 @endpoint(bp, OPS["start_import"])
-async def start_import(app: Any, call: Call) -> Result:
+async def start_import(app: Container, call: Call[s.ImportIn, None]) -> Result:
     body: s.ImportIn = call.body
     selection = {"all": True, **(body.filter or {})} if body.all else {"m365UserIds": body.m365UserIds}
     job = await app.imports.start(call.params["directoryId"], selection, body.bind, call.actor)
@@ -47,7 +50,7 @@ async def start_import(app: Any, call: Call) -> Result:
 
 
 @endpoint(bp, OPS["get_import"])
-async def get_import(app: Any, call: Call) -> Result:
+async def get_import(app: Container, call: Call[None, s.ImportQuery]) -> Result:
     q: s.ImportQuery = call.query
     job = await app.imports.get(call.params["jobId"])
     items = await app.imports.items(job.id, q.state, q.cursor, q.limit)
@@ -55,7 +58,7 @@ async def get_import(app: Any, call: Call) -> Result:
 
 
 @endpoint(bp, OPS["undo_import"])
-async def undo_import(app: Any, call: Call) -> Result:
+async def undo_import(app: Container, call: Call[None, None]) -> Result:
     report = await app.imports.undo(call.params["jobId"], call.actor)
     kept = [s.UndoKept(userId=u, reason=r) for u, r in report.kept]
     return Result(200, s.UndoOut(removed=report.removed, kept=kept))

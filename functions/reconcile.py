@@ -44,10 +44,6 @@ async def reconcile_nightly(timer: func.TimerRequest) -> None:
     from shared.bootstrap import get_container
 
     with correlated() as correlation_id:
-        container = get_container()
-        for directory in await container.repositories["directories"].all():
-            if directory.writable:
-                run = await container.reconciler.start(
-                    directory.id, False, Actor("timer:reconcile", correlation_id)
-                )
-                log_event(log, "reconcile.scheduled", directoryId=directory.id, runId=run.id)
+        runs = await get_container().reconciler.start_all(Actor("timer:reconcile", correlation_id))
+        for run in runs:
+            log_event(log, "reconcile.scheduled", directoryId=run.directory_id, runId=run.id)

@@ -1,24 +1,23 @@
 """The composition root: the one place where Warden's adapters are chosen, built and wired to the use cases.
 
-Everything is built once per process, lazily, on first use (a cold start pays only for what the first
-invocation needs) and shared by every invocation afterwards: storage clients and repositories, the Key Vault
-client, the admin token validator, one Graph client per directory. Async clients are created inside the
-running event loop that uses them.
+Everything is built once per process, lazily, on first use (a cold start pays only for what the first invocation
+needs: this module imports no SDK, and each property imports what it builds) and shared by every invocation
+afterwards: storage clients and repositories, the Key Vault client, the admin token validator, one Graph client per
+directory. Async clients are created inside the running event loop that uses them.
+
+What it hands out is typed: the use cases (``users``, ``sync``, ``reconciler``, …), the store's repositories
+(``stores``), the queues, the clocks. Tests and benchmarks build a ``Container`` of their own (and may replace a
+queue before first use, e.g. ``container.__dict__["reconcile_queue"] = recorder``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import uuid
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from shared.adapters.graph import DirectoryClients, GraphConnection, GraphEndpoint, connect_graph, get_json
-from shared.adapters.identity import client_secret_credential
-from shared.adapters.keyvault import KeyVaultSecrets, read_secret, secret_client, vault_credential
-from shared.config import DemoDirectory, Settings, load_settings
-from shared.service.health import Degraded, HealthReport, Probe, check_health
+from shared.config import Settings, load_settings
 
 if TYPE_CHECKING:
     import aiohttp
@@ -28,10 +27,27 @@ if TYPE_CHECKING:
     from azure.storage.queue.aio import QueueServiceClient
 
     from shared.adapters.admin_auth import EntraTokenValidator
+    from shared.adapters.graph import DirectoryClients, GraphEndpoint, TenantClients
+    from shared.adapters.keyvault import KeyVaultSecrets
     from shared.adapters.m365 import GraphM365
-    from shared.adapters.queues import StorageGroupQueue, StorageReconcileQueue, StorageSyncQueue
+    from shared.adapters.queues import (
+        StorageGroupQueue,
+        StorageImportQueue,
+        StorageReconcileQueue,
+        StorageSyncQueue,
+    )
+    from shared.adapters.tables.audit import TableAuditLog
     from shared.adapters.tables.base import TableStore
-    from shared.domain.model import Directory
+    from shared.adapters.tables.dates import TableDates
+    from shared.adapters.tables.directories import TableDirectories
+    from shared.adapters.tables.dirindex import TableDirectoryIndex
+    from shared.adapters.tables.groups import TableGroups
+    from shared.adapters.tables.imports import TableImports
+    from shared.adapters.tables.receipts import TableReceipts
+    from shared.adapters.tables.runs import TableRuns
+    from shared.adapters.tables.uniques import TableUniques
+    from shared.adapters.tables.users import TableUsers
+    from shared.config import DemoDirectory
     from shared.service.bindings import Bindings
     from shared.service.context import Auditor
     from shared.service.dates import Dates
@@ -39,11 +55,12 @@ if TYPE_CHECKING:
     from shared.service.drift import Drift
     from shared.service.group_sync import GroupSync
     from shared.service.groups import Groups
+    from shared.service.health import Health, HealthReport
     from shared.service.hris import Hris
     from shared.service.imports import Imports
     from shared.service.leases import Leases
     from shared.service.links import Links
-    from shared.service.ports import AuditLog, Clock
+    from shared.service.ports import Clock
     from shared.service.reconcile import Reconciler
     from shared.service.sync import Sync
     from shared.service.users import Users
@@ -68,23 +85,84 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
+class Stores:
+    """The identity store's repositories on Table Storage (``shared.adapters.tables``), each built on first use
+    over one ``TableStore``."""
+
+    def __init__(self, store: TableStore) -> None:
+        self.store = store
+
+    @cached_property
+    def users(self) -> TableUsers:
+        from shared.adapters.tables.users import TableUsers
+
+        return TableUsers(self.store)
+
+    @cached_property
+    def groups(self) -> TableGroups:
+        from shared.adapters.tables.groups import TableGroups
+
+        return TableGroups(self.store)
+
+    @cached_property
+    def directories(self) -> TableDirectories:
+        from shared.adapters.tables.directories import TableDirectories
+
+        return TableDirectories(self.store)
+
+    @cached_property
+    def index(self) -> TableDirectoryIndex:
+        from shared.adapters.tables.dirindex import TableDirectoryIndex
+
+        return TableDirectoryIndex(self.store)
+
+    @cached_property
+    def uniques(self) -> TableUniques:
+        from shared.adapters.tables.uniques import TableUniques
+
+        return TableUniques(self.store)
+
+    @cached_property
+    def audit(self) -> TableAuditLog:
+        from shared.adapters.tables.audit import TableAuditLog
+
+        return TableAuditLog(self.store)
+
+    @cached_property
+    def runs(self) -> TableRuns:
+        from shared.adapters.tables.runs import TableRuns
+
+        return TableRuns(self.store)
+
+    @cached_property
+    def dates(self) -> TableDates:
+        from shared.adapters.tables.dates import TableDates
+
+        return TableDates(self.store)
+
+    @cached_property
+    def imports(self) -> TableImports:
+        from shared.adapters.tables.imports import TableImports
+
+        return TableImports(self.store)
+
+    @cached_property
+    def receipts(self) -> TableReceipts:
+        from shared.adapters.tables.receipts import TableReceipts
+
+        return TableReceipts(self.store)
+
+
 class Container:
     def __init__(self, settings: Settings, *, clock: Clock = utc_now, real_clock: Clock = utc_now) -> None:
         self.settings = settings
         self.clock = clock
         """The business clock (lifecycle dates, run and audit times), which tests may move."""
         self.real_clock = real_clock
-        """Real UTC time, for what must expire as time really passes (leases)."""
-        self._graph: dict[tuple[str, str], GraphConnection] = {}
-        self._graph_lock = asyncio.Lock()
+        """Real UTC time, for what must expire as time really passes (leases, stale claims and receipts)."""
         self._vault_credential: AsyncTokenCredential | None = None
 
     # ------------------------------------------------------------------------------------------ clients
-    @cached_property
-    def graph_endpoint(self) -> GraphEndpoint:
-        s = self.settings
-        return GraphEndpoint(graph_url=s.graph_url, authority_host=s.authority_host, ca_bundle=s.ca_bundle)
-
     @cached_property
     def storage_http(self) -> aiohttp.ClientSession:
         """One connection pool for tables and queues. Idle connections are dropped after 4 s: Azurite (Node's
@@ -96,17 +174,20 @@ class Container:
             connector=aiohttp.TCPConnector(keepalive_timeout=STORAGE_KEEPALIVE_SECONDS)
         )
 
-    def _storage_transport(self) -> Any:
+    def storage_transport(self) -> object:
+        """An Azure SDK transport (``AioHttpTransport``, which azure-core leaves untyped) over the shared
+        connection pool, which it does not own."""
         from azure.core.pipeline.transport import AioHttpTransport
 
-        return AioHttpTransport(session=self.storage_http, session_owner=False)
+        transport: object = AioHttpTransport(session=self.storage_http, session_owner=False)
+        return transport
 
     @cached_property
     def tables(self) -> TableServiceClient:
         from azure.data.tables.aio import TableServiceClient
 
         return TableServiceClient.from_connection_string(
-            self.settings.storage_connection, transport=self._storage_transport()
+            self.settings.storage_connection, transport=self.storage_transport()
         )
 
     @cached_property
@@ -114,21 +195,42 @@ class Container:
         from azure.storage.queue.aio import QueueServiceClient
 
         return QueueServiceClient.from_connection_string(
-            self.settings.storage_connection, transport=self._storage_transport()
+            self.settings.storage_connection, transport=self.storage_transport()
         )
 
     @cached_property
     def secrets(self) -> SecretClient:
+        from shared.adapters.keyvault import secret_client, vault_credential
+
         self._vault_credential = vault_credential(self.settings)
         return secret_client(self.settings, self._vault_credential)
 
     @cached_property
     def secret_store(self) -> KeyVaultSecrets:
+        from shared.adapters.keyvault import KeyVaultSecrets
+
         return KeyVaultSecrets(self.secrets)
 
     @cached_property
+    def graph_endpoint(self) -> GraphEndpoint:
+        from shared.adapters.graph import GraphEndpoint
+
+        s = self.settings
+        return GraphEndpoint(graph_url=s.graph_url, authority_host=s.authority_host, ca_bundle=s.ca_bundle)
+
+    @cached_property
     def directory_graph(self) -> DirectoryClients:
+        """One Graph client per connected directory (the ``DirectoryGraph`` port)."""
+        from shared.adapters.graph import DirectoryClients
+
         return DirectoryClients(self.graph_endpoint, self.secret_store.get)
+
+    @cached_property
+    def tenant_graph(self) -> TenantClients:
+        """Graph clients of tenants not connected as directories (the health check's demo tenant)."""
+        from shared.adapters.graph import TenantClients
+
+        return TenantClients(self.graph_endpoint, self.secret_store.get)
 
     @cached_property
     def m365(self) -> GraphM365:
@@ -149,7 +251,7 @@ class Container:
             ca_bundle=s.ca_bundle,
         )
 
-    # ------------------------------------------------------------------------------------- repositories
+    # ------------------------------------------------------------------------------------ store, queues
     @cached_property
     def store(self) -> TableStore:
         from shared.adapters.tables.base import TableStore
@@ -157,88 +259,14 @@ class Container:
         return TableStore(self.tables, self.settings.table_prefix)
 
     @cached_property
-    def repositories(self) -> dict[str, Any]:
-        from shared.adapters.tables.audit import TableAuditLog
-        from shared.adapters.tables.dates import TableDates
-        from shared.adapters.tables.directories import TableDirectories
-        from shared.adapters.tables.dirindex import TableDirectoryIndex
-        from shared.adapters.tables.groups import TableGroups
-        from shared.adapters.tables.runs import TableRuns
-        from shared.adapters.tables.uniques import TableUniques
-        from shared.adapters.tables.users import TableUsers
-
-        return {
-            "users": TableUsers(self.store),
-            "groups": TableGroups(self.store),
-            "directories": TableDirectories(self.store),
-            "index": TableDirectoryIndex(self.store),
-            "uniques": TableUniques(self.store),
-            "audit": TableAuditLog(self.store),
-            "runs": TableRuns(self.store),
-            "dates": TableDates(self.store),
-        }
-
-    @property
-    def audit_log(self) -> AuditLog:
-        log: AuditLog = self.repositories["audit"]
-        return log
+    def stores(self) -> Stores:
+        return Stores(self.store)
 
     @cached_property
     def sync_queue(self) -> StorageSyncQueue:
         from shared.adapters.queues import StorageSyncQueue
 
         return StorageSyncQueue(self.queues)
-
-    # -------------------------------------------------------------------------------------- use cases
-    @cached_property
-    def auditor(self) -> Auditor:
-        from shared.service.context import Auditor
-
-        return Auditor(self.audit_log, self.clock, new_id)
-
-    @cached_property
-    def bindings(self) -> Bindings:
-        from shared.service.bindings import Bindings
-
-        r = self.repositories
-        return Bindings(r["users"], r["groups"], r["directories"], r["index"])
-
-    @cached_property
-    def users(self) -> Users:
-        from shared.service.users import Users
-
-        r = self.repositories
-        return Users(
-            r["users"],
-            r["directories"],
-            r["index"],
-            r["uniques"],
-            self.bindings,
-            self.auditor,
-            self.clock,
-            new_id,
-            self.sync_queue,
-            r["dates"],
-            self.secret_store,
-        )
-
-    @cached_property
-    def groups(self) -> Groups:
-        from shared.service.groups import Groups
-
-        r = self.repositories
-        return Groups(
-            r["groups"],
-            r["users"],
-            r["directories"],
-            r["uniques"],
-            self.bindings,
-            self.auditor,
-            self.clock,
-            new_id,
-            self.sync_queue,
-            self.group_queue,
-        )
 
     @cached_property
     def group_queue(self) -> StorageGroupQueue:
@@ -247,53 +275,103 @@ class Container:
         return StorageGroupQueue(self.queues)
 
     @cached_property
-    def group_sync(self) -> GroupSync:
-        from shared.service.group_sync import GroupSync
+    def reconcile_queue(self) -> StorageReconcileQueue:
+        from shared.adapters.queues import StorageReconcileQueue
 
-        r = self.repositories
-        return GroupSync(
-            r["groups"],
-            r["users"],
-            r["directories"],
-            r["uniques"],
-            self.m365,
-            self.leases,
-            self.auditor,
-            self.clock,
-        )
+        return StorageReconcileQueue(self.queues)
+
+    @cached_property
+    def import_queue(self) -> StorageImportQueue:
+        from shared.adapters.queues import StorageImportQueue
+
+        return StorageImportQueue(self.queues)
+
+    # ------------------------------------------------------------------------------- shared collaborators
+    @cached_property
+    def auditor(self) -> Auditor:
+        from shared.service.context import Auditor
+
+        return Auditor(self.stores.audit, self.clock, new_id)
+
+    @cached_property
+    def bindings(self) -> Bindings:
+        from shared.service.bindings import Bindings
+
+        s = self.stores
+        return Bindings(s.users, s.groups, s.directories, s.index)
 
     @cached_property
     def leases(self) -> Leases:
         from shared.service.leases import Leases
 
-        r = self.repositories
-        return Leases(r["users"], r["groups"], self.real_clock)
+        return Leases(self.stores.users, self.stores.groups, self.real_clock)
 
     @cached_property
     def links(self) -> Links:
         from shared.service.links import Links
 
-        r = self.repositories
-        return Links(r["users"], r["uniques"], self.auditor, self.clock)
+        return Links(self.stores.users, self.stores.uniques, self.auditor, self.clock)
 
+    # ----------------------------------------------------------------------------------------- use cases
     @cached_property
-    def imports(self) -> Imports:
-        from shared.adapters.queues import StorageImportQueue
-        from shared.adapters.tables.imports import TableImports
-        from shared.service.imports import Imports
+    def users(self) -> Users:
+        from shared.service.users import Users
 
-        r = self.repositories
-        return Imports(
-            TableImports(self.store),
-            StorageImportQueue(self.queues),
-            r["directories"],
-            r["users"],
-            r["uniques"],
-            self.users,
-            self.m365,
+        s = self.stores
+        return Users(
+            s.users,
+            s.directories,
+            s.index,
+            s.uniques,
+            self.bindings,
+            self.auditor,
             self.clock,
             new_id,
+            self.sync_queue,
+            s.dates,
+            self.secret_store,
+            real_clock=self.real_clock,
+        )
+
+    @cached_property
+    def groups(self) -> Groups:
+        from shared.service.groups import Groups
+
+        s = self.stores
+        return Groups(
+            s.groups,
+            s.users,
+            s.directories,
+            s.uniques,
+            self.bindings,
             self.auditor,
+            self.clock,
+            new_id,
+            self.sync_queue,
+            self.group_queue,
+            real_clock=self.real_clock,
+        )
+
+    @cached_property
+    def directories(self) -> Directories:
+        from shared.adapters.tenant import GraphTenantReader
+        from shared.service.directories import Directories
+
+        s = self.stores
+        return Directories(
+            s.directories,
+            s.users,
+            s.groups,
+            s.index,
+            s.uniques,
+            self.secret_store,
+            GraphTenantReader(self.graph_endpoint),
+            self.directory_graph,
+            s.runs,
+            self.auditor,
+            self.clock,
+            new_id,
+            real_clock=self.real_clock,
         )
 
     @cached_property
@@ -301,38 +379,41 @@ class Container:
         from shared.service.guard import SlidingGuard
         from shared.service.sync import Sync
 
-        r = self.repositories
+        s = self.stores
         return Sync(
-            users=r["users"],
-            directories=r["directories"],
+            users=s.users,
+            directories=s.directories,
             bindings=self.bindings,
-            uniques=r["uniques"],
+            uniques=s.uniques,
             m365=self.m365,
             links=self.links,
             leases=self.leases,
             auditor=self.auditor,
             clock=self.clock,
-            guard=SlidingGuard(r["runs"], r["index"], self.clock, new_id),
+            guard=SlidingGuard(s.runs, s.index, self.clock, new_id),
             secrets=self.secret_store,
             mirrors=self.group_queue,
         )
 
     @cached_property
-    def reconcile_queue(self) -> StorageReconcileQueue:
-        from shared.adapters.queues import StorageReconcileQueue
+    def group_sync(self) -> GroupSync:
+        from shared.service.group_sync import GroupSync
 
-        return StorageReconcileQueue(self.queues)
+        s = self.stores
+        return GroupSync(
+            s.groups, s.users, s.directories, s.uniques, self.m365, self.leases, self.auditor, self.clock
+        )
 
     @cached_property
     def reconciler(self) -> Reconciler:
         from shared.service.reconcile import Reconciler
 
-        r = self.repositories
+        s = self.stores
         return Reconciler(
-            runs=r["runs"],
-            directories=r["directories"],
-            index=r["index"],
-            users=r["users"],
+            runs=s.runs,
+            directories=s.directories,
+            index=s.index,
+            users=s.users,
             bindings=self.bindings,
             m365=self.m365,
             links=self.links,
@@ -349,14 +430,14 @@ class Container:
     def drift(self) -> Drift:
         from shared.service.drift import Drift
 
-        r = self.repositories
+        s = self.stores
         return Drift(
-            r["directories"],
-            r["uniques"],
+            s.directories,
+            s.uniques,
             self.m365,
             self.sync_queue,
             self.reconciler,
-            r["runs"],
+            s.runs,
             self.clock,
             new_id,
             mirrors=self.group_queue,
@@ -366,77 +447,96 @@ class Container:
     def dates(self) -> Dates:
         from shared.service.dates import Dates
 
-        return Dates(self.repositories["dates"], self.repositories["users"], self.users, self.clock)
+        return Dates(self.stores.dates, self.stores.users, self.users, self.clock)
 
     @cached_property
-    def directories(self) -> Directories:
-        from shared.adapters.tenant import GraphTenantReader
-        from shared.service.directories import Directories
+    def imports(self) -> Imports:
+        from shared.service.imports import Imports
 
-        r = self.repositories
-        return Directories(
-            r["directories"],
-            r["users"],
-            r["groups"],
-            r["index"],
-            r["uniques"],
-            self.secret_store,
-            GraphTenantReader(self.graph_endpoint),
-            self.directory_graph,
-            r["runs"],
-            self.auditor,
+        s = self.stores
+        return Imports(
+            s.imports,
+            self.import_queue,
+            s.directories,
+            s.users,
+            s.uniques,
+            self.users,
+            self.m365,
             self.clock,
             new_id,
+            self.auditor,
         )
 
     @cached_property
     def hris(self) -> Hris:
-        from shared.adapters.tables.receipts import TableReceipts
         from shared.adapters.webhook_secrets import KeyVaultSigningKeys, verify_signature
         from shared.service.hris import Hris
 
-        r = self.repositories
+        s = self.stores
         return Hris(
             self.users,
             self.groups,
-            r["users"],
-            r["groups"],
-            r["directories"],
-            r["uniques"],
-            TableReceipts(self.store),
+            s.users,
+            s.groups,
+            s.directories,
+            s.uniques,
+            s.receipts,
             KeyVaultSigningKeys(self.secrets),
             verify_signature,
             self.sync_queue,
             self.auditor,
             self.clock,
+            real_clock=self.real_clock,
         )
 
-    # ------------------------------------------------------------------------------------------- demo
-    async def graph_for_demo(self, demo: DemoDirectory) -> Any:
-        """The demo directory's Graph client; its client secret is read from Key Vault once."""
-        key = (demo.tenant_id, demo.client_id)
-        async with self._graph_lock:
-            if key not in self._graph:
-                secret = await read_secret(self.secrets, demo.secret_name)
-                endpoint = self.graph_endpoint
-                credential = client_secret_credential(
-                    endpoint.authority_host, endpoint.ca_bundle, demo.tenant_id, demo.client_id, secret
-                )
-                self._graph[key] = connect_graph(endpoint, credential)
-            return self._graph[key].client
+    @cached_property
+    def health_check(self) -> Health:
+        from functools import partial
 
+        from shared.adapters import probes
+        from shared.service.health import Health, Probe
+
+        fixed = [
+            Probe("tableStorage", partial(probes.probe_tables, self.tables)),
+            Probe("queueStorage", partial(probes.probe_queues, self.queues)),
+            Probe("keyVault", partial(probes.probe_key_vault, self.secrets)),
+            Probe(
+                "userSyncPoison",
+                partial(probes.probe_poison, self.sync_queue, "their users failed to sync 5 times"),
+            ),
+        ]
+        unconnected = []
+        demo = self.settings.demo_directory
+        if demo is not None:
+            check = partial(self.tenant_graph.probe, demo.tenant_id, demo.client_id, demo.secret_name)
+            labels = {"directory": "demo", "tenantId": demo.tenant_id}
+            unconnected.append((demo.tenant_id, Probe("graph", check, labels)))
+        return Health(
+            fixed=fixed,
+            directories=self.stores.directories,
+            graph=self.directory_graph,
+            unconnected=unconnected,
+            timeout=self.settings.health_timeout_seconds,
+            clock=self.real_clock,
+            describe=probes.describe_failure,
+        )
+
+    async def health(self) -> HealthReport:
+        return await self.health_check.check()
+
+    async def graph_for_demo(self, demo: DemoDirectory) -> object:
+        """The demo tenant's Graph client (a ``GraphServiceClient``)."""
+        client: object = await self.tenant_graph.client_for(demo.tenant_id, demo.client_id, demo.secret_name)
+        return client
+
+    # ------------------------------------------------------------------------------------------ closing
     async def aclose(self) -> None:
         """Close every client built so far (tests and benchmarks; the Functions host never recycles)."""
-        for connection in self._graph.values():
-            await connection.aclose()
-        self._graph.clear()
         built = self.__dict__
-        directory_graph = built.pop("directory_graph", None)
-        if directory_graph is not None:
-            await directory_graph.aclose()
-        store = built.pop("store", None)
-        if store is not None:
-            await store.aclose()
+        for name in ("tenant_graph", "directory_graph", "store"):
+            closable = built.pop(name, None)
+            if closable is not None:
+                await closable.aclose()
         for name in ("tables", "queues", "secrets"):
             client = built.pop(name, None)
             if client is not None:
@@ -447,83 +547,10 @@ class Container:
         if self._vault_credential is not None:
             await self._vault_credential.close()
             self._vault_credential = None
-        for name in (
-            "repositories",
-            "auditor",
-            "bindings",
-            "users",
-            "groups",
-            "directories",
-            "hris",
-            "secret_store",
-            "sync_queue",
-        ):
-            built.pop(name, None)
-
-    # ----------------------------------------------------------------------------------------- health
-    async def health_probes(self) -> list[Probe]:
-        probes = [
-            Probe("tableStorage", self._probe_tables),
-            Probe("queueStorage", self._probe_queues),
-            Probe("keyVault", self._probe_key_vault),
-            Probe("userSyncPoison", self._probe_poison),
-        ]
-        try:
-            directories = await asyncio.wait_for(
-                self.repositories["directories"].all(), self.settings.health_timeout_seconds
-            )
-        except (
-            Exception
-        ):  # the tableStorage probe reports the store; without it there is no directory to probe
-            directories = []
-        connected = {d.tenant_id for d in directories}
-        for d in directories:
-            probes.append(
-                Probe("graph", self._directory_probe(d), {"directory": d.id, "tenantId": d.tenant_id})
-            )
-        demo = self.settings.demo_directory
-        if demo is not None and demo.tenant_id not in connected:
-            probes.append(
-                Probe(
-                    "graph",
-                    lambda: self._probe_graph(demo),
-                    {"directory": "demo", "tenantId": demo.tenant_id},
-                )
-            )
-        return probes
-
-    def _directory_probe(self, directory: Directory) -> Any:
-        async def probe() -> None:
-            await self.directory_graph.probe(directory)
-
-        return probe
-
-    async def health(self) -> HealthReport:
-        return await check_health(await self.health_probes(), timeout=self.settings.health_timeout_seconds)
-
-    async def _probe_tables(self) -> None:
-        async for _ in self.tables.list_tables(results_per_page=1):
-            break
-
-    async def _probe_queues(self) -> None:
-        await self.queues.get_service_properties()
-
-    async def _probe_poison(self) -> None:
-        """Messages whose sync failed every attempt: each is a user Warden could not converge (see the audit's
-        ``sync.poisoned`` entries)."""
-        count = await self.sync_queue.poisoned()
-        if count:
-            raise Degraded(f"{count} message(s) in user-sync-poison: their users failed to sync 5 times")
-
-    async def _probe_key_vault(self) -> None:
-        async for _ in self.secrets.list_properties_of_secrets(max_page_size=1):
-            break
-
-    async def _probe_graph(self, demo: DemoDirectory) -> None:
-        client = await self.graph_for_demo(demo)
-        body = await get_json(client, "/organization", {"$select": "id"})
-        if not isinstance(body, dict) or not body.get("value"):
-            raise LookupError("Graph answered /organization without the tenant")
+        for name in [
+            n for n, v in built.items() if isinstance(getattr(type(self), n, None), cached_property)
+        ]:
+            built.pop(name, None)  # built over the clients just closed: built again on next use
 
 
 _container: Container | None = None

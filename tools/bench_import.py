@@ -163,7 +163,7 @@ async def seed_group(env: dict[str, str], directory_id: str, member_ids: Sequenc
         report = await container.group_sync.sync_group(group.id, directory_id, actor)
         if report.plan is None or report.plan.action != "create" or report.error:
             raise RuntimeError(f"mirroring the empty group: {report}")
-        groups, users = container.repositories["groups"], container.repositories["users"]
+        groups, users = container.stores.groups, container.stores.users
         now = container.clock()
         pending = iter(member_ids)
 
@@ -260,7 +260,9 @@ async def _import_child(cfg: dict[str, Any]) -> dict[str, Any]:
     log = SimLog(http, cfg["tenantId"])
     out: dict[str, Any] = {}
     try:
-        directory = (await container.repositories["directories"].get(d))[0]
+        found = await container.stores.directories.get(d)
+        assert found is not None, d
+        directory = found[0]
         # A Function instance that has run before: Graph client built, token and secret in hand, storage warm.
         await container.directory_graph.probe(directory)
         await imports.store.get(str(uuid.uuid4()))
@@ -428,7 +430,9 @@ async def _floor_child(cfg: dict[str, Any]) -> dict[str, Any]:
     http = httpx.AsyncClient(base_url=cfg["simUrl"], verify=_verify(cfg["ca"]), timeout=120, trust_env=False)
     out: dict[str, Any] = {}
     try:
-        directory = (await container.repositories["directories"].get(cfg["directoryId"]))[0]
+        found = await container.stores.directories.get(cfg["directoryId"])
+        assert found is not None, cfg["directoryId"]
+        directory = found[0]
         # The Graph half of the reconcile's read floors: the tenant listed bare with the seeder's token.
         out["graph"] = (await _read_floors(container, directory, cfg, http, cpu))["graph"]
         since = dt.datetime.fromtimestamp(float(cfg["importStartedAt"]) - MARK_SLACK_SECONDS, dt.UTC)
@@ -514,9 +518,11 @@ async def _group_child(cfg: dict[str, Any]) -> dict[str, Any]:
     log = SimLog(http, cfg["tenantId"])
     out: dict[str, Any] = {}
     try:
-        directory = (await container.repositories["directories"].get(d))[0]
+        found = await container.stores.directories.get(d)
+        assert found is not None, d
+        directory = found[0]
         await container.directory_graph.probe(directory)
-        await container.repositories["groups"].get(group_id)
+        await container.stores.groups.get(group_id)
         await log.mark()
         out["loadBefore"] = os.getloadavg()[0]
         storage.phase = "mirror"
@@ -555,9 +561,7 @@ async def _group_child(cfg: dict[str, Any]) -> dict[str, Any]:
                 "storage": storage.summary("retry"),
             }
         out["logLost"] = log.lost
-        binding = next(
-            b for b in await container.repositories["groups"].bindings(group_id) if b.directory_id == d
-        )
+        binding = next(b for b in await container.stores.groups.bindings(group_id) if b.directory_id == d)
         out["binding"] = {"status": binding.status, "reason": binding.reason}
         token = await _token(http, cfg["tenantId"], App(cfg["seederClientId"], cfg["seederSecret"]))
         out["members"] = await _member_count(http, token, str(binding.m365_group_id))

@@ -412,7 +412,7 @@ async def seed_store(
                 last_sync_at=synced_at,
             )
 
-        index = container.repositories["index"]
+        index = container.stores.index
         for start in range(0, n, INDEX_CHUNK):
             entries = []
             for i in range(start, min(n, start + INDEX_CHUNK)):
@@ -423,7 +423,7 @@ async def seed_store(
                 f"  store: {start + len(entries):>7}/{n} index rows  ({time.perf_counter() - started:6.1f} s)"
             )
 
-        users, uniques = container.repositories["users"], container.repositories["uniques"]
+        users, uniques = container.stores.users, container.stores.uniques
         rows = sorted(set(full_rows))
         position = 0
 
@@ -668,10 +668,12 @@ async def _child(phase: str, cfg: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"phase": phase}
     try:
         reconciler = container.reconciler
-        directory = (await container.repositories["directories"].get(d))[0]
+        found = await container.stores.directories.get(d)
+        assert found is not None, d
+        directory = found[0]
         # A Function instance that has run before: Graph client built, token and secret in hand, storage warm.
         await container.directory_graph.probe(directory)
-        await container.repositories["runs"].latest(d, 1)
+        await container.stores.runs.latest(d, 1)
         m365 = reconciler.m365
         split = Split()
         _instrument(reconciler, split)

@@ -217,8 +217,8 @@ async def seed(container: Any, directory_id: str, user_ids: Sequence[str]) -> fl
 
     started = time.perf_counter()
     now = dt.datetime.now(dt.UTC)
-    await container.repositories["directories"].add(_bench_directory(directory_id, now))
-    users = container.repositories["users"]
+    await container.stores.directories.add(_bench_directory(directory_id, now))
+    users = container.stores.users
     total = len(user_ids)
     step = max(1, total // 10)
     position = 0
@@ -236,7 +236,7 @@ async def seed(container: Any, directory_id: str, user_ids: Sequence[str]) -> fl
                 _say(f"  seeding users: {done:>7}/{total}  ({time.perf_counter() - started:6.1f} s)")
 
     await asyncio.gather(*(worker() for _ in range(min(SEED_CONCURRENCY, total))))
-    index = container.repositories["index"]
+    index = container.stores.index
     for start in range(0, total, INDEX_CHUNK):
         chunk = user_ids[start : start + INDEX_CHUNK]
         await index.put([IndexEntry(directory_id, uid, (DIRECT,), "pending") for uid in chunk])
@@ -380,7 +380,7 @@ async def _measure(
             return sum(len(p) for p in parts)
 
         async def figure_list() -> int:
-            return len([e async for e in container.repositories["index"].all(directory_id)])
+            return len([e async for e in container.stores.index.all(directory_id)])
 
         gauges.pop("host", None)
         lists = await listings(floor_list, figure_list, gauges, args.listings, len(user_ids))

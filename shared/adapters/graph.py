@@ -201,3 +201,40 @@ class DirectoryClients:
     async def aclose(self) -> None:
         for directory_id in list(self._connections):
             await self.forget(directory_id)
+
+
+class TenantClients:
+    """Graph clients for tenants that are not connected directories (the demo tenant a local run's health check
+    reads until it is connected), one per tenant and app, built on first use from a Key Vault secret and kept."""
+
+    def __init__(self, endpoint: GraphEndpoint, read_secret: Callable[[str], Awaitable[str]]) -> None:
+        self.endpoint = endpoint
+        self.read_secret = read_secret
+        self.connections: dict[tuple[str, str], GraphConnection] = {}
+        self._lock = asyncio.Lock()
+
+    async def client_for(self, tenant_id: str, client_id: str, secret_name: str) -> Any:
+        """The tenant's Graph client (a ``GraphServiceClient``); its app's secret is read from Key Vault once."""
+        key = (tenant_id, client_id)
+        async with self._lock:
+            if key not in self.connections:
+                from shared.adapters.identity import client_secret_credential
+
+                secret = await self.read_secret(secret_name)
+                e = self.endpoint
+                credential = client_secret_credential(
+                    e.authority_host, e.ca_bundle, tenant_id, client_id, secret
+                )
+                self.connections[key] = connect_graph(e, credential)
+            return self.connections[key].client
+
+    async def probe(self, tenant_id: str, client_id: str, secret_name: str) -> None:
+        client = await self.client_for(tenant_id, client_id, secret_name)
+        body = await get_json(client, "/organization", {"$select": "id"})
+        if not isinstance(body, dict) or not body.get("value"):
+            raise LookupError("Graph answered /organization without the tenant")
+
+    async def aclose(self) -> None:
+        for connection in self.connections.values():
+            await connection.aclose()
+        self.connections.clear()

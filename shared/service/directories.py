@@ -86,6 +86,8 @@ class Directories:
         auditor: Auditor,
         clock: Clock,
         ids: Ids,
+        *,
+        real_clock: Clock | None = None,
     ) -> None:
         self.directories = directories
         self.users = users
@@ -98,7 +100,7 @@ class Directories:
         self.auditor = auditor
         self.clock = clock
         self.ids = ids
-        self.claims = Claims(uniques, clock, self._holds)
+        self.claims = Claims(uniques, real_clock or clock, self._holds)
 
     async def _holds(self, owner: str, kind: str, value: str) -> bool:
         found = await self.directories.get(owner)

@@ -51,6 +51,8 @@ class Groups:
         ids: Ids,
         sync: SyncQueue,
         mirrors: GroupQueue,
+        *,
+        real_clock: Clock | None = None,
     ) -> None:
         self.sync = sync
         self.mirrors = mirrors
@@ -61,7 +63,7 @@ class Groups:
         self.auditor = auditor
         self.clock = clock
         self.ids = ids
-        self.claims = Claims(uniques, clock, self._holds)
+        self.claims = Claims(uniques, real_clock or clock, self._holds)
 
     async def _holds(self, owner: str, kind: str, value: str) -> bool:
         found = await self.groups.get(owner)

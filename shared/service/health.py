@@ -1,7 +1,8 @@
 """Health of Warden's dependencies: each component probed concurrently, with a deadline and its latency.
 
 A failure is described in a few safe words (a status code, an error code, "no answer within 5 s") and
-never by the exception's text or stack, which can carry URLs with signatures or other secrets.
+never by the exception's text or stack, which can carry URLs with signatures or other secrets; the adapters,
+which know their SDKs' exceptions, say which words (``Describe``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ import datetime as dt
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
+
+from shared.service.ports import Clock, DirectoryGraph, DirectoryRepository
 
 Status = Literal["up", "down"]
 
@@ -65,43 +69,29 @@ class Degraded(Exception):
     """A probe's own secret-free account of what needs attention (e.g. messages in a poison queue)."""
 
 
-def describe_failure(exc: BaseException, timeout: float) -> str:
-    """A short, secret-free description of why a probe failed."""
+Describe = Callable[[BaseException, float], str]
+"""A probe's failure in a few secret-free words (the adapters know their SDKs' exceptions:
+``shared.adapters.probes.describe_failure``)."""
+
+
+def failed(exc: BaseException, timeout: float) -> str:
+    """The least a failure says: never the exception's text, which can carry secrets."""
     if isinstance(exc, Degraded):
         return str(exc)
     if isinstance(exc, TimeoutError):
         return f"no answer within {timeout:g} s"
-    if any(c.__name__ == "ClientAuthenticationError" for c in type(exc).__mro__):
-        return "authentication failed"  # the token request was refused (e.g. a wrong client secret)
-    status = getattr(exc, "status_code", None) or getattr(exc, "response_status_code", None)
-    if isinstance(status, int):
-        code = _error_code(exc)
-        return f"HTTP {status}" + (f" {code}" if code else "")
-    if isinstance(exc, ConnectionError | OSError) or type(exc).__name__ in (
-        "ServiceRequestError",
-        "ConnectError",
-        "ConnectTimeout",
-        "ReadTimeout",
-    ):
-        return "unreachable"
     return f"failed ({type(exc).__name__})"
 
 
-def _error_code(exc: BaseException) -> str | None:
-    for candidate in (getattr(exc, "error", None), getattr(exc, "error_code", None)):
-        code = getattr(candidate, "code", candidate)
-        if isinstance(code, str) and code.replace("_", "").replace(".", "").isalnum():
-            return code
-    return None
-
-
-async def _run(probe: Probe, timeout: float, clock: Callable[[], float]) -> ComponentHealth:
+async def _run(
+    probe: Probe, timeout: float, clock: Callable[[], float], describe: Describe
+) -> ComponentHealth:
     started = clock()
     try:
         await asyncio.wait_for(probe.check(), timeout)
     except Exception as exc:  # a probe's failure is its component's status, never the health check's
         return ComponentHealth(
-            probe.name, "down", (clock() - started) * 1000, probe.labels, describe_failure(exc, timeout)
+            probe.name, "down", (clock() - started) * 1000, probe.labels, describe(exc, timeout)
         )
     return ComponentHealth(probe.name, "up", (clock() - started) * 1000, probe.labels)
 
@@ -112,6 +102,51 @@ async def check_health(
     timeout: float,
     clock: Callable[[], float] = time.perf_counter,
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    describe: Describe = failed,
 ) -> HealthReport:
-    results = await asyncio.gather(*(_run(p, timeout, clock) for p in probes))
+    results = await asyncio.gather(*(_run(p, timeout, clock, describe) for p in probes))
     return HealthReport(list(results), now())
+
+
+class Health:
+    """Warden's dependencies, each probed concurrently: the fixed ones (storage, Key Vault, poison queues), Graph
+    for every connected directory, and the fallback Graph probes of tenants not connected yet (the demo tenant of a
+    local run)."""
+
+    def __init__(
+        self,
+        *,
+        fixed: Sequence[Probe],
+        directories: DirectoryRepository,
+        graph: DirectoryGraph,
+        unconnected: Sequence[tuple[str, Probe]] = (),
+        timeout: float,
+        clock: Clock,
+        describe: Describe = failed,
+    ) -> None:
+        self.fixed = fixed
+        self.directories = directories
+        self.graph = graph
+        self.unconnected = unconnected
+        self.timeout = timeout
+        self.clock = clock
+        self.describe = describe
+
+    async def probes(self) -> list[Probe]:
+        probes = list(self.fixed)
+        try:
+            directories = await asyncio.wait_for(self.directories.all(), self.timeout)
+        except Exception:  # the store's own probe reports it; without it there is no directory to probe
+            directories = []
+        for d in directories:
+            probes.append(
+                Probe("graph", partial(self.graph.probe, d), {"directory": d.id, "tenantId": d.tenant_id})
+            )
+        connected = {d.tenant_id for d in directories}
+        probes.extend(probe for tenant_id, probe in self.unconnected if tenant_id not in connected)
+        return probes
+
+    async def check(self) -> HealthReport:
+        return await check_health(
+            await self.probes(), timeout=self.timeout, now=self.clock, describe=self.describe
+        )

@@ -347,7 +347,12 @@ class Hris:
         sync: SyncQueue,
         auditor: Auditor,
         clock: Clock,
+        *,
+        real_clock: Clock | None = None,
     ) -> None:
+        self.real_clock = real_clock or clock
+        """When a receipt's processing began, and whether it was left by a crash: real time, never the business
+        clock a test moves (a receipt stamped days ahead would refuse every retry for days)."""
         self.users = users
         self.groups = groups
         self.user_store = user_store
@@ -403,7 +408,7 @@ class Hris:
     # ------------------------------------------------------------------------------------- an event
     async def accept(self, event: HrEvent, delivery: Delivery, correlation_id: str | None) -> Accepted:
         actor = Actor(HRIS_ACTOR, correlation_id)
-        now = self.clock()
+        now = self.real_clock()
         e = event.employee
         existing = await self.receipts.insert(
             Receipt(delivery.webhook_id, event.type, e.employee_id, "received", now)

@@ -205,6 +205,10 @@ class Reconciler:
         )
         return run
 
+    async def start_all(self, actor: Actor) -> list[Run]:
+        """A full reconcile of every connected directory Warden may write to (the nightly one)."""
+        return [await self.start(d.id, False, actor) for d in await self.directories.all() if d.writable]
+
     async def get(self, directory_id: str, run_id: str) -> tuple[Run, str]:
         return await self._run(directory_id, run_id)
 

@@ -3,8 +3,8 @@
 Table Storage has no unique index across partitions, so each value is claimed in its own row before the
 owner is written (``Uniques.insert`` is atomic: of two concurrent claims exactly one wins). A claim can be
 left behind by a crash between claim and write; it is stale when its owner no longer holds the value, and is
-then taken over — but only once it is older than ``STALE_AFTER``, so an owner still being written is never
-mistaken for a dead one.
+then taken over — but only once it is older than ``STALE_AFTER`` of real time (never of the business clock a test
+moves), so an owner still being written is never mistaken for a dead one.
 """
 
 from __future__ import annotations

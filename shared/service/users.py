@@ -70,6 +70,8 @@ class Users:
         sync: SyncQueue,
         dates: DateIndex,
         secrets: SecretStore | None = None,
+        *,
+        real_clock: Clock | None = None,
     ) -> None:
         self.secrets = secrets
         self.sync = sync
@@ -81,7 +83,7 @@ class Users:
         self.auditor = auditor
         self.clock = clock
         self.ids = ids
-        self.claims = Claims(uniques, clock, self._holds)
+        self.claims = Claims(uniques, real_clock or clock, self._holds)
 
     async def _holds(self, owner: str, kind: str, value: str) -> bool:
         record = await self.users.get(owner)

@@ -67,7 +67,7 @@ async def throttled(
         for _ in range(units):
             await org(client)
         advance_clock(stack, 9.2)
-        return client, c._graph[(directory.tenant_id, directory.client_id)]
+        return client, c.tenant_graph.connections[(directory.tenant_id, directory.client_id)]
 
     yield spend
     await c.aclose()

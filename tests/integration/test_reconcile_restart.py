@@ -118,7 +118,7 @@ async def test_a_chunk_redelivered_after_a_crash_writes_nothing_twice(
     mark = max((e["seq"] for e in sim.requests()), default=0)
 
     await reconciler.apply_chunk(d, run.id, 0)
-    runs = container.repositories["runs"]
+    runs = container.stores.runs
     real_set_states = runs.set_item_states
 
     async def crash(*_: Any) -> None:
@@ -140,7 +140,7 @@ async def test_a_chunk_redelivered_after_a_crash_writes_nothing_twice(
     patched = [e["path"] for e in writes if e["method"] == "PATCH"]
     assert len(patched) == USERS and len(set(patched)) == USERS, "each account written once"
     for uid in users:
-        record = await container.repositories["users"].get(uid)
+        record = await container.stores.users.get(uid)
         assert (
             record is not None
             and record.links[d].status == "synced"

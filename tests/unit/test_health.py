@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from types import SimpleNamespace
 
-from shared.service.health import Probe, check_health, describe_failure
+from shared.adapters.probes import describe_failure
+from shared.service.health import Health, Probe, check_health
 
 
 async def ok() -> None:
@@ -32,7 +34,9 @@ async def boom() -> None:
 
 
 async def test_all_up_reports_up_with_latencies() -> None:
-    report = await check_health([Probe("a", ok), Probe("b", ok, {"tenantId": "t1"})], timeout=1)
+    report = await check_health(
+        [Probe("a", ok), Probe("b", ok, {"tenantId": "t1"})], timeout=1, describe=describe_failure
+    )
     body = report.to_json()
     assert body["status"] == "up"
     assert [c["name"] for c in body["components"]] == ["a", "b"]
@@ -41,7 +45,7 @@ async def test_all_up_reports_up_with_latencies() -> None:
 
 
 async def test_one_down_component_makes_the_report_down_without_hiding_the_others() -> None:
-    report = await check_health([Probe("a", ok), Probe("b", forbidden)], timeout=1)
+    report = await check_health([Probe("a", ok), Probe("b", forbidden)], timeout=1, describe=describe_failure)
     assert report.status == "down"
     a, b = report.to_json()["components"]
     assert a["status"] == "up" and "detail" not in a
@@ -50,7 +54,9 @@ async def test_one_down_component_makes_the_report_down_without_hiding_the_other
 
 async def test_probes_run_concurrently_and_time_out_individually() -> None:
     started = asyncio.get_running_loop().time()
-    report = await check_health([Probe("s1", slow), Probe("s2", slow), Probe("a", ok)], timeout=0.2)
+    report = await check_health(
+        [Probe("s1", slow), Probe("s2", slow), Probe("a", ok)], timeout=0.2, describe=describe_failure
+    )
     elapsed = asyncio.get_running_loop().time() - started
     assert elapsed < 1.0, "probes must run concurrently, each bounded by the timeout"
     details = {c.name: c.detail for c in report.components}
@@ -58,7 +64,9 @@ async def test_probes_run_concurrently_and_time_out_individually() -> None:
 
 
 async def test_failure_details_never_carry_the_exception_text() -> None:
-    report = await check_health([Probe("x", boom), Probe("y", forbidden)], timeout=1)
+    report = await check_health(
+        [Probe("x", boom), Probe("y", forbidden)], timeout=1, describe=describe_failure
+    )
     text = str(report.to_json())
     assert "SECRETKEY" not in text and "SECRETSIG" not in text
     assert report.components[0].detail == "failed (ValueError)"
@@ -74,3 +82,57 @@ async def test_report_timestamp_is_utc_iso() -> None:
     fixed = dt.datetime(2026, 11, 26, 12, 0, 0, tzinfo=dt.UTC)
     report = await check_health([Probe("a", ok)], timeout=1, now=lambda: fixed)
     assert report.to_json()["checkedAt"] == "2026-11-26T12:00:00Z"
+
+
+class Directories:
+    def __init__(self, tenants: list[str] | None) -> None:
+        self.tenants = tenants
+
+    async def all(self) -> list[object]:
+        if self.tenants is None:
+            raise ConnectionRefusedError("storage is down")
+        return [SimpleNamespace(id=f"d-{t}", tenant_id=t) for t in self.tenants]
+
+
+class Graph:
+    def __init__(self) -> None:
+        self.probed: list[str] = []
+
+    async def probe(self, directory: object) -> None:
+        self.probed.append(directory.id)  # type: ignore[attr-defined]
+
+    async def forget(self, directory_id: str) -> None:
+        return None
+
+
+def health(tenants: list[str] | None, graph: Graph) -> Health:
+    return Health(
+        fixed=[Probe("tableStorage", ok)],
+        directories=Directories(tenants),  # type: ignore[arg-type]
+        graph=graph,
+        unconnected=[("t-demo", Probe("graph", ok, {"directory": "demo", "tenantId": "t-demo"}))],
+        timeout=1,
+        clock=lambda: dt.datetime(2026, 11, 26, tzinfo=dt.UTC),
+        describe=describe_failure,
+    )
+
+
+async def test_each_connected_directory_gets_its_graph_probe_and_the_demo_tenant_only_until_connected() -> (
+    None
+):
+    graph = Graph()
+    report = await health(["t1", "t2"], graph).check()
+    assert [(c.name, c.labels.get("directory")) for c in report.components] == [
+        ("tableStorage", None),
+        ("graph", "d-t1"),
+        ("graph", "d-t2"),
+        ("graph", "demo"),
+    ]
+    assert graph.probed == ["d-t1", "d-t2"]
+    connected = await health(["t-demo"], Graph()).check()
+    assert [c.labels.get("directory") for c in connected.components] == [None, "d-t-demo"]
+
+
+async def test_a_store_that_cannot_list_the_directories_leaves_its_own_probe_to_tell() -> None:
+    report = await health(None, Graph()).check()
+    assert [c.labels.get("directory") for c in report.components] == [None, "demo"]

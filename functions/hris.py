@@ -18,8 +18,9 @@ from functions.http import Call, Result, _validation_problem, endpoint
 from shared.api import schemas as s
 from shared.api.operations import BY_NAME as OPS
 from shared.api.problems import Problem
+from shared.domain.hr import Employee, HrEvent
 from shared.logs import log_event
-from shared.service.hris import DeliveryInProgress, Employee, HrEvent, SignatureRefused
+from shared.service.hr.events import DeliveryInProgress, SignatureRefused
 
 if TYPE_CHECKING:
     from shared.bootstrap import Container

@@ -9,7 +9,7 @@ import azure.functions as func
 
 from shared.logs import correlated, log_event
 from shared.service.context import Actor
-from shared.service.sync import SyncBusy
+from shared.service.sync.user import SyncBusy
 
 bp = func.Blueprint()
 log = logging.getLogger("warden.sync")
@@ -81,7 +81,7 @@ async def mirror_group(msg: func.QueueMessage) -> None:
     """A group's mirror into one directory (or, its Warden group deleted, the deletion of the M365 group Warden
     had created)."""
     from shared.bootstrap import get_container
-    from shared.service.group_sync import GroupBusy
+    from shared.service.sync.group import GroupBusy
 
     body = json.loads(msg.get_body())
     directory_id = str(body["directoryId"])

@@ -10,7 +10,7 @@ from functions.http import Call, Result, endpoint
 from shared.api import schemas as s
 from shared.api.operations import BY_NAME as OPS
 from shared.api.views import password_out, user_changes, user_fields, user_out
-from shared.service.users import UserFilter
+from shared.service.store.users import UserFilter
 
 if TYPE_CHECKING:
     from shared.bootstrap import Container

@@ -48,22 +48,22 @@ if TYPE_CHECKING:
     from shared.adapters.tables.uniques import TableUniques
     from shared.adapters.tables.users import TableUsers
     from shared.config import DemoDirectory
-    from shared.service.bindings import Bindings
     from shared.service.context import Auditor
-    from shared.service.dates import Dates
-    from shared.service.directories import Directories
-    from shared.service.drift import Drift
-    from shared.service.group_sync import GroupSync
-    from shared.service.groups import Groups
     from shared.service.health import Health, HealthReport
-    from shared.service.hris import Hris
-    from shared.service.imports import Imports
-    from shared.service.leases import Leases
-    from shared.service.links import Links
+    from shared.service.hr.events import Hris
     from shared.service.ports import Clock
-    from shared.service.reconcile import Reconciler
-    from shared.service.sync import Sync
-    from shared.service.users import Users
+    from shared.service.runs.drift import Drift
+    from shared.service.runs.imports import Imports
+    from shared.service.runs.reconcile import Reconciler
+    from shared.service.store.bindings import Bindings
+    from shared.service.store.dates import Dates
+    from shared.service.store.directories import Directories
+    from shared.service.store.groups import Groups
+    from shared.service.store.users import Users
+    from shared.service.sync.group import GroupSync
+    from shared.service.sync.leases import Leases
+    from shared.service.sync.links import Links
+    from shared.service.sync.user import Sync
 
 
 STORAGE_KEEPALIVE_SECONDS = 4.0
@@ -295,27 +295,27 @@ class Container:
 
     @cached_property
     def bindings(self) -> Bindings:
-        from shared.service.bindings import Bindings
+        from shared.service.store.bindings import Bindings
 
         s = self.stores
         return Bindings(s.users, s.groups, s.directories, s.index)
 
     @cached_property
     def leases(self) -> Leases:
-        from shared.service.leases import Leases
+        from shared.service.sync.leases import Leases
 
         return Leases(self.stores.users, self.stores.groups, self.real_clock)
 
     @cached_property
     def links(self) -> Links:
-        from shared.service.links import Links
+        from shared.service.sync.links import Links
 
         return Links(self.stores.users, self.stores.uniques, self.auditor, self.clock)
 
     # ----------------------------------------------------------------------------------------- use cases
     @cached_property
     def users(self) -> Users:
-        from shared.service.users import Users
+        from shared.service.store.users import Users
 
         s = self.stores
         return Users(
@@ -335,7 +335,7 @@ class Container:
 
     @cached_property
     def groups(self) -> Groups:
-        from shared.service.groups import Groups
+        from shared.service.store.groups import Groups
 
         s = self.stores
         return Groups(
@@ -355,7 +355,7 @@ class Container:
     @cached_property
     def directories(self) -> Directories:
         from shared.adapters.tenant import GraphTenantReader
-        from shared.service.directories import Directories
+        from shared.service.store.directories import Directories
 
         s = self.stores
         return Directories(
@@ -376,8 +376,8 @@ class Container:
 
     @cached_property
     def sync(self) -> Sync:
-        from shared.service.guard import SlidingGuard
-        from shared.service.sync import Sync
+        from shared.service.sync.guard import SlidingGuard
+        from shared.service.sync.user import Sync
 
         s = self.stores
         return Sync(
@@ -397,7 +397,7 @@ class Container:
 
     @cached_property
     def group_sync(self) -> GroupSync:
-        from shared.service.group_sync import GroupSync
+        from shared.service.sync.group import GroupSync
 
         s = self.stores
         return GroupSync(
@@ -406,7 +406,7 @@ class Container:
 
     @cached_property
     def reconciler(self) -> Reconciler:
-        from shared.service.reconcile import Reconciler
+        from shared.service.runs.reconcile import Reconciler
 
         s = self.stores
         return Reconciler(
@@ -428,7 +428,7 @@ class Container:
 
     @cached_property
     def drift(self) -> Drift:
-        from shared.service.drift import Drift
+        from shared.service.runs.drift import Drift
 
         s = self.stores
         return Drift(
@@ -445,13 +445,13 @@ class Container:
 
     @cached_property
     def dates(self) -> Dates:
-        from shared.service.dates import Dates
+        from shared.service.store.dates import Dates
 
         return Dates(self.stores.dates, self.stores.users, self.users, self.clock)
 
     @cached_property
     def imports(self) -> Imports:
-        from shared.service.imports import Imports
+        from shared.service.runs.imports import Imports
 
         s = self.stores
         return Imports(
@@ -470,7 +470,7 @@ class Container:
     @cached_property
     def hris(self) -> Hris:
         from shared.adapters.webhook_secrets import KeyVaultSigningKeys, verify_signature
-        from shared.service.hris import Hris
+        from shared.service.hr.events import Hris
 
         s = self.stores
         return Hris(

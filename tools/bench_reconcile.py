@@ -355,8 +355,8 @@ async def seed_store(
     from shared.domain.model import DIRECT, DirectoryOptions, Link, User
     from shared.domain.planner import desired_attributes, fingerprint, immutable_id, target_of
     from shared.service.context import Actor
-    from shared.service.directories import ConnectDirectory
     from shared.service.ports import IndexEntry
+    from shared.service.store.directories import ConnectDirectory
 
     started = time.perf_counter()
     n = len(user_ids)

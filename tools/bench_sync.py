@@ -694,7 +694,8 @@ async def trace_warden(stack: Stack, person: Person, directory_id: str) -> list[
 
     from shared.bootstrap import Container
     from shared.config import load_settings
-    from shared.service.hris import Delivery, Employee, HrEvent
+    from shared.domain.hr import Employee, HrEvent
+    from shared.service.hr.events import Delivery
 
     trace: list[tuple[str, str]] = []
     container = Container(load_settings(stack.settings))

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from shared.service.hris import SignatureMismatch, SignatureRefused, SigningKeys
+from shared.service.hr.events import SignatureMismatch, SignatureRefused, SigningKeys
 
 if TYPE_CHECKING:
     from azure.keyvault.secrets.aio import SecretClient

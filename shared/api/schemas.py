@@ -24,9 +24,10 @@ from pydantic import (
 )
 
 from shared.domain.dates import check_window, parse_local, zone
+from shared.domain.hr import EventType
 from shared.domain.model import GroupStatus, LinkStatus, UserState
 from shared.domain.planner import check_mapping
-from shared.service.hris import EventType, Outcome
+from shared.service.hr.events import Outcome
 
 GUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 _PRINTABLE = r"^[^\x00-\x1f\x7f]*$"

@@ -11,10 +11,10 @@ from shared.domain.errors import Invalid
 from shared.domain.imports import Candidate, ImportItem, ImportJob
 from shared.domain.model import AuditEntry, DirectoryOptions, MassChangeGuard, User, UserView
 from shared.domain.runs import Run, RunItem
-from shared.service.directories import ConnectDirectory, DirectoryView
-from shared.service.groups import GroupView
 from shared.service.ports import Page
-from shared.service.sync import PasswordResult
+from shared.service.store.directories import ConnectDirectory, DirectoryView
+from shared.service.store.groups import GroupView
+from shared.service.sync.user import PasswordResult
 
 USER_INPUT = {
     "username": "username",

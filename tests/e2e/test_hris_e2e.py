@@ -15,7 +15,7 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from shared.service.hris import new_signing_secret
+from shared.service.hr.events import new_signing_secret
 from tests.conftest import remember_secret
 from tests.e2e.conftest import WardenHost, new_user, unique
 from tools import demo

@@ -19,7 +19,7 @@ from shared.bootstrap import Container
 from shared.config import load_settings
 from shared.domain.model import DirectoryOptions, MassChangeGuard
 from shared.service.context import Actor
-from shared.service.directories import ConnectDirectory
+from shared.service.store.directories import ConnectDirectory
 from tests.conftest import DemoStack, remember_secret
 from tools import demo
 

@@ -19,8 +19,8 @@ from shared.adapters.tables.uniques import TableUniques
 from shared.domain.group_plan import GroupPlan
 from shared.domain.imports import ImportItem, ImportJob
 from shared.domain.model import AuditEntry
-from shared.service.group_sync import update_audit
 from shared.service.ports import AuditQuery, IndexEntry
+from shared.service.sync.group import update_audit
 from tests.conftest import Azurite
 
 T0 = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)

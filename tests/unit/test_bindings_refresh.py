@@ -9,8 +9,8 @@ from types import SimpleNamespace
 from typing import Any
 
 from shared.domain.model import Link
-from shared.service.bindings import Bindings
 from shared.service.ports import IndexEntry, UserRecord
+from shared.service.store.bindings import Bindings
 from tests.unit.test_hris_events import user
 
 

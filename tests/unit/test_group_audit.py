@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from shared.domain.group_plan import GroupPlan
-from shared.service.group_sync import update_audit
+from shared.service.sync.group import update_audit
 
 
 def test_nothing_changed_writes_no_entry() -> None:

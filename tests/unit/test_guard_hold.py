@@ -11,7 +11,7 @@ from typing import Any
 from shared.domain.planner import PlanItem
 from shared.domain.runs import Run, RunItem
 from shared.service.context import Actor
-from shared.service.guard import SlidingGuard
+from shared.service.sync.guard import SlidingGuard
 
 T0 = dt.datetime(2026, 11, 27, 9, 0, tzinfo=dt.UTC)
 

@@ -21,31 +21,33 @@ from shared.adapters.webhook_secrets import (
     verify_signature,
 )
 from shared.api import schemas as s
+from shared.domain.hr import (
+    UNCHANGED,
+    Employee,
+    HrEvent,
+    event_time,
+    is_stale,
+    lifecycle,
+    new_user_fields,
+    user_changes,
+    username_candidates,
+)
 from shared.domain.model import AuditEntry, User
 from shared.service.context import Auditor
-from shared.service.hris import (
+from shared.service.hr.events import (
     NO_SECRET,
     REPROCESS_AFTER,
     SECRET_OVERLAP,
-    UNCHANGED,
     Accepted,
     Delivery,
     DeliveryInProgress,
-    Employee,
-    HrEvent,
     Hris,
     Receipt,
     SignatureMismatch,
     SignatureRefused,
     SigningKeys,
-    event_time,
-    is_stale,
-    lifecycle,
     new_signing_secret,
-    new_user_fields,
     rotated,
-    user_changes,
-    username_candidates,
 )
 
 T0 = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)

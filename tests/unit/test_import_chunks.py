@@ -13,7 +13,7 @@ import pytest
 from shared.domain.imports import CHUNK, PROGRESS_EVERY, ImportItem, ImportJob
 from shared.domain.model import AuditEntry
 from shared.service.context import Actor
-from shared.service.imports import Imports
+from shared.service.runs.imports import Imports
 from tests.unit.test_import_plan import T0, Claims, Directories, Queue, Tenant, account
 from tests.unit.test_import_plan import Store as PlanStore
 

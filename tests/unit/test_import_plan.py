@@ -15,7 +15,7 @@ from shared.domain.claims import claim_kind
 from shared.domain.imports import CHUNK, ImportItem, ImportJob
 from shared.domain.planner import M365Account
 from shared.service.context import Actor
-from shared.service.imports import CLAIM_CHECKS, Imports
+from shared.service.runs.imports import CLAIM_CHECKS, Imports
 
 T0 = dt.datetime(2026, 11, 27, 9, 0, tzinfo=dt.UTC)
 DIRECTORY = SimpleNamespace(id="d1")

@@ -1,4 +1,4 @@
-"""The chunked-job engine (``shared.service.jobs``) that imports and reconcile runs share: a chunk worked a part at a
+"""The chunked-job engine (``shared.service.runs.jobs``) that imports and reconcile runs share: a chunk worked a part at a
 time, each part processed, marked, then counted exactly once, whatever the queue does to the chunk's message."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 
 from shared.domain.jobs import Cutting
 from shared.domain.runs import RUN_CUTTING, Run, RunItem
-from shared.service.jobs import ItemSink, work_chunk
+from shared.service.runs.jobs import ItemSink, work_chunk
 
 T0 = dt.datetime(2026, 11, 27, 9, 0, tzinfo=dt.UTC)
 

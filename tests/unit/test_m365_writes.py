@@ -29,7 +29,7 @@ from shared.adapters.m365.writes import (
 from shared.domain.group_plan import GroupPlan
 from shared.domain.model import Group
 from shared.domain.planner import PlanItem
-from shared.service.applier import random_password
+from shared.service.sync.passwords import random_password
 from tests.unit.test_planner import T0
 
 ROOT = "https://graph.example/v1.0"

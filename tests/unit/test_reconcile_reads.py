@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from shared.service.reconcile import both
+from shared.service.runs.reconcile import both
 
 
 async def _after(seconds: float, value: str, log: list[str]) -> str:

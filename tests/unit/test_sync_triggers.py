@@ -7,8 +7,8 @@ from pathlib import Path
 
 SERVICE = Path(__file__).resolve().parents[2] / "shared" / "service"
 MUST_ENQUEUE = {
-    "users.py": {"create", "update", "delete", "bind", "unbind"},
-    "groups.py": {"delete", "add_member", "remove_member", "bind", "unbind"},
+    "store/users.py": {"create", "update", "delete", "bind", "unbind"},
+    "store/groups.py": {"delete", "add_member", "remove_member", "bind", "unbind"},
 }
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from shared.domain.errors import Conflict
 from shared.service.ports import Claim
-from shared.service.uniqueness import STALE_AFTER, Claims
+from shared.service.store.uniqueness import STALE_AFTER, Claims
 
 T0 = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
 

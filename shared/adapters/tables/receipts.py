@@ -26,7 +26,7 @@ from shared.adapters.tables.base import (
     to_time,
 )
 from shared.domain.errors import ConcurrentUpdate, PreconditionFailed
-from shared.service.hris import Outcome, Receipt
+from shared.service.hr.events import Outcome, Receipt
 
 ROW = "receipt"
 

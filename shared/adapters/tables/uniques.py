@@ -2,7 +2,7 @@
 
 An insert is atomic per key, so of two concurrent claims of one email exactly one succeeds. The claim names
 its owner (a user, group or directory id) and when it was made; the use case decides whether a claim whose
-owner no longer holds the value is stale (``shared.service.uniqueness``).
+owner no longer holds the value is stale (``shared.service.store.uniqueness``).
 """
 
 from __future__ import annotations

@@ -38,12 +38,7 @@ from shared.domain.planner import (
     written_recently,
 )
 from shared.domain.runs import RUN_CUTTING, ItemState, Run, RunItem, RunStatus, guard_verdict
-from shared.service.applier import random_password
-from shared.service.bindings import Bindings
 from shared.service.context import Actor, Auditor
-from shared.service.jobs import ItemSink, work_chunk
-from shared.service.leases import Leases
-from shared.service.links import Links
 from shared.service.ports import (
     M365,
     Clock,
@@ -56,6 +51,11 @@ from shared.service.ports import (
     SyncQueue,
     UserRepository,
 )
+from shared.service.runs.jobs import ItemSink, work_chunk
+from shared.service.store.bindings import Bindings
+from shared.service.sync.leases import Leases
+from shared.service.sync.links import Links
+from shared.service.sync.passwords import random_password
 
 A = TypeVar("A")
 B = TypeVar("B")
@@ -326,7 +326,7 @@ class Reconciler:
 
     # ------------------------------------------------------------------------------------------- apply
     async def apply_chunk(self, directory_id: str, run_id: str, chunk: int) -> Run:
-        """Apply the chunk's items still planned and count its outcome once (``shared.service.jobs``): a chunk
+        """Apply the chunk's items still planned and count its outcome once (``shared.service.runs.jobs``): a chunk
         delivered again, or after a crash, writes nothing twice and counts nothing twice."""
         run, _ = await self._run(directory_id, run_id)
         if run.status != "applying":

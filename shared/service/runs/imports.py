@@ -39,9 +39,9 @@ from shared.domain.imports import (
 from shared.domain.model import AuditEntry, Directory
 from shared.domain.planner import M365Account
 from shared.service.context import Actor, Auditor
-from shared.service.jobs import ItemSink, work_chunk
 from shared.service.ports import M365, Clock, DirectoryRepository, Ids, Page, Uniques, UserRepository
-from shared.service.users import audit_view
+from shared.service.runs.jobs import ItemSink, work_chunk
+from shared.service.store.users import audit_view
 
 ITEM_CONCURRENCY = 4
 CLAIM_CHECKS = 32
@@ -276,7 +276,7 @@ class Imports:
 
     async def run_chunk(self, job_id: str, chunk: int) -> ImportJob:
         """Import the chunk's pending items a part at a time, each part marked then counted exactly once
-        (``shared.service.jobs``)."""
+        (``shared.service.runs.jobs``)."""
         job, _ = await self._job(job_id)
         if job.status != "running":
             return job

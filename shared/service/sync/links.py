@@ -4,11 +4,11 @@ linked, and the audit entry. A user's own sync and a reconcile's chunks record t
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from shared.domain.claims import claim_kind
 from shared.domain.model import Link
-from shared.domain.planner import MANAGER, immutable_id
-from shared.service.applier import describe_changes
+from shared.domain.planner import MANAGER, PlanItem, immutable_id
 from shared.service.context import Actor, Auditor
 from shared.service.ports import Applied, Clock, Uniques, UserRepository
 
@@ -69,3 +69,8 @@ class Links:
                 }
                 or None,
             )
+
+
+def describe_changes(item: PlanItem) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(before, after) for the audit; the password is never part of a plan item, so never of the audit."""
+    return ({k: v[0] for k, v in item.changes.items()}, {k: v[1] for k, v in item.changes.items()})

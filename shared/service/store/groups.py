@@ -13,7 +13,6 @@ from typing import Any
 
 from shared.domain.errors import NotFound, PreconditionFailed
 from shared.domain.model import Group, GroupBinding
-from shared.service.bindings import Bindings
 from shared.service.context import Actor, Auditor
 from shared.service.ports import (
     Clock,
@@ -26,7 +25,8 @@ from shared.service.ports import (
     Uniques,
     UserRepository,
 )
-from shared.service.uniqueness import Claims
+from shared.service.store.bindings import Bindings
+from shared.service.store.uniqueness import Claims
 
 NAME = "groupName"
 

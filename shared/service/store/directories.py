@@ -30,7 +30,7 @@ from shared.service.ports import (
     Uniques,
     UserRepository,
 )
-from shared.service.uniqueness import Claims
+from shared.service.store.uniqueness import Claims
 
 DOMAIN = "domain"
 

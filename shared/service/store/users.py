@@ -10,9 +10,7 @@ from typing import Any
 from shared.domain.dates import check_window
 from shared.domain.errors import Invalid, NotFound, PreconditionFailed
 from shared.domain.model import USER_FIELDS, LinkStatus, User, UserState, UserView, apply_user_changes
-from shared.service.bindings import Bindings
 from shared.service.context import Actor, Auditor
-from shared.service.dates import START, DateIndex, instants, track
 from shared.service.ports import (
     Clock,
     DirectoryIndex,
@@ -26,7 +24,9 @@ from shared.service.ports import (
     UserRecord,
     UserRepository,
 )
-from shared.service.uniqueness import Claims
+from shared.service.store.bindings import Bindings
+from shared.service.store.dates import START, DateIndex, instants, track
+from shared.service.store.uniqueness import Claims
 
 
 def initial_password_name(user_id: str) -> str:

@@ -1,13 +1,10 @@
-"""What the sync writes besides Graph's own answers: a new account's password, and an item's changes as the
-audit shows them."""
+"""A new account's password when the admin gave none: random and strong (drawn when the item is written, never
+stored with a plan)."""
 
 from __future__ import annotations
 
 import secrets
 import string
-from typing import Any
-
-from shared.domain.planner import PlanItem
 
 
 def random_password(length: int = 24) -> str:
@@ -21,8 +18,3 @@ def random_password(length: int = 24) -> str:
             for group in (string.ascii_lowercase, string.ascii_uppercase, string.digits, symbols)
         ):
             return value
-
-
-def describe_changes(item: PlanItem) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(before, after) for the audit; the password is never part of a plan item, so never of the audit."""
-    return ({k: v[0] for k, v in item.changes.items()}, {k: v[1] for k, v in item.changes.items()})

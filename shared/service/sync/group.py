@@ -18,7 +18,6 @@ from shared.domain.claims import created_claim_kind, group_claim_kind
 from shared.domain.group_plan import GroupPlan, plan_group
 from shared.domain.model import Directory, Group, GroupBinding
 from shared.service.context import Actor, Auditor
-from shared.service.leases import Leases
 from shared.service.ports import (
     M365,
     Clock,
@@ -28,6 +27,7 @@ from shared.service.ports import (
     UserRepository,
     Written,
 )
+from shared.service.sync.leases import Leases
 
 READ_CONCURRENCY = 16
 AUDIT_IDS = 500

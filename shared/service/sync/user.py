@@ -30,12 +30,7 @@ from shared.domain.planner import (
     target_of,
     written_recently,
 )
-from shared.service.applier import random_password
-from shared.service.bindings import Bindings
 from shared.service.context import Actor, Auditor
-from shared.service.guard import HELD_REASON, SlidingGuard
-from shared.service.leases import Leases
-from shared.service.links import Links
 from shared.service.ports import (
     M365,
     Applied,
@@ -47,7 +42,12 @@ from shared.service.ports import (
     UserRecord,
     UserRepository,
 )
-from shared.service.users import initial_password_name
+from shared.service.store.bindings import Bindings
+from shared.service.store.users import initial_password_name
+from shared.service.sync.guard import HELD_REASON, SlidingGuard
+from shared.service.sync.leases import Leases
+from shared.service.sync.links import Links
+from shared.service.sync.passwords import random_password
 
 LAG_WAITS = (0.25, 0.5, 1.0, 2.0, 3.0)
 """Seconds between lookups of an account Graph says exists but does not list yet (replication lag)."""

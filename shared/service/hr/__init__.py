@@ -1,0 +1,1 @@
+"""HR input (SPEC §3): the signed HRIS webhook, its signing secret and its events."""

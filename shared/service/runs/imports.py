@@ -8,7 +8,8 @@
 3. ``run_chunk`` turns each pending item into a ``staged`` user (source ``import``) under an id derived from the job
    and the account, so a chunk processed twice imports nobody twice; the account is claimed for that user; with
    ``bind`` the user is bound and its sync takes the account over (never sending a password). An account whose
-   username or email exists in Warden is skipped with that reason.
+   username or email exists in Warden is skipped with that reason. Items are imported, marked and counted 25 at a
+   time, each part counted once (``shared.service.runs.jobs``, the engine reconcile runs share).
 4. ``undo`` (within 48 hours) removes the job's users nobody has bound, edited or added to a group since (those are
    listed as kept, with why); nothing is written to M365.
 """

@@ -8,8 +8,9 @@ in chunks that spread over Function instances and survive restarts.
    stops here. A plan that blocks more than the guard allows is ``held``. Otherwise the run is ``applying`` and
    one queue message per chunk of 100 items fans the work out.
 3. ``apply_chunk``: each item still ``planned`` is re-checked (a user changed since the plan is skipped: its own
-   sync converges it), applied in ``$batch`` requests across users, recorded (link, claim, audit) and marked;
-   a chunk delivered twice finds its items marked and writes nothing again.
+   sync converges it), applied through the M365 port (``$batch`` requests across users), recorded (link, claim,
+   audit) and marked, then counted once (``shared.service.runs.jobs``, the engine imports share): a chunk delivered
+   twice finds its items marked and its part counted, and writes and counts nothing again.
 4. ``approve`` applies exactly a held plan (re-checked item by item); ``discard`` drops it.
 
 Accounts of the tenant that no bound user links or matches are counted ``unmanaged`` and never touched.

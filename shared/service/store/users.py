@@ -83,6 +83,7 @@ class Users:
         self.auditor = auditor
         self.clock = clock
         self.ids = ids
+        self.uniques = uniques
         self.claims = Claims(uniques, real_clock or clock, self._holds)
 
     async def _holds(self, owner: str, kind: str, value: str) -> bool:
@@ -253,9 +254,9 @@ class Users:
     async def _by_unique(self, flt: UserFilter) -> Page[UserView]:
         owners = set()
         if flt.email is not None:
-            owners.add(await self.claims.uniques.owner("email", flt.email.lower()))
+            owners.add(await self.uniques.owner("email", flt.email.lower()))
         if flt.employee_id is not None:
-            owners.add(await self.claims.uniques.owner("employeeId", flt.employee_id.lower()))
+            owners.add(await self.uniques.owner("employeeId", flt.employee_id.lower()))
         if len(owners) != 1 or None in owners:
             return Page([], None)
         owner = owners.pop()

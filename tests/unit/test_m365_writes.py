@@ -1,11 +1,20 @@
 """The M365 adapter's writes: Warden's intents as Graph calls (batched, ``dependsOn``), and Graph's answers — status
 *and* error code — as outcomes, against answers recorded in the shapes Microsoft documents.
 
-Error bodies: https://learn.microsoft.com/en-us/graph/errors (``{"error": {"code", "message", "innerError":
-{"date", "request-id", "client-request-id"}}}``, directory errors adding ``details``); inner answers of a ``$batch``:
-https://learn.microsoft.com/en-us/graph/json-batching (``{"id", "status", "headers", "body"}``, 424 for the
-dependants of a failed request); the duplicate UPN: https://learn.microsoft.com/en-us/graph/api/user-post-users
-(400 ``Request_BadRequest`` "Another object with the same value for property userPrincipalName already exists.").
+- Error bodies (https://learn.microsoft.com/en-us/graph/errors): "Errors in Microsoft Graph are returned using
+  standard HTTP status codes, and a JSON error response object" — ``{"error": {"code", "message", "innerError":
+  {"date", "request-id", "client-request-id"}}}``; directory errors add ``details`` (``code``, ``target``). Its status
+  table: 403 "Access is denied to the requested resource. The user might not have enough permission or might not
+  have a required license"; 409 "For Directory_ConcurrencyViolation exceptions, you can repeat the request after a
+  short delay"; 429 "Client application has been throttled and shouldn't attempt to repeat the request until an
+  amount of time has elapsed"; 503 "You may repeat the request after a delay".
+- ``$batch`` inner answers (https://learn.microsoft.com/en-us/graph/json-batching): ``{"id", "status", "headers",
+  "body"}`` in any order; "if an individual request fails, any request that depends on that request fails with
+  status code 424".
+- The duplicate UPN (https://learn.microsoft.com/en-us/graph/api/user-post-users): 400 ``Request_BadRequest``
+  "Another object with the same value for property userPrincipalName already exists." (details ``ObjectConflict``).
+- The existing member (https://learn.microsoft.com/en-us/graph/api/group-post-members): 400 "One or more added
+  object references already exist for the following modified properties: 'members'."
 """
 
 from __future__ import annotations

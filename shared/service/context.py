@@ -58,6 +58,7 @@ class Auditor:
             after=fields.get("after"),
         )
 
-    async def record_all(self, entries: Sequence[AuditEntry]) -> None:
+    async def record_all(self, entries: Sequence[AuditEntry], *, users_written: bool = False) -> None:
+        """``users_written``: each entry's row in its user's partition went with the user's change already."""
         if entries:
-            await self.log.record_all(entries)
+            await self.log.record_all(entries, users_written=users_written)

@@ -8,7 +8,7 @@ takes ``etag=None`` (unconditional) or the ETag to match (a mismatch raises ``Pr
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
@@ -63,13 +63,24 @@ class Uniques(Protocol):
 
 @dataclass(frozen=True)
 class UserRecord:
-    """Everything stored in one user's partition: the user, its direct bindings, group memberships, links."""
+    """Everything stored in one user's partition, read in one request: the user, its direct bindings, group
+    memberships, links, and who holds its sync lease."""
 
     user: User
     etag: str
     direct: frozenset[str]
     groups: frozenset[str]
     links: dict[str, Link] = field(default_factory=dict)
+    version: str = ""
+    """The version of its bindings, memberships and links as read ("" when it has none yet): a save of links
+    made against this version finds out whether anyone wrote them since (``UserRepository.save_links``)."""
+    leased_by: str | None = None
+    leased_until: dt.datetime | None = None
+    """The sync lease as read: a run (its holder) may sync the user until then."""
+
+    def leased(self, now: dt.datetime) -> bool:
+        """Someone holds an unexpired sync lease on the user (as of the read)."""
+        return self.leased_until is not None and self.leased_until > now
 
 
 @dataclass(frozen=True)
@@ -78,12 +89,17 @@ class UserQuery:
 
 
 class UserRepository(Protocol):
-    async def add(self, user: User) -> str:
+    """A user's partition. Writes that take ``audit`` write the entries' rows about this user with the change,
+    in one transaction (the rest of each entry is the ``AuditLog``'s: ``record_all(..., users_written=True)``)."""
+
+    async def add(self, user: User, audit: Sequence[AuditEntry] = ()) -> str:
         """Insert a new user (its id is new); returns the ETag."""
 
     async def get(self, user_id: str) -> UserRecord | None: ...
 
-    async def update(self, user: User, changed: Sequence[str], etag: str | None) -> str:
+    async def update(
+        self, user: User, changed: Sequence[str], etag: str | None, audit: Sequence[AuditEntry] = ()
+    ) -> str:
         """Write ``changed`` fields only (a merge): concurrent writers of other fields never lose theirs.
         ``etag`` given: only if the row is unchanged since, else ``PreconditionFailed``."""
 
@@ -95,7 +111,16 @@ class UserRepository(Protocol):
 
     async def set_membership(self, user_id: str, group_id: str, member: bool, at: dt.datetime) -> None: ...
 
-    async def save_link(self, link: Link) -> None: ...
+    async def save_link(self, link: Link) -> None:
+        """Write the link whatever was there (read, change, write: retried when another writer moved first)."""
+
+    async def save_links(
+        self, record: UserRecord, links: Sequence[Link], audit: Sequence[AuditEntry] = ()
+    ) -> str:
+        """Write ``links`` (of ``record``'s user) in one request if nothing of its relations changed since
+        ``record`` was read; the new version. Bindings or other directories' links written meanwhile are kept
+        (read again, and written again). ``ConcurrentUpdate`` when one of these directories' links is no longer
+        what ``record`` holds: another run wrote it since, and what this one did must be looked at again."""
 
     async def delete_link(self, user_id: str, directory_id: str) -> None: ...
 
@@ -103,11 +128,12 @@ class UserRepository(Protocol):
 
     async def get_many(self, user_ids: Sequence[str]) -> dict[str, User]: ...
 
-    async def lease(self, user_id: str, holder: str, until: dt.datetime, now: dt.datetime) -> bool:
-        """Hold the user's sync lease until ``until`` unless someone else holds an unexpired one."""
+    async def lease(self, user_id: str, holder: str, until: dt.datetime, now: dt.datetime) -> str | None:
+        """Hold the user's sync lease until ``until`` unless someone else holds an unexpired one: a token to
+        give it back with, or None."""
 
-    async def release(self, user_id: str, holder: str) -> None:
-        """Give the lease back if ``holder`` still has it."""
+    async def release(self, user_id: str, holder: str, token: str | None = None) -> None:
+        """Give the lease back if ``holder`` still has it (``token``: as ``lease`` returned it)."""
 
 
 @dataclass(frozen=True)
@@ -137,6 +163,10 @@ class DirectoryIndex(Protocol):
     ) -> Page[IndexEntry]: ...
 
     def all(self, directory_id: str) -> AsyncIterator[IndexEntry]: ...
+
+    async def linked(self, directory_id: str, user_ids: Collection[str]) -> dict[str, str]:
+        """User id → M365 id of those of ``user_ids`` linked in the directory (a group's members: read as
+        cheaply as their number allows, a row each or the directory's rows in one pass)."""
 
     async def counts(self, directory_id: str) -> dict[str, int]:
         """Rows by link status, and ``linked``: rows with an M365 account."""
@@ -176,9 +206,11 @@ class GroupRepository(Protocol):
 
     async def lease(
         self, group_id: str, directory_id: str, holder: str, until: dt.datetime, now: dt.datetime
-    ) -> bool: ...
+    ) -> str | None: ...
 
-    async def release(self, group_id: str, directory_id: str, holder: str) -> None: ...
+    async def release(
+        self, group_id: str, directory_id: str, holder: str, token: str | None = None
+    ) -> None: ...
 
 
 class DirectoryRepository(Protocol):
@@ -187,6 +219,10 @@ class DirectoryRepository(Protocol):
     async def get(self, directory_id: str) -> tuple[Directory, str] | None: ...
 
     async def all(self) -> list[Directory]: ...
+
+    async def recent(self) -> list[Directory]:
+        """``all()``, as this process read it a few seconds ago (for what may see a change a little late: which
+        directories auto-bind an HR hire's domain); a write through this process reads it again."""
 
     async def update(self, directory: Directory, etag: str | None) -> str: ...
 
@@ -211,9 +247,10 @@ class AuditQuery:
 class AuditLog(Protocol):
     async def record(self, entry: AuditEntry) -> None: ...
 
-    async def record_all(self, entries: Sequence[AuditEntry]) -> None:
+    async def record_all(self, entries: Sequence[AuditEntry], *, users_written: bool = False) -> None:
         """Many entries at once (an import chunk's): each written as ``record`` writes it, the rows that share a
-        partition in transactions."""
+        partition in transactions. ``users_written``: the rows in the users' partitions were written with the
+        users' changes (``UserRepository``'s ``audit``)."""
 
     async def page(self, query: AuditQuery, cursor: str | None, limit: int) -> Page[AuditEntry]:
         """Newest first."""

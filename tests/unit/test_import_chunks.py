@@ -53,7 +53,7 @@ class Auditor:
     def __init__(self) -> None:
         self.recorded = 0
 
-    async def record_all(self, entries: Sequence[AuditEntry]) -> None:
+    async def record_all(self, entries: Sequence[AuditEntry], *, users_written: bool = False) -> None:
         self.recorded += len(entries)
 
 
@@ -65,13 +65,13 @@ class Quick(Imports):
 
     async def _import(
         self, job: ImportJob, item: ImportItem, actor: Actor
-    ) -> tuple[ImportItem, AuditEntry | None]:
+    ) -> tuple[ImportItem, AuditEntry | None, bool]:
         self.seen += 1
         if item.n % 10 == 0:
-            return dataclasses.replace(item, state="skipped", reason="a Warden user has it"), None
+            return dataclasses.replace(item, state="skipped", reason="a Warden user has it"), None, False
         if item.n % 100 == 1:
-            return dataclasses.replace(item, state="failed", reason="invalid"), None
-        return dataclasses.replace(item, state="imported", user_id=f"u{item.n}"), None
+            return dataclasses.replace(item, state="failed", reason="invalid"), None, False
+        return dataclasses.replace(item, state="imported", user_id=f"u{item.n}"), None, False
 
 
 async def planned(total: int) -> tuple[Quick, Store, ImportJob]:

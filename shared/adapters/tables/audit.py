@@ -1,9 +1,13 @@
 """The audit trail on Table Storage: each entry written to every partition it can be asked for by.
 
-PartitionKeys: ``user|<userId>``, ``directory|<directoryId>``, ``group|<groupId>`` and ``day|<yyyymmdd>``; a
-``days`` partition lists the days that have entries. RowKey = ``<inverted milliseconds>|<entry id>``, so a
-partition reads newest first and ``since`` is a RowKey bound: the user and directory filters never scan.
-Writes are idempotent (same keys for the same entry): a retried write leaves one entry.
+In the ``audit`` table, PartitionKeys ``directory|<directoryId>``, ``group|<groupId>`` and ``day|<yyyymmdd>``; a
+``days`` partition lists the days that have entries. An entry about a user is kept, for "by user", in that user's
+own partition of the ``users`` table (RowKey ``audit|<inverted milliseconds>|<entry id>``), so that a change of
+the user and the entry that audits it are written in one transaction (``user_rows``: the users repository writes
+them with the change, then ``record_all(..., users_written=True)`` the rest). RowKey =
+``<inverted milliseconds>|<entry id>``, so a partition reads newest first and ``since`` is a RowKey bound: the user
+and directory filters never scan. Writes are idempotent (same keys for the same entry): a retried write leaves one
+entry.
 """
 
 from __future__ import annotations
@@ -45,10 +49,18 @@ def _day(at: dt.datetime) -> str:
     return at.astimezone(dt.UTC).strftime("%Y%m%d")
 
 
-def entry_entity(pk: str, e: AuditEntry) -> dict[str, Any]:
+USER_ROW = "audit|"
+"""The RowKey prefix of a user's audit entries in its partition of the ``users`` table."""
+
+
+def _row_key(e: AuditEntry) -> str:
+    return f"{_inverted(e.at):013d}|{e.id}"
+
+
+def entry_entity(pk: str, e: AuditEntry, row_prefix: str = "") -> dict[str, Any]:
     return {
         "PartitionKey": pk,
-        "RowKey": f"{_inverted(e.at):013d}|{e.id}",
+        "RowKey": row_prefix + _row_key(e),
         "Id": e.id,
         "At": to_time(e.at),
         "Actor": e.actor,
@@ -61,6 +73,11 @@ def entry_entity(pk: str, e: AuditEntry) -> dict[str, Any]:
         "Before": to_json(e.before) if e.before is not None else "",
         "After": to_json(e.after) if e.after is not None else "",
     }
+
+
+def user_rows(entries: Sequence[AuditEntry], user_id: str) -> list[dict[str, Any]]:
+    """The rows of ``entries`` that belong in ``user_id``'s partition of the ``users`` table (its own entries)."""
+    return [entry_entity(user_id, e, USER_ROW) for e in entries if e.user_id == user_id]
 
 
 def entry_from(r: Any) -> AuditEntry:
@@ -83,9 +100,8 @@ WRITE_CONCURRENCY = 16
 
 
 def _keys(entry: AuditEntry) -> list[str]:
-    """The partitions an entry is written to: its day's, and its user's, directory's and group's."""
+    """The partitions of the ``audit`` table an entry is written to: its day's, its directory's and group's."""
     keys = [f"day|{_day(entry.at)}"]
-    keys += [f"user|{entry.user_id}"] if entry.user_id else []
     keys += [f"directory|{entry.directory_id}"] if entry.directory_id else []
     keys += [f"group|{entry.group_id}"] if entry.group_id else []
     return keys
@@ -104,39 +120,57 @@ class TableAuditLog:
         """One entry: each of its rows is alone in its partition, so ``record_all`` inserts them side by side."""
         await self.record_all([entry])
 
-    async def record_all(self, entries: Sequence[AuditEntry]) -> None:
+    async def record_all(self, entries: Sequence[AuditEntry], *, users_written: bool = False) -> None:
         """The rows of many entries, those sharing a partition (the day's, mostly) inserted 100 per transaction
-        instead of one request each; a transaction that finds one of its rows (a retry) is redone row by row."""
+        instead of one request each; a transaction that finds one of its rows (a retry) is redone row by row.
+        ``users_written``: each entry's row in its user's partition went with the user's change already."""
         table = await self.store.table("audit")
-        partitions: dict[str, list[dict[str, Any]]] = {}
+        partitions: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for entry in entries:
             for key in _keys(entry):
-                partitions.setdefault(key, []).append(entry_entity(key, entry))
+                partitions.setdefault(("audit", key), []).append(entry_entity(key, entry))
+            if entry.user_id and not users_written:
+                row = entry_entity(entry.user_id, entry, USER_ROW)
+                partitions.setdefault(("users", entry.user_id), []).append(row)
         gate = asyncio.Semaphore(WRITE_CONCURRENCY)
+        users = await self.store.table("users") if any(t == "users" for t, _ in partitions) else None
 
-        async def write(rows: list[dict[str, Any]]) -> None:
+        async def write(name: str, rows: list[dict[str, Any]]) -> None:
+            target = table if name == "audit" else users
+            assert target is not None
             async with gate:
                 if len(rows) > 1:
                     with contextlib.suppress(TableTransactionError):
-                        await table.submit_transaction([("create", r) for r in rows])
+                        await target.submit_transaction([("create", r) for r in rows])
                         return
-                await asyncio.gather(*(insert(table, r) for r in rows))
+                await asyncio.gather(*(insert(target, r) for r in rows))
 
-        groups = [rows[i : i + 100] for rows in partitions.values() for i in range(0, len(rows), 100)]
+        groups = [
+            (name, rows[i : i + 100])
+            for (name, _), rows in partitions.items()
+            for i in range(0, len(rows), 100)
+        ]
         # Once per day per process: the marker only says the day has entries.
         days = {_day(e.at) for e in entries} - self._days
-        await asyncio.gather(*(write(g) for g in groups), *(_mark_day(table, d) for d in days))
+        await asyncio.gather(*(write(n, g) for n, g in groups), *(_mark_day(table, d) for d in days))
         self._days |= days
 
     async def page(self, query: AuditQuery, cursor: str | None, limit: int) -> Page[AuditEntry]:
         table = await self.store.table("audit")
         bound = f" and RowKey lt {quote(f'{_inverted(query.since) + 1:013d}')}" if query.since else ""
         scope = f"audit:{query.user_id}:{query.directory_id}:{query.since}"
-        if query.user_id or query.directory_id:
-            pk = f"user|{query.user_id}" if query.user_id else f"directory|{query.directory_id}"
-            flt = f"PartitionKey eq {quote(pk)}{bound}"
-            if query.user_id and query.directory_id:
+        if query.user_id:
+            users = await self.store.table("users")
+            low = quote(f"{USER_ROW}{_inverted(query.since) + 1:013d}") if query.since else None
+            flt = f"PartitionKey eq {quote(query.user_id)} and RowKey ge {quote(USER_ROW)} and RowKey lt " + (
+                low or quote(USER_ROW[:-1] + "}")
+            )
+            if query.directory_id:
                 flt += f" and DirectoryId eq {quote(query.directory_id)}"
+            rows, nxt = await page(users, flt, scope, cursor, limit)
+            return Page([entry_from(r) for r in rows], nxt)
+        if query.directory_id:
+            flt = f"PartitionKey eq {quote('directory|' + query.directory_id)}{bound}"
             rows, nxt = await page(table, flt, scope, cursor, limit)
             return Page([entry_from(r) for r in rows], nxt)
         return await self._by_day(table, bound, scope, query, cursor, limit)

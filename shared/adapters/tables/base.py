@@ -237,14 +237,16 @@ async def insert_new(table: TableClient, entity: Mapping[str, Any], what: str) -
 DELETE_ATTEMPTS = 5
 
 
-async def delete_partition(table: TableClient, pk: str, last: str) -> None:
-    """Delete every row of a partition, ``last`` in the final transaction: until it goes the entity still
-    reads as existing, and a retry after a crash halfway finds and deletes the rest.
+async def delete_partition(table: TableClient, pk: str, last: str, rows: str | None = None) -> None:
+    """Delete every row of a partition (``rows``: those this RowKey filter selects), ``last`` in the final
+    transaction: until it goes the entity still reads as existing, and a retry after a crash halfway finds and
+    deletes the rest.
 
     A row that goes between the listing and the delete (another writer's lease, given up) fails the transaction
     with ResourceNotFound: the partition is listed again and the delete retried."""
+    flt = f"PartitionKey eq {quote(pk)}" + (f" and {rows}" if rows else "")
     for attempt in range(DELETE_ATTEMPTS):
-        keys = [r["RowKey"] async for r in stream(table, f"PartitionKey eq {quote(pk)}", select=["RowKey"])]
+        keys = [r["RowKey"] async for r in stream(table, flt, select=["RowKey"])]
         keys.sort(key=lambda k: k == last)
         try:
             await transact(table, [("delete", {"PartitionKey": pk, "RowKey": k}) for k in keys])
@@ -257,28 +259,35 @@ async def delete_partition(table: TableClient, pk: str, last: str) -> None:
 
 async def take_lease(
     table: TableClient, pk: str, rk: str, holder: str, until: dt.datetime, now: dt.datetime
-) -> bool:
-    """Hold the lease row ``rk`` until ``until`` unless another holder's lease is unexpired (one run at a time)."""
+) -> str | None:
+    """Hold the lease row ``rk`` until ``until`` unless another holder's lease is unexpired (one run at a time).
+    The lease row's ETag (the token ``give_lease`` gives it back with), or None when someone else holds it."""
     entity = {"PartitionKey": pk, "RowKey": rk, "Holder": holder, "Until": to_time(until)}
-    if await insert(table, entity) is not None:
-        return True
+    etag = await insert(table, entity)
+    if etag is not None:
+        return etag
     current = await read(table, pk, rk)
     if current is None:
-        return await insert(table, entity) is not None
+        return await insert(table, entity)
     held_until = from_time(current.get("Until"))
     if current.get("Holder") != holder and held_until is not None and held_until > now:
-        return False
+        return None
     try:
-        await table.update_entity(
+        meta = await table.update_entity(
             entity, etag=current.metadata["etag"], match_condition=MatchConditions.IfNotModified
         )
     except (ResourceModifiedError, ResourceNotFoundError):
-        return False
-    return True
+        return None
+    return str(meta.get("etag", ""))
 
 
-async def give_lease(table: TableClient, pk: str, rk: str, holder: str) -> None:
-    """Give the lease back if ``holder`` still has it."""
+async def give_lease(table: TableClient, pk: str, rk: str, holder: str, token: str | None = None) -> None:
+    """Give the lease back if ``holder`` still has it: with the ``token`` ``take_lease`` returned, one conditional
+    delete (a lease that expired and was taken over since has another ETag and stays); without, read first."""
+    if token:
+        with contextlib.suppress(ResourceModifiedError, ResourceNotFoundError):
+            await table.delete_entity(pk, rk, etag=token, match_condition=MatchConditions.IfNotModified)
+        return
     current = await read(table, pk, rk)
     if current is None or current.get("Holder") != holder:
         return

@@ -6,6 +6,7 @@ RowKey ``directory`` is the directory (never its secret: only the Key Vault secr
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from shared.adapters.tables.base import (
@@ -96,11 +97,28 @@ def directory_from(e: Any) -> Directory:
     )
 
 
+RECENT_SECONDS = 30.0
+"""How old ``recent``'s list may be: a directory connected, changed or deactivated through another instance counts
+within this long (through this one, at once)."""
+
+
 class TableDirectories:
     def __init__(self, store: TableStore) -> None:
         self.store = store
+        self._recent: tuple[float, list[Directory]] | None = None
+
+    async def recent(self) -> list[Directory]:
+        """``all()`` as this process read it at most ``RECENT_SECONDS`` ago, unless it wrote a directory since."""
+        now = time.monotonic()
+        if self._recent is None or now - self._recent[0] >= RECENT_SECONDS:
+            self._recent = (now, await self.all())
+        return self._recent[1]
+
+    def _changed(self) -> None:
+        self._recent = None
 
     async def add(self, directory: Directory) -> str:
+        self._changed()
         return await insert_new(
             await self.store.table("directories"), directory_entity(directory), "directory"
         )
@@ -116,10 +134,12 @@ class TableDirectories:
         return [directory_from(r) async for r in stream(table, f"RowKey eq {quote(DIRECTORY)}")]
 
     async def update(self, directory: Directory, etag: str | None) -> str:
+        self._changed()
         table = await self.store.table("directories")
         return await merge(table, directory_entity(directory), etag)
 
     async def delete(self, directory_id: str) -> None:
+        self._changed()
         await delete_partition(await self.store.table("directories"), directory_id, DIRECTORY)
 
     async def set_group_binding(self, directory_id: str, group_id: str, bound: bool) -> None:

@@ -193,13 +193,13 @@ class TableGroups:
 
     async def lease(
         self, group_id: str, directory_id: str, holder: str, until: dt.datetime, now: dt.datetime
-    ) -> bool:
+    ) -> str | None:
         table = await self.store.table("groups")
         return await take_lease(table, group_id, LEASE + directory_id, holder, until, now)
 
-    async def release(self, group_id: str, directory_id: str, holder: str) -> None:
+    async def release(self, group_id: str, directory_id: str, holder: str, token: str | None = None) -> None:
         table = await self.store.table("groups")
-        await give_lease(table, group_id, LEASE + directory_id, holder)
+        await give_lease(table, group_id, LEASE + directory_id, holder, token)
 
     async def remove_binding(self, group_id: str, directory_id: str) -> bool:
         table = await self.store.table("groups")

@@ -16,11 +16,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceModifiedError
+from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
 from shared.adapters.tables.base import (
     TableStore,
+    etag_of,
     from_json,
     from_text,
     from_time,
@@ -40,6 +41,7 @@ from shared.adapters.tables.base import (
 from shared.domain.errors import ConcurrentUpdate
 from shared.domain.runs import Run, RunItem
 from shared.service.ports import Page
+from shared.service.sync.guard import BlockCounts
 
 RUN = "run|"
 LATEST = "latest|"
@@ -196,35 +198,30 @@ class TableRuns:
         ]
         await transact(table, ops)
 
-    async def blocks_since(self, directory_id: str, since: dt.datetime) -> int:
-        """Blocks per-user syncs applied in the directory since ``since`` (counted per minute)."""
+    async def block_counts(self, directory_id: str, since: dt.datetime) -> BlockCounts:
+        """Blocks per-user syncs applied in the directory since ``since`` (counted per minute): one query."""
         table = await self.store.table("runs")
         low = quote(f"{BLOCKS}{since.astimezone(dt.UTC):%Y%m%d%H%M}")
         flt = f"PartitionKey eq {quote(directory_id)} and RowKey ge {low} and RowKey lt {quote('blocks}')}"
-        return sum([int(r.get("Count", 0)) async for r in stream(table, flt, select=["Count"])])
+        counts: dict[str, int] = {}
+        versions: dict[str, str] = {}
+        async for r in stream(table, flt, select=["RowKey", "Count"]):
+            counts[r["RowKey"]] = int(r.get("Count", 0))
+            versions[r["RowKey"]] = etag_of(r)
+        return BlockCounts(counts, versions)
 
-    async def count_block(self, directory_id: str, at: dt.datetime, delta: int) -> None:
+    async def add_block(self, directory_id: str, at: dt.datetime, seen: BlockCounts) -> bool:
         table = await self.store.table("runs")
         key = f"{BLOCKS}{at.astimezone(dt.UTC):%Y%m%d%H%M}"
-        for _ in range(MERGE_RETRIES):
-            row = await read(table, directory_id, key)
-            entity = {
-                "PartitionKey": directory_id,
-                "RowKey": key,
-                "Count": (int(row.get("Count", 0)) if row else 0) + delta,
-            }
-            try:
-                if row is None:
-                    if await insert(table, entity) is not None:
-                        return
-                    continue
-                await table.update_entity(
-                    entity, etag=row.metadata["etag"], match_condition=MatchConditions.IfNotModified
-                )
-                return
-            except ResourceModifiedError:
-                continue
-        raise ConcurrentUpdate("the block counter kept changing")
+        entity = {"PartitionKey": directory_id, "RowKey": key, "Count": seen.per_minute.get(key, 0) + 1}
+        version = seen.versions.get(key)
+        if version is None:
+            return await insert(table, entity) is not None
+        try:
+            await table.update_entity(entity, etag=version, match_condition=MatchConditions.IfNotModified)
+        except (ResourceModifiedError, ResourceNotFoundError):
+            return False
+        return True
 
     async def add_progress(
         self,

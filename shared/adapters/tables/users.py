@@ -1,8 +1,10 @@
 """Users on Table Storage: one partition per user (PartitionKey = user id).
 
-RowKey ``user`` is the user; ``binding|<directoryId>`` a direct binding; ``membership|<groupId>`` a group
-membership (the user's copy; the group's partition holds the authoritative one); ``link|<directoryId>`` the
-link. "Everything about user U" is one partition query; a binding and its link change in one transaction.
+RowKey ``user`` is the user; ``relations`` its direct bindings, its copy of its group memberships (the group's
+partition holds the authoritative one) and its links, as JSON columns guarded by the row's ETag; ``lease`` the
+sync lease; ``audit|<inverted ms>|<entry id>`` the audit entries about the user (``shared.adapters.tables.audit``),
+each written in one transaction with the change it audits. Reading a user is two point reads side by side (the
+user and its relations); deleting one leaves its audit entries.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
-from azure.data.tables import UpdateMode
+from azure.data.tables import TableTransactionError, UpdateMode
 
+from shared.adapters.tables.audit import USER_ROW, user_rows
 from shared.adapters.tables.base import (
     TableStore,
     delete_partition,
+    etag_of,
     from_json,
     from_text,
     from_time,
@@ -36,8 +40,8 @@ from shared.adapters.tables.base import (
     to_text,
     to_time,
 )
-from shared.domain.errors import ConcurrentUpdate
-from shared.domain.model import Link, User
+from shared.domain.errors import ConcurrentUpdate, Conflict, PreconditionFailed
+from shared.domain.model import AuditEntry, Link, User
 from shared.service.ports import Page, UserQuery, UserRecord
 
 USER = "user"
@@ -48,6 +52,9 @@ user in two point reads (a point read is what Table Storage, and Azurite, answer
 RELATIONS_RETRIES = 30
 LEASE = "lease"
 """The user's sync lease: which run may sync the user now, and until when."""
+NOT_AUDIT = f"RowKey ge {quote(USER_ROW[:-1] + '}')}"
+"""Every row of a user's partition but its audit entries (``audit|…`` sorts before ``lease``, ``relations``,
+``user``)."""
 
 _COLUMNS = {
     "username": "Username",
@@ -144,6 +151,22 @@ def relations_from(row: Any) -> Relations:
     )
 
 
+def _record(user_row: Any, rels_row: Any) -> UserRecord:
+    rels = relations_from(rels_row)
+    return UserRecord(
+        user=user_from(user_row),
+        etag=str(user_row.metadata["etag"]),
+        direct=frozenset(rels.direct),
+        groups=frozenset(rels.groups),
+        links={d: link_from(e) for d, e in rels.links.items()},
+        version=etag_of(rels_row.metadata) if rels_row is not None else "",
+    )
+
+
+def _comparable(entity: dict[str, Any] | None) -> Link | None:
+    return link_from(entity) if entity is not None else None
+
+
 def relations_entity(user_id: str, rels: Relations) -> dict[str, Any]:
     return {
         "PartitionKey": user_id,
@@ -154,12 +177,33 @@ def relations_entity(user_id: str, rels: Relations) -> dict[str, Any]:
     }
 
 
+def _transaction_error(exc: TableTransactionError, what: str) -> Exception:
+    """A failed transaction as the domain sees it: the row changed since read, or it exists already."""
+    code = getattr(exc, "error_code", None)
+    if code == "UpdateConditionNotSatisfied":
+        return PreconditionFailed("the resource changed since it was read (ETag mismatch)")
+    if code == "EntityAlreadyExists":
+        return Conflict(f"a {what} exists")
+    return exc
+
+
 class TableUsers:
     def __init__(self, store: TableStore) -> None:
         self.store = store
 
-    async def add(self, user: User) -> str:
-        return await insert_new(await self.store.table("users"), user_entity(user), "user")
+    async def add(self, user: User, audit: Sequence[AuditEntry] = ()) -> str:
+        """Insert a new user, with the audit entries about it that ``audit`` holds, in one transaction."""
+        table = await self.store.table("users")
+        rows = user_rows(audit, user.id)
+        if not rows:
+            return await insert_new(table, user_entity(user), "user")
+        try:
+            meta = await table.submit_transaction(
+                [("create", user_entity(user)), *(("create", r) for r in rows)]
+            )
+        except TableTransactionError as exc:
+            raise _transaction_error(exc, f"user with id {user.id}") from None
+        return str(meta[0].get("etag", ""))
 
     async def get(self, user_id: str) -> UserRecord | None:
         """Two point reads, side by side: the user, and the row of its relations."""
@@ -167,14 +211,7 @@ class TableUsers:
         user_row, rels_row = await asyncio.gather(read(table, user_id, USER), read(table, user_id, RELATIONS))
         if user_row is None:
             return None
-        rels = relations_from(rels_row)
-        return UserRecord(
-            user=user_from(user_row),
-            etag=str(user_row.metadata["etag"]),
-            direct=frozenset(rels.direct),
-            groups=frozenset(rels.groups),
-            links={d: link_from(e) for d, e in rels.links.items()},
-        )
+        return _record(user_row, rels_row)
 
     async def get_many(self, user_ids: Sequence[str]) -> dict[str, User]:
         table = await self.store.table("users")
@@ -187,18 +224,80 @@ class TableUsers:
         found = await asyncio.gather(*(one(u) for u in dict.fromkeys(user_ids)))
         return {u.id: u for u in found if u is not None}
 
-    async def lease(self, user_id: str, holder: str, until: dt.datetime, now: dt.datetime) -> bool:
+    async def lease(self, user_id: str, holder: str, until: dt.datetime, now: dt.datetime) -> str | None:
         return await take_lease(await self.store.table("users"), user_id, LEASE, holder, until, now)
 
-    async def release(self, user_id: str, holder: str) -> None:
-        await give_lease(await self.store.table("users"), user_id, LEASE, holder)
+    async def release(self, user_id: str, holder: str, token: str | None = None) -> None:
+        await give_lease(await self.store.table("users"), user_id, LEASE, holder, token)
 
-    async def update(self, user: User, changed: Sequence[str], etag: str | None) -> str:
+    async def update(
+        self, user: User, changed: Sequence[str], etag: str | None, audit: Sequence[AuditEntry] = ()
+    ) -> str:
+        """Merge the ``changed`` fields (with ``etag``: only if the row is unchanged), with the audit entries
+        about the user that ``audit`` holds, in one transaction; the user row's new ETag."""
         table = await self.store.table("users")
-        return await merge(table, user_entity(user, changed), etag)
+        entity = user_entity(user, changed)
+        rows = user_rows(audit, user.id)
+        if not rows:
+            return await merge(table, entity, etag)
+        options: dict[str, Any] = {"mode": UpdateMode.MERGE}
+        if etag is not None:
+            options |= {"etag": etag, "match_condition": MatchConditions.IfNotModified}
+        try:
+            meta = await table.submit_transaction(
+                [("update", entity, options), *(("create", r) for r in rows)]
+            )
+        except TableTransactionError as exc:
+            raise _transaction_error(exc, "user") from None
+        return str(meta[0].get("etag", ""))
+
+    async def save_links(
+        self, record: UserRecord, links: Sequence[Link], audit: Sequence[AuditEntry] = ()
+    ) -> str:
+        """The links, and the audit entries about the user that ``audit`` holds, in one transaction against the
+        version ``record`` was read at (see ``UserRepository.save_links``)."""
+        table = await self.store.table("users")
+        user_id = record.user.id
+        rows = user_rows(audit, user_id)
+        version, current = record.version, {d: link_entity(x) for d, x in record.links.items()}
+        wanted = {x.directory_id: link_entity(x) for x in links}
+        for _ in range(RELATIONS_RETRIES):
+            merged = {**current, **wanted}
+            entity = {"PartitionKey": user_id, "RowKey": RELATIONS, "Links": to_json(merged)}
+            if version:
+                write: tuple[Any, ...] = (
+                    "update",
+                    entity,
+                    {
+                        "mode": UpdateMode.MERGE,
+                        "etag": version,
+                        "match_condition": MatchConditions.IfNotModified,
+                    },
+                )
+            else:
+                write = ("create", {**entity, "Direct": to_json({}), "Groups": to_json({})})
+            try:
+                meta = await table.submit_transaction([write, *(("create", r) for r in rows)])
+            except TableTransactionError as exc:
+                if getattr(exc, "error_code", None) not in (
+                    "UpdateConditionNotSatisfied",
+                    "EntityAlreadyExists",
+                ):
+                    raise
+            else:
+                return str(meta[0].get("etag", ""))
+            # Someone wrote the relations since they were read: theirs are kept, unless they wrote these links.
+            row = await read(table, user_id, RELATIONS)
+            fresh = relations_from(row)
+            for d in wanted:
+                if _comparable(fresh.links.get(d)) != _comparable(current.get(d)):
+                    raise ConcurrentUpdate(f"user {user_id}'s link in directory {d} was written meanwhile")
+            version, current = (etag_of(row.metadata) if row is not None else ""), fresh.links
+        raise ConcurrentUpdate(f"user {user_id}'s relations kept changing; try again")
 
     async def delete(self, user_id: str) -> None:
-        await delete_partition(await self.store.table("users"), user_id, USER)
+        """Remove the user's rows (user, relations, lease); its audit entries stay."""
+        await delete_partition(await self.store.table("users"), user_id, USER, NOT_AUDIT)
 
     async def _change(self, user_id: str, change: Callable[[Relations], bool]) -> bool:
         """Apply ``change`` to the user's relations row, guarded by its ETag (retried when another writer moved

@@ -98,7 +98,7 @@ class UserMaker(Protocol):
         source: str = ...,
         user_id: str | None = ...,
         sync: bool = ...,
-        audit: bool = ...,
+        audit: bool | list[AuditEntry] = ...,
     ) -> Any: ...
 
     async def bind(self, user_id: str, directory_id: str, actor: Actor) -> Any: ...
@@ -285,30 +285,39 @@ class Imports:
 
     async def _import(
         self, job: ImportJob, item: ImportItem, actor: Actor
-    ) -> tuple[ImportItem, AuditEntry | None]:
-        """The item's outcome, and the ``user.create`` entry of the user it became."""
+    ) -> tuple[ImportItem, AuditEntry | None, bool]:
+        """The item's outcome, the ``user.create`` entry of the user it became, and whether that entry's row in
+        the user's partition was written with the user (it was, unless the user was created by an earlier
+        delivery of the chunk)."""
         account = account_of(item.account)
         user_id = import_user_id(job.id, account.id)
+        written: list[AuditEntry] = []
         try:
             view = await self.maker.create(
-                user_fields(account), actor, source="import", user_id=user_id, sync=False, audit=False
+                user_fields(account), actor, source="import", user_id=user_id, sync=False, audit=written
             )
             user = view.user
         except Conflict as exc:
             # Its username or email is taken — unless by this very import's user (the chunk ran before).
             record = await self.users.get(user_id)
             if record is None:
-                return dataclasses.replace(
-                    item, state="skipped", reason=f"{exc.detail}: a Warden user has it"
-                ), None
+                return (
+                    dataclasses.replace(item, state="skipped", reason=f"{exc.detail}: a Warden user has it"),
+                    None,
+                    False,
+                )
             user = record.user
         except DomainError as exc:  # invalid for Warden (e.g. a UPN Warden's rules refuse)
-            return dataclasses.replace(item, state="failed", reason=exc.detail), None
+            return dataclasses.replace(item, state="failed", reason=exc.detail), None, False
         await self.uniques.insert(claim_kind(job.directory_id), account.id, user_id, self.clock())
         if job.bind:
             await self.maker.bind(user_id, job.directory_id, actor)  # its sync takes the account over
-        entry = self.auditor.entry(actor, "user.create", user_id=user_id, after=audit_view(user))
-        return dataclasses.replace(item, state="imported", user_id=user_id, reason=None), entry
+        entry = (
+            written[0]
+            if written
+            else self.auditor.entry(actor, "user.create", user_id=user_id, after=audit_view(user))
+        )
+        return dataclasses.replace(item, state="imported", user_id=user_id, reason=None), entry, bool(written)
 
     # ------------------------------------------------------------------------------------------------ undo
     async def undo(self, job_id: str, actor: Actor) -> UndoReport:
@@ -365,15 +374,20 @@ class _ImportChunk:
     async def process(self, job: ImportJob, items: list[ImportItem]) -> list[ImportItem]:
         gate = asyncio.Semaphore(ITEM_CONCURRENCY)
 
-        async def one(item: ImportItem) -> tuple[ImportItem, AuditEntry | None]:
+        async def one(item: ImportItem) -> tuple[ImportItem, AuditEntry | None, bool]:
             async with gate:
                 return await self.imports._import(job, item, self.actor)
 
         results = await asyncio.gather(*(one(i) for i in items))
-        # The user.create entries, written together before the items are marked: a crash in between delivers
-        # the chunk again, and its users, found created, are audited again (at least once).
-        await self.imports.auditor.record_all([entry for _, entry in results if entry is not None])
-        return [item for item, _ in results]
+        # The user.create entries (their rows by user went with each user), written together before the items
+        # are marked: a crash in between delivers the chunk again, and its users, found created, are audited
+        # again (at least once).
+        auditor = self.imports.auditor
+        await auditor.record_all(
+            [e for _, e, written in results if e is not None and written], users_written=True
+        )
+        await auditor.record_all([e for _, e, written in results if e is not None and not written])
+        return [item for item, _, _ in results]
 
     async def mark(self, job: ImportJob, items: list[ImportItem]) -> None:
         await self.imports.store.put_items(job.id, items)

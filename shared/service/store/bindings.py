@@ -41,6 +41,18 @@ class Bindings:
         through_groups = {g: frozenset(b.directory_id for b in bs) for g, bs in bindings.items()}
         return effective_directories(record.user.id, record.direct, through_groups, record.links)
 
+    async def effective_many(self, records: Sequence[UserRecord]) -> list[list[UserDirectory]]:
+        """``effective`` of each record, the bindings of their groups read once for all of them."""
+        groups = sorted({g for r in records for g in r.groups})
+        bindings = await self.groups.bindings_of(groups) if groups else {}
+        through = {g: frozenset(b.directory_id for b in bs) for g, bs in bindings.items()}
+        return [
+            effective_directories(
+                r.user.id, r.direct, {g: through[g] for g in r.groups if g in through}, r.links
+            )
+            for r in records
+        ]
+
     async def mirrors_of(
         self, group_ids: Iterable[str], directory_ids: Collection[str]
     ) -> list[tuple[str, str]]:
@@ -50,10 +62,14 @@ class Bindings:
             (g, b.directory_id) for g, bs in bindings.items() for b in bs if b.directory_id in directory_ids
         ]
 
-    async def refresh(self, user_id: str, known: Sequence[str] | None = None) -> None:
+    async def refresh(
+        self, user_id: str, known: Sequence[str] | None = None, *, record: UserRecord | None = None
+    ) -> None:
         """Rewrite the user's index rows from its partition: one per directory it is bound to or linked in,
-        none elsewhere. ``known`` (the directories' ids) is listed here unless the caller has listed it."""
-        record = await self.users.get(user_id)
+        none elsewhere. ``known`` (the directories' ids) is listed here unless the caller has listed it;
+        ``record``: the partition as the caller has just read or written it (else it is read here)."""
+        if record is None:
+            record = await self.users.get(user_id)
         if known is None:
             known = [d.id for d in await self.directories.all()]
         if record is None or (record.user.deleted_at is not None and not record.links):
@@ -70,6 +86,22 @@ class Bindings:
         await self.index.put(entries)
         keep = {e.directory_id for e in entries}
         await asyncio.gather(*(self.index.remove(d, [user_id]) for d in known if d not in keep))
+
+    async def project(
+        self, records: Iterable[tuple[UserRecord, Sequence[UserDirectory]]], known: Collection[str]
+    ) -> None:
+        """Write the index rows of users the caller has just read and written (each with its effective
+        directories, as computed from what it holds), reading nothing: for runs that change links but no
+        binding (a sync, a reconcile's chunk), whose users' rows are the same ones with new links. Rows of
+        directories a user no longer relates to are the binding changes' to remove (``refresh``)."""
+        entries = [
+            IndexEntry(d.directory_id, r.user.id, d.via, d.link.status, d.link.m365_user_id, r.user, d.link)
+            for r, effective in records
+            for d in effective
+            if d.directory_id in known
+        ]
+        if entries:
+            await self.index.put(entries)
 
     async def refresh_many(self, user_ids: Iterable[str]) -> None:
         """``refresh`` for each user, the directories listed once for all of them (a reconcile chunk or a

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from shared.domain.dates import check_window
 from shared.domain.errors import Invalid, NotFound, PreconditionFailed
-from shared.domain.model import USER_FIELDS, LinkStatus, User, UserState, UserView, apply_user_changes
+from shared.domain.model import (
+    USER_FIELDS,
+    AuditEntry,
+    LinkStatus,
+    User,
+    UserState,
+    UserView,
+    apply_user_changes,
+)
 from shared.service.context import Actor, Auditor
 from shared.service.ports import (
     Clock,
@@ -44,6 +52,18 @@ class UserFilter:
     state: UserState | None = None
     directory_id: str | None = None
     status: LinkStatus | None = None
+
+
+@dataclass(frozen=True)
+class Changed:
+    """What ``Users.change`` did: the user's record as it is now, the fields changed, and the audit entries
+    written with the change (their rows in the user's partition: the caller records the rest of them)."""
+
+    record: UserRecord
+    changed: tuple[str, ...] = ()
+    entries: tuple[AuditEntry, ...] = ()
+    written: bool = False
+    """Whether anything was written (nothing changed and nothing to mark: nothing, and no entry)."""
 
 
 def audit_view(user: User, fields: Any = None) -> dict[str, Any]:
@@ -98,12 +118,14 @@ class Users:
             raise NotFound(f"no user with id '{user_id}'")
         return record
 
-    async def _check(self, user: User) -> None:
+    async def _check(self, user: User, before: User | None = None) -> None:
+        """The user's dates, and its manager (read only when it is new: a manager once checked stays one, and
+        a deleted one is a tombstone whose id stays valid)."""
         try:
             check_window(user.start_at, user.end_at, user.time_zone)
         except ValueError as exc:
             raise Invalid(str(exc), field="startAt/endAt/timeZone") from None
-        if user.manager_id is not None:
+        if user.manager_id is not None and (before is None or before.manager_id != user.manager_id):
             if user.manager_id == user.id:
                 raise Invalid("managerId: a user cannot be their own manager", field="managerId")
             manager = await self.users.get(user.manager_id)
@@ -126,30 +148,78 @@ class Users:
         initial_password: str | None = None,
         user_id: str | None = None,
         sync: bool = True,
-        audit: bool = True,
+        audit: bool | list[AuditEntry] = True,
     ) -> UserView:
         """``user_id``: a given id (an import derives it from the account, so a retry makes no second user);
         ``sync``: False when the new user has nothing to sync (no binding yet; an import without ``bind``);
-        ``audit``: False when the caller writes the ``user.create`` entry itself (an import, a chunk's at once)."""
+        ``audit``: the ``user.create`` entry is written with the user; a list: the entry is added to it for the
+        caller to record the rest of (``record_all(..., users_written=True)``, an import chunk's at once)."""
         now = self.clock()
         user = User(id=user_id or self.ids(), source=source, created_at=now, updated_at=now, **fields)
         await self._check(user)
         values = user.unique_values()
         await self.claims.claim_all(values, user.id)
+        after = {**audit_view(user), **({"initialPassword": "set"} if initial_password else {})}
+        entry = self.auditor.entry(actor, "user.create", user_id=user.id, after=after)
         try:
-            etag = await self.users.add(user)
+            etag = await self.users.add(user, [entry] if audit is not False else [])
         except BaseException:
             await self.claims.release_all(values, user.id)
             raise
         await track(self.dates, None, user)
         if initial_password is not None and self.secrets is not None:
             await self.secrets.set(initial_password_name(user.id), initial_password)
-        if audit:
-            after = {**audit_view(user), **({"initialPassword": "set"} if initial_password else {})}
-            await self.auditor.record(actor, "user.create", user_id=user.id, after=after)
+        if isinstance(audit, list):
+            audit.append(entry)
+        elif audit:
+            await self.auditor.record_all([entry], users_written=True)
         if sync:
             await self.sync.enqueue([user.id], actor.correlation_id)
         return UserView(user, etag, (), ())
+
+    async def change(
+        self,
+        record: UserRecord,
+        changes: Mapping[str, Any],
+        actor: Actor,
+        *,
+        etag: str | None,
+        marks: Mapping[str, Any] | None = None,
+        also: Sequence[AuditEntry] = (),
+    ) -> Changed:
+        """Change the user as ``record`` holds it, reading nothing again: its uniqueness claims where an
+        identifier changes, the merge of the changed fields with their ``user.update`` entry (and ``also``'s
+        entries about the user) in one transaction, its dates. ``etag``: only if the user is still as read
+        (``PreconditionFailed`` otherwise). Queues no sync and refreshes no index (the caller's to do)."""
+        before = record.user
+        changed = tuple(k for k, v in changes.items() if getattr(before, k) != v)
+        marked = {k: v for k, v in (marks or {}).items() if getattr(before, k) != v}
+        if not changed and not marked:
+            return Changed(record)
+        after = replace(apply_user_changes(before, {k: changes[k] for k in changed}, self.clock()), **marked)
+        await self._check(after, before)
+        old_values, new_values = before.unique_values(), after.unique_values()
+        claimed = {k: v for k, v in new_values.items() if old_values.get(k) != v}
+        await self.claims.claim_all(claimed, before.id)
+        entries = list(also)
+        if changed:
+            update = self.auditor.entry(
+                actor,
+                "user.update",
+                user_id=before.id,
+                before=audit_view(before, changed),
+                after=audit_view(after, changed),
+            )
+            entries.insert(0, update)
+        try:
+            new_etag = await self.users.update(after, [*changed, *marked], etag, entries)
+        except BaseException:
+            await self.claims.release_all(claimed, before.id)
+            raise
+        released = {k: v for k, v in old_values.items() if new_values.get(k) != v}
+        await self.claims.release_all(released, before.id)
+        await track(self.dates, before, after)
+        return Changed(replace(record, user=after, etag=new_etag), changed, tuple(entries), True)
 
     async def update(
         self,
@@ -167,37 +237,16 @@ class Users:
         record = await self._record(user_id)
         if if_match is not None and if_match != record.etag:
             raise PreconditionFailed("the user changed since it was read (If-Match does not match its ETag)")
-        before = record.user
-        changed = [k for k, v in changes.items() if getattr(before, k) != v]
-        marked = {k: v for k, v in (marks or {}).items() if getattr(before, k) != v}
-        if not changed and not marked:
+        done = await self.change(record, changes, actor, etag=if_match, marks=marks)
+        if not done.written:
             return await self.view(record)
-        after = replace(apply_user_changes(before, {k: changes[k] for k in changed}, self.clock()), **marked)
-        await self._check(after)
-        old_values, new_values = before.unique_values(), after.unique_values()
-        claimed = {k: v for k, v in new_values.items() if old_values.get(k) != v}
-        await self.claims.claim_all(claimed, user_id)
-        try:
-            etag = await self.users.update(after, [*changed, *marked], if_match)
-        except BaseException:
-            await self.claims.release_all(claimed, user_id)
-            raise
-        released = {k: v for k, v in old_values.items() if new_values.get(k) != v}
-        await self.claims.release_all(released, user_id)
-        await track(self.dates, before, after)
-        if changed:
-            await self.auditor.record(
-                actor,
-                "user.update",
-                user_id=user_id,
-                before=audit_view(before, changed),
-                after=audit_view(after, changed),
-            )
-            if sync:
-                await self.sync.enqueue([user_id], actor.correlation_id)
-        await self.bindings.refresh(user_id)  # the directory index carries the user's fields
-        fresh = await self.users.get(user_id)
-        return await self.view(fresh if fresh is not None else replace(record, user=after, etag=etag))
+        await self.auditor.record_all(done.entries, users_written=True)
+        if done.changed and sync:
+            await self.sync.enqueue([user_id], actor.correlation_id)
+        await self.bindings.refresh(
+            user_id, record=done.record
+        )  # the directory index carries the user's fields
+        return await self.view(done.record)
 
     async def delete(self, user_id: str, if_match: str | None, actor: Actor) -> list[str]:
         """Delete the user; returns the groups it left (their members changed). With linked M365 accounts

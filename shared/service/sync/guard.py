@@ -1,8 +1,10 @@
 """The mass-change guard for per-user syncs (rule 19, over a sliding hour): a burst of blocks — a broken HR export
 terminating half the company, or a group unbound by mistake — is held, not applied.
 
-Each block a per-user sync applies is counted per directory and minute. A block that would take the last hour's
-blocks over the directory's threshold (more than ``percent`` of its linked users AND more than ``count``) is not
+Each block a per-user sync applies is counted per directory and minute: one read of the hour's counts, then one
+write of this minute's, made only if that count is still what was read (two syncs deciding at once in the same
+minute see each other: the second reads again). A block that would take the last hour's blocks over the
+directory's threshold (more than ``percent`` of its linked users AND more than ``count``) is not counted and not
 written: the user's item joins the directory's held ``user`` run and its link says why. An admin approves the run
 (each held user is synced again with the guard lifted: a block whose reason has gone since is not written) or
 discards it.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from shared.domain.model import Directory
@@ -24,10 +27,28 @@ WINDOW = dt.timedelta(hours=1)
 HELD_REASON = "block held by the mass-change guard"
 
 
-class GuardStore(Protocol):
-    async def blocks_since(self, directory_id: str, since: dt.datetime) -> int: ...
+@dataclass(frozen=True)
+class BlockCounts:
+    """Blocks per minute as read (``versions``: what the store needs to write a minute's count only if it is
+    still as read)."""
 
-    async def count_block(self, directory_id: str, at: dt.datetime, delta: int) -> None: ...
+    per_minute: dict[str, int] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return sum(self.per_minute.values())
+
+
+COUNT_ATTEMPTS = 30
+
+
+class GuardStore(Protocol):
+    async def block_counts(self, directory_id: str, since: dt.datetime) -> BlockCounts:
+        """The blocks per-user syncs applied in the directory since ``since``, counted per minute."""
+
+    async def add_block(self, directory_id: str, at: dt.datetime, seen: BlockCounts) -> bool:
+        """Count one more block in ``at``'s minute if its count is still as ``seen`` read it; else False."""
 
     async def latest(self, directory_id: str, limit: int) -> list[Run]: ...
 
@@ -52,20 +73,24 @@ class SlidingGuard:
         self.ids = ids
 
     async def reserve(self, directory: Directory) -> bool:
-        """Count one more block and say whether it stays within the directory's guard over the last hour. The
-        count comes first, so two syncs deciding at once both see each other (at worst both are held); a block
-        refused is taken back off the count."""
+        """Say whether one more block stays within the directory's guard over the last hour, and if so count it.
+        The count is written only if this minute's is still as read, else read again: of two syncs deciding at
+        once one counts first and the other sees it. (Two syncs at the turn of a minute write different minutes:
+        the guard may let one block more through there.)"""
         guard = directory.options.mass_change_guard
-        now = self.clock()
-        await self.store.count_block(directory.id, now, 1)
-        total = await self.store.blocks_since(directory.id, now - WINDOW)
-        if total <= guard.count:
-            return True
-        linked = (await self.index.counts(directory.id)).get("linked", 0)
-        if 100.0 * total / max(linked, 1) <= guard.percent:
-            return True
-        await self.store.count_block(directory.id, now, -1)
-        return False
+        linked: int | None = None
+        for _ in range(COUNT_ATTEMPTS):
+            now = self.clock()
+            seen = await self.store.block_counts(directory.id, now - WINDOW)
+            total = seen.total + 1
+            if total > guard.count:
+                if linked is None:
+                    linked = (await self.index.counts(directory.id)).get("linked", 0)
+                if 100.0 * total / max(linked, 1) > guard.percent:
+                    return False
+            if await self.store.add_block(directory.id, now, seen):
+                return True
+        raise RuntimeError("the block count kept changing")
 
     async def hold(self, directory: Directory, item: PlanItem, actor: Actor) -> str:
         """Add the held block to the directory's open held ``user`` run (a new one if none is open); its id."""

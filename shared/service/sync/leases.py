@@ -22,18 +22,21 @@ class Leases:
         self.groups = groups
         self.now = now
 
-    async def take_user(self, user_id: str, holder: str) -> bool:
-        """Hold the user's sync lease, unless another holder's lease is unexpired."""
+    async def take_user(self, user_id: str, holder: str) -> str | None:
+        """Hold the user's sync lease, unless another holder's lease is unexpired: the token to give it back with
+        (None: held by someone else)."""
         now = self.now()
         return await self.users.lease(user_id, holder, now + LEASE, now)
 
-    async def give_user(self, user_id: str, holder: str) -> None:
-        await self.users.release(user_id, holder)
+    async def give_user(self, user_id: str, holder: str, token: str | None = None) -> None:
+        await self.users.release(user_id, holder, token)
 
-    async def take_group(self, group_id: str, directory_id: str, holder: str) -> bool:
+    async def take_group(self, group_id: str, directory_id: str, holder: str) -> str | None:
         """Hold the lease of the group's mirror into the directory, unless another holder's is unexpired."""
         now = self.now()
         return await self.groups.lease(group_id, directory_id, holder, now + LEASE, now)
 
-    async def give_group(self, group_id: str, directory_id: str, holder: str) -> None:
-        await self.groups.release(group_id, directory_id, holder)
+    async def give_group(
+        self, group_id: str, directory_id: str, holder: str, token: str | None = None
+    ) -> None:
+        await self.groups.release(group_id, directory_id, holder, token)

@@ -403,10 +403,19 @@ class MemoryAudit:
         self.entries.append(entry)
 
 
-class BrokenDirectories:
+class BrokenStore:
     """The first store read of an event fails, as a storage outage would."""
 
-    async def get(self, directory_id: str) -> None:
+    async def get(self, key: str) -> None:
+        raise ConnectionError("storage unreachable")
+
+    async def owner(self, kind: str, value: str) -> None:
+        raise ConnectionError("storage unreachable")
+
+    async def all(self) -> None:
+        raise ConnectionError("storage unreachable")
+
+    async def recent(self) -> None:
         raise ConnectionError("storage unreachable")
 
 
@@ -414,10 +423,8 @@ def accepting(receipts: MemoryReceipts, audit: MemoryAudit, now: list[dt.datetim
     none: Any = None
     log: Any = audit
     auditor = Auditor(log, lambda: now[0], lambda: "a1")
-    directories: Any = BrokenDirectories()
-    return Hris(
-        none, none, none, none, directories, none, receipts, none, none, none, auditor, lambda: now[0]
-    )
+    broken: Any = BrokenStore()
+    return Hris(none, none, broken, none, broken, broken, receipts, none, none, none, auditor, lambda: now[0])
 
 
 EVENT = HrEvent("employee.hired", Employee("E1", "a@contoso.example", "A", "B", directories=("d1",)))

@@ -13,6 +13,15 @@ One delivery, after the door has checked its size and content type:
    directories and to every directory that auto-binds its email domain, added to the event's groups, and queued
    for a sync. Only then is the receipt marked done and 202 answered: everything it promises is stored.
 
+What must be durable before the 202 is little, and the event does little more (an ``employee.updated`` of a
+known person: 8 storage requests, each row read once): the receipt (inserted, then marked done), the person
+(the employeeId's claim, the user's two rows read side by side, and one transaction writing the change with the
+entries that audit it), the entries' copies by day, the sync's queue message. Claims move only where an
+identifier changes; a directory or group is read only to bind or join one the person is not bound to or a
+member of yet (the list of directories, for auto-binding, is read at most every few seconds per process:
+``DirectoryRepository.recent``; a binding is written only to a directory read again just before); the directory
+index follows in the user's sync, which re-projects it after every run.
+
 Every step is level-triggered and idempotent: a retry after a failure at any point recomputes from the store
 and converges (a receipt whose processing failed is released; one left by a crash is processed again after
 ``REPROCESS_AFTER``).
@@ -22,6 +31,7 @@ The pure rules (fields, lifecycle state, staleness, usernames) are the domain's 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import datetime as dt
@@ -42,6 +52,7 @@ from shared.domain.hr import (
     user_changes,
     username_candidates,
 )
+from shared.domain.model import AuditEntry, User
 from shared.service.context import Actor, Auditor
 from shared.service.ports import (
     Clock,
@@ -180,6 +191,15 @@ class Receipts(Protocol):
         """Forget the receipt (its processing failed: a retry must process the event)."""
 
 
+@dataclass(frozen=True)
+class Relations:
+    """What an event asks of a person's relations beyond what the person has: directories to bind (each known
+    to exist), groups to join (each known to exist)."""
+
+    bind: tuple[str, ...] = ()
+    join: tuple[str, ...] = ()
+
+
 # ------------------------------------------------------------------------------------------- use case
 class Hris:
     def __init__(
@@ -282,13 +302,11 @@ class Hris:
     async def _apply(self, event: HrEvent, delivery: Delivery, actor: Actor) -> Accepted:
         e = event.employee
         event_at = event_time(e, delivery.sent_at)
-        directory_ids = await self._directories(e.directories)
-        group_ids = await self._groups(e.groups)
         for _ in range(WRITE_ATTEMPTS):
             try:
                 record = await self._person(e)
                 if record is None:
-                    return await self._hire(event, delivery, event_at, directory_ids, group_ids, actor)
+                    return await self._hire(event, delivery, event_at, actor)
                 if is_stale(event_at, record.user.hr_event_at):
                     await self._audit(
                         actor,
@@ -300,24 +318,26 @@ class Hris:
                         lastAppliedAt=_iso(record.user.hr_event_at),
                     )
                     return Accepted("stale", record.user.id)
+                wanted = await self._relations(e, record)
                 warnings: list[str] = []
-                manager = await self._manager(e, record.user.id, warnings)
+                manager = await self._manager(e, record.user, warnings)
                 changes = user_changes(event, record.user, manager, self.clock())
-                await self.users.update(
-                    record.user.id, changes, record.etag, actor, marks={"hr_event_at": event_at}, sync=False
+                applied = self._entry(
+                    actor,
+                    "hris.event.applied",
+                    event,
+                    delivery,
+                    record.user.id,
+                    eventAt=event_at.isoformat(),
+                    warnings=warnings or None,
+                )
+                done = await self.users.change(
+                    record, changes, actor, etag=record.etag, marks={"hr_event_at": event_at}, also=[applied]
                 )
             except (PreconditionFailed, _Recheck):
                 continue  # the person changed (or was just created) meanwhile: read again
-            await self._relate(record.user.id, e.email, directory_ids, group_ids, actor)
-            await self._audit(
-                actor,
-                "hris.event.applied",
-                event,
-                delivery,
-                record.user.id,
-                eventAt=event_at.isoformat(),
-                warnings=warnings or None,
-            )
+            entries = list(done.entries) if done.written else []
+            await self._finish(record.user.id, wanted, actor, entries, [] if done.written else [applied])
             return Accepted("accepted", record.user.id)
         raise ConcurrentUpdate(f"employee '{e.employee_id}' keeps changing; retry the delivery")
 
@@ -326,8 +346,6 @@ class Hris:
         event: HrEvent,
         delivery: Delivery,
         event_at: dt.datetime,
-        directory_ids: list[str],
-        group_ids: list[str],
         actor: Actor,
     ) -> Accepted:
         e = event.employee
@@ -343,13 +361,15 @@ class Hris:
                 reason="no user has this employeeId; a termination already in effect creates nobody",
             )
             return Accepted("ignored")
+        wanted = await self._relations(e, None)
         warnings: list[str] = []
         manager = await self._manager(e, None, warnings)
         candidates = username_candidates(e.email, e.employee_id)
         for username in candidates:
             fields = new_user_fields(event, username, manager, event_at, now)
+            entries: list[AuditEntry] = []
             try:
-                view = await self.users.create(fields, actor, source=HRIS_ACTOR, sync=False)
+                view = await self.users.create(fields, actor, source=HRIS_ACTOR, sync=False, audit=entries)
             except Conflict as exc:
                 if await self._person(e) is not None:
                     raise _Recheck() from None  # created by a concurrent delivery: update it instead
@@ -358,8 +378,7 @@ class Hris:
                 warnings.append(f"username '{username}' is taken")
                 continue
             user_id = view.user.id
-            await self._relate(user_id, e.email, directory_ids, group_ids, actor)
-            await self._audit(
+            applied = self._entry(
                 actor,
                 "hris.event.applied",
                 event,
@@ -370,6 +389,7 @@ class Hris:
                 username=username,
                 warnings=warnings or None,
             )
+            await self._finish(user_id, wanted, actor, entries, [applied])
             return Accepted("accepted", user_id)
         raise Conflict(
             f"usernames {candidates} are all taken; create the user with another username, then resend",
@@ -399,54 +419,94 @@ class Hris:
         record = await self.user_store.get(user_id)
         return record if record is not None and record.user.deleted_at is None else None
 
-    async def _manager(self, e: Employee, user_id: str | None, warnings: list[str]) -> Any:
+    async def _manager(self, e: Employee, current: User | None, warnings: list[str]) -> Any:
         """The manager's user id; ``UNCHANGED`` when the event names none or one Warden does not know
-        (the event still applies: the manager follows once HR sends an event naming a known one)."""
+        (the event still applies: the manager follows once HR sends an event naming a known one). The manager
+        is read only when it would change."""
+        user_id = current.id if current is not None else None
         if "manager_employee_id" not in e.optional:
             return UNCHANGED if user_id is not None else None
         wanted = e.optional["manager_employee_id"]
         if wanted is None:
             return None
-        manager = await self._live(await self.uniques.owner("employeeId", wanted.lower()))
+        owner = await self.uniques.owner("employeeId", wanted.lower())
+        if owner is not None and current is not None and owner == current.manager_id:
+            return owner
+        manager = await self._live(owner)
         if manager is None or manager.user.id == user_id or wanted.lower() == e.employee_id.lower():
             warnings.append(f"managerEmployeeId '{wanted}' names no other known employee: manager unchanged")
             return UNCHANGED if user_id is not None else None
         return manager.user.id
 
-    async def _directories(self, wanted: Sequence[str]) -> list[str]:
-        ids = list(dict.fromkeys(d.lower() for d in wanted))
-        for directory_id in ids:
-            if await self.directories.get(directory_id) is None:
+    async def _relations(self, e: Employee, record: UserRecord | None) -> Relations:
+        """The directories to bind and the groups to join that the person (``record``; None: a new hire) is not
+        bound to or a member of yet, each checked to exist; an unknown one is refused before anything is
+        written. Those the person has need no read."""
+        direct = record.direct if record is not None else frozenset()
+        groups = record.groups if record is not None else frozenset()
+        named = [d for d in dict.fromkeys(d.lower() for d in e.directories) if d not in direct]
+        domain = e.email.rsplit("@", 1)[1].lower()
+        auto = [
+            d.id
+            for d in await self.directories.recent()
+            if d.options.auto_bind_verified_domains and domain in d.verified_domains() and d.id not in direct
+        ]
+        bind: list[str] = []
+        for directory_id in dict.fromkeys([*named, *auto]):
+            if await self.directories.get(directory_id) is not None:
+                bind.append(directory_id)
+            elif directory_id in named:
                 raise Invalid(
                     f"data.directories: no directory with id '{directory_id}'", field="data.directories"
                 )
-        return ids
-
-    async def _groups(self, names: Sequence[str]) -> list[str]:
-        ids = []
-        for name in dict.fromkeys(names):
+        join: list[str] = []
+        for name in dict.fromkeys(e.groups):
             owner = await self.uniques.owner(GROUP_NAME, name.lower())
-            if owner is None or await self.group_store.get(owner) is None:
+            if owner is None or (owner not in groups and await self.group_store.get(owner) is None):
                 raise Invalid(f"data.groups: no group named '{name}'", field="data.groups")
-            ids.append(owner)
-        return list(dict.fromkeys(ids))
+            if owner not in groups:
+                join.append(owner)
+        return Relations(tuple(bind), tuple(dict.fromkeys(join)))
 
-    async def _relate(
-        self, user_id: str, email: str, directory_ids: list[str], group_ids: list[str], actor: Actor
+    async def _finish(
+        self,
+        user_id: str,
+        wanted: Relations,
+        actor: Actor,
+        written: Sequence[AuditEntry],
+        pending: Sequence[AuditEntry],
     ) -> None:
-        """Bind the event's directories and those auto-binding the email's domain, join its groups (never
-        leaving others), and queue the user's sync. Each step is idempotent."""
-        domain = email.rsplit("@", 1)[1].lower()
-        auto = [
-            d.id
-            for d in await self.directories.all()
-            if d.options.auto_bind_verified_domains and domain in d.verified_domains()
-        ]
-        for directory_id in dict.fromkeys([*directory_ids, *auto]):
-            await self.users.bind(user_id, directory_id, actor, sync=False)
-        for group_id in group_ids:
+        """Bind and join what the event asks (never leaving other directories or groups), audit, and queue the
+        user's one sync, after every change of the event. ``written``: entries whose rows in the user's
+        partition went with its change; ``pending``: entries not written yet. Each step is idempotent."""
+        entries = list(pending)
+        now = self.clock()
+        for directory_id in wanted.bind:
+            if await self.user_store.set_direct_binding(user_id, directory_id, True, now):
+                after = {"via": "direct"}
+                entries.append(
+                    self.auditor.entry(
+                        actor, "user.bind", user_id=user_id, directory_id=directory_id, after=after
+                    )
+                )
+        for group_id in wanted.join:
             await self.groups.add_member(group_id, user_id, actor, sync=False)
-        await self.sync.enqueue([user_id], actor.correlation_id)  # one sync, after every change of the event
+        await asyncio.gather(
+            self.sync.enqueue([user_id], actor.correlation_id),
+            self.auditor.record_all(written, users_written=True),
+            self.auditor.record_all(entries),
+        )
+
+    def _entry(
+        self,
+        actor: Actor,
+        action: str,
+        event: HrEvent,
+        delivery: Delivery,
+        user_id: str | None,
+        **details: Any,
+    ) -> AuditEntry:
+        return self.auditor.entry(actor, action, user_id=user_id, after=_after(event, delivery, details))
 
     async def _audit(
         self,
@@ -457,17 +517,20 @@ class Hris:
         user_id: str | None,
         **details: Any,
     ) -> None:
-        after = {
-            "type": event.type,
-            "webhookId": delivery.webhook_id,
-            "employeeId": event.employee.employee_id,
-            **{k: v for k, v in details.items() if v is not None},
-        }
-        await self.auditor.record(actor, action, user_id=user_id, after=after)
+        await self.auditor.record(actor, action, user_id=user_id, after=_after(event, delivery, details))
 
 
 class _Recheck(Exception):
     """The person appeared while this delivery was creating them."""
+
+
+def _after(event: HrEvent, delivery: Delivery, details: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "type": event.type,
+        "webhookId": delivery.webhook_id,
+        "employeeId": event.employee.employee_id,
+        **{k: v for k, v in details.items() if v is not None},
+    }
 
 
 def _iso(value: dt.datetime | None) -> str | None:

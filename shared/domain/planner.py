@@ -132,6 +132,9 @@ class Observation:
     differs from what it last wrote, the read is not trusted to show that write, and every managed property is
     written again. Recency only ever adds writes, never skips one: a change made behind Warden's back is never
     mistaken for a stale read."""
+    unread: str | None = None
+    """The linked account's id, not read (its state unknown): what ``blocks_unread`` says is enough to block it.
+    Disabling an account and revoking its sessions are idempotent, and a 404 to them means "look again"."""
 
 
 def written_recently(link: Link, now: dt.datetime) -> bool:
@@ -271,6 +274,28 @@ def _owner(user: User, targets: Mapping[str, Target]) -> str | None:
     return next((t.id for t in targets.values() if user.email_domain in t.verified_domains), None)
 
 
+def blocks_unread(desired: Desired, ud: UserDirectory, targets: Mapping[str, Target]) -> bool:
+    """Whether the item of ``ud`` is a block of its linked account whatever that account's state, so that the
+    account need not be read before it is written (``Observation.unread``): the user may not sign in there any
+    more (rule 7), or its email moved to another connected directory (rule 5) — and the link does not say that
+    Warden blocked it already (then it is read: someone may have enabled it again, rule 9).
+
+    Rule 23 will want to know that an account holds no directory role before anything is written to it; the
+    observation is where that knowledge will come in, so a block stays a decision made on an observation."""
+    target = targets.get(ud.directory_id)
+    link = ud.link
+    if target is None or not target.writable or not link.m365_user_id:
+        return False
+    if link.fingerprint == BLOCKED and link.status in ("blocked", "skipped"):
+        return False
+    user = desired.user
+    alive = user.deleted_at is None and user.state in ("staged", "active")
+    if not (alive and ud.bound):
+        return True
+    owner = _owner(user, targets)
+    return owner is not None and owner != target.id
+
+
 def plan_user(
     desired: Desired, targets: Mapping[str, Target], observed: Mapping[str, Observation]
 ) -> list[PlanItem]:
@@ -296,9 +321,9 @@ def _plan(
     alive = user.deleted_at is None and user.state in ("staged", "active")
     if not (alive and ud.bound):
         why = "deleted" if user.deleted_at else ("suspended" if user.state == "suspended" else "not bound")
-        return _block(ud, account or _own_account(user, obs), f"user {why}", "blocked", base, obs.recent)
+        return _block(ud, account or _own_account(user, obs), f"user {why}", "blocked", base, obs)
     if owner is not None and owner != target.id:
-        return _block(ud, account, "email domain belongs to another tenant", "skipped", base, obs.recent)
+        return _block(ud, account, "email domain belongs to another tenant", "skipped", base, obs)
     manager = desired.manager_ids.get(target.id)
     if owner is None:
         if account is None:
@@ -330,12 +355,23 @@ def _block(
     reason: str,
     status: LinkStatus,
     base: tuple[str, str],
-    recent: bool = False,
+    obs: Observation,
 ) -> PlanItem:
+    if account is None and obs.unread:
+        return PlanItem(
+            "block",
+            *base,
+            status=status,
+            reason=reason,
+            m365_user_id=obs.unread,
+            changes={"accountEnabled": (None, False)},
+            revoke_sessions=True,
+            fingerprint=BLOCKED,
+        )
     if account is None:
         return PlanItem("none", *base, status=status if ud.link.m365_user_id else "skipped", reason=reason)
     # The read may predate Warden's own write of minutes ago (an unblock): it cannot vouch for a disabled account.
-    stale = recent and ud.link.fingerprint != BLOCKED
+    stale = obs.recent and ud.link.fingerprint != BLOCKED
     if not account.account_enabled and ud.link.status in ("blocked", "skipped") and not stale:
         return PlanItem(
             "none", *base, status=status, reason=reason, m365_user_id=account.id, fingerprint=BLOCKED

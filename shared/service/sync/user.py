@@ -1,6 +1,13 @@
 """Per-user sync (rule 8: level-triggered): whatever woke it, read the user as the store has it now, observe its
 M365 accounts, plan, apply, record. Running it twice, or again after a crash at any point, converges to the
-same end state and never creates a second account:
+same end state and never creates a second account.
+
+Each row is read once: the user's two rows side by side (after its sync lease is taken), the directories, its
+groups' bindings when it has groups, its manager's links when it has a manager. Its outcomes are written as one
+change of the user (links and their audit entries in one transaction, against the version read: see
+``shared.service.sync.links``), its directory index rows are projected from what the run holds, and the lease is
+given back with the token it was taken with. A linked account that is to be blocked whatever its state is not
+read first (``blocks_unread``): its PATCH and revoke go out at once.
 
 - a create whose answer was lost is found again by its UPN / immutable id and taken over (linked, not created);
 - a create Graph refuses as a duplicate UPN means "it exists": find it (waiting out replication lag, bounded)
@@ -18,13 +25,14 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 from shared.domain.claims import claim_kind
-from shared.domain.errors import Conflict, NotFound
+from shared.domain.errors import ConcurrentUpdate, Conflict, NotFound
 from shared.domain.model import Directory, Link, UserDirectory
 from shared.domain.planner import (
     Desired,
     Observation,
     PlanItem,
     Target,
+    blocks_unread,
     immutable_id,
     plan_user,
     target_of,
@@ -119,17 +127,26 @@ class Sync:
         )
         return Observation(candidates=tuple(found), taken=taken)
 
-    async def _observe(self, d: Directory, record: UserRecord, link: Link, gone: bool = False) -> Observation:
+    async def _observe(
+        self, d: Directory, record: UserRecord, link: Link, gone: bool = False, *, unread: bool = False
+    ) -> Observation:
+        if link.m365_user_id and unread:
+            return Observation(unread=link.m365_user_id, recent=written_recently(link, self.clock()))
         if link.m365_user_id:
             account = await self.m365.get_user(d, link.m365_user_id)
             if account is not None:
                 return Observation(linked=account, recent=written_recently(link, self.clock()))
-            if not gone and written_recently(link, self.clock()):
-                # Rule 2: once linked, the object id is the match. An account Warden linked minutes ago that
-                # answers 404 is most likely not replicated to this reader yet: try again later.
-                raise SyncIncomplete(f"linked account {link.m365_user_id} is not visible yet")
-            if record.user.deleted_at is not None or record.user.state == "suspended":
-                return Observation()  # gone in M365: nothing to block, and never a reason to create
+            return await self._missing(d, record, link, gone)
+        return await self._candidates(d, record)
+
+    async def _missing(self, d: Directory, record: UserRecord, link: Link, gone: bool) -> Observation:
+        """The linked account answered 404 (to a read, or to a block written without one)."""
+        if not gone and written_recently(link, self.clock()):
+            # Rule 2: once linked, the object id is the match. An account Warden linked minutes ago that
+            # answers 404 is most likely not replicated to this reader yet: try again later.
+            raise SyncIncomplete(f"linked account {link.m365_user_id} is not visible yet")
+        if record.user.deleted_at is not None or record.user.state == "suspended":
+            return Observation()  # gone in M365: nothing to block, and never a reason to create
         return await self._candidates(d, record)
 
     async def _manager_ids(self, manager_id: str | None) -> dict[str, str | None]:
@@ -147,12 +164,13 @@ class Sync:
         """One run at a time per user: a run that started later (its change came later) waits for the one
         before it, so an older picture of the user is never written after a newer one (rule 8)."""
         holder = str(uuid.uuid4())
-        if not await self.leases.take_user(user_id, holder):
+        token = await self.leases.take_user(user_id, holder)
+        if token is None:
             raise SyncBusy(f"user {user_id} is being synced by another run")
         try:
             return await self._sync(user_id, actor, gone, approved)
         finally:
-            await self.leases.give_user(user_id, holder)
+            await self.leases.give_user(user_id, holder, token)
 
     async def _sync(
         self, user_id: str, actor: Actor, gone: bool = False, approved: bool = False
@@ -172,7 +190,13 @@ class Sync:
                 [e.directory_id for e in effective],
                 await asyncio.gather(
                     *(
-                        self._observe(directories[e.directory_id], record, e.link, gone)
+                        self._observe(
+                            directories[e.directory_id],
+                            record,
+                            e.link,
+                            gone,
+                            unread=blocks_unread(desired, e, targets),
+                        )
                         if targets[e.directory_id].writable
                         else _nothing()
                         for e in effective
@@ -194,15 +218,21 @@ class Sync:
         ]
         outcomes = await asyncio.gather(
             *(
-                self._apply_with_recovery(directories[i.directory_id], record, desired, targets, i)
+                self._apply_with_recovery(directories[i.directory_id], record, desired, targets, i, gone)
                 for i in items
             )
         )
-        for ud, applied in zip(effective, outcomes, strict=True):
-            await self.links.record(user_id, ud.link, applied, actor)
-            report.results.append(applied)
-
-        await self.bindings.refresh(user_id)
+        report.results.extend(outcomes)
+        try:
+            now = await self.links.record_all(
+                record, [(ud.link, a) for ud, a in zip(effective, outcomes, strict=True)], actor
+            )
+        except ConcurrentUpdate as exc:
+            # Another run (a reconcile's chunk) wrote one of these links since this run read them: run again,
+            # on what both wrote (the queue delivers the message again).
+            raise SyncIncomplete(str(exc)) from None
+        projected = [dataclasses.replace(e, link=now.links.get(e.directory_id, e.link)) for e in effective]
+        await self.bindings.project([(now, projected)], directories)
         relinked = {
             ud.directory_id
             for ud, applied in zip(effective, outcomes, strict=True)
@@ -254,8 +284,24 @@ class Sync:
         desired: Desired,
         targets: Mapping[str, Target],
         item: PlanItem,
+        gone: bool = False,
     ) -> Applied:
         applied = await self._apply(d, item)
+        if (
+            applied.outcome == "rematch"
+            and item.action == "block"
+            and item.changes["accountEnabled"][0] is None
+        ):
+            # A block written without reading the account, which answered 404: as a read's 404 would.
+            link = next(e.link for e in desired.directories if e.directory_id == d.id)
+            try:
+                seen = await self._missing(d, record, link, gone)
+            except SyncIncomplete as exc:
+                return dataclasses.replace(applied, outcome="retry", detail=str(exc))
+            (replanned,) = [i for i in plan_user(desired, targets, {d.id: seen}) if i.directory_id == d.id]
+            if not replanned.writes:
+                return Applied(replanned, "none", replanned.m365_user_id)
+            return await self._apply(d, replanned)
         if applied.outcome not in ("rematch", "exists"):
             return applied
         # The linked id is gone, or the account exists already: find it by email and plan once more.

@@ -401,7 +401,14 @@ class Container:
 
         s = self.stores
         return GroupSync(
-            s.groups, s.users, s.directories, s.uniques, self.m365, self.leases, self.auditor, self.clock
+            s.groups,
+            s.directories,
+            s.uniques,
+            self.m365,
+            self.leases,
+            self.auditor,
+            self.clock,
+            s.index,
         )
 
     @cached_property
@@ -417,7 +424,6 @@ class Container:
             bindings=self.bindings,
             m365=self.m365,
             links=self.links,
-            leases=self.leases,
             auditor=self.auditor,
             queue=self.reconcile_queue,
             sync_queue=self.sync_queue,

@@ -10,6 +10,7 @@ objects, and writes at the level of intent (``writes``) in ``$batch`` requests (
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
@@ -197,18 +198,26 @@ class GraphM365:
 
     async def list_users(self, directory: Directory) -> AsyncIterator[list[M365Account]]:
         """Every user of the tenant, a page (≤ 999) at a time, following ``@odata.nextLink`` to the end. A page
-        that fails raises: a partial listing is never passed off as the tenant (rule 19)."""
+        that fails raises: a partial listing is never passed off as the tenant (rule 19). The next page is asked
+        for as soon as a page's nextLink is known, so that Graph works on it while the caller reads this one."""
         client = await self._read(directory)
-        query: Mapping[str, str] | None = {"$select": SELECT, "$top": "999"}
-        path = "/users"
-        while True:
-            body = await get_json(client, path, query)
-            yield [account_from(v) for v in (body or {}).get("value", [])]
-            next_link = (body or {}).get("@odata.nextLink")
-            if not next_link:
-                return
-            path, query = _relative(client, str(next_link)), None
-            await self.clients.gate_for(directory.id).usage.ru.take(1)
+        ru = self.clients.gate_for(directory.id).usage.ru
+        pending: asyncio.Future[Any] | None = asyncio.ensure_future(
+            get_json(client, "/users", {"$select": SELECT, "$top": "999"})
+        )
+        try:
+            while pending is not None:
+                body = (await pending) or {}
+                pending = None
+                next_link = body.get("@odata.nextLink")
+                if next_link:
+                    await ru.take(1)
+                    pending = asyncio.ensure_future(get_json(client, _relative(client, str(next_link))))
+                yield [account_from(v) for v in body.get("value", [])]
+        finally:
+            if pending is not None:  # the caller stopped early: the next page is not wanted
+                pending.add_done_callback(_retrieved)
+                pending.cancel()
 
     async def delta(
         self, directory: Directory, delta_link: str | None, *, latest: bool = False, resource: str = "users"
@@ -239,6 +248,12 @@ class GraphM365:
                 return Delta(changed, str(body["@odata.deltaLink"]))
             path, query = _relative(client, str(body["@odata.nextLink"])), None
             await self.clients.gate_for(directory.id).usage.ru.take(1)
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    """Collect the outcome of a request nobody waits for any more (no "exception never retrieved")."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _relative(client: Any, url: str) -> str:

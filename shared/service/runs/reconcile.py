@@ -7,10 +7,14 @@ in chunks that spread over Function instances and survive restarts.
    partitions; the pure planner plans them all; items with something to do are stored with the run. A dry run
    stops here. A plan that blocks more than the guard allows is ``held``. Otherwise the run is ``applying`` and
    one queue message per chunk of 100 items fans the work out.
-3. ``apply_chunk``: each item still ``planned`` is re-checked (a user changed since the plan is skipped: its own
-   sync converges it), applied through the M365 port (``$batch`` requests across users), recorded (link, claim,
-   audit) and marked, then counted once (``shared.service.runs.jobs``, the engine imports share): a chunk delivered
-   twice finds its items marked and its part counted, and writes and counts nothing again.
+3. ``apply_chunk``: each item still ``planned`` is re-checked against its user as read now (a user changed or
+   synced since the plan is skipped: its own sync converges it), applied through the M365 port (``$batch``
+   requests across users), recorded as one change of its user (its link and the entry auditing it in one
+   transaction, made against what was read: a user whose links its own sync wrote meanwhile is synced again),
+   the chunk's audit copies and directory-index rows written together, then marked and counted once
+   (``shared.service.runs.jobs``, the engine imports share): a chunk delivered twice finds its items marked and
+   its part counted, and writes and counts nothing again. Per item: the user's two rows read, one transaction;
+   the rest is shared by the chunk.
 4. ``approve`` applies exactly a held plan (re-checked item by item); ``discard`` drops it.
 
 Accounts of the tenant that no bound user links or matches are counted ``unmanaged`` and never touched.
@@ -25,8 +29,8 @@ from collections import Counter
 from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
-from shared.domain.errors import Conflict, NotFound
-from shared.domain.model import Directory, Link, UserDirectory
+from shared.domain.errors import ConcurrentUpdate, Conflict, NotFound
+from shared.domain.model import AuditEntry, Directory, Link, UserDirectory
 from shared.domain.planner import (
     Desired,
     M365Account,
@@ -42,6 +46,7 @@ from shared.domain.runs import RUN_CUTTING, ItemState, Run, RunItem, RunStatus, 
 from shared.service.context import Actor, Auditor
 from shared.service.ports import (
     M365,
+    Applied,
     Clock,
     DirectoryIndex,
     DirectoryRepository,
@@ -50,14 +55,16 @@ from shared.service.ports import (
     IndexEntry,
     Page,
     SyncQueue,
+    UserRecord,
     UserRepository,
 )
 from shared.service.runs.jobs import ItemSink, work_chunk
 from shared.service.store.bindings import Bindings
-from shared.service.sync.leases import Leases
 from shared.service.sync.links import Links
 from shared.service.sync.passwords import random_password
 
+READ_CONCURRENCY = 32
+"""Users read (and recorded) at once while a chunk is applied."""
 A = TypeVar("A")
 B = TypeVar("B")
 
@@ -157,7 +164,6 @@ class Reconciler:
         bindings: Bindings,
         m365: M365,
         links: Links,
-        leases: Leases,
         auditor: Auditor,
         queue: ReconcileQueue,
         sync_queue: SyncQueue,
@@ -172,7 +178,6 @@ class Reconciler:
         self.bindings = bindings
         self.m365 = m365
         self.links = links
-        self.leases = leases
         self.auditor = auditor
         self.queue = queue
         self.sync_queue = sync_queue
@@ -338,81 +343,77 @@ class Reconciler:
     async def apply_items(
         self, run: Run, directory: Directory, todo: list[RunItem], actor: Actor
     ) -> list[RunItem]:
-        """Each item re-checked just before it is written (a user changed or synced since the plan is left to its
-        own sync), written under the user's sync lease, and recorded; the items with their outcome."""
-        current = dict(await self._entries(directory.id, [i.user_id for i in todo]))
-        holder = self.ids()
-        ready, finished, leased = [], [], []
+        """Each item re-checked just before it is written against its user as read now (a user changed or synced
+        since the plan is left to its own sync), written, and recorded; the items with their outcome."""
+        records = await self._records([i.user_id for i in todo])
+        ready: list[RunItem] = []
+        finished: list[RunItem] = []
         for i in todo:
-            verdict = self._stale(run, i, current.get(i.user_id))
-            if verdict is None and not await self.leases.take_user(i.user_id, holder):
-                verdict = (
-                    "skipped",
-                    "the user is being synced by its own run, which applies the current state",
-                )
+            verdict = self._stale(run, i, records.get(i.user_id), directory.id)
             if verdict is None:
-                leased.append(i.user_id)
                 ready.append(i)
             else:
                 finished.append(dataclasses.replace(i, state=verdict[0], error=verdict[1]))
-        try:
-            results = await self.m365.apply(
-                directory, [PlanItem.from_payload(i.payload) for i in ready], _random
-            )
-            for i, applied in zip(ready, results, strict=True):
-                entry = current[i.user_id]
-                await self.links.record(
-                    i.user_id, entry.link or Link(i.user_id, directory.id), applied, actor
+        results = await self.m365.apply(directory, [PlanItem.from_payload(i.payload) for i in ready], _random)
+        written: list[UserRecord] = []
+        later: list[AuditEntry] = []
+        again: list[str] = []
+        gate = asyncio.Semaphore(READ_CONCURRENCY)
+
+        async def record(i: RunItem, applied: Applied) -> RunItem:
+            before = records[i.user_id]
+            old = before.links.get(directory.id) or Link(i.user_id, directory.id)
+            state: ItemState = "applied" if applied.ok else "failed"
+            try:
+                async with gate:
+                    written.append(await self.links.record_all(before, [(old, applied)], actor, later=later))
+            except ConcurrentUpdate:
+                again.append(i.user_id)
+                return dataclasses.replace(
+                    i, state=state, error="the user's own sync wrote its link meanwhile: it runs again"
                 )
-                finished.append(
-                    dataclasses.replace(i, state="applied" if applied.ok else "failed", error=applied.error)
-                )
-                if applied.outcome in ("rematch", "exists", "retry"):
-                    await self.sync_queue.enqueue([i.user_id], actor.correlation_id)  # its own sync recovers
-        finally:
-            await asyncio.gather(*(self.leases.give_user(u, holder) for u in leased))
-        await self.bindings.refresh_many([i.user_id for i in finished])
+            if applied.outcome in ("rematch", "exists", "retry"):
+                again.append(i.user_id)  # its own sync recovers
+            return dataclasses.replace(i, state=state, error=applied.error)
+
+        finished += await asyncio.gather(*(record(i, a) for i, a in zip(ready, results, strict=True)))
+        effective = await self.bindings.effective_many(written)
+        await asyncio.gather(
+            self.auditor.record_all(later, users_written=True),
+            self.bindings.project(zip(written, effective, strict=True), {directory.id}),
+        )
+        if again:
+            await self.sync_queue.enqueue(again, actor.correlation_id)
         return finished
 
     @staticmethod
-    def _stale(run: Run, item: RunItem, entry: IndexEntry | None) -> tuple[ItemState, str] | None:
+    def _stale(
+        run: Run, item: RunItem, record: UserRecord | None, directory_id: str
+    ) -> tuple[ItemState, str] | None:
         """What became of an item since the plan (re-checked just before it is written), or None to apply it."""
-        if entry is None or entry.user is None:
+        if record is None:
             return "skipped", "the user no longer exists"
-        link = entry.link
+        link = record.links.get(directory_id)
         if link is not None and run.planned_at and link.last_sync_at and link.last_sync_at > run.planned_at:
             p = item.payload
             same = link.fingerprint is not None and link.fingerprint == p.get("fingerprint")
             if same or (p.get("action") == "block" and link.status == p.get("status")):
                 return "applied", "applied by an earlier delivery of this chunk"
             return "skipped", "the user was synced since the plan by its own run"
-        changed = entry.user.updated_at.isoformat() != item.payload.get("userUpdatedAt")
+        changed = record.user.updated_at.isoformat() != item.payload.get("userUpdatedAt")
         if item.payload.get("action") != "needs_attention" and changed:
             return "skipped", "the user changed since the plan; its own sync applies the change"
         return None
 
-    async def _entries(self, directory_id: str, user_ids: Sequence[str]) -> list[tuple[str, IndexEntry]]:
-        records = await asyncio.gather(*(self.users.get(u) for u in dict.fromkeys(user_ids)))
-        out = []
-        for record in records:
-            if record is None:
-                continue
-            link = record.links.get(directory_id)
-            out.append(
-                (
-                    record.user.id,
-                    IndexEntry(
-                        directory_id,
-                        record.user.id,
-                        (),
-                        link.status if link else "pending",
-                        link.m365_user_id if link else None,
-                        record.user,
-                        link,
-                    ),
-                )
-            )
-        return out
+    async def _records(self, user_ids: Sequence[str]) -> dict[str, UserRecord]:
+        gate = asyncio.Semaphore(READ_CONCURRENCY)
+
+        async def one(user_id: str) -> UserRecord | None:
+            async with gate:
+                return await self.users.get(user_id)
+
+        found = await asyncio.gather(*(one(u) for u in dict.fromkeys(user_ids)))
+        return {r.user.id: r for r in found if r is not None}
 
     # ------------------------------------------------------------------------------------ approve/discard
     async def approve(self, directory_id: str, run_id: str, actor: Actor) -> Run:

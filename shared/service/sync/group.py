@@ -1,9 +1,11 @@
 """Mirroring a Warden group into one directory (rule 14): level-triggered, like a user's sync.
 
-Read the group, its members and their links in the directory (the desired members: those linked there), the M365
-group the binding points at and its members; plan (``shared.domain.group_plan``); write the plan through the M365
-port: the group's creation, then its rename, adds and removes ("already a member" and "not a member" count as
-success, rule 14). One run per group and directory at a time (a lease), so two runs never create two groups.
+Read the group, its members and their M365 ids in the directory (the desired members: those linked there, as the
+directory index has them — it is refreshed before a member's new link queues the mirror), and, side by side with
+those store reads, the M365 group the binding points at and its members; plan (``shared.domain.group_plan``);
+write the plan through the M365 port: the group's creation, then its rename, adds and removes ("already a member"
+and "not a member" count as success, rule 14). One run per group and directory at a time (a lease), so two runs
+never create two groups.
 """
 
 from __future__ import annotations
@@ -15,21 +17,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.domain.claims import created_claim_kind, group_claim_kind
-from shared.domain.group_plan import GroupPlan, plan_group
+from shared.domain.group_plan import GroupPlan, M365Group, plan_group
 from shared.domain.model import Directory, Group, GroupBinding
 from shared.service.context import Actor, Auditor
 from shared.service.ports import (
     M365,
     Clock,
+    DirectoryIndex,
     DirectoryRepository,
     GroupRepository,
     Uniques,
-    UserRepository,
     Written,
 )
 from shared.service.sync.leases import Leases
 
-READ_CONCURRENCY = 16
 AUDIT_IDS = 500
 """Member ids per audit entry of a mirror's update: 500 object ids are about 20,000 characters of JSON."""
 
@@ -71,17 +72,17 @@ class GroupSync:
     def __init__(
         self,
         groups: GroupRepository,
-        users: UserRepository,
         directories: DirectoryRepository,
         uniques: Uniques,
         m365: M365,
         leases: Leases,
         auditor: Auditor,
         clock: Clock,
+        index: DirectoryIndex,
     ) -> None:
+        self.index = index
         self.leases = leases
         self.groups = groups
-        self.users = users
         self.directories = directories
         self.uniques = uniques
         self.m365 = m365
@@ -90,32 +91,33 @@ class GroupSync:
 
     async def sync_group(self, group_id: str, directory_id: str, actor: Actor) -> GroupReport:
         holder = str(uuid.uuid4())
-        if not await self.leases.take_group(group_id, directory_id, holder):
+        token = await self.leases.take_group(group_id, directory_id, holder)
+        if token is None:
             raise GroupBusy(f"group {group_id} is being mirrored into {directory_id} by another run")
         try:
             return await self._sync(group_id, directory_id, actor)
         finally:
-            await self.leases.give_group(group_id, directory_id, holder)
+            await self.leases.give_group(group_id, directory_id, holder, token)
 
     async def _desired(self, group_id: str, directory_id: str) -> frozenset[str]:
         """The M365 ids of the group's members that are linked in the directory."""
-        gate = asyncio.Semaphore(READ_CONCURRENCY)
+        members = await self.groups.members(group_id)
+        return frozenset((await self.index.linked(directory_id, members)).values())
 
-        async def linked(user_id: str) -> str | None:
-            async with gate:
-                record = await self.users.get(user_id)
-            link = record.links.get(directory_id) if record is not None else None
-            return link.m365_user_id if link is not None else None
-
-        found = await asyncio.gather(*(linked(u) for u in await self.groups.members(group_id)))
-        return frozenset(f for f in found if f)
+    async def _m365(
+        self, directory: Directory, binding: GroupBinding
+    ) -> tuple[M365Group | None, frozenset[str] | None]:
+        """The M365 group the binding points at (None: none yet, or gone) and its members."""
+        if not binding.m365_group_id:
+            return None, None
+        linked = await self.m365.get_group(directory, binding.m365_group_id)
+        return linked, (await self.m365.group_members(directory, linked.id) if linked else None)
 
     async def _sync(self, group_id: str, directory_id: str, actor: Actor) -> GroupReport:
-        found = await self.groups.get(group_id)
-        directory_found = await self.directories.get(directory_id)
-        binding = next(
-            (b for b in await self.groups.bindings(group_id) if b.directory_id == directory_id), None
+        found, directory_found, bindings = await asyncio.gather(
+            self.groups.get(group_id), self.directories.get(directory_id), self.groups.bindings(group_id)
         )
+        binding = next((b for b in bindings if b.directory_id == directory_id), None)
         if found is None or directory_found is None or binding is None:
             return GroupReport(group_id, directory_id, None)  # unbound or gone: no longer managed
         group, directory = found[0], directory_found[0]
@@ -124,11 +126,9 @@ class GroupSync:
                 dataclasses.replace(binding, status="skipped", reason=directory.status_reason)
             )
             return GroupReport(group_id, directory_id, None)
-        desired = await self._desired(group_id, directory_id)
-        linked = (
-            await self.m365.get_group(directory, binding.m365_group_id) if binding.m365_group_id else None
+        desired, (linked, members) = await asyncio.gather(
+            self._desired(group_id, directory_id), self._m365(directory, binding)
         )
-        members = await self.m365.group_members(directory, linked.id) if linked else None
         same = () if linked else tuple(await self.m365.find_groups(directory, group.name))
         # A group of this name that this Warden group managed before (claimed, e.g. before an unbind) is its own.
         ours = (

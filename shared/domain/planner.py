@@ -78,7 +78,8 @@ def check_mapping(mapping: Mapping[str, str | None]) -> None:
 def immutable_id(user_id: str) -> str:
     """A stable onPremisesImmutableId derived from the Warden id: base64 of the GUID's 16 bytes (24 characters,
     never ``$`` or ``_``, which Graph refuses), as Entra Connect derives it from objectGUID."""
-    return base64.b64encode(uuid.UUID(user_id).bytes).decode()
+    raw = bytes.fromhex(user_id.replace("-", "")) if len(user_id) == 36 else b""
+    return base64.b64encode(raw if len(raw) == 16 else uuid.UUID(user_id).bytes).decode()
 
 
 @dataclass(frozen=True)
@@ -100,19 +101,23 @@ class M365Account:
     """Rule 23 (a later issue): an account holding an Entra directory role, or marked protected."""
 
     def value(self, prop: str) -> Any:
-        return {
-            "userPrincipalName": self.user_principal_name,
-            "accountEnabled": self.account_enabled,
-            "mail": self.mail,
-            "mailNickname": self.mail_nickname,
-            "givenName": self.given_name,
-            "surname": self.surname,
-            "displayName": self.display_name,
-            "jobTitle": self.job_title,
-            "department": self.department,
-            "employeeId": self.employee_id,
-            "onPremisesImmutableId": self.on_premises_immutable_id,
-        }[prop]
+        return getattr(self, ACCOUNT_FIELDS[prop])
+
+
+ACCOUNT_FIELDS = {
+    "userPrincipalName": "user_principal_name",
+    "accountEnabled": "account_enabled",
+    "mail": "mail",
+    "mailNickname": "mail_nickname",
+    "givenName": "given_name",
+    "surname": "surname",
+    "displayName": "display_name",
+    "jobTitle": "job_title",
+    "department": "department",
+    "employeeId": "employee_id",
+    "onPremisesImmutableId": "on_premises_immutable_id",
+}
+"""Graph's property → the ``M365Account`` field holding it."""
 
 
 @dataclass(frozen=True)
@@ -261,7 +266,9 @@ def _same(prop: str, observed: Any, desired: Any) -> bool:
 def diff(account: M365Account, attrs: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
     changes = {}
     for prop, want in attrs.items():
-        have = account.value(prop)
+        have = getattr(account, ACCOUNT_FIELDS[prop])
+        if have == want:
+            continue
         if prop == "onPremisesImmutableId" and have:
             continue  # rule 2: set when missing; an existing one may already be federated, so it stays
         if not _same(prop, have, want):

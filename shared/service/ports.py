@@ -383,7 +383,7 @@ class M365(Protocol):
         """Delete a group; one that is gone already counts as deleted."""
 
     def list_users(self, directory: Directory) -> AsyncIterator[list[M365Account]]:
-        """Every account of the tenant, page by page; raises rather than end early."""
+        """Every account of the tenant, a part of a page at a time; raises rather than end early."""
 
     async def delta(
         self, directory: Directory, delta_link: str | None, *, latest: bool = False, resource: str = "users"

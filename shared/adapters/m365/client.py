@@ -34,6 +34,10 @@ GROUP_DELTA_SELECT = "displayName,members"
 """Group delta tracking names and membership (``members@delta``): what a mirror manages (group-delta)."""
 
 
+PAGE_SLICE = 250
+"""Accounts handed to ``list_users``' caller at a time."""
+
+
 def group_from(body: dict[str, Any]) -> M365Group:
     return M365Group(
         id=str(body["id"]),
@@ -197,7 +201,8 @@ class GraphM365:
             await self.clients.gate_for(directory.id).usage.ru.take(3)
 
     async def list_users(self, directory: Directory) -> AsyncIterator[list[M365Account]]:
-        """Every user of the tenant, a page (≤ 999) at a time, following ``@odata.nextLink`` to the end. A page
+        """Every user of the tenant, Graph's pages (≤ 999) handed over in slices of ``PAGE_SLICE``, following
+        ``@odata.nextLink`` to the end. A page
         that fails raises: a partial listing is never passed off as the tenant (rule 19). The next page is asked
         for as soon as a page's nextLink is known, so that Graph works on it while the caller reads this one."""
         client = await self._read(directory)
@@ -213,7 +218,12 @@ class GraphM365:
                 if next_link:
                     await ru.take(1)
                     pending = asyncio.ensure_future(get_json(client, _relative(client, str(next_link))))
-                yield [account_from(v) for v in body.get("value", [])]
+                values = body.get("value", [])
+                for first in range(0, len(values), PAGE_SLICE):
+                    # A page in slices, the event loop turning in between (the next page's answer is taken
+                    # as soon as it comes, whatever the caller does with these).
+                    yield [account_from(v) for v in values[first : first + PAGE_SLICE]]
+                    await asyncio.sleep(0)
         finally:
             if pending is not None:  # the caller stopped early: the next page is not wanted
                 pending.add_done_callback(_retrieved)

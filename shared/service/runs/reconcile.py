@@ -4,7 +4,9 @@ in chunks that spread over Function instances and survive restarts.
 1. ``start``: a run in ``planning``; the planning itself is a queue job (a 100,000-user tenant takes a while).
 2. ``plan``: the tenant is read once (``$select``, ``$top=999``, every nextLink — a failed or partial read fails
    the run without writing); the directory's users and links are read once, from the directory index's 16
-   partitions; the pure planner plans them all; items with something to do are stored with the run. A dry run
+   partitions, side by side with it; the pure planner plans each linked user as soon as both its row and its
+   account have come (``DirectoryPlan``: the planning fills the waits for Graph's pages), and the rest (users to
+   match by address) once both reads are done; items with something to do are stored with the run. A dry run
    stops here. A plan that blocks more than the guard allows is ``held``. Otherwise the run is ``applying`` and
    one queue message per chunk of 100 items fans the work out.
 3. ``apply_chunk``: each item still ``planned`` is re-checked against its user as read now (a user changed or
@@ -63,6 +65,8 @@ from shared.service.store.bindings import Bindings
 from shared.service.sync.links import Links
 from shared.service.sync.passwords import random_password
 
+INDEX_BATCH = 100
+"""Index rows handed to the planning at a time."""
 READ_CONCURRENCY = 32
 """Users read (and recorded) at once while a chunk is applied."""
 A = TypeVar("A")
@@ -153,6 +157,92 @@ class TenantView:
         return [self.by_id[i] for i in sorted(ids)]
 
 
+class DirectoryPlan:
+    """The plan of a directory, made while its two reads come in: a user whose link names an account is planned
+    as soon as its index row and that account are both there (and its manager's row, when it has a manager);
+    the others — unlinked users, matched by address, and links whose account the tenant does not hold — once
+    both reads are done (``finish``). The same items as planning everyone at the end; only sooner."""
+
+    def __init__(self, directory: Directory, targets: Mapping[str, Target], now: dt.datetime) -> None:
+        self.directory = directory
+        self.targets = targets
+        self.now = now
+        self.tenant = TenantView()
+        self.entries = 0
+        self.items: list[tuple[PlanItem, IndexEntry]] = []
+        self.counts: Counter[str] = Counter()
+        self.linked_ids: set[str] = set()
+        self.manager_of: dict[str, str | None] = {}
+        """User id → its M365 id when synced here (what its reports' manager is), for every row read."""
+        self.waiting: dict[str, IndexEntry] = {}
+        """Rows whose linked account has not come yet, by that account's id."""
+        self.later: list[IndexEntry] = []
+        self.matched: set[str] = set()
+        """Accounts some unlinked user matched by address (touched: not unmanaged)."""
+
+    def add_entries(self, entries: Sequence[IndexEntry]) -> None:
+        for e in entries:
+            self.entries += 1
+            link = e.link
+            if link is not None and link.m365_user_id:
+                self.linked_ids.add(link.m365_user_id)
+                if link.status == "synced":
+                    self.manager_of[e.user_id] = link.m365_user_id
+            if e.user is None:
+                continue
+            if link is None or not link.m365_user_id:
+                self.later.append(e)
+            elif link.m365_user_id in self.tenant.by_id:
+                self._now_or_later(e)
+            else:
+                self.waiting[link.m365_user_id] = e
+
+    def add_accounts(self, accounts: Sequence[M365Account]) -> None:
+        self.tenant.add(accounts)
+        for a in accounts:
+            e = self.waiting.pop(a.id, None)
+            if e is not None:
+                self._now_or_later(e)
+
+    def _now_or_later(self, e: IndexEntry) -> None:
+        assert e.user is not None
+        if e.user.manager_id and e.user.manager_id not in self.manager_of:
+            self.later.append(e)  # its manager's row has not come yet
+        else:
+            self._plan(e)
+
+    def finish(self) -> tuple[list[tuple[PlanItem, IndexEntry]], dict[str, int], int]:
+        """Plan the rest; every item with something to do, the counts by action, and the accounts no user
+        links or matches (unmanaged)."""
+        for e in [*self.later, *self.waiting.values()]:
+            self._plan(e)
+        self.later, self.waiting = [], {}
+        touched = self.linked_ids | self.matched
+        return self.items, dict(self.counts), len(set(self.tenant.by_id) - touched)
+
+    def _plan(self, e: IndexEntry) -> None:
+        assert e.user is not None
+        directory = self.directory
+        link = e.link or Link(e.user_id, directory.id)
+        ud = UserDirectory(directory.id, e.via, link)
+        tenant = self.tenant
+        if link.m365_user_id and link.m365_user_id in tenant.by_id:
+            recent = written_recently(link, self.now)
+            observation = Observation(linked=tenant.by_id[link.m365_user_id], recent=recent)
+        else:
+            found = tenant.matches(e.user.email, immutable_id(e.user.id))
+            linked = self.linked_ids
+            taken = frozenset(a.id for a in found if a.id in linked and a.id != link.m365_user_id)
+            observation = Observation(candidates=tuple(found), taken=taken)
+            self.matched.update(a.id for a in found)
+        manager = self.manager_of.get(e.user.manager_id) if e.user.manager_id else None
+        desired = Desired(e.user, (ud,), {directory.id: manager})
+        for item in plan_user(desired, self.targets, {directory.id: observation}):
+            self.counts[item.action] += 1
+            if item.action != "none":
+                self.items.append((item, e))
+
+
 class Reconciler:
     def __init__(
         self,
@@ -234,18 +324,26 @@ class Reconciler:
         m365 = self.m365
         usage_before = m365.usage(directory_id)
 
-        async def read_index() -> list[IndexEntry]:
-            return [e async for e in self.index.all(directory_id)]
+        targets = {d.id: target_of(d) for d in await self.directories.all()}
+        planning = DirectoryPlan(directory, targets, self.clock())
 
-        async def read_tenant() -> TenantView:
-            tenant = TenantView()
+        async def read_index() -> None:
+            batch: list[IndexEntry] = []
+            async for e in self.index.all(directory_id):
+                batch.append(e)
+                if len(batch) == INDEX_BATCH:
+                    planning.add_entries(batch)
+                    batch = []
+                    await asyncio.sleep(0)  # let the Graph pages' answers in between
+            planning.add_entries(batch)
+
+        async def read_tenant() -> None:
             async for accounts in m365.list_users(directory):
-                tenant.add(accounts)
-            return tenant
+                planning.add_accounts(accounts)
 
         try:
             # The two reads are independent: the store's index and Graph's pages are read side by side.
-            entries, tenant = await both(read_index(), read_tenant())
+            await both(read_index(), read_tenant())
         except Exception as exc:
             failed = dataclasses.replace(
                 run,
@@ -256,9 +354,8 @@ class Reconciler:
             )
             await self.runs.save(failed, etag)
             raise
-        m365.set_tenant_size(directory_id, len(tenant.by_id))
-        targets = {d.id: target_of(d) for d in await self.directories.all()}
-        items, counts, unmanaged = self._plan(directory, entries, tenant, targets)
+        m365.set_tenant_size(directory_id, len(planning.tenant.by_id))
+        items, counts, unmanaged = self._finish(planning)
         sink: ItemSink[RunItem] = ItemSink(
             lambda batch: self.runs.put_items(run.id, batch), RUN_CUTTING.chunk
         )
@@ -267,7 +364,7 @@ class Reconciler:
             for n, (i, by_user) in enumerate(items)
         )
         stored = await sink.close()
-        linked = sum(1 for e in entries if e.link is not None and e.link.m365_user_id)
+        linked = len(planning.linked_ids)
         guard = guard_verdict(counts, linked, directory.options.mass_change_guard)
         status: RunStatus = "done" if run.dry_run else ("held" if guard else "applying")
         if not stored and status == "applying":
@@ -278,7 +375,7 @@ class Reconciler:
             started_at=started,
             planned_at=self.clock(),
             finished_at=self.clock() if status == "done" else None,
-            counts={**counts, "unmanaged": unmanaged, "users": len(entries)},
+            counts={**counts, "unmanaged": unmanaged, "users": planning.entries},
             guard=guard,
             items=stored,
             chunks=RUN_CUTTING.chunks(stored),
@@ -293,42 +390,10 @@ class Reconciler:
                 await self.mirrors.enqueue([(g, directory_id) for g in groups], run.id)
         return planned
 
-    def _plan(
-        self,
-        directory: Directory,
-        entries: list[IndexEntry],
-        tenant: TenantView,
-        targets: Mapping[str, Target],
-    ) -> tuple[list[tuple[PlanItem, IndexEntry]], dict[str, int], int]:
-        linked_ids = {e.link.m365_user_id for e in entries if e.link is not None and e.link.m365_user_id}
-        manager_of = {
-            e.user_id: e.link.m365_user_id
-            for e in entries
-            if e.link is not None and e.link.status == "synced"
-        }
-        touched: set[str] = set(linked_ids)
-        items: list[tuple[PlanItem, IndexEntry]] = []
-        counts: Counter[str] = Counter()
-        for e in entries:
-            if e.user is None:
-                continue
-            link = e.link or Link(e.user_id, directory.id)
-            ud = UserDirectory(directory.id, e.via, link)
-            if link.m365_user_id and link.m365_user_id in tenant.by_id:
-                recent = written_recently(link, self.clock())
-                observation = Observation(linked=tenant.by_id[link.m365_user_id], recent=recent)
-            else:
-                found = tenant.matches(e.user.email, immutable_id(e.user.id))
-                taken = frozenset(a.id for a in found if a.id in linked_ids and a.id != link.m365_user_id)
-                observation = Observation(candidates=tuple(found), taken=taken)
-                touched.update(a.id for a in found)
-            manager = manager_of.get(e.user.manager_id) if e.user.manager_id else None
-            desired = Desired(e.user, (ud,), {directory.id: manager})
-            for item in plan_user(desired, targets, {directory.id: observation}):
-                counts[item.action] += 1
-                if item.action != "none":
-                    items.append((item, e))
-        return items, dict(counts), len(set(tenant.by_id) - touched)
+    @staticmethod
+    def _finish(planning: DirectoryPlan) -> tuple[list[tuple[PlanItem, IndexEntry]], dict[str, int], int]:
+        """The plan's last step, once both reads are done (apart, so that it can be timed)."""
+        return planning.finish()
 
     # ------------------------------------------------------------------------------------------- apply
     async def apply_chunk(self, directory_id: str, run_id: str, chunk: int) -> Run:

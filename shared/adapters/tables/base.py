@@ -214,8 +214,30 @@ async def page(
     return rows, (encode_cursor(scope, token) if token is not None else None)
 
 
+async def _alone(table: TableClient, operation: tuple[Any, ...]) -> None:
+    """One operation of a transaction made as a plain request: a one-entity transaction is as atomic, and costs
+    the SDK a multipart request and response (several times a plain request's CPU)."""
+    kind, entity, *rest = operation
+    options: dict[str, Any] = rest[0] if rest else {}
+    try:
+        if kind == "upsert":
+            await table.upsert_entity(entity, mode=options.get("mode", UpdateMode.MERGE))
+        elif kind == "create":
+            await table.create_entity(entity)
+        elif kind == "delete":
+            await table.delete_entity(entity["PartitionKey"], entity["RowKey"], **options)
+        else:
+            await table.update_entity(entity, **options)
+    except ResourceModifiedError:
+        raise PreconditionFailed("the resource changed since it was read (ETag mismatch)") from None
+
+
 async def transact(table: TableClient, operations: Sequence[tuple[Any, ...]]) -> None:
-    """Submit same-partition operations in transactions of at most 100 (each chunk atomic)."""
+    """Submit same-partition operations in transactions of at most 100 (each chunk atomic); one operation alone
+    is sent as a plain request."""
+    if len(operations) == 1 and operations[0][0] in ("upsert", "create", "delete", "update"):
+        await _alone(table, operations[0])
+        return
     for start in range(0, len(operations), TRANSACTION_LIMIT):
         chunk = list(operations[start : start + TRANSACTION_LIMIT])
         try:

@@ -65,7 +65,7 @@ from shared.service.ports import (
 )
 from shared.service.store.groups import NAME as GROUP_NAME
 from shared.service.store.groups import Groups
-from shared.service.store.users import Users
+from shared.service.store.users import AuditAs, Users
 
 HRIS_ACTOR = "hris:webhook"
 """Who the audit shows for every HR event (SPEC: ``hris:<source>``; one webhook, one source)."""
@@ -322,23 +322,21 @@ class Hris:
                 warnings: list[str] = []
                 manager = await self._manager(e, record.user, warnings)
                 changes = user_changes(event, record.user, manager, self.clock())
-                applied = self._entry(
-                    actor,
-                    "hris.event.applied",
-                    event,
-                    delivery,
-                    record.user.id,
-                    eventAt=event_at.isoformat(),
-                    warnings=warnings or None,
-                )
+                user_id = record.user.id
+                applied = self._applied(actor, event, delivery, user_id, event_at, warnings)
                 done = await self.users.change(
-                    record, changes, actor, etag=record.etag, marks={"hr_event_at": event_at}, also=[applied]
+                    record,
+                    changes,
+                    actor,
+                    etag=record.etag,
+                    marks={"hr_event_at": event_at},
+                    audit_as=applied,
                 )
             except (PreconditionFailed, _Recheck):
                 continue  # the person changed (or was just created) meanwhile: read again
-            entries = list(done.entries) if done.written else []
-            await self._finish(record.user.id, wanted, actor, entries, [] if done.written else [applied])
-            return Accepted("accepted", record.user.id)
+            written = list(done.entries) if done.written else []
+            await self._finish(user_id, wanted, actor, written, [] if done.written else [applied(None, None)])
+            return Accepted("accepted", user_id)
         raise ConcurrentUpdate(f"employee '{e.employee_id}' keeps changing; retry the delivery")
 
     async def _hire(
@@ -496,6 +494,29 @@ class Hris:
             self.auditor.record_all(written, users_written=True),
             self.auditor.record_all(entries),
         )
+
+    def _applied(
+        self,
+        actor: Actor,
+        event: HrEvent,
+        delivery: Delivery,
+        user_id: str,
+        event_at: dt.datetime,
+        warnings: list[str],
+    ) -> AuditAs:
+        """The event's one entry about a known person: what it changed (before → after) and how it came."""
+
+        def entry(before: dict[str, Any] | None, after: dict[str, Any] | None) -> AuditEntry:
+            details = {"eventAt": event_at.isoformat(), "warnings": warnings or None, "changed": after}
+            return self.auditor.entry(
+                actor,
+                "hris.event.applied",
+                user_id=user_id,
+                before=before,
+                after=_after(event, delivery, details),
+            )
+
+        return entry
 
     def _entry(
         self,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -52,6 +52,10 @@ class UserFilter:
     state: UserState | None = None
     directory_id: str | None = None
     status: LinkStatus | None = None
+
+
+AuditAs = Callable[[dict[str, Any] | None, dict[str, Any] | None], AuditEntry]
+"""The entry auditing a change, given the changed fields before and after (None: only bookkeeping changed)."""
 
 
 @dataclass(frozen=True)
@@ -185,11 +189,12 @@ class Users:
         *,
         etag: str | None,
         marks: Mapping[str, Any] | None = None,
-        also: Sequence[AuditEntry] = (),
+        audit_as: AuditAs | None = None,
     ) -> Changed:
         """Change the user as ``record`` holds it, reading nothing again: its uniqueness claims where an
-        identifier changes, the merge of the changed fields with their ``user.update`` entry (and ``also``'s
-        entries about the user) in one transaction, its dates. ``etag``: only if the user is still as read
+        identifier changes, the merge of the changed fields with the entry auditing them in one transaction, its
+        dates. The entry is a ``user.update`` (when a field changed), or ``audit_as``'s (given the changed
+        fields before and after: an HR event's one entry). ``etag``: only if the user is still as read
         (``PreconditionFailed`` otherwise). Queues no sync and refreshes no index (the caller's to do)."""
         before = record.user
         changed = tuple(k for k, v in changes.items() if getattr(before, k) != v)
@@ -201,16 +206,15 @@ class Users:
         old_values, new_values = before.unique_values(), after.unique_values()
         claimed = {k: v for k, v in new_values.items() if old_values.get(k) != v}
         await self.claims.claim_all(claimed, before.id)
-        entries = list(also)
-        if changed:
-            update = self.auditor.entry(
-                actor,
-                "user.update",
-                user_id=before.id,
-                before=audit_view(before, changed),
-                after=audit_view(after, changed),
-            )
-            entries.insert(0, update)
+        views = (audit_view(before, changed), audit_view(after, changed)) if changed else (None, None)
+        if audit_as is not None:
+            entries = [audit_as(*views)]
+        elif changed:
+            entries = [
+                self.auditor.entry(actor, "user.update", user_id=before.id, before=views[0], after=views[1])
+            ]
+        else:
+            entries = []
         try:
             new_etag = await self.users.update(after, [*changed, *marked], etag, entries)
         except BaseException:

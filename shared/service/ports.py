@@ -92,8 +92,8 @@ class UserRepository(Protocol):
     """A user's partition. Writes that take ``audit`` write the entries' rows about this user with the change,
     in one transaction (the rest of each entry is the ``AuditLog``'s: ``record_all(..., users_written=True)``)."""
 
-    async def add(self, user: User, audit: Sequence[AuditEntry] = ()) -> str:
-        """Insert a new user (its id is new); returns the ETag."""
+    async def add(self, user: User, audit: Sequence[AuditEntry] = (), direct: Sequence[str] = ()) -> str:
+        """Insert a new user (its id is new), bound directly to ``direct``; returns the ETag."""
 
     async def get(self, user_id: str) -> UserRecord | None: ...
 

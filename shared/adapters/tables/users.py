@@ -202,10 +202,14 @@ class TableUsers:
     def __init__(self, store: TableStore) -> None:
         self.store = store
 
-    async def add(self, user: User, audit: Sequence[AuditEntry] = ()) -> str:
-        """Insert a new user, with the audit entries about it that ``audit`` holds, in one transaction."""
+    async def add(self, user: User, audit: Sequence[AuditEntry] = (), direct: Sequence[str] = ()) -> str:
+        """Insert a new user bound directly to ``direct``, with the audit entries about it that ``audit`` holds, in
+        one transaction."""
         table = await self.store.table("users")
         rows = user_rows(audit, user.id)
+        if direct:
+            bound = {d: to_time(user.created_at) for d in direct}
+            rows.insert(0, relations_entity(user.id, Relations(direct=bound)))
         if not rows:
             return await insert_new(table, user_entity(user), "user")
         try:

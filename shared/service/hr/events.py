@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import datetime as dt
 import secrets
 from collections.abc import Mapping, Sequence
@@ -366,8 +367,26 @@ class Hris:
         for username in candidates:
             fields = new_user_fields(event, username, manager, event_at, now)
             entries: list[AuditEntry] = []
+
+            def applied(
+                user: User, username: str = username, warnings: list[str] = warnings
+            ) -> list[AuditEntry]:
+                details = {"eventAt": event_at.isoformat(), "created": True, "username": username}
+                details["warnings"] = warnings or None
+                after = _after(event, delivery, details)
+                return [self.auditor.entry(actor, "hris.event.applied", user_id=user.id, after=after)]
+
             try:
-                view = await self.users.create(fields, actor, source=HRIS_ACTOR, sync=False, audit=entries)
+                # The user, its bindings to the event's directories and the entries auditing them: one write.
+                view = await self.users.create(
+                    fields,
+                    actor,
+                    source=HRIS_ACTOR,
+                    sync=False,
+                    audit=entries,
+                    direct=wanted.bind,
+                    also=applied,
+                )
             except Conflict as exc:
                 if await self._person(e) is not None:
                     raise _Recheck() from None  # created by a concurrent delivery: update it instead
@@ -376,18 +395,7 @@ class Hris:
                 warnings.append(f"username '{username}' is taken")
                 continue
             user_id = view.user.id
-            applied = self._entry(
-                actor,
-                "hris.event.applied",
-                event,
-                delivery,
-                user_id,
-                eventAt=event_at.isoformat(),
-                created=True,
-                username=username,
-                warnings=warnings or None,
-            )
-            await self._finish(user_id, wanted, actor, entries, [applied])
+            await self._finish(user_id, dataclasses.replace(wanted, bind=()), actor, entries, [])
             return Accepted("accepted", user_id)
         raise Conflict(
             f"usernames {candidates} are all taken; create the user with another username, then resend",
@@ -517,17 +525,6 @@ class Hris:
             )
 
         return entry
-
-    def _entry(
-        self,
-        actor: Actor,
-        action: str,
-        event: HrEvent,
-        delivery: Delivery,
-        user_id: str | None,
-        **details: Any,
-    ) -> AuditEntry:
-        return self.auditor.entry(actor, action, user_id=user_id, after=_after(event, delivery, details))
 
     async def _audit(
         self,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -153,20 +153,31 @@ class Users:
         user_id: str | None = None,
         sync: bool = True,
         audit: bool | list[AuditEntry] = True,
+        direct: Sequence[str] = (),
+        also: Callable[[User], Sequence[AuditEntry]] | None = None,
     ) -> UserView:
         """``user_id``: a given id (an import derives it from the account, so a retry makes no second user);
         ``sync``: False when the new user has nothing to sync (no binding yet; an import without ``bind``);
-        ``audit``: the ``user.create`` entry is written with the user; a list: the entry is added to it for the
-        caller to record the rest of (``record_all(..., users_written=True)``, an import chunk's at once)."""
+        ``audit``: the ``user.create`` entry is written with the user; a list: the entry (and the others written
+        with the user) are added to it for the caller to record the rest of (``record_all(...,
+        users_written=True)``, an import chunk's at once); ``direct``: directories (known to exist) the user is
+        bound to as it is created, each audited ``user.bind``; ``also``: more entries about the new user, written
+        with it (an HR hire's)."""
         now = self.clock()
         user = User(id=user_id or self.ids(), source=source, created_at=now, updated_at=now, **fields)
         await self._check(user)
         values = user.unique_values()
         await self.claims.claim_all(values, user.id)
         after = {**audit_view(user), **({"initialPassword": "set"} if initial_password else {})}
-        entry = self.auditor.entry(actor, "user.create", user_id=user.id, after=after)
+        entries = [self.auditor.entry(actor, "user.create", user_id=user.id, after=after)]
+        bound = list(dict.fromkeys(direct))
+        entries += [
+            self.auditor.entry(actor, "user.bind", user_id=user.id, directory_id=d, after={"via": "direct"})
+            for d in bound
+        ]
+        entries += also(user) if also is not None else []
         try:
-            etag = await self.users.add(user, [entry] if audit is not False else [])
+            etag = await self.users.add(user, entries if audit is not False else [], bound)
         except BaseException:
             await self.claims.release_all(values, user.id)
             raise
@@ -174,9 +185,9 @@ class Users:
         if initial_password is not None and self.secrets is not None:
             await self.secrets.set(initial_password_name(user.id), initial_password)
         if isinstance(audit, list):
-            audit.append(entry)
+            audit.extend(entries)
         elif audit:
-            await self.auditor.record_all([entry], users_written=True)
+            await self.auditor.record_all(entries, users_written=True)
         if sync:
             await self.sync.enqueue([user.id], actor.correlation_id)
         return UserView(user, etag, (), ())

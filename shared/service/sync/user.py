@@ -176,10 +176,10 @@ class Sync:
         self, user_id: str, actor: Actor, gone: bool = False, approved: bool = False
     ) -> SyncReport:
         report = SyncReport(user_id)
-        record = await self.users.get(user_id)
+        record, listed = await asyncio.gather(self.users.get(user_id), self.directories.all())
         if record is None:
             return report
-        directories = {d.id: d for d in await self.directories.all()}
+        directories = {d.id: d for d in listed}
         effective = [e for e in await self.bindings.effective(record) if e.directory_id in directories]
         if not effective:
             return report

@@ -13,19 +13,21 @@ reading the same rows in the same run. ``--only coldstart`` / ``--only store`` r
 ``--only store --users 2000`` is a quick smoke run.
 
 Then the reconcile section (``tools.bench_reconcile``): a ``--users``-account tenant in the simulator at 80 ms,
-1 % drifted: the full reconcile beside Graph's throttle floor, its dry run, and the drift rounds.
+1 % drifted: the full reconcile beside a floor measured in the same run (the same reads and writes done bare), its
+storage requests per applied item, its dry run, and the drift rounds.
 ``--only reconcile --users 3000`` is a quick smoke run.
 
 Then the import section (``tools.bench_import``): every account of an ``--import-users``-account tenant (default: ``--users``, at most 10,000) imported
 (``all: true``) by the import job, plan and chunks, beside a floor of the same Graph read (bare httpx) and the same
 rows written with bare azure-data-tables transactions, with the peak RSS and storage requests per user; and a
-group of ``--group-members`` (as many as the import, at most 10,000) linked members mirrored into an empty M365 group, its Graph writes beside
-Graph's write limit and the same ``$batch`` requests sent bare. ``--only import --users 2000 --group-members 500``
+group of ``--group-members`` (as many as the import, at most 10,000) linked members mirrored into an empty M365 group, beside
+the same ``$batch`` requests sent bare (Graph's write limit printed as context). ``--only import --users 2000 --group-members 500``
 is a quick smoke run.
 
 Last the sync section (``tools.bench_sync``, which has its own options): HR event → Microsoft 365 latencies
 of leavers and joiners through the local functions host, and the webhook's acknowledgement beside a bare
-storage-SDK floor. ``--only sync`` runs it alone (``python -m tools.bench_sync --quick``: a smoke run).
+floor of the minimal durable work done with the bare storage SDKs, and its storage requests per event. ``--only
+sync`` runs it alone (``python -m tools.bench_sync --quick``: a smoke run).
 """
 
 from __future__ import annotations

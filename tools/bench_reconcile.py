@@ -22,9 +22,13 @@ block), a third renamed (``displayName``), a third retitled (``jobTitle``).
 Each measure runs in a fresh process (its peak RSS is its own, not the seeding's) holding a Container on the
 same tables, its reconcile queue replaced by an in-process one and its sync queue by a recorder:
 (1) the full reconcile: ``start``, ``plan``, then every chunk applied by ``--chunk-workers`` concurrent workers
-    (as several Function instances would); its floor is Graph's throttling for what the run spent, read from
-    the simulator's request log: max(resource units ÷ 800 per s, writes ÷ 20 per s); list requests
-    (``GET /v1.0/users``), writes per ``$batch`` and the peak RSS beside their targets;
+    (as several Function instances would); its floor is measured right after in the same process (``_full_floor``:
+    the same list pages with bare httpx beside the index read with the bare SDK, the plan's items stored, the
+    same ``$batch`` writes by as many workers, and the minimal storage writes of each written item, all bare);
+    Graph's throttling for what the run spent (max(resource units ÷ 800 per s, writes ÷ 20 per s), from the
+    simulator's request log) is printed as context only: a run that fits one throttle window never waits for it;
+    storage requests per applied item, list requests (``GET /v1.0/users``), writes per ``$batch`` and the peak RSS
+    beside their targets;
 (2) the dry run of the same (in its own process, before (1) changes anything): wall time and its parts, the
     reads of the store (``index.all``) and of Graph (``list_users``) timed by wrapping those port methods;
     then, as floors, the same two reads bare (azure-data-tables on the 16 partitions, httpx on the pages);

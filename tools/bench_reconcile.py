@@ -834,7 +834,7 @@ async def _read_floors(
     from azure.data.tables.aio import TableClient
 
     from shared.adapters.m365 import SELECT
-    from shared.adapters.tables.dirindex import BUCKETS, partition
+    from shared.adapters.tables.dirindex import BUCKETS, COLUMNS, partition
 
     out: dict[str, Any] = {}
     d = directory.id
@@ -848,7 +848,8 @@ async def _read_floors(
 
         async def bucket(b: int) -> int:
             flt = f"PartitionKey eq '{partition(d, b)}'"
-            return len([e async for e in table.query_entities(flt, results_per_page=1000)])
+            rows = table.query_entities(flt, results_per_page=1000, select=list(COLUMNS))
+            return len([e async for e in rows])
 
         cpu.start()
         t0 = time.perf_counter()
@@ -931,7 +932,7 @@ async def _full_floor(
     from azure.data.tables.aio import TableServiceClient
 
     from shared.adapters.m365 import SELECT
-    from shared.adapters.tables.dirindex import BUCKETS, bucket_of, partition
+    from shared.adapters.tables.dirindex import BUCKETS, COLUMNS, bucket_of, partition
 
     d = directory.id
     items = await container.stores.runs.items(run_id, 0, 10**7)
@@ -954,7 +955,8 @@ async def _full_floor(
         async def read_index() -> int:
             async def bucket(b: int) -> int:
                 flt = f"PartitionKey eq '{partition(d, b)}'"
-                return len([e async for e in index.query_entities(flt, results_per_page=1000)])
+                rows = index.query_entities(flt, results_per_page=1000, select=list(COLUMNS))
+                return len([e async for e in rows])
 
             return sum(await asyncio.gather(*(bucket(b) for b in range(BUCKETS))))
 

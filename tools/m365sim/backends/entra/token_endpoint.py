@@ -349,6 +349,8 @@ class TokenEndpoint:
             )
         if user.get("accountEnabled") is False:
             raise user_disabled()
-        valid_from = parse_iso(user.get("signInSessionsValidFromDateTime"))
-        if valid_from is not None and valid_from > rt.auth_time + 1:
+        valid_from = user.get("_sessionsValidFrom")
+        if not isinstance(valid_from, int | float):
+            valid_from = parse_iso(user.get("signInSessionsValidFromDateTime"))
+        if valid_from is not None and rt.auth_time < valid_from:
             raise sessions_revoked()

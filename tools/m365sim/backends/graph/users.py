@@ -460,7 +460,10 @@ class UsersBackend:
     def revoke_sessions(self, key: str) -> None:
         """user-revokesigninsessions: refresh tokens and session cookies issued before now are void."""
         user = self.primary_of_visible(key)
-        self.store.write("users", user["id"], {**user, "signInSessionsValidFromDateTime": iso(self.clock())})
+        now = self.clock()
+        # The property shows seconds; the exact instant (kept aside) decides which refresh tokens predate it.
+        revoked = {"signInSessionsValidFromDateTime": iso(now), "_sessionsValidFrom": now}
+        self.store.write("users", user["id"], {**user, **revoked})
 
     # -- manager (user-list-manager, user-post-manager, user-delete-manager) ----------------------------------
     def manager(self, key: str) -> Data:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from typing import Any
 
 from aiohttp import web
 
@@ -61,13 +59,3 @@ def json_error(error: SimError, now: float, headers: dict[str, str] | None = Non
         error.body(now), status=error.status, headers={**error.headers, **(headers or {})}
     )
 
-
-async def json_body(request: web.Request) -> Any:
-    """The request's JSON body; a body that is not JSON is None (each service words that refusal its own way)."""
-    raw = await request.read()
-    if not raw.strip():
-        return None
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return None

@@ -58,4 +58,3 @@ def json_error(error: SimError, now: float, headers: dict[str, str] | None = Non
     return web.json_response(
         error.body(now), status=error.status, headers={**error.headers, **(headers or {})}
     )
-

@@ -16,7 +16,8 @@ import datetime as dt
 import hashlib
 import json
 import secrets
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import jwt
 
@@ -41,6 +42,7 @@ REFRESH_TOKEN_LIFETIME_S = 90 * 24 * 3600
 # refresh-tokens: "The default lifetime ... is 24 hours for SPAs and 90 days for all other scenarios"
 OIDC_SCOPES = frozenset({"openid", "profile", "email", "offline_access"})
 MULTI_TENANT_SEGMENTS = frozenset({"common", "organizations"})
+Grant = TypeVar("Grant", AuthCode, RefreshToken)
 
 
 def split_scopes(tenant: Tenant, app: AppRegistration, scopes: list[str]) -> tuple[str, str, list[str]]:
@@ -219,6 +221,22 @@ class TokenEndpoint:
             body["id_token"] = self.issuer.id_token(base, tenant, app, user, nonce)
         return body
 
+    def _presented(
+        self, form: dict[str, str], param: str, lookup: Callable[[str], Grant | None], tenant: Tenant | None
+    ) -> tuple[Grant, Tenant]:
+        """The code or refresh token a request presents in ``param``, and the tenant it was issued in; one that is
+        unknown, or was issued in another tenant than the one addressed, is AADSTS9002313."""
+        value = form.get(param)
+        if not value:
+            raise missing_parameter(param)
+        grant = lookup(value)
+        if grant is None or (tenant is not None and grant.tenant_id != tenant.tenant_id):
+            raise invalid_grant(9002313, "Invalid request. Request is malformed or invalid.")
+        issued_in = self.tenants.get(grant.tenant_id)
+        if issued_in is None:
+            raise unknown_tenant(grant.tenant_id)
+        return grant, issued_in
+
     def _grant_app(
         self,
         base: str,
@@ -244,15 +262,7 @@ class TokenEndpoint:
         credential: ClientCredential,
         form: dict[str, str],
     ) -> tuple[dict[str, Any], str]:
-        value = form.get("code")
-        if not value:
-            raise missing_parameter("code")
-        code = self.grants.code(value)
-        if code is None or (tenant is not None and code.tenant_id != tenant.tenant_id):
-            raise invalid_grant(9002313, "Invalid request. Request is malformed or invalid.")
-        real_tenant = self.tenants.get(code.tenant_id)
-        if real_tenant is None:
-            raise unknown_tenant(code.tenant_id)
+        code, real_tenant = self._presented(form, "code", self.grants.code, tenant)
         app = self._grant_app(base, segment, real_tenant, credential, "authorization_code", code.client_id)
         if code.used:
             raise invalid_grant(
@@ -309,15 +319,7 @@ class TokenEndpoint:
         credential: ClientCredential,
         form: dict[str, str],
     ) -> tuple[dict[str, Any], str]:
-        value = form.get("refresh_token")
-        if not value:
-            raise missing_parameter("refresh_token")
-        rt = self.grants.refresh_token(value)
-        if rt is None or (tenant is not None and rt.tenant_id != tenant.tenant_id):
-            raise invalid_grant(9002313, "Invalid request. Request is malformed or invalid.")
-        real_tenant = self.tenants.get(rt.tenant_id)
-        if real_tenant is None:
-            raise unknown_tenant(rt.tenant_id)
+        rt, real_tenant = self._presented(form, "refresh_token", self.grants.refresh_token, tenant)
         app = self._grant_app(base, segment, real_tenant, credential, "refresh_token", rt.client_id)
         now = self.clock()
         if now > rt.issued + REFRESH_TOKEN_LIFETIME_S:

@@ -171,9 +171,9 @@ def _spawn_ready(
     return child
 
 
-def start_sim(port: int, tls_dir: Path, *, log: Path | None = None) -> Managed:
+def start_sim(port: int, tls_dir: Path, *, log: Path | None = None, state_dir: Path | None = None) -> Managed:
     argv = [sys.executable, "-m", "tools.m365sim", "--host", "127.0.0.1", "--port", str(port)]
-    argv += ["--tls-dir", str(tls_dir)]
+    argv += ["--tls-dir", str(tls_dir)] + (["--state-dir", str(state_dir)] if state_dir else [])
     ca = ssl.create_default_context(cafile=str(tls_dir / "ca.pem"))
     ready = _answers_200(f"https://127.0.0.1:{port}/_sim/health", ca)
     return _spawn_ready("simulated cloud", argv, ready, timeout=30, log=log)

@@ -328,8 +328,10 @@ def test_an_initial_password_is_used_for_the_new_account_and_then_forgotten(
     assert created[0]["after"]["initialPassword"] == "set"
     vault = vault_client(warden)
     with vault:
-        ss.wait_until(
-            lambda: not _has_secret(vault, f"user-{strong['id']}-initial-password"), what="forgotten"
+        ss.wait_for(
+            lambda: _has_secret(vault, f"user-{strong['id']}-initial-password"),
+            lambda kept: not kept,
+            what="the initial password to be forgotten",
         )
         assert _has_secret(vault, f"user-{feeble['id']}-initial-password"), "kept until an account is created"
 

@@ -32,13 +32,15 @@ BASIC = APPS / "basic"
 
 
 def wait_for(predicate: Callable[[], Any], *, timeout: float, what: str) -> Any:
+    """``predicate()`` once it is truthy; after ``timeout`` seconds, fail with the last value it returned."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while True:
         value = predicate()
         if value:
             return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last seen: {value!r}")
         time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 @dataclass
@@ -298,8 +300,13 @@ def test_run_on_startup_invokes_the_timer_once_at_start(azurite: Any, tmp_path: 
     next occurrence (TimerListener.StartAsync)."""
     h = start_host(tmp_path, azurite.connection_string)
     try:
-        wait_for(lambda: h.evidence("yearly"), timeout=5, what="the start-up run")
-        time.sleep(0.5)
+        (startup,) = wait_for(lambda: h.evidence("yearly"), timeout=5, what="the start-up run")
+        # The positive sign that the timers went on after it: the every-second timer ticked twice since.
+        wait_for(
+            lambda: len([t for t in h.evidence("tick") if t["t"] > startup["t"]]) >= 2,
+            timeout=8,
+            what="two ticks after the start-up run",
+        )
         runs = h.evidence("yearly")
         assert len(runs) == 1  # "0 0 0 1 1 *" itself won't fire during the test
         status = runs[0]["status"]

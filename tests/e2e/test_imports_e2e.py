@@ -98,7 +98,7 @@ def test_candidates_are_the_unlinked_accounts_with_whether_they_clash(
     bad = warden.call(
         "GET", f"/directories/{seeded.id}/m365-users", params={"cursor": page["next"], "limit": "20"}
     )
-    assert bad.status_code == 400, "a cursor continues only its own query"
+    assert bad.status_code == 422, "a cursor continues only its own query"
 
 
 @pytest.mark.timeout(400)

@@ -178,7 +178,8 @@ class FunctionsHost:
         app.router.add_get("/admin/host/status", self.handle_status)
         app.router.add_get("/admin/functions", self.handle_list)
         app.router.add_post("/admin/functions/{name}", self.handle_admin_invoke)
-        app.router.add_route("*", "/{tail:.*}", self.handle_http)
+        # Any path, newlines (%0A) included: routing is the route templates' job (handle_http).
+        app.router.add_route("*", r"/{tail:[\s\S]*}", self.handle_http)
         # Queue listeners first: a bad connection string fails start-up, as the host reports
         # "The listener for function ... was unable to start".
         for spec in self.specs.values():

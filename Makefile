@@ -49,4 +49,4 @@ bench: setup
 	$(PY) -m tools.bench
 
 clean:
-	rm -rf .local/azurite .local/logs
+	rm -rf .local/azurite .local/m365sim .local/logs

@@ -2,9 +2,11 @@
 authorising its caller, validating its input with the operation's models, and answering JSON or RFC 9457
 problem+json. A door's own body is then a few lines: call one thing in ``shared`` and shape the result.
 
-Errors map in one place: validation → 400 naming each field; ``NotFound`` → 404; ``Conflict`` → 409;
-``PreconditionFailed`` → 412; ``NotImplementedYet`` → 501; ``Upstream`` → 502; a missing or invalid token →
-401 with ``WWW-Authenticate: Bearer`` (RFC 6750); a token without the role → 403; misconfiguration → 503.
+Errors map in one place: a request the OpenAPI document refuses (schema validation) → 400 naming each field;
+``Invalid`` (well-formed, but refused for a reason the document cannot express: a cursor Warden did not issue,
+credentials Entra ID refuses...) → 422; ``NotFound`` → 404; ``Conflict`` → 409; ``PreconditionFailed`` → 412;
+``NotImplementedYet`` → 501; ``Upstream`` → 502; a missing or invalid token → 401 with
+``WWW-Authenticate: Bearer`` (RFC 6750); a token without the role → 403; misconfiguration → 503.
 Anything else is logged with its correlation id and answered 500 without detail.
 """
 
@@ -22,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 
 from shared.api.operations import Operation
 from shared.api.problems import PROBLEM_JSON, Problem
+from shared.api.schemas import MAX_IF_MATCH
 from shared.api.views import etag_header, if_match_etag
 from shared.config import ConfigError
 from shared.domain.errors import (
@@ -45,7 +48,7 @@ log = logging.getLogger("warden.http")
 MAX_BODY_BYTES = 64 * 1024
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _STATUS: dict[type[DomainError], int] = {
-    Invalid: 400,
+    Invalid: 422,
     NotFound: 404,
     Conflict: 409,
     ConcurrentUpdate: 409,
@@ -133,15 +136,24 @@ def _parse_body(op: Operation, req: func.HttpRequest) -> BaseModel | None:
     if ctype != "application/json":
         raise Problem(415, "the body must be JSON: send Content-Type: application/json")
     try:
-        data = json.loads(raw)
+        json.loads(raw)
     except (UnicodeDecodeError, ValueError) as exc:
         raise Problem(
             400, f"the body is not valid JSON ({type(exc).__name__})", title="Invalid request"
         ) from None
     try:
-        return op.body.model_validate(data)
+        return op.body.model_validate_json(raw)  # strict: JSON types as the schema says, no coercion
     except ValidationError as exc:
         raise _validation_problem(exc, "body") from None
+
+
+def _if_match(op: Operation, req: func.HttpRequest) -> str | None:
+    header = req.headers.get("if-match")
+    if header is None or not (op.etag and op.method in ("PATCH", "DELETE")):
+        return None
+    if len(header) > MAX_IF_MATCH:
+        raise Problem(400, f"If-Match: at most {MAX_IF_MATCH} characters", title="Invalid request")
+    return if_match_etag(header)
 
 
 def _parse_query(op: Operation, req: func.HttpRequest) -> BaseModel | None:
@@ -214,7 +226,7 @@ async def serve(op: Operation, handler: Handler[B, Q], req: func.HttpRequest) ->
                 params=_params(op, req),
                 body=cast(B, _parse_body(op, req)),
                 query=cast(Q, _parse_query(op, req)),
-                if_match=if_match_etag(req.headers.get("if-match")),
+                if_match=_if_match(op, req),
                 raw=req.get_body() or b"",
                 headers={k.lower(): v for k, v in req.headers.items()},
             )

@@ -5,9 +5,14 @@ Two tenants in the simulated cloud:
   and holds Warden's API app registration (App ID URI ``api://warden-local``, app roles ``Warden.Admin`` and
   ``Warden.Reader``) with two dev clients granted one role each, whose tokens call the admin API;
 - a demo M365 tenant, Contoso, whose app registration Warden uses to reach Graph.
-Client secrets are generated per run and stored only where they belong: the demo app's secret in Key Vault,
-the local identity's in the process environment (in Azure: a managed identity), the dev clients' in
-``.local/dev-clients.json`` (git-ignored, for ``make token``).
+Client secrets are generated when the world is first made and stored only where they belong: the demo app's
+secret in Key Vault, the local identity's in the process environment (in Azure: a managed identity), all of them
+in ``.local/dev-clients.json`` (git-ignored, readable by its owner only) for ``make token`` and the next start.
+
+Seeding is idempotent: against a simulated cloud that kept its world (``make run`` a second time), the tenants are
+left as they are and each app registration is re-declared with ``PUT /_sim/tenants/{id}/clients/{id}``, which adds
+the secret it is given when the app does not hold it yet and never removes one. A secret Warden stored earlier
+(the connected directory's, in Key Vault) so stays valid.
 """
 
 from __future__ import annotations
@@ -43,6 +48,27 @@ DEMO_ROLES = [
     "User-PasswordProfile.ReadWrite.All",
     "User.EnableDisableAccount.All",
 ]
+
+
+@dataclass(frozen=True)
+class DemoSecrets:
+    """The demo world's client secrets."""
+
+    local_identity: str
+    demo_client: str
+    dev_clients: dict[str, str]
+    """Role ("admin", "reader") → the dev client's secret."""
+
+    def __repr__(self) -> str:  # secrets never reach a log through repr()
+        return "DemoSecrets(…)"
+
+    @classmethod
+    def fresh(cls) -> DemoSecrets:
+        return cls(
+            secrets.token_urlsafe(32),
+            secrets.token_urlsafe(32),
+            {role: secrets.token_urlsafe(32) for role in ROLE_CLIENTS},
+        )
 
 
 @dataclass(frozen=True)
@@ -99,15 +125,13 @@ def _tenant(
     }
 
 
-def seed(sim_url: str, ca_bundle: Path, *, seed_users: int = 25) -> DemoWorld:
-    """Create both tenants in a freshly started (or reset) simulator and put the demo secret in Key Vault."""
-    world = DemoWorld(
-        sim_url,
-        ca_bundle,
-        secrets.token_urlsafe(32),
-        secrets.token_urlsafe(32),
-        {role: secrets.token_urlsafe(32) for role in ROLE_CLIENTS},
-    )
+def seed(
+    sim_url: str, ca_bundle: Path, *, seed_users: int = 25, remembered: DemoSecrets | None = None
+) -> DemoWorld:
+    """Make the demo world in the simulated cloud, or bring a kept one up to date (idempotent), and put the demo
+    app's secret in Key Vault. ``remembered``: the secrets of an earlier start, reused; fresh ones otherwise."""
+    given = remembered or DemoSecrets.fresh()
+    world = DemoWorld(sim_url, ca_bundle, given.local_identity, given.demo_client, dict(given.dev_clients))
     api_clients: list[dict[str, Any]] = [
         {
             "clientId": API_CLIENT_ID,
@@ -148,13 +172,23 @@ def seed(sim_url: str, ca_bundle: Path, *, seed_users: int = 25) -> DemoWorld:
     with httpx.Client(
         verify=ssl.create_default_context(cafile=str(ca_bundle)), timeout=30, trust_env=False
     ) as http:
+        existing = {
+            t["tenantId"] for t in http.get(f"{sim_url}/_sim/tenants").raise_for_status().json()["value"]
+        }
         for body in (home, demo):
-            http.post(f"{sim_url}/_sim/tenants", json=body).raise_for_status()
+            if body["tenantId"] not in existing:
+                http.post(f"{sim_url}/_sim/tenants", json=body).raise_for_status()
+                continue
+            for client in body["clients"]:
+                url = f"{sim_url}/_sim/tenants/{body['tenantId']}/clients/{client['clientId']}"
+                http.put(url, json=client).raise_for_status()
     _store_demo_secret(world)
     return world
 
 
 def _store_demo_secret(world: DemoWorld) -> None:
+    """The demo app's secret in Key Vault, unless it is there already (a kept world)."""
+    from azure.core.exceptions import ResourceNotFoundError
     from azure.identity import ClientSecretCredential
     from azure.keyvault.secrets import SecretClient
 
@@ -173,7 +207,12 @@ def _store_demo_secret(world: DemoWorld) -> None:
         connection_verify=str(world.ca_bundle),
     )
     with client:
-        client.set_secret(DEMO_SECRET_NAME, world.demo_client_secret)
+        try:
+            stored = client.get_secret(DEMO_SECRET_NAME).value
+        except ResourceNotFoundError:
+            stored = None
+        if stored != world.demo_client_secret:
+            client.set_secret(DEMO_SECRET_NAME, world.demo_client_secret)
 
 
 def admin_token(sim_url: str, ca_bundle: Path, client_id: str, client_secret: str) -> str:

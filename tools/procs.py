@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from tools.funchost.settings import SHUTDOWN_GRACE
+
 ROOT = Path(__file__).resolve().parent.parent
 AZURITE_BIN = ROOT / "node_modules" / ".bin" / "azurite"
 # Azurite's well-known development account (public, documented by Microsoft; not a secret):
@@ -54,16 +56,26 @@ def port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+DEFAULT_GRACE = 10.0
+"""Seconds a child gets to exit after SIGTERM before it is killed."""
+HOST_GRACE = SHUTDOWN_GRACE + 5.0
+"""The functions host's: longer than its own shutdown grace (running invocations finish, or their queue messages
+are made visible again), so SIGKILL never cuts that short."""
+
+
 @dataclass
 class Managed:
     """A child process started in its own process group, stopped with SIGTERM then SIGKILL."""
 
     name: str
     proc: subprocess.Popen[bytes]
+    grace: float = DEFAULT_GRACE
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float | None = None) -> None:
+        """SIGTERM, then SIGKILL if the child has not exited after ``timeout`` (default: its grace) seconds."""
         if self.proc.poll() is not None:
             return
+        timeout = self.grace if timeout is None else timeout
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGTERM)
         try:
@@ -81,6 +93,7 @@ def spawn(
     log: Path | None = None,
     env: dict[str, str] | None = None,
     cwd: Path = ROOT,
+    grace: float = DEFAULT_GRACE,
 ) -> Managed:
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
     proc = subprocess.Popen(
@@ -91,7 +104,7 @@ def spawn(
         stderr=subprocess.STDOUT if log else subprocess.DEVNULL,
         start_new_session=True,
     )
-    return Managed(name, proc)
+    return Managed(name, proc, grace)
 
 
 @dataclass(frozen=True)
@@ -160,9 +173,10 @@ def _spawn_ready(
     timeout: float,
     log: Path | None,
     env: dict[str, str] | None = None,
+    grace: float = DEFAULT_GRACE,
 ) -> Managed:
     """Start a child and wait until ``ready``; a child that never gets ready is stopped, not leaked."""
-    child = spawn(name, argv, log=log, env=env)
+    child = spawn(name, argv, log=log, env=env, grace=grace)
     try:
         wait_until(ready, timeout=timeout, what=name, proc=child.proc)
     except Exception:
@@ -171,9 +185,9 @@ def _spawn_ready(
     return child
 
 
-def start_sim(port: int, tls_dir: Path, *, log: Path | None = None) -> Managed:
+def start_sim(port: int, tls_dir: Path, *, log: Path | None = None, state_dir: Path | None = None) -> Managed:
     argv = [sys.executable, "-m", "tools.m365sim", "--host", "127.0.0.1", "--port", str(port)]
-    argv += ["--tls-dir", str(tls_dir)]
+    argv += ["--tls-dir", str(tls_dir)] + (["--state-dir", str(state_dir)] if state_dir else [])
     ca = ssl.create_default_context(cafile=str(tls_dir / "ca.pem"))
     ready = _answers_200(f"https://127.0.0.1:{port}/_sim/health", ca)
     return _spawn_ready("simulated cloud", argv, ready, timeout=30, log=log)
@@ -185,7 +199,7 @@ def start_funchost(
     argv = [sys.executable, "-m", "tools.funchost", "--script-root", str(script_root)]
     argv += ["--host", "127.0.0.1", "--port", str(port)]
     ready = _answers_200(f"http://127.0.0.1:{port}/admin/host/status")
-    return _spawn_ready("functions host", argv, ready, timeout=60, log=log, env=env)
+    return _spawn_ready("functions host", argv, ready, timeout=60, log=log, env=env, grace=HOST_GRACE)
 
 
 @contextlib.contextmanager

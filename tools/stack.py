@@ -3,13 +3,18 @@
 Starts Azurite (tables, queues, blobs), the simulated Microsoft cloud with the demo world, and the local
 functions host with Warden's settings, prints the URLs, and stops every child on Ctrl-C.
 
+The local world is one world across restarts: Azurite keeps its data in ``.local/azurite`` and the simulated cloud
+its world (tenants, users, apps and credentials, consents, Key Vault secrets, delta history, clock) in
+``.local/m365sim``; the demo world is made the first time and reused after (``tools.demo.seed`` is idempotent), with
+the secrets remembered in ``.local/dev-clients.json``. ``make clean`` drops both worlds.
+
     python -m tools.stack [--no-host]
 
 Both modes write ``local.settings.json`` (git-ignored, Core Tools' place for local settings) from the sample
 with this run's values, and ``.local/dev-clients.json`` (git-ignored): the simulated cloud's URL and CA, the dev
-admin and reader clients' credentials for ``make token`` (``tools.devtoken``) and the demo tenant's app
-credentials to connect it through the admin API. Both files are readable by their owner only and rewritten at
-every start. ``--no-host`` starts everything but the functions host, for machines where ``func start`` runs the
+admin and reader clients' credentials for ``make token`` (``tools.devtoken``), the demo tenant's app credentials to
+connect it through the admin API, and Warden's local identity. Both files are readable by their owner only and
+rewritten at every start. ``--no-host`` starts everything but the functions host, for machines where ``func start`` runs the
 app instead. Secrets are never printed.
 """
 
@@ -26,9 +31,11 @@ from pathlib import Path
 from typing import Any
 
 from tools import demo, devca, procs
+from tools.m365sim.backends.persistence import STATE_FILE
 
 LOCAL = procs.ROOT / ".local"
 DEV_CLIENTS = LOCAL / "dev-clients.json"
+SIM_STATE = LOCAL / "m365sim"
 
 
 def _port(name: str, default: int) -> int:
@@ -77,8 +84,27 @@ def write_dev_clients(world: demo.DemoWorld, target: Path = DEV_CLIENTS) -> Path
                 "clientId": demo.DEMO_CLIENT_ID,
                 "clientSecret": world.demo_client_secret,
             },
+            "localIdentity": {
+                "tenantId": demo.HOME_TENANT_ID,
+                "clientId": demo.LOCAL_IDENTITY_CLIENT_ID,
+                "clientSecret": world.local_identity_secret,
+            },
         },
     )
+
+
+def remembered_secrets(source: Path = DEV_CLIENTS) -> demo.DemoSecrets | None:
+    """The demo world's secrets as the last start wrote them, or None (no file, or one from before it held them
+    all: the world's apps then get fresh secrets added)."""
+    try:
+        document = json.loads(source.read_text())
+        return demo.DemoSecrets(
+            local_identity=str(document["localIdentity"]["clientSecret"]),
+            demo_client=str(document["demoTenant"]["clientSecret"]),
+            dev_clients={role: str(document["clients"][role]["clientSecret"]) for role in demo.ROLE_CLIENTS},
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def main() -> int:
@@ -114,15 +140,20 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with procs.stopping(children):
         children.append(procs.start_azurite(LOCAL / "azurite", azurite_ports, log=logs / "azurite.log"))
-        children.append(procs.start_sim(sim_port, tls, log=logs / "m365sim.log"))
+        kept = (SIM_STATE / STATE_FILE).exists()
+        children.append(procs.start_sim(sim_port, tls, log=logs / "m365sim.log", state_dir=SIM_STATE))
         sim_url = f"https://127.0.0.1:{sim_port}"
-        world = demo.seed(sim_url, ca)
+        world = demo.seed(sim_url, ca, remembered=remembered_secrets())
         settings = world.warden_settings(azurite_ports.connection_string)
         print(
             f"Azurite         http://127.0.0.1:{azurite_ports.table} (tables), :{azurite_ports.queue} (queues)"
         )
         print(f"Simulated cloud {sim_url}  (CA: {ca}; control API {sim_url}/_sim/…)")
         print(f"Demo tenant     {demo.DEMO_TENANT_ID} ({demo.DEMO_DOMAIN}), logs in {logs}")
+        print(
+            f"Local world     {'kept from the last run' if kept else 'new'}: {SIM_STATE} and {LOCAL / 'azurite'}"
+            " (`make clean` drops both)"
+        )
         print(
             f"Settings        {write_local_settings(settings)} (for `func start`; rewritten at every start)"
         )

@@ -27,6 +27,8 @@ _ERROR_TEXT = {
     412: "`If-Match` does not match the current ETag (problem+json)",
     413: "the body is larger than Warden accepts (problem+json)",
     415: "the body must be application/json (problem+json)",
+    422: "well-formed, but refused for a reason the document cannot express (a cursor Warden did not issue, "
+    "credentials Entra ID refuses, a confirmation that does not match...): `detail` says which (problem+json)",
     501: "not available in this version (problem+json)",
     502: "Entra ID or Graph refused or did not answer (problem+json)",
     503: "Warden is misconfigured or a dependency is down (problem+json)",
@@ -83,7 +85,18 @@ def _parameters(op: Operation) -> list[dict[str, Any]]:
         required = set(props.get("required", []))
         for name, prop in props["properties"].items():
             prop = {k: v for k, v in prop.items() if k != "title"}
-            params.append({"name": name, "in": "query", "required": name in required, "schema": prop})
+            schemas._not_null(prop)  # a query parameter is left out, never null
+            param: dict[str, Any] = {
+                "name": name,
+                "in": "query",
+                "required": name in required,
+                "schema": prop,
+            }
+            if name not in required:
+                # The Functions host drops a query parameter whose value is empty before the app sees it
+                # (GrpcMessageConversionExtensions.ToRpcHttp): `?name=` is the same as leaving it out.
+                param["allowEmptyValue"] = True
+            params.append(param)
     if op.signed_body is not None:
         params.extend(_WEBHOOK_HEADERS)
     if op.etag and op.method in ("PATCH", "DELETE"):
@@ -92,8 +105,9 @@ def _parameters(op: Operation) -> list[dict[str, Any]]:
                 "name": "If-Match",
                 "in": "header",
                 "required": False,
-                "description": "the ETag last read: the change applies only if the resource is unchanged since",
-                "schema": {"type": "string", "maxLength": 256},
+                "description": "the ETag last read (or `*`): the change applies only if the resource is unchanged "
+                "since; any other value is a precondition that does not hold (412)",
+                "schema": {"type": "string", "maxLength": schemas.MAX_IF_MATCH},
             }
         )
     return params
@@ -117,6 +131,8 @@ def _operation(op: Operation) -> dict[str, Any]:
         errors |= {401, 403}
     if op.body is not None or op.signed_body is not None:
         errors |= {400, 413, 415}
+    if op.etag and op.method in ("PATCH", "DELETE"):
+        errors |= {400, 412}
     if op.signed_body is not None:
         errors |= {401}
     if op.query is not None or op.path_params:

@@ -63,7 +63,7 @@ OPERATIONS: tuple[Operation, ...] = (
         ok=201,
         response=s.DirectoryOut,
         body=s.DirectoryCreate,
-        errors=(400, 409, 501, 502),
+        errors=(400, 409, 422, 502),
         tag="directories",
     ),
     _op(
@@ -106,7 +106,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "admin",
         response=s.DirectoryOut,
         body=s.Reactivate,
-        errors=(400, 404, 409, 502),
+        errors=(400, 404, 409, 422, 502),
         etag=True,
         tag="directories",
     ),
@@ -118,7 +118,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "admin",
         ok=204,
         query=s.DeactivateQuery,
-        errors=(400, 404),
+        errors=(400, 404, 422),
         tag="directories",
     ),
     _op(
@@ -141,7 +141,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "reader",
         response=s.RunOut,
         query=s.RunQuery,
-        errors=(400, 404),
+        errors=(400, 404, 422),
         tag="runs",
     ),
     _op(
@@ -172,7 +172,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "reader",
         response=s.CandidateList,
         query=s.CandidateQuery,
-        errors=(400, 404, 502),
+        errors=(400, 404, 422, 502),
         tag="imports",
     ),
     _op(
@@ -195,7 +195,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "reader",
         response=s.ImportOut,
         query=s.ImportQuery,
-        errors=(400, 404),
+        errors=(400, 404, 422),
         tag="imports",
     ),
     _op(
@@ -218,7 +218,7 @@ OPERATIONS: tuple[Operation, ...] = (
         ok=201,
         response=s.UserOut,
         body=s.UserCreate,
-        errors=(400, 409),
+        errors=(400, 409, 422),
         etag=True,
         tag="users",
     ),
@@ -230,7 +230,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "reader",
         response=s.UserList,
         query=s.UserListQuery,
-        errors=(400, 404),
+        errors=(400, 404, 422),
         tag="users",
     ),
     _op(
@@ -252,7 +252,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "admin",
         response=s.UserOut,
         body=s.UserPatch,
-        errors=(400, 404, 409, 412),
+        errors=(400, 404, 409, 412, 422),
         etag=True,
         tag="users",
     ),
@@ -295,7 +295,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "admin",
         response=s.PasswordOut,
         body=s.PasswordIn,
-        errors=(400, 404, 409),
+        errors=(400, 404, 409, 422),
         tag="users",
     ),
     # ----------------------------------------------------------------------------------------- groups
@@ -320,7 +320,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "reader",
         response=s.GroupList,
         query=s.ListQuery,
-        errors=(400,),
+        errors=(400, 422),
         tag="groups",
     ),
     _op(
@@ -409,7 +409,7 @@ OPERATIONS: tuple[Operation, ...] = (
         ok=202,
         response=s.HrisAccepted,
         signed_body=s.HrisEvent,
-        errors=(400, 401, 409, 413, 415),
+        errors=(400, 401, 409, 413, 415, 422),
         tag="hris",
     ),
     _op(
@@ -431,7 +431,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "reader",
         response=s.AuditList,
         query=s.AuditQueryIn,
-        errors=(400,),
+        errors=(400, 422),
         tag="audit",
     ),
 )

@@ -185,12 +185,6 @@ def directory_status(on_premises_sync_enabled: bool | None) -> tuple[DirectorySt
     return "active", None
 
 
-def overlapping_domains(candidate: frozenset[str], others: dict[str, frozenset[str]]) -> dict[str, list[str]]:
-    """Rule 10: which of ``candidate``'s verified domains another active directory already has, by directory."""
-    overlaps = {d: sorted(candidate & domains) for d, domains in others.items()}
-    return {d: names for d, names in overlaps.items() if names}
-
-
 @dataclass(frozen=True)
 class Group:
     id: str

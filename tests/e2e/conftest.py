@@ -24,6 +24,19 @@ QUIET_TIMERS = {
 """Timers fire only when a test runs them (``POST /admin/functions/<name>``), never in the middle of another test."""
 
 
+def triggers_off(warden: WardenHost) -> dict[str, str]:
+    """App settings that disable every queue and timer trigger of the app (``AzureWebJobs.<name>.Disabled``):
+    a helper host started on the same storage then consumes no queue message and fires no timer; the admin API
+    (``run_timer``) still runs its timers. Only the session's host works the queues."""
+    listed = warden.http.get("/admin/functions")
+    listed.raise_for_status()
+    return {
+        f"AzureWebJobs.{f['name']}.Disabled": "true"
+        for f in listed.json()
+        if f["trigger"] in ("queueTrigger", "timerTrigger")
+    }
+
+
 @dataclass
 class WardenHost:
     url: str
@@ -67,7 +80,10 @@ class WardenHost:
                 assert "(Succeeded" in last, last
                 return
             time.sleep(0.05)
-        raise AssertionError(f"timer {name} did not finish within {timeout} s")
+        mine = [line for line in text.splitlines() if f"Functions.{name}'" in line]
+        raise AssertionError(
+            f"timer {name} did not finish within {timeout} s; its last log lines: {mine[-3:]}"
+        )
 
     def ok(self, method: str, path: str, status: int | tuple[int, ...] = (200, 201, 204), **kw: Any) -> Any:
         response = self.call(method, path, **kw)

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import httpx
+from azure.core.exceptions import ResourceNotFoundError
+from azure.storage.queue import QueueClient
 
 from tests.conftest import Sim, remember_secret
 from tests.e2e.conftest import WardenHost, unique
@@ -34,21 +36,60 @@ READ_BACK = (
 
 
 # ------------------------------------------------------------------------------------------------ waiting
+def wait_for(
+    observe: Callable[[], T],
+    done: Callable[[T], object] = bool,
+    *,
+    timeout: float = MAX_WAIT,
+    interval: float = POLL,
+    what: str = "condition",
+) -> T:
+    """Call ``observe`` every ``interval`` seconds until ``done`` holds for what it returned (that is returned),
+    at most ``timeout`` seconds (≤ 20): then fail naming ``what`` and the last state observed."""
+    timeout = min(timeout, MAX_WAIT)
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = observe()
+        if done(seen):
+            return seen
+        if time.monotonic() >= deadline:
+            shown = repr(seen)
+            shown = shown if len(shown) <= 2000 else shown[:2000] + " …"
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last seen: {shown}")
+        time.sleep(interval)
+
+
 def wait_until(
     predicate: Callable[[], T], timeout: float = MAX_WAIT, interval: float = POLL, what: str = "condition"
 ) -> T:
-    """Call ``predicate`` every ``interval`` seconds until it returns something truthy (returned), at most
-    ``timeout`` seconds (≤ 20): then fail naming ``what`` and the last value seen."""
-    timeout = min(timeout, MAX_WAIT)
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        last = predicate()
-        if last:
-            return last
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last: {last!r}")
-        time.sleep(interval)
+    """``wait_for`` a ``predicate`` that returns the thing waited for once it is there (anything truthy)."""
+    return wait_for(predicate, bool, timeout=timeout, interval=interval, what=what)
+
+
+# ------------------------------------------------------------------------------------------------ queues
+QUEUES = ("user-sync", "group-sync", "reconcile", "import")
+"""The queues Warden's functions work (a message counts until its function has finished with it)."""
+
+
+def queue_length(warden: WardenHost, name: str) -> int:
+    """Messages in the queue, those being processed or waiting out a retry included (0: the queue does not exist
+    yet, so nothing was ever sent to it). Any other storage error fails the test."""
+    with QueueClient.from_connection_string(warden.stack.settings["AzureWebJobsStorage"], name) as client:
+        try:
+            return int(client.get_queue_properties().approximate_message_count or 0)
+        except ResourceNotFoundError:
+            return 0
+
+
+def drained(warden: WardenHost, *names: str, timeout: float = MAX_WAIT) -> None:
+    """Wait until every named queue (default: all of Warden's) is empty: whatever was queued has run. The positive
+    sign to wait for before asserting that something queued did *not* happen."""
+    wait_for(
+        lambda: {name: queue_length(warden, name) for name in names or QUEUES},
+        lambda lengths: not any(lengths.values()),
+        timeout=timeout,
+        what="the queues to drain",
+    )
 
 
 # ------------------------------------------------------------------------------------------------- Graph
@@ -258,11 +299,17 @@ def wait_link(
     """The user's link to ``directory_id`` once its status is ``status`` and ``check`` holds."""
     wanted = (status,) if isinstance(status, str) else status
 
-    def settled() -> dict[str, Any] | None:
-        link = link_of(user(warden, user_id), directory_id)
-        return link if link is not None and link["status"] in wanted and check(link) else None
+    def settled(link: dict[str, Any] | None) -> bool:
+        return link is not None and link["status"] in wanted and check(link)
 
-    return wait_until(settled, timeout, what=f"user {user_id} to be {wanted} in {directory_id}")
+    link = wait_for(
+        lambda: link_of(user(warden, user_id), directory_id),
+        settled,
+        timeout=timeout,
+        what=f"user {user_id}'s link to {directory_id} to be {' or '.join(wanted)}",
+    )
+    assert link is not None
+    return link
 
 
 def audit(warden: WardenHost, user_id: str) -> list[dict[str, Any]]:
@@ -376,18 +423,17 @@ def wait_sync_done(
     """The first ``sync.done`` of the user after its ``after`` earlier sync events (and carrying
     ``correlation_id`` when given: the run a door's request woke)."""
 
-    def done() -> dict[str, Any] | None:
-        fresh = sync_events(warden, user_id)[after:]
-        return next(
-            (
-                e
-                for e in fresh
-                if e["event"] == "sync.done" and correlation_id in (None, e.get("correlationId"))
-            ),
-            None,
-        )
+    def finished(e: dict[str, Any]) -> bool:
+        return e["event"] == "sync.done" and correlation_id in (None, e.get("correlationId"))
 
-    return wait_until(done, timeout, what=f"a sync run of user {user_id} to finish")
+    fresh = wait_for(
+        lambda: sync_events(warden, user_id)[after:],
+        lambda events: any(finished(e) for e in events),
+        timeout=timeout,
+        what=f"a sync run of user {user_id} to finish"
+        + (f" (correlation id {correlation_id})" if correlation_id else ""),
+    )
+    return next(e for e in fresh if finished(e))
 
 
 @contextmanager

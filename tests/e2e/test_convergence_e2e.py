@@ -33,6 +33,7 @@ from typing import Any
 
 import httpx
 import pytest
+from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import QueueClient
 from standardwebhooks.webhooks import Webhook
 
@@ -74,8 +75,10 @@ EDIT_TRIES = 8
 BUDGET_S = 180.0
 DRAIN_S = 75.0
 RUN_S = 45.0
-FLIP_LAG_S = 5
-"""Replication lag of the state-flip test: longer than a sync round takes even on a busy machine."""
+FLIP_GAP_S = 240
+"""The state-flip test's gap in the simulator's time between the writes before the flips and the flips; half of
+it is the replication lag during the flips. Under the five minutes of clock skew that token checks allow, so the
+tokens issued meanwhile stay valid."""
 SELECT = ss.READ_BACK
 
 
@@ -402,20 +405,15 @@ def list_accounts(graph: ss.Graph, select: str = SELECT) -> list[dict[str, Any]]
 
 # --------------------------------------------------------------------------------------- waiting
 def queue_length(warden: WardenHost, name: str) -> int:
-    client = QueueClient.from_connection_string(warden.stack.settings["AzureWebJobsStorage"], name)
-    try:
-        return int(client.get_queue_properties().approximate_message_count or 0)
-    except Exception:  # not created yet: empty
-        return 0
-    finally:
-        client.close()
+    return ss.queue_length(warden, name)
 
 
 def clear_queue(warden: WardenHost, name: str) -> None:
+    """Drop every message of the queue (one that does not exist yet has none); other storage errors fail."""
     client = QueueClient.from_connection_string(warden.stack.settings["AzureWebJobsStorage"], name)
     try:
         client.clear_messages()
-    except Exception:  # not created yet: nothing to clear
+    except ResourceNotFoundError:
         pass
     finally:
         client.close()
@@ -773,37 +771,52 @@ def test_the_account_of_a_create_whose_answer_was_lost_is_blocked_once_the_user_
 def test_a_state_flip_within_the_replication_lag_still_converges(warden: WardenHost) -> None:
     """Terminated and re-activated (or the reverse) within the replication lag: once the syncs are done, each
     account's accountEnabled is what the user's state says, without a reconcile or the drift timer. (The run
-    above hits this by chance: its reconcile unblocks and blocks a few accounts no M365 edit touched.)"""
+    above hits this by chance: its reconcile unblocks and blocks a few accounts no M365 edit touched.)
+
+    Deterministic on any machine: the flips are written with the simulator's clock moved ``FLIP_GAP_S`` ahead, so
+    that everything before them is older than the lag used during them (``FLIP_GAP_S / 2``) while every write of
+    the flips stays unseen by Graph's reads for that long; the flips and their syncs are bounded (``drain``) well
+    within it. (Ahead, not back: a clock set back would make the tenants' client secrets not valid yet, as
+    Entra honours a credential's startDateTime — application-addpassword.)"""
     t = ss.make_tenant(warden, [f"lg{uuid.uuid4().hex[:8]}.example"])
+    sim = warden.stack.sim
     try:
         guard = {"percent": 100, "count": 1000}
         warden.ok("PATCH", f"/directories/{t.id}", json={"options": {"massChangeGuard": guard}})
         users = [unique_user(warden, t) for _ in range(8)]
-        for u in users:
-            warden.ok("PUT", f"/users/{u['id']}/directories/{t.id}", (200, 201))
-        drain(warden, 20)
-        accounts = {u["id"]: ss.link_of(ss.user(warden, u["id"]), t.id)["m365UserId"] for u in users}  # type: ignore[index]
         rejoin, leave = users[:4], users[4:]
 
         def state(group: list[dict[str, Any]], value: str) -> None:
             for u in group:
                 warden.ok("PATCH", f"/users/{u['id']}", json={"state": value})
 
-        with ss.faults(warden, replicationLagMs=FLIP_LAG_S * 1000):
-            state(rejoin, "suspended")
-            drain(warden, 20)
-            time.sleep(FLIP_LAG_S + 0.5)  # their blocks are visible to every read now
-            first = time.monotonic()
+        for u in users:
+            warden.ok("PUT", f"/users/{u['id']}/directories/{t.id}", (200, 201))
+        drain(warden, 20)
+        accounts = {u["id"]: ss.link_of(ss.user(warden, u["id"]), t.id)["m365UserId"] for u in users}  # type: ignore[index]
+        state(rejoin, "suspended")
+        drain(warden, 20)
+        set_clock(warden, FLIP_GAP_S)  # from now on Graph's writes are FLIP_GAP_S younger than all the above
+        flips = time.monotonic()
+        with ss.faults(warden, replicationLagMs=FLIP_GAP_S / 2 * 1000):
+            for (
+                u
+            ) in rejoin:  # the blocks are visible to every read; the new writes are not, for FLIP_GAP_S / 2
+                seen = t.graph.get_user(str(accounts[u["id"]]), "id,accountEnabled")
+                assert seen is not None and seen["accountEnabled"] is False, seen
             state(rejoin, "active")  # unblocked: accountEnabled true written ...
             state(leave, "suspended")  # blocked: accountEnabled false written ...
             drain(warden, 20)
-            if time.monotonic() - first > FLIP_LAG_S - 1:
-                pytest.skip("this machine is too slow to flip a state within the replication lag")
-            state(
-                rejoin, "suspended"
-            )  # ... and blocked again within the lag: the read still shows them disabled
-            state(leave, "active")  # ... and back within the lag: the read still shows them enabled
+            stale = {u["id"]: t.graph.get_user(str(accounts[u["id"]]), "id,accountEnabled") for u in users}
+            assert all(
+                a is not None and a["accountEnabled"] is (u in leave)
+                for u, a in zip(users, stale.values(), strict=True)
+            ), f"reads still show the state before the flips: {stale}"
+            state(rejoin, "suspended")  # ... and blocked again: every read still shows them disabled
+            state(leave, "active")  # ... and back: every read still shows them enabled
             drain(warden, 20)
+            within = time.monotonic() - flips
+            assert within < FLIP_GAP_S / 2, f"the flips took {within:.0f} s: longer than the lag"
         wrong = []
         for u in users:
             want = ss.user(warden, u["id"])["state"] == "active"
@@ -814,7 +827,15 @@ def test_a_state_flip_within_the_replication_lag_still_converges(warden: WardenH
                 )
         assert wrong == [], wrong
     finally:
+        set_clock(warden, 0)
+        sim.control("PUT", "/_sim/faults", json={"replicationLagMs": 0}).raise_for_status()
         ss.drop_tenant(warden, t)
+
+
+def set_clock(warden: WardenHost, offset: float) -> None:
+    """Move the simulated cloud's clock (its writes' timestamps, hence what a lagging read sees)."""
+    response = warden.stack.sim.control("PUT", "/_sim/clock", json={"offsetSeconds": offset})
+    response.raise_for_status()
 
 
 def unique_user(warden: WardenHost, t: ss.Tenant) -> dict[str, Any]:

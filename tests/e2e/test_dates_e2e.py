@@ -16,7 +16,7 @@ import pytest
 
 from shared.domain.dates import instant
 from tests.e2e import sync_support as ss
-from tests.e2e.conftest import QUIET_TIMERS, WardenHost, new_user
+from tests.e2e.conftest import QUIET_TIMERS, WardenHost, new_user, triggers_off
 from tools import procs
 
 DATES = "lifecycle_dates"
@@ -24,12 +24,16 @@ DATES = "lifecycle_dates"
 
 @contextmanager
 def host_at(warden: WardenHost, moment: dt.datetime, tmp: Path) -> Iterator[WardenHost]:
-    """A second host on the same storage and cloud, whose clock reads ``moment`` now."""
+    """A second host on the same storage and cloud, whose clock reads ``moment`` now. Its queue and timer
+    triggers are disabled: it runs only the timer a test starts through its admin API, and every queue message
+    (the syncs the timer asks for) is left to the session's host, on the real clock."""
     offset = (moment - dt.datetime.now(dt.UTC)).total_seconds()
+    off = triggers_off(warden)
     env = {
         **os.environ,
         **warden.stack.settings,
         **QUIET_TIMERS,
+        **off,
         "WARDEN_CLOCK_OFFSET_SECONDS": f"{offset:.3f}",
     }
     port = procs.free_port()
@@ -41,6 +45,11 @@ def host_at(warden: WardenHost, moment: dt.datetime, tmp: Path) -> Iterator[Ward
     finally:
         http.close()
         child.stop()
+    text = log.read_text(errors="replace")
+    for setting in off:
+        name = setting.split(".")[1]
+        assert f"Function '{name}' is disabled" in text, f"the helper host listened for {name}"
+    assert "New queue message detected" not in text, "the helper host took a queue message"
 
 
 def state(warden: WardenHost, user_id: str) -> str:

@@ -110,21 +110,24 @@ def test_a_tenant_never_synced_from_on_premises_is_active(warden: WardenHost) ->
 def test_a_wrong_client_secret_is_refused_naming_entras_error_without_the_secret(warden: WardenHost) -> None:
     wrong = remember_secret("Wr0ng-" + uuid.uuid4().hex)
     response = _connect(warden, demo.DEMO_TENANT_ID, demo.DEMO_CLIENT_ID, wrong)
-    assert response.status_code == 400, response.text
+    assert response.status_code == 422, response.text
     problem = response.json()
     assert "AADSTS7000215" in problem["detail"] and problem["entraError"] == "AADSTS7000215"
     assert wrong not in response.text
 
 
-def test_delegated_mode_is_not_available_yet(warden: WardenHost) -> None:
-    body = {
-        "name": "D",
-        "tenantId": demo.DEMO_TENANT_ID,
-        "auth": {"mode": "delegated", "clientId": demo.DEMO_CLIENT_ID},
-    }
-    response = warden.call("POST", "/directories", json=body)
-    assert response.status_code == 501
-    assert response.json()["detail"].startswith("delegated consent is not available yet")
+def test_delegated_consent_and_certificates_are_refused_until_they_work(warden: WardenHost) -> None:
+    """Not built yet, so not accepted either: the document offers app mode with a client secret only."""
+    for auth in (
+        {"mode": "delegated", "clientId": demo.DEMO_CLIENT_ID},
+        {"mode": "app", "clientId": demo.DEMO_CLIENT_ID, "certificatePem": "-----BEGIN CERTIFICATE-----"},
+    ):
+        response = warden.call(
+            "POST", "/directories", json={"name": "D", "tenantId": demo.DEMO_TENANT_ID, "auth": auth}
+        )
+        assert response.status_code == 400, response.text
+        fields = {e["field"] for e in response.json()["errors"]}
+        assert fields & {"auth.mode", "auth.certificatePem", "auth.clientSecret"}, fields
 
 
 def test_reactivate_revalidates_and_rereads_and_a_new_secret_replaces_the_old(warden: WardenHost) -> None:
@@ -138,7 +141,7 @@ def test_reactivate_revalidates_and_rereads_and_a_new_secret_replaces_the_old(wa
         f"/directories/{d['id']}/reactivate",
         json={"clientSecret": remember_secret("nope-" + uuid.uuid4().hex)},
     )
-    assert wrong.status_code == 400 and "AADSTS7000215" in wrong.json()["detail"]
+    assert wrong.status_code == 422 and "AADSTS7000215" in wrong.json()["detail"]
     still = warden.ok("POST", f"/directories/{d['id']}/reactivate", json={})
     assert still["status"] == "active", "a refused new secret did not replace the stored one"
     warden.ok("DELETE", f"/directories/{d['id']}", 204, params={"confirm": "R"})
@@ -151,7 +154,7 @@ def test_deactivation_needs_the_name_and_removes_bindings_and_frees_the_domains(
     user = new_user(warden)
     warden.ok("PUT", f"/users/{user['id']}/directories/{d['id']}", 201)
     refused = warden.call("DELETE", f"/directories/{d['id']}", params={"confirm": "gone"})
-    assert refused.status_code == 400 and "'Gone'" in refused.json()["detail"]
+    assert refused.status_code == 422 and "'Gone'" in refused.json()["detail"]
     warden.ok("DELETE", f"/directories/{d['id']}", 204, params={"confirm": "Gone"})
     assert warden.call("GET", f"/directories/{d['id']}").status_code == 404
     assert warden.ok("GET", f"/users/{user['id']}")["directories"] == []

@@ -3,7 +3,6 @@ users among the changes synced back, unmanaged accounts and attributes left alon
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -29,8 +28,9 @@ def provisioned(warden: WardenHost, t: ss.Tenant, **fields: Any) -> tuple[dict[s
     u = new_user(warden, email=f"{uuid.uuid4().hex[:10]}@{t.domains[0]}", **fields)
     warden.ok("PUT", f"/users/{u['id']}/directories/{t.id}", 201)
     link = ss.wait_link(warden, u["id"], t.id, "synced")
-    ss.wait_until(
-        lambda: len([e for e in ss.sync_events(warden, u["id"]) if e["event"] == "sync.done"]) >= 2,
+    ss.wait_for(
+        lambda: [e for e in ss.sync_events(warden, u["id"]) if e["event"] == "sync.done"],
+        lambda done: len(done) >= 2,
         what="both runs",
     )
     return u, str(link["m365UserId"])
@@ -83,7 +83,7 @@ def test_an_unmanaged_account_changing_is_ignored(warden: WardenHost, tenant: ss
     rlog = ss.requests_log(warden)
     mark = rlog.mark()
     warden.run_timer(DRIFT)
-    time.sleep(1.0)  # a sync queued by mistake would run within the polling interval
+    ss.drained(warden)  # a sync queued by mistake has run by now
     assert rlog.writes(mark, tenant.graph.tenant_id) == []
     assert tenant.graph.get_user(stranger["id"])["jobTitle"] == "Not Warden's"
 
@@ -110,8 +110,9 @@ def test_an_account_deleted_in_m365_needs_attention_without_create_missing_users
     user = new_user(warden, email=email)
     warden.ok("PUT", f"/users/{user['id']}/directories/{tenant.id}", 201)
     ss.wait_link(warden, user["id"], tenant.id, "synced")
-    ss.wait_until(
-        lambda: len([e for e in ss.sync_events(warden, user["id"]) if e["event"] == "sync.done"]) >= 2,
+    ss.wait_for(
+        lambda: [e for e in ss.sync_events(warden, user["id"]) if e["event"] == "sync.done"],
+        lambda done: len(done) >= 2,
         what="both runs",
     )
     tenant.graph.request("DELETE", f"/users/{made['id']}")
@@ -174,13 +175,11 @@ def test_an_expired_delta_token_falls_back_to_a_full_read_and_a_fresh_delta_link
     assert gone, "Graph answered 410 to the stale deltaLink"
     runs = warden.ok("GET", f"/directories/{tenant.id}")["lastRuns"]
     reconcile = next(r for r in runs if r["kind"] == "reconcile")
-    deadline = time.monotonic() + 30
-    while warden.ok("GET", f"/directories/{tenant.id}/runs/{reconcile['id']}")["status"] not in (
-        "done",
-        "failed",
-    ):
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    ss.wait_for(
+        lambda: warden.ok("GET", f"/directories/{tenant.id}/runs/{reconcile['id']}"),
+        lambda run: run["status"] in ("done", "failed"),
+        what="the reconcile the stale deltaLink started",
+    )
     assert tenant.graph.get_user(m365)["jobTitle"] == "Engineer", "the full read found and fixed the drift"
     mark = rlog.mark()
     warden.run_timer(DRIFT)

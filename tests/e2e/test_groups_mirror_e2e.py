@@ -33,12 +33,16 @@ def linked_users(warden: WardenHost, t: ss.Tenant, n: int) -> list[tuple[dict[st
 def mirror(warden: WardenHost, group_id: str, t: ss.Tenant, **check: Any) -> dict[str, Any]:
     """The group's binding once its mirror is in step (status synced)."""
 
-    def settled() -> dict[str, Any] | None:
+    def binding() -> dict[str, Any] | None:
         g = warden.ok("GET", f"/groups/{group_id}")
-        b = next((x for x in g["directories"] if x["directoryId"] == t.id), None)
-        return b if b and b["status"] == check.get("status", "synced") else None
+        return next((x for x in g["directories"] if x["directoryId"] == t.id), None)
 
-    return ss.wait_until(settled, what=f"group {group_id} mirrored")
+    status = check.get("status", "synced")
+    found = ss.wait_for(
+        binding, lambda b: b is not None and b["status"] == status, what=f"group {group_id} to be {status}"
+    )
+    assert found is not None
+    return found
 
 
 def members_of(t: ss.Tenant, m365_group: str) -> set[str]:
@@ -83,10 +87,11 @@ def test_members_names_unbinding_and_deleting_follow_the_warden_group(
     m365 = mirror(warden, group["id"], tenant)["m365GroupId"]
     warden.ok("PUT", f"/groups/{group['id']}/members/{linked[2][0]['id']}", 201)
     warden.ok("DELETE", f"/groups/{group['id']}/members/{linked[0][0]['id']}", 204)
-    ss.wait_until(lambda: members_of(tenant, m365) == {linked[1][1], linked[2][1]} or None, what="members")
+    ss.wait_for(lambda: members_of(tenant, m365), lambda m: m == {linked[1][1], linked[2][1]}, what="members")
     warden.ok("PATCH", f"/groups/{group['id']}", json={"name": group["name"] + " EU"})
-    ss.wait_until(
-        lambda: tenant.graph.call("GET", f"/groups/{m365}")["displayName"] == group["name"] + " EU" or None,
+    ss.wait_for(
+        lambda: tenant.graph.call("GET", f"/groups/{m365}")["displayName"],
+        lambda name: name == group["name"] + " EU",
         what="rename",
     )
     warden.ok("DELETE", f"/groups/{group['id']}/directories/{tenant.id}", 204)
@@ -101,8 +106,10 @@ def test_members_names_unbinding_and_deleting_follow_the_warden_group(
     warden.ok("PUT", f"/groups/{group['id']}/directories/{tenant.id}", 201)
     mirror(warden, group["id"], tenant)
     warden.ok("DELETE", f"/groups/{group['id']}", 204)
-    ss.wait_until(
-        lambda: tenant.graph.request("GET", f"/groups/{m365}").status_code == 404 or None, what="deleted"
+    ss.wait_for(
+        lambda: tenant.graph.request("GET", f"/groups/{m365}").status_code,
+        lambda code: code == 404,
+        what="deleted",
     )
 
 
@@ -148,7 +155,9 @@ def test_drift_removes_a_member_added_by_hand_and_readds_one_removed(
     tenant.graph.call("POST", f"/groups/{m365}/members/$ref", json=ref)
     tenant.graph.call("DELETE", f"/groups/{m365}/members/{linked[0][1]}/$ref")
     warden.run_timer(DRIFT)
-    ss.wait_until(lambda: members_of(tenant, m365) == {linked[0][1], linked[1][1]} or None, what="restored")
+    ss.wait_for(
+        lambda: members_of(tenant, m365), lambda m: m == {linked[0][1], linked[1][1]}, what="restored"
+    )
 
 
 def test_a_45_member_change_goes_out_in_at_most_3_membership_patches(

@@ -259,14 +259,14 @@ def test_auto_bind_verified_domains_binds_a_hire(hr: Hr, warden: WardenHost, dem
 
 
 @pytest.mark.parametrize("field", ["directories", "groups"])
-def test_an_unknown_directory_or_group_is_400_naming_it_and_writes_nothing(
+def test_an_unknown_directory_or_group_is_422_naming_it_and_writes_nothing(
     hr: Hr, warden: WardenHost, field: str
 ) -> None:
     unknown = str(uuid.uuid4()) if field == "directories" else unique("No such group ")
     p = person(**{field: [unknown]})
     msg = f"msg_{uuid.uuid4().hex}"
     refused = hr.send("hired", p, msg_id=msg)
-    assert refused.status_code == 400 and refused.headers["content-type"].startswith(
+    assert refused.status_code == 422 and refused.headers["content-type"].startswith(
         "application/problem+json"
     )
     assert unknown in refused.json()["detail"] and f"data.{field}" in refused.json()["detail"]

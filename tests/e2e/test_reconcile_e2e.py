@@ -31,8 +31,9 @@ def provision(warden: WardenHost, t: ss.Tenant, n: int) -> list[dict[str, Any]]:
         warden.ok("PUT", f"/users/{u['id']}/directories/{t.id}", 201)
     links = [ss.wait_link(warden, u["id"], t.id, "synced") for u in users]
     for u in users:  # both runs (create, then bind) done: nothing queued undoes what a test edits next
-        ss.wait_until(
-            lambda u=u: len([e for e in ss.sync_events(warden, u["id"]) if e["event"] == "sync.done"]) >= 2,
+        ss.wait_for(
+            lambda u=u: [e for e in ss.sync_events(warden, u["id"]) if e["event"] == "sync.done"],
+            lambda done: len(done) >= 2,
             what="both sync runs",
         )
     return links
@@ -161,7 +162,7 @@ def test_a_plan_over_the_guard_is_held_applied_after_approve_and_nothing_after_d
     again = run_until(warden, tenant, reconcile(warden, tenant), {"held"})
     discarded = warden.ok("POST", f"/directories/{tenant.id}/runs/{again['id']}/discard")
     assert discarded["status"] == "discarded"
-    time.sleep(1.0)  # nothing is queued for a discarded run; give a stray chunk the chance to show itself
+    ss.drained(warden)  # nothing is queued for a discarded run; a stray chunk would have run by now
     assert rlog.writes(mark, tenant.graph.tenant_id) == []
     assert all(tenant.graph.get_user(m)["accountEnabled"] is True for m in ids)
     del links
@@ -214,7 +215,8 @@ def test_a_burst_of_per_user_blocks_over_the_guard_is_held_until_approved(
     assert detail["counts"]["block"] == held and {i["action"] for i in detail["plan"]["items"]} == {"block"}
     warden.ok("POST", f"/directories/{tenant.id}/runs/{run['id']}/approve")
     for x in held_links:
-        ss.wait_until(
-            lambda x=x: tenant.graph.get_user(x["m365UserId"])["accountEnabled"] is False,
+        ss.wait_for(
+            lambda x=x: tenant.graph.get_user(x["m365UserId"]),
+            lambda account: account is not None and account["accountEnabled"] is False,
             what="approved block",
         )

@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
+from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import QueueClient
 
 from tools import procs
@@ -32,13 +33,15 @@ BASIC = APPS / "basic"
 
 
 def wait_for(predicate: Callable[[], Any], *, timeout: float, what: str) -> Any:
+    """``predicate()`` once it is truthy; after ``timeout`` seconds, fail with the last value it returned."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while True:
         value = predicate()
         if value:
             return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last seen: {value!r}")
         time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 @dataclass
@@ -298,8 +301,13 @@ def test_run_on_startup_invokes_the_timer_once_at_start(azurite: Any, tmp_path: 
     next occurrence (TimerListener.StartAsync)."""
     h = start_host(tmp_path, azurite.connection_string)
     try:
-        wait_for(lambda: h.evidence("yearly"), timeout=5, what="the start-up run")
-        time.sleep(0.5)
+        (startup,) = wait_for(lambda: h.evidence("yearly"), timeout=5, what="the start-up run")
+        # The positive sign that the timers went on after it: the every-second timer ticked twice since.
+        wait_for(
+            lambda: len([t for t in h.evidence("tick") if t["t"] > startup["t"]]) >= 2,
+            timeout=8,
+            what="two ticks after the start-up run",
+        )
         runs = h.evidence("yearly")
         assert len(runs) == 1  # "0 0 0 1 1 *" itself won't fire during the test
         status = runs[0]["status"]
@@ -351,7 +359,7 @@ def test_failing_message_is_retried_then_moved_to_poison_queue(host: Host) -> No
     def poisoned() -> list[str]:
         try:
             return [m.content for m in poison.peek_messages(max_messages=32) if m.content == encoded]
-        except Exception:
+        except ResourceNotFoundError:  # the poison queue is made with its first message
             return []
 
     wait_for(poisoned, timeout=15, what="the poison queue copy")
@@ -375,7 +383,7 @@ def test_queue_function_returning_a_value_fails_and_is_retried_to_poison(host: H
     def poisoned() -> bool:
         try:
             return any(m.content == encoded for m in poison.peek_messages(max_messages=32))
-        except Exception:
+        except ResourceNotFoundError:  # the poison queue is made with its first message
             return False
 
     wait_for(poisoned, timeout=15, what="the poison queue copy")

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tools.funchost.settings import HostConfigError, apply_local_settings, load_host_config
+from tools.funchost.settings import HostConfigError, apply_local_settings, is_disabled, load_host_config
 
 pytestmark = pytest.mark.unit
 
@@ -96,3 +96,16 @@ def test_local_settings_do_not_override_variables_already_set(tmp_path: Path) ->
 
 def test_missing_local_settings_is_fine(tmp_path: Path) -> None:
     assert apply_local_settings(tmp_path, {}) == []
+
+
+def test_a_function_is_disabled_by_either_spelling_of_its_setting_with_1_or_true() -> None:
+    """azure-webjobs-sdk HostListenerFactory.IsDisabled: ``AzureWebJobs.<name>.Disabled`` or, where environment
+    variable names cannot hold dots, ``AzureWebJobs_<name>_Disabled``; IsSettingEnabled takes "1" or "true" in any
+    case; configuration names are case-insensitive."""
+    assert is_disabled("work", {"AzureWebJobs.work.Disabled": "true"})
+    assert is_disabled("work", {"AZUREWEBJOBS_WORK_DISABLED": "1"})
+    assert is_disabled("Work", {"azurewebjobs.work.disabled": "TRUE"})
+    assert not is_disabled("work", {"AzureWebJobs.work.Disabled": "false"})
+    assert not is_disabled("work", {"AzureWebJobs.work.Disabled": "yes"})
+    assert not is_disabled("work", {"AzureWebJobs.worker.Disabled": "true"})
+    assert not is_disabled("work", {})

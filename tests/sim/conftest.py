@@ -9,7 +9,9 @@ the detail under test.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -17,6 +19,15 @@ import httpx
 import msal  # type: ignore[import-untyped]
 import pytest
 import requests
+from azure.core.credentials import AccessToken
+from azure.identity.aio import ClientSecretCredential
+from kiota_authentication_azure.azure_identity_authentication_provider import (
+    AzureIdentityAuthenticationProvider,
+)
+from kiota_http.middleware.options import RetryHandlerOption
+from msgraph.graph_request_adapter import GraphRequestAdapter
+from msgraph.graph_service_client import GraphServiceClient
+from msgraph_core import GraphClientFactory
 
 from tests.conftest import Sim
 
@@ -176,6 +187,42 @@ class SimTenant:
         resp = self.sim.control("GET", f"/_sim/requests?since={since}")
         resp.raise_for_status()
         return list(resp.json()["value"])
+
+
+class StaticToken:
+    """An async azure-identity style credential that hands out one given token (a delegated one from MSAL, or a
+    token the test wants Graph to judge), so that msgraph-sdk sends exactly it."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    async def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        return AccessToken(self.token, int(time.time()) + 3600)
+
+    async def close(self) -> None:
+        return None
+
+
+@asynccontextmanager
+async def graph_client(tenant: SimTenant, credential: Any = None) -> AsyncIterator[GraphServiceClient]:
+    """The real msgraph-sdk on the simulator: the standard client's app-only credential unless ``credential`` is
+    given. kiota's RetryHandler is switched off so that a 429 or 503 reaches the test."""
+    credential = credential or tenant.credential(ClientSecretCredential)
+    # msgraph-sdk silently sends no token to hosts outside allowed_hosts.
+    auth = AzureIdentityAuthenticationProvider(credential, scopes=[GRAPH_SCOPE], allowed_hosts=["127.0.0.1"])
+    http = GraphClientFactory.create_with_default_middleware(
+        client=httpx.AsyncClient(
+            verify=ssl.create_default_context(cafile=tenant.sim.ca), trust_env=False, timeout=30
+        ),
+        options={RetryHandlerOption.get_key(): RetryHandlerOption(max_retries=0, should_retry=False)},
+    )
+    adapter = GraphRequestAdapter(auth, client=http)
+    adapter.base_url = f"{tenant.sim.url}/v1.0"
+    try:
+        yield GraphServiceClient(request_adapter=adapter)
+    finally:
+        await http.aclose()
+        await credential.close()
 
 
 def create_tenant(sim: Sim, body: dict[str, Any]) -> SimTenant:

@@ -1,4 +1,5 @@
-"""Builds ``TenantDirectory`` instances and ``GraphRequest``s for the in-process directory tests."""
+"""Builds ``TenantDirectory`` instances and ``GraphRequest``s for the in-process directory tests: a request goes
+through the Graph URL table (``tools.m365sim.http.graph.router.handle``) to the backends, as over HTTP."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from tools.m365sim.directory import TenantDirectory
-from tools.m365sim.model import GraphRequest, GraphResponse
+from tools.m365sim.backends.graph.directory import TenantDirectory
+from tools.m365sim.http.graph.request import GraphRequest, GraphResponse
+from tools.m365sim.http.graph.router import handle
 
 BASE = "https://127.0.0.1:8443/v1.0"
 TENANT = "11111111-2222-3333-4444-555555555555"
@@ -64,7 +66,7 @@ class Sim:
             base_url=BASE,
             delegated=delegated,
         )
-        return self.directory.handle(request)
+        return handle(self.directory, request)
 
     def follow(self, url: str, **kwargs: Any) -> GraphResponse:
         """GET an absolute nextLink / deltaLink."""

@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from tests.sim.directory_support import BASE, TENANT, Sim, error_of, make_sim, ref
-from tools.m365sim.odata import decode_token, encode_token
+from tools.m365sim.backends.graph.odata import decode_token, encode_token
 
 WEEK = 7 * 24 * 3600
 

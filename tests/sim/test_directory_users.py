@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.sim.directory_support import BASE, STRONG, Sim, error_of, make_sim, user_body
-from tools.m365sim.directory import USER_DEFAULT
+from tools.m365sim.backends.graph.users import DEFAULT_PROPERTIES as USER_DEFAULT
 
 EVENTUAL = {"consistencylevel": "eventual"}
 NOT_FOUND = "Resource '{}' does not exist or one of its queried reference-property objects are not present."
@@ -358,7 +358,7 @@ def test_upn_policy_accepts_its_own_characters_and_length_limits() -> None:
     sim = make_sim(domains=[{"id": long_domain, "isDefault": True, "isVerified": True}])
     assert sim.create_user("ok", userPrincipalName="O'Neil.a-b_c!d#e^f~g@" + long_domain).status == 201
     assert sim.create_user("max", userPrincipalName="m" * 64 + "@" + long_domain).status == 201
-    sim.directory._add_domain({"id": "e" * 45 + ".com", "isVerified": True})  # 49 characters
+    sim.directory.domains.add({"id": "e" * 45 + ".com", "isVerified": True})  # 49 characters
     assert error_of(sim.create_user("dom", userPrincipalName="dom@" + "e" * 45 + ".com"))[2] == (
         "Property userPrincipalName is invalid."
     )

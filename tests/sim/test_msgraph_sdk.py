@@ -8,29 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import ssl
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
-from azure.identity.aio import ClientSecretCredential
 from kiota_abstractions.api_error import APIError
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_abstractions.method import Method
 from kiota_abstractions.request_information import RequestInformation
-from kiota_authentication_azure.azure_identity_authentication_provider import (
-    AzureIdentityAuthenticationProvider,
-)
-from kiota_http.middleware.options import RetryHandlerOption
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.models.password_profile import PasswordProfile
 from msgraph.generated.models.user import User
 from msgraph.generated.users.users_request_builder import UsersRequestBuilder
-from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph.graph_service_client import GraphServiceClient
-from msgraph_core import GraphClientFactory
 from msgraph_core.requests.batch_request_builder import BatchRequestBuilder
 from msgraph_core.requests.batch_request_content import BatchRequestContent
 from msgraph_core.requests.batch_response_content import BatchResponseContent
@@ -38,10 +29,10 @@ from msgraph_core.tasks.page_iterator import PageIterator
 
 from tests.sim.conftest import (
     DOMAIN,
-    GRAPH_SCOPE,
     SEED_USERS,
     UNVERIFIED,
     SimTenant,
+    graph_client,
 )
 
 ERRORS: dict[str, Any] = {"XXX": ODataError}
@@ -49,24 +40,10 @@ ERRORS: dict[str, Any] = {"XXX": ODataError}
 
 @pytest.fixture
 async def graph(tenant: SimTenant) -> AsyncIterator[GraphServiceClient]:
-    """GraphServiceClient on the simulator. kiota's RetryHandler is switched off so that a 429 reaches the
-    test (it would otherwise retry, sleeping Retry-After or ~3 s of backoff)."""
-    credential = tenant.credential(ClientSecretCredential)
-    # msgraph-sdk silently sends no token to hosts outside allowed_hosts.
-    auth = AzureIdentityAuthenticationProvider(credential, scopes=[GRAPH_SCOPE], allowed_hosts=["127.0.0.1"])
-    http = GraphClientFactory.create_with_default_middleware(
-        client=httpx.AsyncClient(
-            verify=ssl.create_default_context(cafile=tenant.sim.ca), trust_env=False, timeout=30
-        ),
-        options={RetryHandlerOption.get_key(): RetryHandlerOption(max_retries=0, should_retry=False)},
-    )
-    adapter = GraphRequestAdapter(auth, client=http)
-    adapter.base_url = f"{tenant.sim.url}/v1.0"
-    try:
-        yield GraphServiceClient(request_adapter=adapter)
-    finally:
-        await http.aclose()
-        await credential.close()
+    """GraphServiceClient on the simulator, kiota's RetryHandler switched off so that a 429 reaches the test (it
+    would otherwise retry, sleeping Retry-After or ~3 s of backoff)."""
+    async with graph_client(tenant) as client:
+        yield client
 
 
 def new_user(nick: str, domain: str = DOMAIN) -> User:

@@ -6,8 +6,7 @@ from typing import Any
 
 import pytest
 
-from tools.m365sim.directory import USER_FILTER, USER_PROPS
-from tools.m365sim.odata import (
+from tools.m365sim.backends.graph.odata import (
     QueryError,
     compile_filter,
     decode_token,
@@ -16,6 +15,8 @@ from tools.m365sim.odata import (
     parse_select,
     parse_top,
 )
+from tools.m365sim.backends.graph.users import FILTER as USER_FILTER
+from tools.m365sim.backends.graph.users import PROPERTIES as USER_PROPS
 
 PEOPLE: list[dict[str, Any]] = [
     {

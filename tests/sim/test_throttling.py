@@ -11,7 +11,7 @@ import time
 import pytest
 
 from tests.sim.conftest import OTHER_CLIENT_ID, OTHER_SECRET, SimTenant
-from tools.m365sim.throttle import Throttler, request_cost, tenant_ru_budget
+from tools.m365sim.backends.throttle import Throttler, request_cost, tenant_ru_budget
 
 
 @pytest.mark.parametrize(

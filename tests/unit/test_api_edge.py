@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 from pydantic import ValidationError
 
@@ -51,7 +54,7 @@ def test_display_name_defaults_to_first_and_last_name() -> None:
 def test_a_patch_carries_only_the_given_fields_and_null_clears_optional_ones() -> None:
     patch = s.UserPatch.model_validate({"department": None, "jobTitle": "Engineer"})
     assert user_changes(patch) == {"department": None, "job_title": "Engineer"}
-    with pytest.raises(ValidationError, match="email cannot be cleared"):
+    with pytest.raises(ValidationError, match="email cannot be null"):
         s.UserPatch.model_validate({"email": None})
 
 
@@ -86,3 +89,90 @@ def test_etags_are_shown_strong_and_if_match_maps_back() -> None:
     assert shown == "\"datetime'2026-11-27T01%3A02%3A03.1234567Z'\""
     assert if_match_etag(shown) == stored and if_match_etag(stored) == stored
     assert if_match_etag("*") is None and if_match_etag(None) is None
+
+
+def test_values_are_taken_as_the_document_types_them_without_coercion_or_trimming() -> None:
+    def body(**fields: object) -> None:
+        s.UserCreate.model_validate_json(json.dumps({**BASE, **fields}))
+
+    for bad in (
+        {"jobTitle": 7},
+        {"firstName": True},
+        {"state": None},
+        {"username": " ada"},
+        {"firstName": "  "},
+    ):
+        with pytest.raises(ValidationError):
+            body(**bad)
+    body(jobTitle="Engineer")
+    guard = s.MassChangeGuardIn.model_validate_json('{"percent": 5, "count": 7.0}')
+    assert guard.count == 7, "7.0 is JSON Schema's integer 7"
+    with pytest.raises(ValidationError):
+        s.MassChangeGuardIn.model_validate_json('{"count": "7"}')
+
+
+def test_a_field_that_may_be_left_out_may_not_be_null_and_its_schema_says_so() -> None:
+    with pytest.raises(ValidationError, match="name cannot be null"):
+        s.GroupPatch.model_validate_json('{"name": null}')
+    assert s.GroupPatch.model_validate_json('{"description": null}').description is None, "null clears it"
+    schema = s.GroupPatch.model_json_schema()["properties"]
+    assert "null" not in json.dumps(schema["name"]) and "null" in json.dumps(schema["description"])
+
+
+def test_query_values_are_parsed_as_json_schema_reads_them() -> None:
+    assert s.ListQuery.model_validate({"limit": "20"}).limit == 20
+    assert s.ListQuery.model_validate({"limit": "20.0"}).limit == 20
+    assert s.CandidateQuery.model_validate({"enabled": "false"}).enabled is False
+    for bad in ({"limit": "2.5"}, {"limit": "true"}, {"cursor": "not/ours"}):
+        with pytest.raises(ValidationError):
+            s.ListQuery.model_validate(bad)
+    with pytest.raises(ValidationError):
+        s.CandidateQuery.model_validate({"enabled": "1"})
+    for since in ("2026-11-27", "0", "2026-02-30T00:00:00Z", "2026-11-27T00:00:00"):
+        with pytest.raises(ValidationError):
+            s.AuditQueryIn.model_validate({"since": since})
+    assert s.AuditQueryIn.model_validate({"since": "2026-11-27T09:00:00+01:00"}).since is not None
+
+
+@pytest.mark.parametrize(
+    ("value", "valid"),
+    [
+        ("2028-02-29", True),
+        ("2027-02-29", False),
+        ("2100-02-29", False),
+        ("2000-02-29", True),
+        ("2027-04-31", False),
+        ("2027-12-31T23:59", True),
+        ("2027-01-04 09:00:00.5+05:30", True),
+        ("2027-13-01", False),
+        ("0001-01-01", False),
+    ],
+)
+def test_the_local_date_pattern_admits_exactly_the_dates_that_exist(value: str, valid: bool) -> None:
+    """The document's pattern is the API's check: what it admits always parses."""
+    assert bool(re.fullmatch(s.LOCAL_DATE_PATTERN, value)) is valid
+    if valid:
+        assert s.UserPatch.model_validate_json(json.dumps({"startAt": value})).startAt == value
+
+
+def test_passwords_follow_entras_policy_in_the_document_and_at_the_edge() -> None:
+    for weak in ("aaaaaaaa", "Abcdefgh", "Abcdéfg1", "Ab1!", "A" * 255 + "b1"):
+        assert not re.fullmatch(s.PASSWORD_PATTERN, weak)
+        with pytest.raises(ValidationError):
+            s.PasswordIn.model_validate_json(json.dumps({"password": weak}))
+    for strong in ("Abcdefg1", "abc def!1", "ABC-DEF-1"):
+        assert re.fullmatch(s.PASSWORD_PATTERN, strong)
+        s.PasswordIn.model_validate_json(json.dumps({"password": strong}))
+
+
+def test_connecting_takes_app_credentials_with_a_client_secret_only() -> None:
+    """Delegated consent and certificate credentials are not built: refused, not accepted and ignored."""
+    base = {"name": "C", "tenantId": "9c3b1a2d-4e5f-4a6b-8c7d-0e1f2a3b4c5d"}
+    client = "1f2e3d4c-5b6a-4798-8877-665544332211"
+    for auth in (
+        {"mode": "delegated", "clientId": client, "clientSecret": "x"},
+        {"mode": "app", "clientId": client, "certificatePem": "-----BEGIN CERTIFICATE-----"},
+        {"mode": "app", "clientId": client},
+    ):
+        with pytest.raises(ValidationError):
+            s.DirectoryCreate.model_validate_json(json.dumps({**base, "auth": auth}))

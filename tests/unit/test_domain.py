@@ -1,4 +1,4 @@
-"""Pure rules of the domain: lifecycle dates in IANA zones, effective bindings, directory status, overlaps."""
+"""Pure rules of the domain: lifecycle dates in IANA zones, effective bindings, directory status."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from shared.domain.model import (
     Link,
     directory_status,
     effective_directories,
-    overlapping_domains,
 )
 
 
@@ -60,11 +59,3 @@ def test_a_tenant_synced_from_on_premises_is_blocked_and_never_synced_or_no_long
     assert directory_status(True) == ("blocked", ON_PREMISES_SYNC_REASON)
     assert directory_status(False) == ("active", None)
     assert directory_status(None) == ("active", None)
-
-
-def test_overlapping_domains_name_the_directory_that_has_them() -> None:
-    others = {"a": frozenset({"contoso.example", "x.example"}), "b": frozenset({"fabrikam.example"})}
-    assert overlapping_domains(frozenset({"contoso.example", "new.example"}), others) == {
-        "a": ["contoso.example"]
-    }
-    assert overlapping_domains(frozenset({"new.example"}), others) == {}

@@ -56,3 +56,35 @@ def test_the_signed_webhook_documents_its_headers_body_and_refusals() -> None:
     assert {"HrisEvent", "HrisEventData"} <= set(document()["components"]["schemas"])
     assert {"202", "400", "401", "413", "415"} <= set(op["responses"])
     assert "signature" in op["responses"]["401"]["description"]
+
+
+def test_query_parameters_are_never_null_and_an_empty_value_means_left_out() -> None:
+    """The Functions host drops a query parameter whose value is empty before the app sees it."""
+    for path, ops in document()["paths"].items():
+        for method, op in ops.items():
+            for param in op.get("parameters", []):
+                if param["in"] != "query":
+                    continue
+                where = f"{method.upper()} {path} ?{param['name']}"
+                assert "null" not in str(param["schema"]), where
+                assert param.get("allowEmptyValue", False) is (not param["required"]), where
+
+
+def test_conditional_writes_document_412_and_semantic_refusals_422() -> None:
+    paths = document()["paths"]
+    for path, method in (
+        ("/users/{id}", "patch"),
+        ("/groups/{id}", "delete"),
+        ("/directories/{directoryId}", "patch"),
+    ):
+        assert {"400", "412"} <= set(paths[path][method]["responses"]), (method, path)
+    for path, method in (
+        ("/users", "get"),
+        ("/directories", "post"),
+        ("/audit", "get"),
+        ("/users/{id}/password", "post"),
+    ):
+        assert "422" in paths[path][method]["responses"], (method, path)
+    assert not any("501" in op["responses"] for ops in paths.values() for op in ops.values()), (
+        "nothing unbuilt is offered"
+    )

@@ -25,13 +25,19 @@ from tools.funchost.invoker import CURRENT_FUNCTION, Invoker
 from tools.funchost.loader import FunctionSpec, LoadError, load_functions, resolve_connection_string
 from tools.funchost.queues import QueueListener
 from tools.funchost.routing import RouteTemplate, match_route
-from tools.funchost.settings import HostConfig, HostConfigError, apply_local_settings, load_host_config
+from tools.funchost.settings import (
+    SHUTDOWN_GRACE,
+    HostConfig,
+    HostConfigError,
+    apply_local_settings,
+    is_disabled,
+    load_host_config,
+)
 
 __all__ = ["FunctionsHost", "main"]
 
 log = logging.getLogger("Host")
 MAX_REQUEST_BODY = 100 * 1024 * 1024  # the host's default request size limit (100 MB)
-SHUTDOWN_GRACE = 10.0  # seconds running invocations get to finish on SIGTERM/SIGINT
 MANUAL_REASON = "This function was programmatically called via the host APIs."
 
 
@@ -131,9 +137,15 @@ class FunctionsHost:
         self.port = port
         self.config = config
         self.specs = {s.name.lower(): s for s in specs}
+        # AzureWebJobs.<name>.Disabled: the trigger is ignored (no queue listener, no timer, HTTP 404), but
+        # the admin API still runs a disabled non-HTTP function, as it does in Azure with the master key
+        # (https://learn.microsoft.com/azure/azure-functions/disable-function#run-a-disabled-function).
+        self.disabled = {s.name.lower() for s in specs if is_disabled(s.name)}
         self.invoker = Invoker(function_timeout=config.function_timeout, script_root=str(script_root))
         self.http_routes: list[tuple[RouteTemplate, object]] = [
-            (s.route, s) for s in specs if s.kind == "http" and s.route is not None
+            (s.route, s)
+            for s in specs
+            if s.kind == "http" and s.route is not None and s.name.lower() not in self.disabled
         ]
         self.listeners: list[QueueListener] = []
         self.timer_locks: dict[str, asyncio.Lock] = {}
@@ -166,10 +178,14 @@ class FunctionsHost:
         app.router.add_get("/admin/host/status", self.handle_status)
         app.router.add_get("/admin/functions", self.handle_list)
         app.router.add_post("/admin/functions/{name}", self.handle_admin_invoke)
-        app.router.add_route("*", "/{tail:.*}", self.handle_http)
+        # Any path, newlines (%0A) included: routing is the route templates' job (handle_http).
+        app.router.add_route("*", r"/{tail:[\s\S]*}", self.handle_http)
         # Queue listeners first: a bad connection string fails start-up, as the host reports
         # "The listener for function ... was unable to start".
         for spec in self.specs.values():
+            if spec.name.lower() in self.disabled:
+                log.info("Function '%s' is disabled", spec.name)
+        for spec in self.enabled():
             if spec.kind == "queue":
                 assert spec.connection_setting is not None
                 conn = resolve_connection_string(spec.connection_setting)
@@ -182,17 +198,21 @@ class FunctionsHost:
         await site.start()
         for listener in self.listeners:
             self.loops.append(asyncio.create_task(listener.run()))
-        for spec in self.specs.values():
+        for spec in self.enabled():
             if spec.kind == "timer":
                 self.timer_locks[spec.name] = asyncio.Lock()
                 self.loops.append(asyncio.create_task(self.run_timer(spec)))
         self.state = "Running"
         print("\nFunctions:\n", flush=True)
         for spec in self.specs.values():
-            print(f"        {spec.name}: {self.describe(spec)}\n", flush=True)
+            state = " (disabled)" if spec.name.lower() in self.disabled else ""
+            print(f"        {spec.name}: {self.describe(spec)}{state}\n", flush=True)
         print(f"Host started: {self.base_url()}", flush=True)
         log.info("Host started")
         return runner
+
+    def enabled(self) -> list[FunctionSpec]:
+        return [s for s in self.specs.values() if s.name.lower() not in self.disabled]
 
     # ---- timers ---------------------------------------------------------------------------------
     # Modelled on the timer extension's TimerListener (azure-webjobs-sdk-extensions,
@@ -271,6 +291,7 @@ class FunctionsHost:
                 "trigger": spec.trigger_type,
                 "description": self.describe(spec),
                 "binding": spec.binding,
+                "isDisabled": spec.name.lower() in self.disabled,
             }
             items.append(item)
         return web.json_response(items)
@@ -363,21 +384,30 @@ class FunctionsHost:
         await self._stop.wait()
 
     async def stop(self, runner: web.AppRunner) -> None:
+        """Stop accepting requests, polling and firing; running invocations (HTTP, queue, timer) get
+        SHUTDOWN_GRACE seconds in all to finish. A queue message still being processed then is made visible
+        again at once (QueueListener.stop), so that another instance can take it."""
         self.state = "Stopping"
         log.info("Stopping host...")
-        # Stop polling and firing; running invocations get SHUTDOWN_GRACE seconds to finish.
         self._stop.set()
-        await asyncio.gather(*(listener.stop(SHUTDOWN_GRACE) for listener in self.listeners))
         pending = [t for t in self.loops if not t.done()] + list(self.background)
-        if pending:
-            _, still_running = await asyncio.wait(pending, timeout=SHUTDOWN_GRACE)
-            for task in still_running:
-                task.cancel()
-        await runner.cleanup()
+        await asyncio.gather(
+            runner.cleanup(),  # stops listening, then waits up to shutdown_timeout for running requests
+            *(listener.stop(SHUTDOWN_GRACE) for listener in self.listeners),
+            self._finish(pending, SHUTDOWN_GRACE),
+        )
         for listener in self.listeners:
             await listener.close()
         self.invoker.shutdown()
         log.info("Host stopped")
+
+    @staticmethod
+    async def _finish(tasks: list[asyncio.Task[Any]], timeout: float) -> None:
+        if not tasks:
+            return
+        _, still_running = await asyncio.wait(tasks, timeout=timeout)
+        for task in still_running:
+            task.cancel()
 
 
 def _timer_routes_conflict(config: HostConfig, specs: Sequence[FunctionSpec]) -> None:

@@ -26,6 +26,7 @@ import contextlib
 import datetime as dt
 import logging
 import random
+from dataclasses import dataclass
 from typing import Any
 
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
@@ -58,7 +59,27 @@ def _aware(value: Any) -> dt.datetime | None:
     return None
 
 
+@dataclass
+class _Held:
+    """A message this listener holds (fetched, invisible to others) and the pop receipt that proves it."""
+
+    message: QueueMessage
+    pop_receipt: str
+    released: bool = False
+    """Made visible again at once because the host stopped while its invocation was still running."""
+    renewer: asyncio.Task[None] | None = None
+
+
 class QueueListener:
+    """Polls one queue and invokes its function for each message, as the Storage queue extension does.
+
+    Shutdown never strands a message: one fetched after the stop was asked for is made visible again at once
+    (visibility timeout 0) without being run, and one whose invocation is still running when the grace period
+    ends is made visible again at once too, instead of staying hidden for the rest of its 10-minute
+    processing visibility. (An invocation that finishes after that still deletes its message if nobody has
+    fetched it since: the release's pop receipt is then still the current one.)
+    """
+
     def __init__(
         self, spec: FunctionSpec, connection_string: str, options: QueueOptions, invoker: Invoker
     ) -> None:
@@ -71,15 +92,26 @@ class QueueListener:
         # Raw text in and out: decoding is done here so that bad base64 can be handled like the host.
         self._client = QueueClient.from_connection_string(connection_string, self.queue_name)
         self._poison = QueueClient.from_connection_string(connection_string, self.poison_name)
-        self._in_flight: set[asyncio.Task[None]] = set()
+        self._in_flight: dict[asyncio.Task[None], _Held] = {}
+        self._unstarted: list[_Held] = []
         self._capacity = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._polling = False
+        self._polled = asyncio.Event()
+        """Set when the polling loop has ended (after releasing whatever its last poll fetched)."""
 
     async def start(self) -> None:
         with contextlib.suppress(ResourceExistsError):
             await self._client.create_queue()
 
     async def run(self) -> None:
+        self._polling = True
+        try:
+            await self._poll()
+        finally:
+            self._polled.set()
+
+    async def _poll(self) -> None:
         delay = MIN_POLLING_INTERVAL
         max_delay = self.options.max_polling_interval.total_seconds()
         while not self._stopping.is_set():
@@ -95,22 +127,36 @@ class QueueListener:
                 log.error("Error polling queue '%s': %s", self.queue_name, exc)
                 messages = []
             if messages:
+                self.dispatch(messages)
                 delay = MIN_POLLING_INTERVAL
-                for message in messages:
-                    task = asyncio.create_task(self._process(message))
-                    self._in_flight.add(task)
-                    task.add_done_callback(self._done)
                 continue
             # Randomized exponential back-off while the queue is empty.
             await self._wait(self._stopping.wait(), delay * random.uniform(0.8, 1.2))
             delay = min(max_delay, delay * 2)
+        await self._release_unstarted()
+
+    def dispatch(self, messages: list[QueueMessage]) -> None:
+        """Start an invocation per message; while stopping, hold them for release instead."""
+        for message in messages:
+            held = _Held(message, str(message.pop_receipt))
+            if self._stopping.is_set():
+                self._unstarted.append(held)
+                continue
+            task = asyncio.create_task(self._process(held))
+            self._in_flight[task] = held
+            task.add_done_callback(self._done)
+
+    async def _release_unstarted(self) -> None:
+        unstarted, self._unstarted = self._unstarted, []
+        for held in unstarted:
+            await self._release(held, "it was fetched while the host was stopping")
 
     async def _wait(self, awaitable: Any, timeout: float | None) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(awaitable, timeout)
 
     def _done(self, task: asyncio.Task[None]) -> None:
-        self._in_flight.discard(task)
+        self._in_flight.pop(task, None)
         self._capacity.set()
 
     async def _receive(self) -> list[QueueMessage]:
@@ -121,13 +167,14 @@ class QueueListener:
         )
         return [m async for m in pager]
 
-    async def _process(self, message: QueueMessage) -> None:
+    async def _process(self, held: _Held) -> None:
         try:
-            await self._process_inner(message)
+            await self._process_inner(held)
         except Exception:
-            log.exception("Error handling message %s on queue '%s'", message.id, self.queue_name)
+            log.exception("Error handling message %s on queue '%s'", held.message.id, self.queue_name)
 
-    async def _process_inner(self, message: QueueMessage) -> None:
+    async def _process_inner(self, held: _Held) -> None:
+        message = held.message
         opts = self.options
         dequeue_count = int(message.dequeue_count or 0)
         if dequeue_count > opts.max_dequeue_count:
@@ -151,8 +198,7 @@ class QueueListener:
         # bytes that are not UTF-8 reach the function with U+FFFD replacements, re-encoded by
         # QueueMessage.get_body().
         text = body.decode("utf-8", errors="replace")
-        state = {"pop_receipt": message.pop_receipt}
-        renewer = asyncio.create_task(self._keep_hidden(message, state))
+        held.renewer = asyncio.create_task(self._keep_hidden(held))
         try:
             trigger: Any = FuncQueueMessage(  # type: ignore[no-untyped-call]
                 id=message.id,
@@ -169,27 +215,53 @@ class QueueListener:
                 self.spec, trigger, f"New queue message detected on '{self.queue_name}'."
             )
         finally:
-            renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewer
-        pop_receipt = state["pop_receipt"]
+            await self._stop_renewing(held)
+        if held.released:
+            # Visible again since the host stopped; if nobody has fetched it since, the work is done: delete it.
+            if result.succeeded:
+                with contextlib.suppress(ResourceNotFoundError, HttpResponseError):
+                    await self._client.delete_message(message.id, held.pop_receipt)
+            return
         if result.succeeded:
-            await self._client.delete_message(message.id, pop_receipt)
+            await self._client.delete_message(message.id, held.pop_receipt)
         elif dequeue_count >= opts.max_dequeue_count:
-            await self._move_to_poison(message, pop_receipt=pop_receipt)
+            await self._move_to_poison(message, pop_receipt=held.pop_receipt)
         else:
             await self._client.update_message(
-                message.id, pop_receipt, visibility_timeout=int(opts.visibility_timeout.total_seconds())
+                message.id, held.pop_receipt, visibility_timeout=int(opts.visibility_timeout.total_seconds())
             )
 
-    async def _keep_hidden(self, message: QueueMessage, state: dict[str, Any]) -> None:
+    async def _keep_hidden(self, held: _Held) -> None:
         # Renew the 10-minute visibility at half-life while the function runs.
         while True:
             await asyncio.sleep(PROCESSING_VISIBILITY / 2)
             updated = await self._client.update_message(
-                message.id, state["pop_receipt"], visibility_timeout=PROCESSING_VISIBILITY
+                held.message.id, held.pop_receipt, visibility_timeout=PROCESSING_VISIBILITY
             )
-            state["pop_receipt"] = updated.pop_receipt
+            held.pop_receipt = str(updated.pop_receipt)
+
+    async def _stop_renewing(self, held: _Held) -> None:
+        renewer, held.renewer = held.renewer, None
+        if renewer is not None:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
+
+    async def _release(self, held: _Held, why: str) -> None:
+        """Make the message visible again at once (Update Message with a visibility timeout of 0)."""
+        await self._stop_renewing(held)
+        try:
+            updated = await self._client.update_message(
+                held.message.id, held.pop_receipt, visibility_timeout=0
+            )
+        except (ResourceNotFoundError, HttpResponseError) as exc:
+            log.warning(
+                "Could not release message %s on queue '%s': %s", held.message.id, self.queue_name, exc
+            )
+            return
+        held.pop_receipt = str(updated.pop_receipt)
+        held.released = True
+        log.warning("Message %s on queue '%s' is visible again: %s.", held.message.id, self.queue_name, why)
 
     async def _move_to_poison(
         self, message: QueueMessage, *, pop_receipt: str | None = None, log_reached: bool = True
@@ -207,11 +279,20 @@ class QueueListener:
             await self._client.delete_message(message.id, pop_receipt or message.pop_receipt)
 
     async def stop(self, timeout: float) -> None:
-        """Stop polling; let in-flight messages finish for up to ``timeout`` seconds."""
+        """Stop polling; let in-flight invocations finish for up to ``timeout`` seconds, then make the messages
+        of those still running visible again at once."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         self._stopping.set()
         self._capacity.set()
+        if self._polling:
+            # The poll under way ends; what it fetched is released, not run.
+            await self._wait(self._polled.wait(), max(0.0, deadline - loop.time()))
         if self._in_flight:
-            await asyncio.wait(set(self._in_flight), timeout=timeout)
+            await asyncio.wait(set(self._in_flight), timeout=max(0.0, deadline - loop.time()))
+        for held in list(self._in_flight.values()):
+            await self._release(held, "its invocation was still running when the host's shutdown grace ended")
+        await self._release_unstarted()
 
     async def close(self) -> None:
         await self._client.close()

@@ -10,6 +10,11 @@
   ``maxPollingInterval`` 00:01:00, ``visibilityTimeout`` 00:00:00, ``batchSize`` 16 (1-32),
   ``newBatchThreshold`` N*batchSize/2 with N = 1 (Consumption/Flex), ``maxDequeueCount`` 5,
   ``messageEncoding`` base64), ``functionTimeout`` and ``logging.logLevel``.
+* ``AzureWebJobs.<FUNCTION_NAME>.Disabled`` (https://learn.microsoft.com/azure/azure-functions/disable-function):
+  an app setting that makes the host ignore a function's trigger. The WebJobs SDK reads it, or its Linux
+  spelling ``AzureWebJobs_<FUNCTION_NAME>_Disabled`` (no dots in environment variable names), through
+  ``IConfiguration`` (case-insensitive names) and takes ``1`` or ``true`` (any case) as disabled
+  (azure-webjobs-sdk HostListenerFactory.IsDisabled, IConfigurationExtensions.IsSettingEnabled).
 """
 
 from __future__ import annotations
@@ -18,14 +23,26 @@ import datetime as dt
 import json
 import logging
 import os
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tools.funchost.ncrontab import ScheduleError, parse_timespan
 
-__all__ = ["HostConfig", "HostConfigError", "QueueOptions", "apply_local_settings", "load_host_config"]
+__all__ = [
+    "SHUTDOWN_GRACE",
+    "HostConfig",
+    "HostConfigError",
+    "QueueOptions",
+    "apply_local_settings",
+    "is_disabled",
+    "load_host_config",
+]
+
+SHUTDOWN_GRACE = 10.0
+"""Seconds that running invocations get to finish once the host is asked to stop (SIGTERM/SIGINT); whoever
+stops the host must wait longer than this before it kills the process (``tools.procs``)."""
 
 
 class HostConfigError(ValueError):
@@ -117,6 +134,17 @@ def apply_local_settings(
         env[key] = text
         exported.append(key)
     return exported
+
+
+def is_disabled(function_name: str, environ: Mapping[str, str] | None = None) -> bool:
+    """Whether the app settings disable ``function_name`` (``AzureWebJobs.<name>.Disabled`` or
+    ``AzureWebJobs_<name>_Disabled`` set to ``1`` or ``true``; setting names compare case-insensitively)."""
+    env = os.environ if environ is None else environ
+    wanted = {
+        f"azurewebjobs.{function_name}.disabled".lower(),
+        f"azurewebjobs_{function_name}_disabled".lower(),
+    }
+    return any(k.lower() in wanted and v.strip().lower() in ("1", "true") for k, v in env.items())
 
 
 def _timespan(value: Any, where: str, *, allow_infinite: bool = False) -> dt.timedelta | None:

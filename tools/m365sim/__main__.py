@@ -1,8 +1,10 @@
-"""``python -m tools.m365sim --host 127.0.0.1 --port 8443 [--tls-dir .local/tls]``
+"""``python -m tools.m365sim --host 127.0.0.1 --port 8443 [--tls-dir .local/tls] [--state-dir .local/m365sim]``
 
 Serves the simulated Microsoft cloud over HTTPS with the development CA's server certificate (created on
 first use by ``tools.devca.ensure``). Only loopback addresses are accepted: the simulator holds test
-credentials and must never be reachable from another machine.
+credentials and must never be reachable from another machine. With ``--state-dir`` the world (tenants, users,
+groups, apps and their credentials, consents, Key Vault secrets, delta history, the clock) is read from that
+folder at start and kept there (``tools.m365sim.backends.persistence``); without it, it lives in memory only.
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ from pathlib import Path
 from aiohttp import web
 
 from tools import devca
-from tools.m365sim.server import create_app
+from tools.m365sim.backends.persistence import StateError, WorldFile
+from tools.m365sim.backends.world import World
+from tools.m365sim.http.app import create_app
+from tools.m365sim.http.context import Keeping
 
 
 def _loopback(host: str) -> bool:
@@ -38,6 +43,12 @@ def main(argv: list[str] | None = None) -> None:
         default=Path(".local/tls"),
         help="folder of the dev CA (ca.pem, server.pem, server-key.pem); created if missing",
     )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        help="folder where the world is kept across restarts (default: in memory only)",
+    )
     args = parser.parse_args(argv)
     if not _loopback(args.host):
         parser.error(f"--host must be a loopback address, not {args.host!r}")
@@ -46,9 +57,20 @@ def main(argv: list[str] | None = None) -> None:
     devca.ensure(args.tls_dir)
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(args.tls_dir / devca.CERT_FILE, args.tls_dir / devca.KEY_FILE)
+    world = World()
+    keeping = Keeping()
+    if args.state_dir is not None:
+        keeping.file = WorldFile(args.state_dir)
+        try:
+            restored = keeping.file.load_into(world)
+        except StateError as exc:
+            print(f"m365sim: {exc}", file=sys.stderr, flush=True)
+            sys.exit(2)
+        where = f"restored from {keeping.file.path}" if restored else f"new, kept in {keeping.file.path}"
+        print(f"m365sim world {where}", file=sys.stderr, flush=True)
     print(f"m365sim listening on https://{args.host}:{args.port}", file=sys.stderr, flush=True)
     web.run_app(
-        create_app(),
+        create_app(world, keeping),
         host=args.host,
         port=args.port,
         ssl_context=ctx,

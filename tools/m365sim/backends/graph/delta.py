@@ -1,9 +1,4 @@
-"""Object history, replication lag and delta query for the simulated directory.
-
-Every write goes to the primary copy at once and is recorded as a timestamped ``Version`` and a ``Change``
-in a per-tenant change log with a sequence number. Reads see the replicas: each object as it was
-``replication_lag()`` seconds ago (https://learn.microsoft.com/en-us/graph/delta-query-overview#processing-delays,
-"some requests might have replication delays for objects that were recently created, updated, or deleted").
+"""Delta query over the change log of a tenant's directory (``tools.m365sim.backends.graph.store``).
 
 Delta query follows https://learn.microsoft.com/en-us/graph/delta-query-overview and
 https://learn.microsoft.com/en-us/graph/api/user-delta / group-delta:
@@ -28,199 +23,28 @@ does so for tokens older than seven days, tokens whose history was pruned, and t
 
 from __future__ import annotations
 
-import bisect
-from collections.abc import Callable, Collection, Iterator, Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any
-from urllib.parse import urlencode
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, replace
 
-from tools.m365sim.errors import graph_error
-from tools.m365sim.model import Clock, GraphRequest, GraphResponse
-from tools.m365sim.odata import QueryError, decode_token, encode_token, filter_ids
+from tools.m365sim.backends.errors import SyncStateNotFound
+from tools.m365sim.backends.graph.odata import QueryError, decode_token, encode_token, filter_ids
+from tools.m365sim.backends.graph.store import TOKEN_LIFETIME, ChangeSet, Data, Version, VersionedStore
 
-TOKEN_LIFETIME = 7 * 24 * 3600.0
-"""Delta tokens for directory objects last seven days (delta-query-overview, "Token duration")."""
-HISTORY_WINDOW = 3600.0
-"""Versions older than this (or than twice the lag, if larger) are pruned, keeping the one visible then."""
 DELTA_PAGE_SIZE = 100
 MAX_DELTA_IDS = 50
-SYNC_STATE_NOT_FOUND = (
-    "The sync state generation is not found. The delta token is expired and data must be synchronized again."
-)
-
-Data = dict[str, Any]
 
 
 @dataclass(frozen=True)
-class Version:
-    seq: int
-    time: float
-    immediate: bool
-    data: Data | None
-    """None: the object was deleted."""
-    ever_set: frozenset[str] = frozenset()
-    """Properties that have held a non-null value in this or an earlier version (user-delta / group-delta:
-    "If the property has never been set before it will not be included in the response at all")."""
+class DeltaPage:
+    """One page of a delta round: the objects, the state token of the next link, and which link it is."""
 
-    def visible(self, cutoff: float) -> bool:
-        return self.immediate or self.time <= cutoff
-
-
-@dataclass(frozen=True)
-class Change:
-    seq: int
-    time: float
-    immediate: bool
     kind: str
-    obj_id: str
-    member_id: str | None = None
-    added: bool = False
-    props: frozenset[str] = frozenset({"*"})
-    """Changed property names; "*" for a created or deleted object."""
-
-    def visible(self, cutoff: float) -> bool:
-        return self.immediate or self.time <= cutoff
-
-
-@dataclass
-class ChangeSet:
-    ids: list[str] = field(default_factory=list)
-    """Changed object ids, in order of their last change."""
-    members: dict[str, dict[str, bool]] = field(default_factory=dict)
-    """group id → member id → True (added) / False (removed), net of the range."""
-    props: dict[str, set[str]] = field(default_factory=dict)
-    """object id → the properties changed in the range ("*": created or deleted)."""
-
-
-def _changed_props(before: Data | None, after: Data | None) -> frozenset[str]:
-    if before is None or after is None:
-        return frozenset({"*"})
-    return frozenset(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
-
-
-class VersionedStore:
-    """Primary copies with timestamped history; ``visible`` reads the lagging replica."""
-
-    def __init__(self, clock: Clock, lag: Callable[[], float]) -> None:
-        self.clock = clock
-        self.lag = lag
-        self.seq = 0
-        self.pruned_upto = 0
-        self._objects: dict[str, dict[str, list[Version]]] = {"users": {}, "groups": {}}
-        self._order: dict[str, list[str]] = {"users": [], "groups": []}
-        self._log: list[Change] = []
-        self._log_start = 0
-
-    # -- reads ---------------------------------------------------------------------------------------------
-    def cutoff(self) -> float:
-        return self.clock() - max(0.0, float(self.lag()))
-
-    def primary(self, kind: str, obj_id: str) -> Data | None:
-        versions = self._objects[kind].get(obj_id)
-        return versions[-1].data if versions else None
-
-    def visible(self, kind: str, obj_id: str, cutoff: float | None = None) -> Data | None:
-        version = self.visible_version(kind, obj_id, cutoff)
-        return None if version is None else version.data
-
-    def visible_version(self, kind: str, obj_id: str, cutoff: float | None = None) -> Version | None:
-        """The version the replicas show (its ``data`` is None for a deleted object); None if none yet."""
-        versions = self._objects[kind].get(obj_id)
-        if not versions:
-            return None
-        limit = self.cutoff() if cutoff is None else cutoff
-        for version in reversed(versions):
-            if version.visible(limit):
-                return version
-        return None
-
-    def kind_of(self, obj_id: str) -> str | None:
-        """'users' or 'groups' for an id that was ever stored."""
-        return next((kind for kind, objects in self._objects.items() if obj_id in objects), None)
-
-    def visible_all(self, kind: str, after: str | None = None) -> Iterator[tuple[str, Data]]:
-        """Visible objects of a kind in id order, starting after ``after``."""
-        for obj_id, version in self.visible_versions(kind, after):
-            assert version.data is not None
-            yield obj_id, version.data
-
-    def visible_versions(self, kind: str, after: str | None = None) -> Iterator[tuple[str, Version]]:
-        """The visible versions of the live objects of a kind in id order, starting after ``after``."""
-        cutoff = self.cutoff()
-        order = self._order[kind]
-        start = bisect.bisect_right(order, after) if after else 0
-        for obj_id in order[start:]:
-            version = self.visible_version(kind, obj_id, cutoff)
-            if version is not None and version.data is not None:
-                yield obj_id, version
-
-    # -- writes --------------------------------------------------------------------------------------------
-    def write(self, kind: str, obj_id: str, data: Data | None, *, immediate: bool = False) -> None:
-        self.seq += 1
-        now = self.clock()
-        versions = self._objects[kind].setdefault(obj_id, [])
-        if not versions:
-            bisect.insort(self._order[kind], obj_id)
-        before = versions[-1].data if versions else None
-        ever_set = versions[-1].ever_set if versions else frozenset()
-        if data is not None:
-            ever_set |= {k for k, v in data.items() if v is not None}
-        versions.append(Version(self.seq, now, immediate, None if data is None else dict(data), ever_set))
-        self._prune_versions(versions, now)
-        self._append(Change(self.seq, now, immediate, kind, obj_id, props=_changed_props(before, data)))
-
-    def member_change(self, group_id: str, member_id: str, added: bool) -> None:
-        self.seq += 1
-        self._append(
-            Change(
-                self.seq, self.clock(), False, "groups", group_id, member_id, added, frozenset({"_members"})
-            )
-        )
-
-    def _prune_versions(self, versions: list[Version], now: float) -> None:
-        horizon = now - max(HISTORY_WINDOW, 2 * float(self.lag()))
-        while len(versions) > 1 and versions[1].visible(horizon):
-            del versions[0]
-
-    def _append(self, change: Change) -> None:
-        self._log.append(change)
-        horizon = change.time - TOKEN_LIFETIME
-        while self._log_start < len(self._log) and self._log[self._log_start].time < horizon:
-            self.pruned_upto = self._log[self._log_start].seq
-            self._log_start += 1
-        if self._log_start > 1024 and self._log_start * 2 > len(self._log):
-            del self._log[: self._log_start]
-            self._log_start = 0
-
-    # -- change tracking -------------------------------------------------------------------------------------
-    def visible_upto(self) -> int:
-        """The highest sequence number up to which every change is visible on the replicas."""
-        cutoff = self.cutoff()
-        upto = self.seq
-        for index in range(len(self._log) - 1, self._log_start - 1, -1):
-            change = self._log[index]
-            if change.time <= cutoff:
-                break  # the log is in time order: everything older is visible too
-            if not change.immediate:
-                upto = change.seq - 1
-        return upto
-
-    def changes(self, kind: str, after: int, upto: int) -> ChangeSet:
-        """Objects of ``kind`` changed in (after, upto], and the net membership changes of groups."""
-        result = ChangeSet()
-        last: dict[str, int] = {}
-        start = bisect.bisect_right(self._log, after, lo=self._log_start, key=lambda c: c.seq)
-        for change in self._log[start:]:
-            if change.seq > upto:
-                break
-            if change.kind != kind:
-                continue
-            last[change.obj_id] = change.seq
-            result.props.setdefault(change.obj_id, set()).update(change.props)
-            if change.member_id is not None:
-                result.members.setdefault(change.obj_id, {})[change.member_id] = change.added
-        result.ids = sorted(last, key=last.__getitem__)
-        return result
+    value: list[Data]
+    token: str
+    final: bool
+    """True: the token goes into an ``@odata.deltaLink`` (``$deltatoken``); else a nextLink (``$skiptoken``)."""
+    minimal: bool = False
+    """``Prefer: return=minimal`` was honoured (the answer says so in ``Preference-Applied``)."""
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -301,40 +125,28 @@ class DeltaQuery:
         """kind → the properties tracked without $select (user-delta Example 1: "There is no $select parameter,
         so a default set of properties is tracked and returned"); a kind not named here tracks every change."""
 
-    def handle(self, req: GraphRequest, kind: str) -> GraphResponse:
-        query = {k.lower(): v for k, v in req.query.items()}
-        try:
-            state = self._state(query, kind)
-        except QueryError as exc:
-            return graph_error(exc.status, exc.code, exc.message)
+    def page(self, kind: str, query: Mapping[str, str], prefer_minimal: bool) -> DeltaPage:
+        """The page a delta request asks for. ``query``: the request's query options (names in any case);
+        ``prefer_minimal``: it carried ``Prefer: return=minimal``, which is read on every request, never stored
+        in a token (user-delta / group-delta, "Request headers": "The header can be added to a deltaLink request
+        at any point in time in the delta cycle. The header only affects the set of properties included in the
+        response and it does not affect how the delta query is executed."). On the initial round it has no effect
+        (its pages "include the same set of properties as in the initial delta query request ... to capture the
+        full current state"), so it is applied only to change rounds (deltaLink and their nextLinks). Raises
+        ``SyncStateNotFound`` when the token's sync state is gone."""
+        lowered = {k.lower(): v for k, v in query.items()}
+        state = self._state(lowered, kind)
         if state is None:
-            return self._expired(req, kind)
-        if query.get("$deltatoken") == "latest":
-            return self._respond(req, state, [], state)
-        if "$select" in query and state.phase == "d":
-            state = replace(state, select=self.parse_select(kind, query["$select"]))
+            raise SyncStateNotFound(kind)
+        if lowered.get("$deltatoken") == "latest":
+            return DeltaPage(kind, [], state.token(), final=True)
+        if "$select" in lowered and state.phase == "d":
+            state = replace(state, select=self.parse_select(kind, lowered["$select"]))
         if state.phase == "i":
             value, next_state = self._initial_page(state)
-            return self._respond(req, state, value, next_state)
-        minimal = self._prefers_minimal(req)
-        value, next_state = self._changes_page(state, minimal)
-        return self._respond(req, state, value, next_state, minimal=minimal)
-
-    @staticmethod
-    def _prefers_minimal(req: GraphRequest) -> bool:
-        """``Prefer: return=minimal`` (user-delta / group-delta, "Request headers"), among other preferences.
-
-        Read on every request, never stored in a token: "The header can be added to a deltaLink request at any
-        point in time in the delta cycle. The header only affects the set of properties included in the response
-        and it does not affect how the delta query is executed." On the initial round it has no effect (its
-        pages "include the same set of properties as in the initial delta query request ... to capture the full
-        current state"), so Preference-Applied is sent only with change rounds (deltaLink and their nextLinks).
-        """
-        for preference in req.headers.get("prefer", "").split(","):
-            name, _, value = preference.split(";")[0].partition("=")
-            if name.strip().lower() == "return" and value.strip().strip('"').lower() == "minimal":
-                return True
-        return False
+            return DeltaPage(kind, value, next_state.token(), final=next_state.phase == "d")
+        value, next_state = self._changes_page(state, prefer_minimal)
+        return DeltaPage(kind, value, next_state.token(), next_state.phase == "d", minimal=prefer_minimal)
 
     # -- state from the request --------------------------------------------------------------------------
     def _state(self, query: dict[str, str], kind: str) -> DeltaState | None:
@@ -396,35 +208,6 @@ class DeltaQuery:
                 f"The number of filtered objects exceeds the maximum of {MAX_DELTA_IDS}.",
             )
         return ids
-
-    @staticmethod
-    def _expired(req: GraphRequest, kind: str) -> GraphResponse:
-        # delta-query-overview, "Synchronization reset": 410 + Location with the initial delta URL.
-        return graph_error(
-            410,
-            "syncStateNotFound",
-            SYNC_STATE_NOT_FOUND,
-            headers={"Location": f"{req.base_url}/{kind}/delta"},
-        )
-
-    # -- pages -------------------------------------------------------------------------------------------
-    @staticmethod
-    def _respond(
-        req: GraphRequest,
-        state: DeltaState,
-        value: list[Data],
-        next_state: DeltaState,
-        *,
-        minimal: bool = False,
-    ) -> GraphResponse:
-        body: Data = {"@odata.context": f"{req.base_url}/$metadata#{state.kind}", "value": value}
-        link = f"{req.base_url}/{state.kind}/delta?"
-        if next_state.phase == "d":
-            body["@odata.deltaLink"] = link + urlencode({"$deltatoken": next_state.token()})
-        else:
-            body["@odata.nextLink"] = link + urlencode({"$skiptoken": next_state.token()})
-        # RFC 7240 section 3: a server that honours a preference says so in Preference-Applied.
-        return GraphResponse(200, body, {"Preference-Applied": "return=minimal"} if minimal else {})
 
     def _initial_page(self, state: DeltaState) -> tuple[list[Data], DeltaState]:
         wanted = set(state.ids) if state.ids is not None else None

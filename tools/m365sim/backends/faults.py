@@ -15,11 +15,13 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from tools.m365sim.backends.errors import ControlError
+
 ERROR_KINDS = ("500", "503", "reset", "timeout")
 
 
-class FaultConfigError(ValueError):
-    pass
+class FaultConfigError(ControlError):
+    """A ``PUT /_sim/faults`` body the simulator refuses (400)."""
 
 
 @dataclass

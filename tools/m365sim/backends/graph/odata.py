@@ -21,19 +21,18 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from tools.m365sim.backends.errors import GraphError
+
 Predicate = Callable[[Mapping[str, Any]], bool]
 
 ADVANCED_QUERY_DOC = "https://aka.ms/graph-docs/advanced-queries"
 
 
-class QueryError(Exception):
-    """A query option Graph would refuse; carries the HTTP status, Graph error code and message."""
+class QueryError(GraphError):
+    """A query option Graph would refuse (400 unless said otherwise), with Graph's error code and message."""
 
     def __init__(self, code: str, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
+        super().__init__(status, code, message)
 
 
 def advanced_required(operator: str) -> QueryError:

@@ -12,7 +12,7 @@ Follows https://learn.microsoft.com/en-us/graph/json-batching :
 - "If an individual request fails, any request that depends on that request fails with status code 424";
 - "Requests in a batch are evaluated individually against the applicable throttling limits and if any request
   exceeds the limits, it fails with a status of 429".
-Each inner request is authorized with the outer token and goes through the same directory ``handle``.
+Each inner request is authorized with the outer token and goes through the same ``graph_call`` as a lone request.
 """
 
 from __future__ import annotations
@@ -23,28 +23,24 @@ import contextlib
 import json
 import random
 import urllib.parse
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
-from tools.m365sim.entra import token_client_id
-from tools.m365sim.errors import error_body, unreadable_json_body
-from tools.m365sim.model import GraphResponse
-from tools.m365sim.state import Tenant
-
-if TYPE_CHECKING:
-    from tools.m365sim.server import Simulator
+from tools.m365sim.backends.entra.tokens import token_client_id
+from tools.m365sim.backends.errors import GraphError, graph_error_body
+from tools.m365sim.backends.tenants import Tenant
+from tools.m365sim.backends.world import World
+from tools.m365sim.http.context import log_unmetered, world_of
+from tools.m365sim.http.graph.call import graph_call, graph_http_response, request_for, unreadable_json
+from tools.m365sim.http.graph.request import GraphResponse
 
 MAX_REQUESTS = 20
 METHODS = frozenset({"GET", "POST", "PATCH", "PUT", "DELETE"})
 
 
-class BatchError(Exception):
-    pass
-
-
-def _bad(message: str) -> BatchError:
-    return BatchError(message)
+def _bad(message: str) -> GraphError:
+    return GraphError(400, "BadRequest", message)
 
 
 def _validate(payload: Any) -> list[dict[str, Any]]:
@@ -141,31 +137,34 @@ def _inner_response(rid: str, resp: GraphResponse) -> dict[str, Any]:
 
 
 async def run_batch(
-    sim: Simulator, request: web.Request, tenant: Tenant, claims: dict[str, Any], base_url: str
+    request: web.Request, tenant: Tenant, claims: dict[str, Any], base_url: str, app_id: str
 ) -> web.Response:
-    from tools.m365sim.server import graph_http_response, log_unmetered
-
-    app_id = token_client_id(claims)
+    world = world_of(request)
 
     def outer(status: int, body: Any) -> web.Response:
-        log_unmetered(sim, request, status=status, kind="batch", tenant_id=tenant.tenant_id, client_id=app_id)
+        log_unmetered(request, status=status, kind="batch", tenant_id=tenant.tenant_id, client_id=app_id)
         return graph_http_response(GraphResponse(status, body), request)
 
+    now = world.clock()
     if request.method != "POST":
-        return outer(
-            405,
-            error_body("Request_BadRequest", "Specified HTTP method is not allowed for the request target."),
+        method_error = GraphError(
+            405, "Request_BadRequest", "Specified HTTP method is not allowed for the request target."
         )
+        return outer(405, method_error.body(now))
     try:
         payload = json.loads(await request.read())
     except ValueError:
-        return outer(400, unreadable_json_body())
+        return outer(400, unreadable_json().body(now))
     try:
         items = _validate(payload)
-        rng = random.Random(sim.faults.config.seed) if sim.faults.config.seed is not None else random.Random()
+        rng = (
+            random.Random(world.faults.config.seed)
+            if world.faults.config.seed is not None
+            else random.Random()
+        )
         ordered = _order(items, rng)
-    except BatchError as exc:
-        return outer(400, error_body("BadRequest", str(exc)))
+    except GraphError as exc:
+        return outer(400, exc.body(now))
 
     results: dict[str, GraphResponse] = {}
     responses: list[dict[str, Any]] = []
@@ -176,11 +175,11 @@ async def run_batch(
         if failed:
             resp = GraphResponse(
                 424,
-                error_body(
-                    "FailedDependency", f"The request depends on request '{failed[0]}', which failed."
+                graph_error_body(
+                    "FailedDependency", f"The request depends on request '{failed[0]}', which failed.", now
                 ),
             )
-            sim.log.add(
+            world.log.add(
                 method=str(item["method"]).upper(),
                 path="/v1.0/" + str(item["url"]).lstrip("/"),
                 status=424,
@@ -190,7 +189,7 @@ async def run_batch(
                 kind="batch-item",
             )
         else:
-            resp, ru = await _run_item(sim, tenant, claims, item, base_url)
+            resp, ru = _run_item(world, tenant, claims, item, base_url)
             total_ru += ru
         results[rid.lower()] = resp
         responses.append(_inner_response(rid, resp))
@@ -198,8 +197,8 @@ async def run_batch(
     return outer(200, {"responses": responses})
 
 
-async def _run_item(
-    sim: Simulator, tenant: Tenant, claims: dict[str, Any], item: dict[str, Any], base_url: str
+def _run_item(
+    world: World, tenant: Tenant, claims: dict[str, Any], item: dict[str, Any], base_url: str
 ) -> tuple[GraphResponse, int]:
     url = str(item["url"]).strip()
     rel = "/" + url.lstrip("/")
@@ -211,8 +210,9 @@ async def _run_item(
     method = str(item["method"]).upper()
     logged = "/v1.0" + rel
     if path.rstrip("/").lower() == "/$batch":
-        resp = GraphResponse(400, error_body("BadRequest", "Nested batch requests are not supported."))
-        sim.log.add(
+        nested = GraphError(400, "BadRequest", "Nested batch requests are not supported.")
+        resp = GraphResponse(400, nested.body(world.clock()))
+        world.log.add(
             method=method,
             path=logged,
             status=400,
@@ -228,6 +228,5 @@ async def _run_item(
         # "Might be a JSON object or a base64 URL-encoded value" (msgraph-core sends non-object JSON so).
         with contextlib.suppress(ValueError, binascii.Error):
             body = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-    return await sim.graph_call(
-        tenant, claims, method, path, query, headers, body, base_url, kind="batch-item", logged_path=logged
-    )
+    req = request_for(tenant, claims, method, path, query, headers, body, base_url)
+    return graph_call(world, tenant, claims, req, kind="batch-item", logged_path=logged)

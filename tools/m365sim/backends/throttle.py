@@ -22,6 +22,9 @@ import re
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
+
+from tools.m365sim.backends.errors import graph_error_body
 
 RU_WINDOW_S = 10.0
 APP_WRITE_WINDOW_S = 150.0
@@ -188,11 +191,9 @@ class Throttler:
         return Decision(False, cost, headers, retry_after=wait, information=info)
 
 
-def too_many_requests_body() -> dict[str, object]:
+def too_many_requests_body(now: float) -> dict[str, Any]:
     """The sample body of https://learn.microsoft.com/en-us/graph/throttling#sample-response ."""
-    from tools.m365sim.errors import error_body
-
-    body = error_body("TooManyRequests", "Please retry again later.")
+    body = graph_error_body("TooManyRequests", "Please retry again later.", now)
     inner = body["error"]["innerError"]
     inner.update({"code": "429", "message": "Please retry after", "status": "429"})
     return body

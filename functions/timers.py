@@ -32,6 +32,7 @@ async def drift_enforcement(timer: func.TimerRequest) -> None:
                 directoryId=r.directory_id,
                 changed=r.changed,
                 corrections=r.corrections,
+                echoes=r.echoes,
                 resynced=r.resynced,
             )
 

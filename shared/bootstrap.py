@@ -372,6 +372,7 @@ class Container:
             self.clock,
             new_id,
             real_clock=self.real_clock,
+            baselines=self.drift,
         )
 
     @cached_property
@@ -441,6 +442,7 @@ class Container:
             self.clock,
             new_id,
             mirrors=self.group_queue,
+            users=s.users,
         )
 
     @cached_property

@@ -1,7 +1,7 @@
 """Drift knows its own writes (rule 9): a change in Graph's user delta whose managed values are exactly what Warden
 last applied through the link is Warden's own write coming back, and costs no read and no sync; anything else a
 managed account shows — one managed value off, ``accountEnabled`` flipped by someone — is synced. And the deltaLinks
-a directory's first round reads from are taken when it is connected (``Drift.baseline``).
+a directory's first round reads from are taken when it is connected (``Baselines``).
 
 The accounts here are what the planner's own items leave in Graph: the user's desired attributes as the plan wrote
 them, as user delta reports an account (every selected property, the ones never set left out)."""
@@ -36,7 +36,7 @@ from shared.domain.planner import (
 from shared.domain.runs import Run
 from shared.service.context import Actor
 from shared.service.ports import Delta, UserRecord
-from shared.service.runs.drift import DELTA_KEY, GROUPS_DELTA_KEY, Drift
+from shared.service.runs.drift import DELTA_KEY, GROUPS_DELTA_KEY, Baselines, Drift
 
 T0 = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
 UID = str(uuid.UUID(int=7))
@@ -323,15 +323,15 @@ async def test_a_removed_account_is_never_an_echo() -> None:
 async def test_a_baseline_takes_both_delta_links_and_reactivation_keeps_a_stored_one() -> None:
     directories = FakeDirectories()
     m365 = FakeM365([])
-    d = drift(m365, FakeUsers({}), {}, directories)
-    await d.baseline(DIRECTORY)
+    b = Baselines(directories, m365)  # type: ignore[arg-type]
+    await b.baseline(DIRECTORY)
     assert sorted(m365.calls, key=lambda c: c[2]) == [(None, True, "groups"), (None, True, "users")]
     taken = dict(directories.state)
     assert set(taken) == {(DIRECTORY.id, DELTA_KEY), (DIRECTORY.id, GROUPS_DELTA_KEY)}
-    await d.baseline(DIRECTORY, keep=True)
+    await b.baseline(DIRECTORY, keep=True)
     assert directories.state == taken and len(m365.calls) == 2, "a stored deltaLink covers everything since"
     del directories.state[(DIRECTORY.id, GROUPS_DELTA_KEY)]
-    await d.baseline(DIRECTORY, keep=True)
+    await b.baseline(DIRECTORY, keep=True)
     assert (
         m365.calls[-1] == (None, True, "groups")
         and directories.state[(DIRECTORY.id, DELTA_KEY)] == (taken[(DIRECTORY.id, DELTA_KEY)])
@@ -344,6 +344,6 @@ async def test_the_first_round_after_a_baseline_reads_the_changes_made_since() -
     directories = FakeDirectories()
     m365 = FakeM365([{**as_delta(desired_attributes(ada, TARGET, enabled=True)), "jobTitle": "Edited"}])
     d = drift(m365, FakeUsers({ada.id: record(ada, link)}), {M365_ID: ada.id}, directories)
-    await d.baseline(DIRECTORY)
+    await Baselines(directories, m365).baseline(DIRECTORY)  # type: ignore[arg-type]
     (result,) = await d.round(Actor("timer:drift"))
     assert d.sync_queue.queued == [(ada.id, False)] and result.corrections == 1  # type: ignore[attr-defined]

@@ -12,7 +12,7 @@ Graph's user delta with ``$select`` of the managed properties — and a sync of 
 - The new deltaLink is stored only after every correction of the round is queued (a queued message is durable).
 - A deltaLink Graph no longer knows (410 ``syncStateNotFound``; they last 7 days) starts a full reconcile and a
   fresh deltaLink (``$deltatoken=latest``): nothing is missed, and the next round is cheap again.
-- The baselines (users' and groups' deltaLinks) are taken when a directory is connected (``baseline``), so its
+- The baselines (users' and groups' deltaLinks) are taken when a directory is connected (``Baselines``), so its
   first round already sees every change made since; a directory without one (its baseline failed) has its first
   round take it, and the nightly reconcile compares everything.
 https://learn.microsoft.com/en-us/graph/delta-query-overview, .../api/user-delta
@@ -196,19 +196,6 @@ class Drift:
                 echoed.add(m365_id)
         return echoed
 
-    async def baseline(self, directory: Directory, *, keep: bool = False) -> None:
-        """Take the directory's users' and groups' deltaLinks now (``$deltatoken=latest``: one Graph request each),
-        so that its first round sees every change made from here on. ``keep``: leave a stored one as it is (it
-        already covers everything since it was taken)."""
-
-        async def take(key: str, resource: str) -> None:
-            if keep and await self.directories.get_state(directory.id, key) is not None:
-                return
-            fresh = await self.m365.delta(directory, None, latest=True, resource=resource)
-            await self.directories.set_state(directory.id, key, fresh.delta_link)
-
-        await asyncio.gather(take(DELTA_KEY, "users"), take(GROUPS_DELTA_KEY, "groups"))
-
     async def _groups_round(self, directory: Directory, actor: Actor) -> int:
         """The mirrored groups changed in M365 (names, ``members@delta``): each mirrored again. Only a
         directory that mirrors groups pays for this second request."""
@@ -232,3 +219,24 @@ class Drift:
             await self.mirrors.enqueue([(g, directory.id) for g in ours], actor.correlation_id)
         await self.directories.set_state(directory.id, GROUPS_DELTA_KEY, delta.delta_link)
         return len(ours)
+
+
+class Baselines:
+    """Where a directory's drift rounds start: its users' and groups' deltaLinks, taken when it is connected."""
+
+    def __init__(self, directories: DirectoryRepository, m365: M365) -> None:
+        self.directories = directories
+        self.m365 = m365
+
+    async def baseline(self, directory: Directory, *, keep: bool = False) -> None:
+        """Take the directory's users' and groups' deltaLinks now (``$deltatoken=latest``: one Graph request each),
+        so that its first round sees every change made from here on. ``keep``: leave a stored one as it is (it
+        already covers everything since it was taken)."""
+
+        async def take(key: str, resource: str) -> None:
+            if keep and await self.directories.get_state(directory.id, key) is not None:
+                return
+            fresh = await self.m365.delta(directory, None, latest=True, resource=resource)
+            await self.directories.set_state(directory.id, key, fresh.delta_link)
+
+        await asyncio.gather(take(DELTA_KEY, "users"), take(GROUPS_DELTA_KEY, "groups"))

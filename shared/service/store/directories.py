@@ -40,7 +40,7 @@ class RunHistory(Protocol):
 
 
 class DeltaBaselines(Protocol):
-    """Drift's starting points in a directory (``shared.service.runs.drift.Drift.baseline``)."""
+    """Drift's starting points in a directory (``shared.service.runs.drift.Baselines``)."""
 
     async def baseline(self, directory: Directory, *, keep: bool = False) -> None: ...
 

@@ -65,8 +65,9 @@ Q = TypeVar("Q", bound=BaseModel | None)
 @dataclass(frozen=True)
 class Call(Generic[B, Q]):
     """One validated request, as a door's body sees it: ``body`` and ``query`` are the operation's models
-    (``Operation.body_model`` / ``Operation.query_model``) as validated, or None when it declares none. A door declares them
-    in its signature (``call: Call[s.GroupCreate, None]``); ``test_doors`` checks each against its operation."""
+    (``Operation.body_model`` / ``Operation.query_model``) as validated, or None when it declares none. A door
+    declares them in its signature (``call: Call[s.GroupCreate, None]``); ``test_doors`` checks each against its
+    operation."""
 
     principal: Principal | None
     actor: Actor

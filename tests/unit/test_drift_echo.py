@@ -79,9 +79,9 @@ def as_delta(attrs: dict[str, Any], m365_id: str = M365_ID) -> dict[str, Any]:
     return {"id": m365_id, **{k: v for k, v in attrs.items() if v is not None}}
 
 
-def applied(item: PlanItem, status: str = "synced") -> Link:
+def applied(item: PlanItem) -> Link:
     """The link the item leaves once applied (``shared.service.sync.links``)."""
-    return Link(UID, DIRECTORY.id, status=status, m365_user_id=M365_ID, fingerprint=item.fingerprint)  # type: ignore[arg-type]
+    return Link(UID, DIRECTORY.id, status=item.status, m365_user_id=M365_ID, fingerprint=item.fingerprint)
 
 
 def converge(u: User, account: M365Account, link: Link | None = None) -> PlanItem:
@@ -274,8 +274,8 @@ def drift(m365: FakeM365, users: FakeUsers, owners: dict[str, str], directories:
         directories,  # type: ignore[arg-type]
         FakeUniques(owners),  # type: ignore[arg-type]
         m365,  # type: ignore[arg-type]
-        RecordingQueue(),  # type: ignore[arg-type]
-        None,  # type: ignore[arg-type]  (no expired deltaLink here)
+        RecordingQueue(),
+        None,  # type: ignore[arg-type]  # no reconciler: no deltaLink expires here
         Runs(),
         lambda: T0,
         lambda: str(uuid.uuid4()),

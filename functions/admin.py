@@ -1,4 +1,6 @@
-"""Anonymous operational HTTP functions: the health check and the OpenAPI document."""
+"""Anonymous operational HTTP functions: the health check and the OpenAPI document.
+
+Import-light, as every module ``function_app`` imports: what each function runs is imported when it first runs."""
 
 from __future__ import annotations
 
@@ -6,9 +8,8 @@ import logging
 
 import azure.functions as func
 
-from functions.http import json_response, problem_response
+from functions.responses import json_response, problem_response
 from shared.api.problems import Problem
-from shared.config import ConfigError
 from shared.logs import correlated, log_event
 
 bp = func.Blueprint()
@@ -20,6 +21,7 @@ log = logging.getLogger("warden.admin")
 async def health(req: func.HttpRequest) -> func.HttpResponse:
     """Storage, Key Vault and per-directory Graph reachability: 200 when all are up, 503 otherwise."""
     from shared.bootstrap import get_container
+    from shared.config import ConfigError
 
     with correlated(req.headers.get("x-correlation-id")):
         try:

@@ -1,24 +1,18 @@
-"""The audit trail."""
+"""The door of the operation tagged ``audit``: the audit trail."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import azure.functions as func
-
-from functions.http import Call, Result, endpoint
+from functions.http import Call, Result
 from shared.api import schemas as s
-from shared.api.operations import BY_NAME as OPS
 from shared.api.views import audit_out
 from shared.service.ports import AuditQuery
 
 if TYPE_CHECKING:
     from shared.bootstrap import Container
 
-bp = func.Blueprint()
 
-
-@endpoint(bp, OPS["list_audit"])
 async def list_audit(app: Container, call: Call[None, s.AuditQueryIn]) -> Result:
     q: s.AuditQueryIn = call.query
     page = await app.stores.audit.page(AuditQuery(q.userId, q.directoryId, q.since), q.cursor, q.limit)

@@ -1,4 +1,5 @@
-"""The HRIS webhook (``POST /api/hris/events``) and the rotation of its signing secret.
+"""Doors of the operations tagged ``hris``: the HRIS webhook (``POST /api/hris/events``) and the rotation of its
+signing secret.
 
 The webhook is anonymous to the admin-token check and signed instead, so this door reads the raw body itself,
 in an order that spends nothing on what will be refused: size (413), content type (415), signature (401),
@@ -11,12 +12,10 @@ import json
 import logging
 from typing import TYPE_CHECKING
 
-import azure.functions as func
 from pydantic import ValidationError
 
-from functions.http import Call, Result, _validation_problem, endpoint
+from functions.http import Call, Result, _validation_problem
 from shared.api import schemas as s
-from shared.api.operations import BY_NAME as OPS
 from shared.api.problems import Problem
 from shared.domain.hr import Employee, HrEvent
 from shared.logs import log_event
@@ -25,7 +24,6 @@ from shared.service.hr.events import DeliveryInProgress, SignatureRefused
 if TYPE_CHECKING:
     from shared.bootstrap import Container
 
-bp = func.Blueprint()
 log = logging.getLogger("warden.hris")
 
 MAX_EVENT_BYTES = 256 * 1024
@@ -75,7 +73,6 @@ def _event(body: s.HrisEvent) -> HrEvent:
     )
 
 
-@endpoint(bp, OPS["hris_event"])
 async def hris_event(app: Container, call: Call[None, None]) -> Result:
     _check_size(call)
     _check_content_type(call)
@@ -110,7 +107,6 @@ async def hris_event(app: Container, call: Call[None, None]) -> Result:
     return Result(202, s.HrisAccepted(status=accepted.outcome, userId=accepted.user_id))
 
 
-@endpoint(bp, OPS["rotate_hris_secret"])
 async def rotate_hris_secret(app: Container, call: Call[None, None]) -> Result:
     secret = await app.hris.rotate_secret(call.actor)
     return Result(201, s.HrisSecret(secret=secret))

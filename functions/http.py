@@ -1,6 +1,7 @@
-"""What every HTTP door shares: registering an operation of ``shared.api.operations``, authenticating and
-authorising its caller, validating its input with the operation's models, and answering JSON or RFC 9457
-problem+json. A door's own body is then a few lines: call one thing in ``shared`` and shape the result.
+"""What every HTTP door shares: authenticating and authorising its caller, validating its input with the
+operation's models, and answering JSON or RFC 9457 problem+json. A door's own body is then a few lines: call one
+thing in ``shared`` and shape the result. (``functions.routes`` registers the operations and loads this module,
+and the door, with the first request.)
 
 Errors map in one place: a request the OpenAPI document refuses (schema validation) → 400 naming each field;
 ``Invalid`` (well-formed, but refused for a reason the document cannot express: a cursor Warden did not issue,
@@ -17,15 +18,17 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Generic, TypeVar, cast
+from typing import Generic, TypeVar, cast
 
 import azure.functions as func
 from pydantic import BaseModel, ValidationError
 
+from functions.responses import json_response, problem_response
 from shared.api.operations import Operation
-from shared.api.problems import PROBLEM_JSON, Problem
+from shared.api.problems import Problem
 from shared.api.schemas import MAX_IF_MATCH
 from shared.api.views import etag_header, if_match_etag
+from shared.bootstrap import Container, get_container
 from shared.config import ConfigError
 from shared.domain.errors import (
     ConcurrentUpdate,
@@ -41,9 +44,6 @@ from shared.logs import correlated, log_event
 from shared.service.access import Principal, Unauthenticated
 from shared.service.context import Actor
 
-if TYPE_CHECKING:
-    from shared.bootstrap import Container
-
 log = logging.getLogger("warden.http")
 MAX_BODY_BYTES = 64 * 1024
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -58,26 +58,6 @@ _STATUS: dict[type[DomainError], int] = {
 }
 
 
-def json_response(
-    body: object, status: int = 200, headers: dict[str, str] | None = None
-) -> func.HttpResponse:
-    return func.HttpResponse(
-        json.dumps(body, default=str),
-        status_code=status,
-        mimetype="application/json",
-        headers={"Cache-Control": "no-store", **(headers or {})},
-    )
-
-
-def problem_response(problem: Problem) -> func.HttpResponse:
-    return func.HttpResponse(
-        json.dumps(problem.to_json()),
-        status_code=problem.status,
-        mimetype=PROBLEM_JSON,
-        headers={"Cache-Control": "no-store", **problem.headers},
-    )
-
-
 B = TypeVar("B", bound=BaseModel | None)
 Q = TypeVar("Q", bound=BaseModel | None)
 
@@ -85,8 +65,9 @@ Q = TypeVar("Q", bound=BaseModel | None)
 @dataclass(frozen=True)
 class Call(Generic[B, Q]):
     """One validated request, as a door's body sees it: ``body`` and ``query`` are the operation's models
-    (``Operation.body`` / ``Operation.query``) as validated, or None when it declares none. A door declares them
-    in its signature (``call: Call[s.GroupCreate, None]``); ``test_doors`` checks each against its operation."""
+    (``Operation.body_model`` / ``Operation.query_model``) as validated, or None when it declares none. A door
+    declares them in its signature (``call: Call[s.GroupCreate, None]``); ``test_doors`` checks each against its
+    operation."""
 
     principal: Principal | None
     actor: Actor
@@ -108,11 +89,8 @@ class Result:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-Handler = Callable[["Container", Call[B, Q]], Awaitable[Result]]
-"""``(container, call) -> result``."""
-
-HANDLERS: dict[str, Callable[..., Awaitable[Result]]] = {}
-"""Every registered door by operation name (what ``test_doors`` checks against the operations)."""
+Handler = Callable[[Container, Call[B, Q]], Awaitable[Result]]
+"""A door: ``(container, call) -> result``."""
 
 
 def _validation_problem(exc: ValidationError, where: str) -> Problem:
@@ -125,11 +103,12 @@ def _validation_problem(exc: ValidationError, where: str) -> Problem:
 
 
 def _parse_body(op: Operation, req: func.HttpRequest) -> BaseModel | None:
-    if op.body is None:
+    model = op.body_model
+    if model is None:
         return None
     raw = req.get_body() or b""
     if not raw and not op.body_required:
-        return op.body.model_validate({})  # an optional body left out: its defaults
+        return model.model_validate({})  # an optional body left out: its defaults
     if len(raw) > MAX_BODY_BYTES:
         raise Problem(413, f"the body is {len(raw)} bytes; at most {MAX_BODY_BYTES} are accepted")
     ctype = (req.headers.get("content-type") or "").split(";")[0].strip().lower()
@@ -142,7 +121,7 @@ def _parse_body(op: Operation, req: func.HttpRequest) -> BaseModel | None:
             400, f"the body is not valid JSON ({type(exc).__name__})", title="Invalid request"
         ) from None
     try:
-        return op.body.model_validate_json(raw)  # strict: JSON types as the schema says, no coercion
+        return model.model_validate_json(raw)  # strict: JSON types as the schema says, no coercion
     except ValidationError as exc:
         raise _validation_problem(exc, "body") from None
 
@@ -157,10 +136,11 @@ def _if_match(op: Operation, req: func.HttpRequest) -> str | None:
 
 
 def _parse_query(op: Operation, req: func.HttpRequest) -> BaseModel | None:
-    if op.query is None:
+    model = op.query_model
+    if model is None:
         return None
     try:
-        return op.query.model_validate(dict(req.params))
+        return model.model_validate(dict(req.params))
     except ValidationError as exc:
         raise _validation_problem(exc, "query") from None
 
@@ -205,8 +185,6 @@ def _render(op: Operation, result: Result) -> func.HttpResponse:
 
 
 async def serve(op: Operation, handler: Handler[B, Q], req: func.HttpRequest) -> func.HttpResponse:
-    from shared.bootstrap import get_container
-
     with correlated(req.headers.get("x-correlation-id")) as correlation_id:
         try:
             try:
@@ -245,22 +223,3 @@ async def serve(op: Operation, handler: Handler[B, Q], req: func.HttpRequest) ->
             return problem_response(Problem(500, f"unexpected error; correlation id {correlation_id}"))
         log_event(log, "http.served", operation=op.name, status=result.status)
         return _render(op, result)
-
-
-def endpoint(bp: func.Blueprint, op: Operation) -> Callable[[Handler[B, Q]], Handler[B, Q]]:
-    """Register ``handler`` as the HTTP function of ``op`` (anonymous at the host: Warden checks the token)."""
-
-    def register(handler: Handler[B, Q]) -> Handler[B, Q]:
-        HANDLERS[op.name] = handler
-
-        async def run(req: func.HttpRequest) -> func.HttpResponse:
-            return await serve(op, handler, req)
-
-        run.__name__ = run.__qualname__ = op.name
-        run.__doc__ = op.summary
-        bp.function_name(op.name)(
-            bp.route(route=op.route, methods=[op.method], auth_level=func.AuthLevel.ANONYMOUS)(run)
-        )
-        return handler
-
-    return register

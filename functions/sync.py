@@ -1,4 +1,9 @@
-"""The per-user sync queue: each message names one user; its sync reads, observes, plans, applies, records."""
+"""The per-user sync queue: each message names one user; its sync reads, observes, plans, applies, records. And the
+group mirror queue.
+
+Import-light: a queue trigger is registered at every cold start, so this module imports the standard library,
+``azure.functions`` and ``shared.logs`` only; each function imports what it runs when it first runs.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,6 @@ import logging
 import azure.functions as func
 
 from shared.logs import correlated, log_event
-from shared.service.context import Actor
-from shared.service.sync.user import SyncBusy
 
 bp = func.Blueprint()
 log = logging.getLogger("warden.sync")
@@ -24,6 +27,8 @@ MAX_DEQUEUE_COUNT = 5
 @bp.queue_trigger(arg_name="msg", queue_name="user-sync", connection="AzureWebJobsStorage")
 async def sync_user(msg: func.QueueMessage) -> None:
     from shared.bootstrap import get_container
+    from shared.service.context import Actor
+    from shared.service.sync.user import SyncBusy
 
     body = json.loads(msg.get_body())  # not JSON: raises, and after 5 attempts lands in user-sync-poison
     user_id = str(body["userId"])
@@ -81,6 +86,7 @@ async def mirror_group(msg: func.QueueMessage) -> None:
     """A group's mirror into one directory (or, its Warden group deleted, the deletion of the M365 group Warden
     had created)."""
     from shared.bootstrap import get_container
+    from shared.service.context import Actor
     from shared.service.sync.group import GroupBusy
 
     body = json.loads(msg.get_body())

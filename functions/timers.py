@@ -1,4 +1,8 @@
-"""Timers: drift enforcement (every 10 minutes by default) and lifecycle dates (every 5 minutes)."""
+"""Timers: drift enforcement (every 10 minutes by default) and lifecycle dates (every 5 minutes).
+
+Import-light: a timer is registered at every cold start, so this module imports the standard library,
+``azure.functions`` and ``shared.logs`` only; each function imports what it runs when it first runs.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,6 @@ import logging
 import azure.functions as func
 
 from shared.logs import correlated, log_event
-from shared.service.context import Actor
 
 bp = func.Blueprint()
 log = logging.getLogger("warden.timers")
@@ -18,6 +21,7 @@ log = logging.getLogger("warden.timers")
 async def drift_enforcement(timer: func.TimerRequest) -> None:
     """What changed in each directory since the last round, and a sync of every managed user among it."""
     from shared.bootstrap import get_container
+    from shared.service.context import Actor
 
     with correlated() as correlation_id:
         rounds = await get_container().drift.round(Actor("timer:drift", correlation_id))
@@ -28,6 +32,7 @@ async def drift_enforcement(timer: func.TimerRequest) -> None:
                 directoryId=r.directory_id,
                 changed=r.changed,
                 corrections=r.corrections,
+                echoes=r.echoes,
                 resynced=r.resynced,
             )
 
@@ -37,6 +42,7 @@ async def drift_enforcement(timer: func.TimerRequest) -> None:
 async def lifecycle_dates(timer: func.TimerRequest) -> None:
     """Start dates that have come activate staged users; end dates suspend (and so block) users."""
     from shared.bootstrap import get_container
+    from shared.service.context import Actor
 
     with correlated() as correlation_id:
         done = await get_container().dates.apply_due(Actor("timer:dates", correlation_id))

@@ -355,6 +355,7 @@ class Container:
     @cached_property
     def directories(self) -> Directories:
         from shared.adapters.tenant import GraphTenantReader
+        from shared.service.runs.drift import Baselines
         from shared.service.store.directories import Directories
 
         s = self.stores
@@ -372,6 +373,7 @@ class Container:
             self.clock,
             new_id,
             real_clock=self.real_clock,
+            baselines=Baselines(s.directories, self.m365),
         )
 
     @cached_property
@@ -447,6 +449,7 @@ class Container:
             self.clock,
             new_id,
             mirrors=self.group_queue,
+            users=s.users,
         )
 
     @cached_property

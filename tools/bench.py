@@ -1,6 +1,8 @@
 """``make bench``: cold-start figures, each beside a floor measured in the same run, printed as ratios.
 
-(a) ``import function_app`` in a fresh interpreter, against a bare interpreter (``python -c pass``).
+(a) ``import function_app`` in a fresh interpreter, against a bare interpreter (``python -c pass``) and against
+    ``import azure.functions`` (which the Python worker has loaded before it imports the app), and the modules
+    importing and indexing the app adds to azure.functions' own.
 (b) process start → first Graph answer through Warden's own Graph client (settings, Key Vault secret,
     token, msgraph-sdk request adapter) against the simulated cloud, against a bare ``httpx.get`` of the same
     endpoint; beside it the same through msgraph-sdk's typed models, whose first use imports ~1,250 modules.
@@ -33,6 +35,7 @@ sync`` runs it alone (``python -m tools.bench_sync --quick``: a smoke run).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -102,6 +105,35 @@ def _row(name: str, value: float, floor_name: str, floor: float) -> str:
     return f"{name:<44} {value * 1000:8.1f} ms   floor ({floor_name}) {floor * 1000:7.1f} ms   ratio {value / floor:5.2f}x"
 
 
+MODULES_PROBE = """
+import json, sys
+import azure.functions
+before = set(sys.modules)
+import function_app
+function_app.app.get_functions()
+print(json.dumps(sorted(set(sys.modules) - before)))
+"""
+
+
+def _modules_beyond_azure_functions(env: dict[str, str]) -> str:
+    """How many modules importing and indexing the app adds to what azure.functions loaded, and how many of them are
+    third-party (``tests/unit/test_cold_start.py`` keeps that at none)."""
+    out = subprocess.run(
+        [PY, "-c", MODULES_PROBE],
+        env=env,
+        cwd=procs.ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    added: list[str] = json.loads(out.stdout)
+    own = [m for m in added if m.split(".")[0] in ("function_app", "functions", "shared")]
+    stdlib = [m for m in added if m.split(".")[0] in sys.stdlib_module_names]
+    other = len(added) - len(own) - len(stdlib)
+    return f"{len(added)}: {len(own)} of Warden's, {len(stdlib)} of the standard library, {other} other"
+
+
 def cold_start(runs: int, env: dict[str, str]) -> list[str]:
     bare, imported, library = _medians(
         [
@@ -136,6 +168,7 @@ def cold_start(runs: int, env: dict[str, str]) -> list[str]:
         _row("(a) import function_app", imported, "bare interpreter", bare),
         # The Python worker has azure.functions loaded before it imports the app: beside it, Warden's own share.
         _row("    the same", imported, "import azure.functions", library),
+        f"    modules it loads beyond azure.functions'   {_modules_beyond_azure_functions(env)}",
         _row("(b) process start -> first Graph answer", graph, "bare httpx GET", floor),
         _row("    the same, through msgraph-sdk models", typed, "bare httpx GET", floor),
     ]

@@ -32,8 +32,11 @@ same tables, its reconcile queue replaced by an in-process one and its sync queu
 (2) the dry run of the same (in its own process, before (1) changes anything): wall time and its parts, the
     reads of the store (``index.all``) and of Graph (``list_users``) timed by wrapping those port methods;
     then, as floors, the same two reads bare (azure-data-tables on the 16 partitions, httpx on the pages);
-(3) drift (after (1)): a first round takes a deltaLink; then a round with nothing changed; then ``--drift-edits``
-    managed accounts edited through Graph and a round: Graph requests, wall time, corrections queued.
+(3) drift (after (1)), from the deltaLink taken when the tenant was connected: the first round, which reads the
+    reconcile's own writes back (echoes: no read, no sync); a round with nothing changed; ``--drift-edits`` managed
+    accounts edited through Graph and a round (the corrections it queues are then applied by ``Sync.sync_user``, as
+    the sync queue's consumers would); and the round after those corrections, which reads them back as echoes:
+    Graph requests, wall time, corrections queued, echoes.
 CPU seconds of this process, the simulator and Azurite are read from /proc around each measure: on a small
 machine they share the cores, and the CPU says whose work the wall time was. Warden's storage requests are
 counted and timed per table through an aiohttp trace on the container's own session.
@@ -82,6 +85,8 @@ DRIFT_EVERY = 100
 """Every 100th user differs between the store and the tenant (1 %)."""
 CHUNK_WORKERS = 4
 DRIFT_EDITS = 100
+DRIFT_SYNC_CONCURRENCY = 16
+"""User syncs applied at once after the edited round (as several queue consumers would)."""
 SEED_WINDOW_WRITES = 2_000
 """Accounts created between two moves of the simulator's clock: under Graph's 3,000 writes per app per 150 s,
 and small, because the simulator sums a throttle window's events on every request (its cost grows with the
@@ -779,7 +784,6 @@ async def _drift(
     drift = container.drift
     actor = Actor("timer:drift")
     warden_client = cfg["wardenClientId"]
-    await drift.directory_round(directory, actor)  # the first round only takes a deltaLink
 
     async def measured(label: str) -> dict[str, Any]:
         await log.mark()
@@ -796,12 +800,14 @@ async def _drift(
             "wall": wall,
             "changed": result.changed,
             "corrections": result.corrections,
+            "echoes": result.echoes,
             "queued": len(recorder.users),
             "log": tally(log.take(), warden_client),
             "cpu": spent,
             "storage": storage.summary(label),
         }
 
+    reconciled = await measured("after the reconcile")  # its writes come back from the connect-time deltaLink
     quiet = await measured("nothing changed")
     # Edit the managed accounts through Graph, as someone in the tenant would (another app: not Warden's).
     seeder = App(cfg["seederClientId"], cfg["seederSecret"])
@@ -820,7 +826,21 @@ async def _drift(
         ]
         await _batch(http, token, requests, 204)
     busy = await measured(f"{len(ids)} accounts edited")
-    return {"quiet": quiet, "busy": busy, "edited": len(ids)}
+    # The corrections that round queued, applied as the user-sync queue's consumers apply them; the next round then
+    # reads Warden's own writes back from the delta, and recognises them (no read, no sync).
+    corrected = list(dict.fromkeys(recorder.users))
+    for first in range(0, len(corrected), DRIFT_SYNC_CONCURRENCY):
+        batch = corrected[first : first + DRIFT_SYNC_CONCURRENCY]
+        await asyncio.gather(*(container.sync.sync_user(u, actor) for u in batch))
+    after = await measured("after the corrections")
+    return {
+        "reconciled": reconciled,
+        "quiet": quiet,
+        "busy": busy,
+        "after": after,
+        "edited": len(ids),
+        "corrected": len(corrected),
+    }
 
 
 async def _read_floors(
@@ -1349,13 +1369,16 @@ def report(r: ReconcileResult) -> list[str]:
         f"requests; plan: {_counts(dplan['counts'])}",
     ]
     dr = full["drift"]
-    for key in ("quiet", "busy"):
-        x = dr[key]
+    for key in ("reconciled", "quiet", "busy", "after"):
+        x = dr.get(key)
+        if x is None:
+            continue
         lines.append(
             f"(3) drift round, {x['label']:<22} Graph requests {x['log']['graphRequests']:>3} "
             f"(delta pages {x['log']['deltaRequests']}, {x['log']['resourceUnits']} RU)   wall "
-            f"{x['wall'] * 1000:7.0f} ms   changed {x['changed']}, corrections queued {x['queued']}; storage "
-            f"{int(sum(v[0] for v in x['storage'].values()))} requests; CPU s: {_cpu(x['cpu'])}"
+            f"{x['wall'] * 1000:7.0f} ms   changed {x['changed']}, corrections queued {x['queued']}, echoes "
+            f"{x.get('echoes', 0)}; storage {int(sum(v[0] for v in x['storage'].values()))} requests; CPU s: "
+            f"{_cpu(x['cpu'])}"
         )
     lost = full.get("logLost", 0) + dry.get("logLost", 0)
     lines.append(

@@ -28,7 +28,6 @@ import httpx
 from shared.adapters.graph_throttle import THROTTLED, ThrottleGate, parse_retry_after
 from shared.adapters.tls import ssl_context
 from shared.config import GRAPH_SCOPE
-from shared.domain.model import Directory
 
 # httpx logs every request at INFO ("HTTP Request: GET https://graph...  200 OK"): with host.json's default
 # "Information" each Graph call would become an Application Insights trace. Runs record their Graph requests,
@@ -39,6 +38,8 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from azure.core.credentials_async import AsyncTokenCredential
+
+    from shared.domain.model import Directory
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING
 
-from shared.adapters.identity import client_secret_credential
+from shared.adapters.identity import azure_transport, client_secret_credential
 
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
@@ -20,7 +20,7 @@ def vault_credential(settings: Settings) -> AsyncTokenCredential:
 
     identity = settings.local_identity
     if identity is None:
-        return DefaultAzureCredential()
+        return DefaultAzureCredential(transport=azure_transport(settings.ca_bundle))
     return client_secret_credential(
         settings.authority_host,
         settings.ca_bundle,
@@ -40,6 +40,7 @@ def secret_client(settings: Settings, credential: AsyncTokenCredential) -> Secre
         credential,
         verify_challenge_resource=settings.verify_key_vault_challenge,
         connection_verify=settings.tls_verify,
+        transport=azure_transport(settings.ca_bundle),
     )
 
 

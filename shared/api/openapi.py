@@ -61,12 +61,13 @@ _WEBHOOK_HEADERS: list[dict[str, Any]] = [
 _SIGNED_401 = "the signature is missing or wrong, its timestamp is more than 5 minutes off, or no signing secret is configured (problem+json)"
 
 
-def _ref(model: type[BaseModel]) -> dict[str, str]:
-    return {"$ref": REF.format(model=model.__name__)}
+def _ref(model: str) -> dict[str, str]:
+    """A reference to the schema of ``model`` (its name in ``shared.api.schemas``)."""
+    return {"$ref": REF.format(model=model)}
 
 
 def _problem(status: int) -> dict[str, Any]:
-    return {"description": _ERROR_TEXT[status], "content": {PROBLEM_JSON: {"schema": _ref(schemas.Problem)}}}
+    return {"description": _ERROR_TEXT[status], "content": {PROBLEM_JSON: {"schema": _ref("Problem")}}}
 
 
 def _parameters(op: Operation) -> list[dict[str, Any]]:
@@ -80,8 +81,9 @@ def _parameters(op: Operation) -> list[dict[str, Any]]:
         }
         for name in op.path_params
     ]
-    if op.query is not None:
-        props = op.query.model_json_schema(ref_template=REF)
+    query = op.query_model
+    if query is not None:
+        props = query.model_json_schema(ref_template=REF)
         required = set(props.get("required", []))
         for name, prop in props["properties"].items():
             prop = {k: v for k, v in prop.items() if k != "title"}
@@ -178,13 +180,13 @@ _HEALTH_PATHS: dict[str, Any] = {
             "responses": {
                 "200": {
                     "description": "every component is up",
-                    "content": {"application/json": {"schema": _ref(schemas.Health)}},
+                    "content": {"application/json": {"schema": _ref("Health")}},
                 },
                 "503": {
                     "description": "a component is down (Health), or Warden is misconfigured (Problem)",
                     "content": {
-                        "application/json": {"schema": _ref(schemas.Health)},
-                        PROBLEM_JSON: {"schema": _ref(schemas.Problem)},
+                        "application/json": {"schema": _ref("Health")},
+                        PROBLEM_JSON: {"schema": _ref("Problem")},
                     },
                 },
             },
@@ -213,11 +215,12 @@ def _models() -> list[tuple[type[BaseModel], Any]]:
         m.__name__: (m, "serialization") for m in (schemas.Problem, schemas.Health)
     }
     for op in OPERATIONS:
-        for request in (op.body, op.signed_body):
+        for request in (op.body_model, op.signed_body_model):
             if request is not None:
                 found[request.__name__] = (request, "validation")
-        if op.response is not None:
-            found[op.response.__name__] = (op.response, "serialization")
+        response = op.response_model
+        if response is not None:
+            found[response.__name__] = (response, "serialization")
     return list(found.values())
 
 

@@ -1,25 +1,47 @@
 """Every HTTP operation of Warden's API, declared once.
 
-The doors (``functions/``) register each operation's route from here and validate its body and query with the
-models named here; the OpenAPI document (``shared.api.openapi``) is generated from the same table. A route
-that is not declared cannot be served, and a declared one cannot go undocumented.
+The host registers each operation as an HTTP function from this table (``functions.routes``: its name, route and
+method), the door that serves it is the function named after it in ``functions/<tag>.py``, requests are validated
+with the models named here, and the OpenAPI document (``shared.api.openapi``) is generated from the same table. A
+route that is not declared cannot be served, and a declared one cannot go undocumented.
+
+Models are named, not imported: the host indexes the app's functions at every cold start from this table alone,
+and pydantic, the schemas and everything a request needs load with the first request (``Operation.body_model``
+and its siblings resolve a name in ``shared.api.schemas``). ``test_doors`` checks that each name resolves to a
+model and that each door declares the models its operation validates; ``test_cold_start`` that indexing the app
+loads none of them.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from pydantic import BaseModel
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
-from shared.api import schemas as s
-from shared.service.access import Role
+    from shared.service.access import Role
+
+
+def model(name: str | None) -> type[BaseModel] | None:
+    """The model of ``shared.api.schemas`` called ``name`` (None for None), imported on first use."""
+    if name is None:
+        return None
+    from pydantic import BaseModel
+
+    from shared.api import schemas
+
+    found = getattr(schemas, name, None)
+    if not (isinstance(found, type) and issubclass(found, BaseModel)):
+        raise LookupError(f"shared.api.schemas has no model {name!r}")
+    return found
 
 
 @dataclass(frozen=True)
 class Operation:
     name: str
-    """The function's name and the operation's ``operationId``."""
+    """The function's name, the operation's ``operationId`` and its door's name in ``functions/<tag>.py``."""
     method: str
     route: str
     """Below ``/api``, as an Azure Functions route template (``users/{id}``)."""
@@ -27,22 +49,40 @@ class Operation:
     role: Role | None
     """``None``: anonymous."""
     ok: int = 200
-    response: type[BaseModel] | None = None
-    body: type[BaseModel] | None = None
-    query: type[BaseModel] | None = None
+    response: str | None = None
+    """The response body's model (a name in ``shared.api.schemas``), as are ``body``, ``query``, ``signed_body``."""
+    body: str | None = None
+    query: str | None = None
     errors: tuple[int, ...] = ()
     etag: bool = False
     """Responses carry ``ETag``; PATCH and DELETE honour ``If-Match`` (412 on mismatch)."""
     tag: str = "admin"
+    """The OpenAPI tag, and the module of ``functions/`` that holds the door."""
     body_required: bool = True
     """False: the body may be left out (then its model's defaults apply)."""
-    signed_body: type[BaseModel] | None = None
+    signed_body: str | None = None
     """A body the door validates itself, after checking its Standard Webhooks signature over the raw bytes
     (documented as the request body, with the ``webhook-*`` headers)."""
 
     @property
     def path_params(self) -> list[str]:
         return re.findall(r"{(\w+)}", self.route)
+
+    @property
+    def response_model(self) -> type[BaseModel] | None:
+        return model(self.response)
+
+    @property
+    def body_model(self) -> type[BaseModel] | None:
+        return model(self.body)
+
+    @property
+    def query_model(self) -> type[BaseModel] | None:
+        return model(self.query)
+
+    @property
+    def signed_body_model(self) -> type[BaseModel] | None:
+        return model(self.signed_body)
 
 
 def _op(name: str, method: str, route: str, summary: str, role: Role | None, **kw: object) -> Operation:
@@ -61,8 +101,8 @@ OPERATIONS: tuple[Operation, ...] = (
         "Connect an M365 tenant (app-only credentials)",
         "admin",
         ok=201,
-        response=s.DirectoryOut,
-        body=s.DirectoryCreate,
+        response="DirectoryOut",
+        body="DirectoryCreate",
         errors=(400, 409, 422, 502),
         tag="directories",
     ),
@@ -72,7 +112,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "directories",
         "Connected directories",
         "reader",
-        response=s.DirectoryList,
+        response="DirectoryList",
         tag="directories",
     ),
     _op(
@@ -81,7 +121,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "directories/{directoryId}",
         "One directory: status, domains, counts",
         "reader",
-        response=s.DirectoryOut,
+        response="DirectoryOut",
         errors=NOT_FOUND,
         etag=True,
         tag="directories",
@@ -92,8 +132,8 @@ OPERATIONS: tuple[Operation, ...] = (
         "directories/{directoryId}",
         "Rename a directory or change its options",
         "admin",
-        response=s.DirectoryOut,
-        body=s.DirectoryPatch,
+        response="DirectoryOut",
+        body="DirectoryPatch",
         errors=(400, 404, 412),
         etag=True,
         tag="directories",
@@ -104,8 +144,8 @@ OPERATIONS: tuple[Operation, ...] = (
         "directories/{directoryId}/reactivate",
         "Re-validate the credentials (optionally a new client secret) and re-read the tenant's domains",
         "admin",
-        response=s.DirectoryOut,
-        body=s.Reactivate,
+        response="DirectoryOut",
+        body="Reactivate",
         errors=(400, 404, 409, 422, 502),
         etag=True,
         tag="directories",
@@ -117,7 +157,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Deactivate: remove bindings, links and secrets; M365 accounts stay as they are (irreversible)",
         "admin",
         ok=204,
-        query=s.DeactivateQuery,
+        query="DeactivateQuery",
         errors=(400, 404, 422),
         tag="directories",
     ),
@@ -128,8 +168,8 @@ OPERATIONS: tuple[Operation, ...] = (
         "Reconcile the whole directory now (or only plan it: dryRun)",
         "admin",
         ok=202,
-        response=s.RunStarted,
-        body=s.ReconcileIn,
+        response="RunStarted",
+        body="ReconcileIn",
         errors=(400, 404),
         tag="runs",
     ),
@@ -139,8 +179,8 @@ OPERATIONS: tuple[Operation, ...] = (
         "directories/{directoryId}/runs/{runId}",
         "A run: status, counts per action, progress, guard, usage, and its plan (paged, by action)",
         "reader",
-        response=s.RunOut,
-        query=s.RunQuery,
+        response="RunOut",
+        query="RunQuery",
         errors=(400, 404, 422),
         tag="runs",
     ),
@@ -150,7 +190,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "directories/{directoryId}/runs/{runId}/approve",
         "Apply a held plan (each item re-checked against the current state)",
         "admin",
-        response=s.RunOut,
+        response="RunOut",
         errors=(404, 409),
         tag="runs",
     ),
@@ -160,7 +200,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "directories/{directoryId}/runs/{runId}/discard",
         "Discard a held plan",
         "admin",
-        response=s.RunOut,
+        response="RunOut",
         errors=(404, 409),
         tag="runs",
     ),
@@ -170,8 +210,8 @@ OPERATIONS: tuple[Operation, ...] = (
         "directories/{directoryId}/m365-users",
         "Import candidates: the tenant's accounts not yet linked, paged, filtered by text, domain, enabled",
         "reader",
-        response=s.CandidateList,
-        query=s.CandidateQuery,
+        response="CandidateList",
+        query="CandidateQuery",
         errors=(400, 404, 422, 502),
         tag="imports",
     ),
@@ -182,8 +222,8 @@ OPERATIONS: tuple[Operation, ...] = (
         "Import existing accounts as staged users (m365UserIds, or all), optionally binding them",
         "admin",
         ok=202,
-        response=s.ImportStarted,
-        body=s.ImportIn,
+        response="ImportStarted",
+        body="ImportIn",
         errors=(400, 404),
         tag="imports",
     ),
@@ -193,8 +233,8 @@ OPERATIONS: tuple[Operation, ...] = (
         "imports/{jobId}",
         "An import's progress: total, done, skipped with reasons, failed, rate, ETA, undo deadline",
         "reader",
-        response=s.ImportOut,
-        query=s.ImportQuery,
+        response="ImportOut",
+        query="ImportQuery",
         errors=(400, 404, 422),
         tag="imports",
     ),
@@ -204,7 +244,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "imports/{jobId}/undo",
         "Within 48 h: remove the imported users nobody bound, edited or added to a group since",
         "admin",
-        response=s.UndoOut,
+        response="UndoOut",
         errors=(404, 409),
         tag="imports",
     ),
@@ -216,8 +256,8 @@ OPERATIONS: tuple[Operation, ...] = (
         "Create a user",
         "admin",
         ok=201,
-        response=s.UserOut,
-        body=s.UserCreate,
+        response="UserOut",
+        body="UserCreate",
         errors=(400, 409, 422),
         etag=True,
         tag="users",
@@ -228,8 +268,8 @@ OPERATIONS: tuple[Operation, ...] = (
         "users",
         "Users, filtered and cursor-paged",
         "reader",
-        response=s.UserList,
-        query=s.UserListQuery,
+        response="UserList",
+        query="UserListQuery",
         errors=(400, 404, 422),
         tag="users",
     ),
@@ -239,7 +279,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "users/{id}",
         "One user with its bindings and per-directory link status",
         "reader",
-        response=s.UserOut,
+        response="UserOut",
         errors=NOT_FOUND,
         etag=True,
         tag="users",
@@ -250,8 +290,8 @@ OPERATIONS: tuple[Operation, ...] = (
         "users/{id}",
         "Change a user's fields (only those given)",
         "admin",
-        response=s.UserOut,
-        body=s.UserPatch,
+        response="UserOut",
+        body="UserPatch",
         errors=(400, 404, 409, 412, 422),
         etag=True,
         tag="users",
@@ -273,7 +313,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "users/{id}/directories/{directoryId}",
         "Bind a user to a directory directly",
         "admin",
-        response=s.UserOut,
+        response="UserOut",
         errors=NOT_FOUND,
         tag="users",
     ),
@@ -293,8 +333,8 @@ OPERATIONS: tuple[Operation, ...] = (
         "users/{id}/password",
         "Set the user's password in every directory it is linked in, now (rule 6)",
         "admin",
-        response=s.PasswordOut,
-        body=s.PasswordIn,
+        response="PasswordOut",
+        body="PasswordIn",
         errors=(400, 404, 409, 422),
         tag="users",
     ),
@@ -306,8 +346,8 @@ OPERATIONS: tuple[Operation, ...] = (
         "Create a group",
         "admin",
         ok=201,
-        response=s.GroupOut,
-        body=s.GroupCreate,
+        response="GroupOut",
+        body="GroupCreate",
         errors=(400, 409),
         etag=True,
         tag="groups",
@@ -318,8 +358,8 @@ OPERATIONS: tuple[Operation, ...] = (
         "groups",
         "Groups, cursor-paged",
         "reader",
-        response=s.GroupList,
-        query=s.ListQuery,
+        response="GroupList",
+        query="ListQuery",
         errors=(400, 422),
         tag="groups",
     ),
@@ -329,7 +369,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "groups/{id}",
         "One group with its directory bindings",
         "reader",
-        response=s.GroupOut,
+        response="GroupOut",
         errors=NOT_FOUND,
         etag=True,
         tag="groups",
@@ -340,8 +380,8 @@ OPERATIONS: tuple[Operation, ...] = (
         "groups/{id}",
         "Rename a group or change its description",
         "admin",
-        response=s.GroupOut,
-        body=s.GroupPatch,
+        response="GroupOut",
+        body="GroupPatch",
         errors=(400, 404, 409, 412),
         etag=True,
         tag="groups",
@@ -363,7 +403,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "groups/{id}/members/{userId}",
         "Add a user to a group",
         "admin",
-        response=s.GroupMemberOut,
+        response="GroupMemberOut",
         errors=NOT_FOUND,
         tag="groups",
     ),
@@ -383,8 +423,8 @@ OPERATIONS: tuple[Operation, ...] = (
         "groups/{id}/directories/{directoryId}",
         "Bind a group (its members) to a directory",
         "admin",
-        response=s.GroupOut,
-        body=s.GroupBindIn,
+        response="GroupOut",
+        body="GroupBindIn",
         body_required=False,
         errors=NOT_FOUND,
         tag="groups",
@@ -407,8 +447,8 @@ OPERATIONS: tuple[Operation, ...] = (
         "Accept an HR event (joiner, mover, leaver, rehire), signed per Standard Webhooks; 202 once stored",
         None,
         ok=202,
-        response=s.HrisAccepted,
-        signed_body=s.HrisEvent,
+        response="HrisAccepted",
+        signed_body="HrisEvent",
         errors=(400, 401, 409, 413, 415, 422),
         tag="hris",
     ),
@@ -419,7 +459,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Rotate the HRIS webhook signing secret: the new one is returned once, the previous one stays valid 24 h",
         "admin",
         ok=201,
-        response=s.HrisSecret,
+        response="HrisSecret",
         tag="hris",
     ),
     # ------------------------------------------------------------------------------------------ audit
@@ -429,8 +469,8 @@ OPERATIONS: tuple[Operation, ...] = (
         "audit",
         "The audit trail, newest first, by user, directory and time",
         "reader",
-        response=s.AuditList,
-        query=s.AuditQueryIn,
+        response="AuditList",
+        query="AuditQueryIn",
         errors=(400, 422),
         tag="audit",
     ),

@@ -257,6 +257,38 @@ def fingerprint(attrs: Mapping[str, Any], manager: str | None) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 
+IDENTITY = ("userPrincipalName", "mail", "mailNickname", "accountEnabled", "onPremisesImmutableId")
+"""The properties ``desired_attributes`` always manages (the mapped ones come on top)."""
+
+
+def echoes(link: Link, account: Mapping[str, Any], mapping: Mapping[str, str | None]) -> bool:
+    """Whether ``account`` — one account's managed properties as Graph's user delta reports them (Graph property
+    names; a property never set is left out) — is exactly what Warden last applied through ``link``: Warden's own
+    write coming back in the delta, which needs no read and no sync (rule 9 has nothing to put back).
+
+    Only a link whose last sync succeeded vouches for its fingerprint, and only for its own account, whose
+    ``accountEnabled`` the change must report. After a block, the fingerprint stands for ``accountEnabled: false``
+    alone (a blocked account's other properties are not Warden's to keep). Otherwise it is recomputed from the
+    account's values exactly as the planner computed it from the desired ones: the same properties (``mapping``, the
+    directory's), an immutable id already present standing for Warden's (``diff`` never rewrites one), the manager
+    last applied (user delta does not report managers). One managed value that differs — ``accountEnabled``
+    flipped included — and it is not an echo: the user is synced."""
+    if link.fingerprint is None or link.status in ("pending", "error") or not link.m365_user_id:
+        return False
+    if account.get("id") != link.m365_user_id or "@removed" in account:
+        return False
+    enabled = account.get("accountEnabled")
+    if not isinstance(enabled, bool):
+        return False
+    if link.fingerprint == BLOCKED:
+        return enabled is False
+    props = [*IDENTITY, *(p for p, source in mapping.items() if source is not None)]
+    observed = {p: account.get(p) for p in props}
+    if observed["onPremisesImmutableId"]:
+        observed["onPremisesImmutableId"] = immutable_id(link.user_id)
+    return fingerprint(observed, link.manager_m365_id) == link.fingerprint
+
+
 def _same(prop: str, observed: Any, desired: Any) -> bool:
     if prop in CASE_INSENSITIVE and isinstance(observed, str) and isinstance(desired, str):
         return observed.lower() == desired.lower()

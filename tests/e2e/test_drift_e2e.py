@@ -18,7 +18,7 @@ DRIFT = "drift_enforcement"
 @pytest.fixture
 def tenant(warden: WardenHost) -> Iterator[ss.Tenant]:
     t = ss.make_tenant(warden, [f"dr{uuid.uuid4().hex[:8]}.example"])
-    warden.run_timer(DRIFT)  # the directory's first round takes its deltaLink
+    warden.run_timer(DRIFT)  # a first round: the tests start from a directory drift has seen
     yield t
     warden.stack.clear_faults()
     ss.drop_tenant(warden, t)
@@ -136,6 +136,58 @@ def test_a_round_with_nothing_changed_costs_at_most_two_graph_requests(
     assert 1 <= len(graph) <= 2, graph
     runs = warden.ok("GET", f"/directories/{tenant.id}")["lastRuns"]
     assert runs[0]["kind"] == "drift" and runs[0]["status"] == "done"
+
+
+def last_drift_run(warden: WardenHost, directory_id: str) -> dict[str, Any]:
+    runs = warden.ok("GET", f"/directories/{directory_id}")["lastRuns"]
+    newest = next(r for r in runs if r["kind"] == "drift")
+    run: dict[str, Any] = warden.ok("GET", f"/directories/{directory_id}/runs/{newest['id']}")
+    return run
+
+
+def test_the_round_after_a_correction_round_costs_one_graph_request_and_syncs_nobody(
+    warden: WardenHost, tenant: ss.Tenant
+) -> None:
+    u, m365 = provisioned(warden, tenant, jobTitle="Engineer")
+    warden.run_timer(DRIFT)  # the provisioning's own writes come back: echoes
+    tenant.graph.patch_user(m365, {"jobTitle": "Chief of Everything"})
+    seen = len(ss.sync_events(warden, u["id"]))
+    warden.run_timer(DRIFT)  # the correction round
+    drift_runs(warden, u["id"], seen)
+    assert tenant.graph.get_user(m365)["jobTitle"] == "Engineer"
+    seen = len(ss.sync_events(warden, u["id"]))
+    rlog = ss.requests_log(warden)
+    mark = rlog.mark()
+    warden.run_timer(DRIFT)  # Warden's correction comes back in this delta
+    graph = [e for e in rlog.entries(mark, tenant.graph.tenant_id) if e["kind"] in ("graph", "batch-item")]
+    assert [e["path"].split("?")[0] for e in graph] == ["/v1.0/users/delta"], graph
+    run = last_drift_run(warden, tenant.id)
+    assert run["counts"] == {"changed": 1, "corrections": 0, "echoes": 1}, run["counts"]
+    ss.drained(warden)
+    assert len(ss.sync_events(warden, u["id"])) == seen, "no sync was queued for the echo"
+
+
+def test_a_change_made_between_connecting_and_the_first_round_is_corrected_by_that_round(
+    warden: WardenHost,
+) -> None:
+    t = ss.make_tenant(warden, [f"dr{uuid.uuid4().hex[:8]}.example"])  # connecting takes the baselines
+    try:
+        audit = warden.ok("GET", "/audit", params={"directoryId": t.id})["items"]
+        (connect,) = [e for e in audit if e["action"] == "directory.connect"]
+        assert "deltaBaseline" not in connect["after"], connect["after"]
+        u, m365 = provisioned(warden, t, jobTitle="Engineer")
+        t.graph.patch_user(m365, {"jobTitle": "Edited before any drift round"})
+        seen = len(ss.sync_events(warden, u["id"]))
+        warden.run_timer(DRIFT)  # the directory's first round
+        drift_runs(warden, u["id"], seen)
+        assert t.graph.get_user(m365)["jobTitle"] == "Engineer"
+        (update,) = [
+            e for e in ss.audit_actions(warden, u["id"], "m365.update") if e["actor"] == "timer:drift"
+        ]
+        assert update["before"] == {"jobTitle": "Edited before any drift round"}
+    finally:
+        warden.stack.clear_faults()
+        ss.drop_tenant(warden, t)
 
 
 def age_delta_link(warden: WardenHost, directory_id: str, days: float) -> None:

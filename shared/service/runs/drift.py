@@ -6,10 +6,15 @@ Graph's user delta with ``$select`` of the managed properties — and a sync of 
   ``timer:drift``: the sync re-reads the store and Graph and puts back what drifted (a re-enabled account is
   blocked again and its sessions revoked; an edited managed attribute is restored; a deleted account is recreated
   only with ``createMissingUsers``, else the link needs attention). Accounts Warden does not link are ignored.
+- Warden's own writes come back in the next delta. A change whose managed values are exactly what Warden last
+  applied (the link's fingerprint, ``shared.domain.planner.echoes``) is that echo: it costs no Graph read and no
+  sync, so the round after a round of corrections costs one Graph request again.
 - The new deltaLink is stored only after every correction of the round is queued (a queued message is durable).
 - A deltaLink Graph no longer knows (410 ``syncStateNotFound``; they last 7 days) starts a full reconcile and a
   fresh deltaLink (``$deltatoken=latest``): nothing is missed, and the next round is cheap again.
-- The first round of a directory only takes a deltaLink; the nightly reconcile compares everything.
+- The baselines (users' and groups' deltaLinks) are taken when a directory is connected (``Baselines``), so its
+  first round already sees every change made since; a directory without one (its baseline failed) has its first
+  round take it, and the nightly reconcile compares everything.
 https://learn.microsoft.com/en-us/graph/delta-query-overview, .../api/user-delta
 """
 
@@ -18,10 +23,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from shared.domain.claims import claim_kind, group_claim_kind
 from shared.domain.model import Directory
+from shared.domain.planner import echoes, target_of
 from shared.domain.runs import Run
 from shared.service.context import Actor
 from shared.service.ports import (
@@ -33,6 +39,7 @@ from shared.service.ports import (
     Ids,
     SyncQueue,
     Uniques,
+    UserRepository,
 )
 
 DELTA_KEY = "users.deltaLink"
@@ -59,6 +66,8 @@ class DriftRound:
     """Accounts Graph reported changed (or removed) since the last round."""
     corrections: int
     """Managed users among them, queued for a sync."""
+    echoes: int = 0
+    """Changed accounts that only echoed what Warden last wrote there (no sync)."""
     resynced: bool = False
     """The deltaLink had expired: a full reconcile was started instead."""
     reconcile_run: str | None = None
@@ -76,7 +85,10 @@ class Drift:
         clock: Clock,
         ids: Ids,
         mirrors: GroupQueue | None = None,
+        *,
+        users: UserRepository,
     ) -> None:
+        self.users = users
         self.mirrors = mirrors
         self.runs = runs
         self.clock = clock
@@ -120,7 +132,11 @@ class Drift:
         error: str | None,
     ) -> None:
         now = self.m365.usage(d.id)
-        counts = {"changed": result.changed, "corrections": result.corrections} if result else {}
+        counts = (
+            {"changed": result.changed, "corrections": result.corrections, "echoes": result.echoes}
+            if result
+            else {}
+        )
         run = Run(
             self.ids(),
             d.id,
@@ -154,7 +170,9 @@ class Drift:
         removed = {str(c["id"]) for c in delta.changes if c.get("id") and "@removed" in c}
         owners = await asyncio.gather(*(self.uniques.owner(claim_kind(directory.id), i) for i in ids))
         managed = {i: o for i, o in zip(ids, owners, strict=True) if o is not None}
-        changed = [o for i, o in managed.items() if i not in removed]
+        latest = {str(c["id"]): c for c in delta.changes if c.get("id")}  # replays: the last one stands
+        echoed = await self._echoes(directory, {i: o for i, o in managed.items() if i not in removed}, latest)
+        changed = [o for i, o in managed.items() if i not in removed and i not in echoed]
         deleted = [o for i, o in managed.items() if i in removed]
         if changed:
             await self.sync_queue.enqueue(changed, actor.correlation_id, actor=DRIFT_ACTOR)
@@ -162,7 +180,21 @@ class Drift:
             await self.sync_queue.enqueue(deleted, actor.correlation_id, actor=DRIFT_ACTOR, gone=True)
         await self.directories.set_state(directory.id, DELTA_KEY, delta.delta_link)
         groups = await self._groups_round(directory, actor)
-        return DriftRound(directory.id, len(ids), len(set(managed.values())) + groups)
+        corrections = len(set(changed) | set(deleted)) + groups
+        return DriftRound(directory.id, len(ids), corrections, echoes=len(echoed))
+
+    async def _echoes(
+        self, directory: Directory, owners: dict[str, str], accounts: dict[str, dict[str, Any]]
+    ) -> set[str]:
+        """The changed accounts (id → owning user) whose change is only Warden's own last write coming back."""
+        mapping = target_of(directory).mapping
+        records = await asyncio.gather(*(self.users.get(u) for u in owners.values()))
+        echoed = set()
+        for (m365_id, _), record in zip(owners.items(), records, strict=True):
+            link = record.links.get(directory.id) if record is not None else None
+            if link is not None and echoes(link, accounts[m365_id], mapping):
+                echoed.add(m365_id)
+        return echoed
 
     async def _groups_round(self, directory: Directory, actor: Actor) -> int:
         """The mirrored groups changed in M365 (names, ``members@delta``): each mirrored again. Only a
@@ -187,3 +219,24 @@ class Drift:
             await self.mirrors.enqueue([(g, directory.id) for g in ours], actor.correlation_id)
         await self.directories.set_state(directory.id, GROUPS_DELTA_KEY, delta.delta_link)
         return len(ours)
+
+
+class Baselines:
+    """Where a directory's drift rounds start: its users' and groups' deltaLinks, taken when it is connected."""
+
+    def __init__(self, directories: DirectoryRepository, m365: M365) -> None:
+        self.directories = directories
+        self.m365 = m365
+
+    async def baseline(self, directory: Directory, *, keep: bool = False) -> None:
+        """Take the directory's users' and groups' deltaLinks now (``$deltatoken=latest``: one Graph request each),
+        so that its first round sees every change made from here on. ``keep``: leave a stored one as it is (it
+        already covers everything since it was taken)."""
+
+        async def take(key: str, resource: str) -> None:
+            if keep and await self.directories.get_state(directory.id, key) is not None:
+                return
+            fresh = await self.m365.delta(directory, None, latest=True, resource=resource)
+            await self.directories.set_state(directory.id, key, fresh.delta_link)
+
+        await asyncio.gather(take(DELTA_KEY, "users"), take(GROUPS_DELTA_KEY, "groups"))

@@ -39,6 +39,12 @@ class RunHistory(Protocol):
     async def latest(self, directory_id: str, limit: int) -> list[Run]: ...
 
 
+class DeltaBaselines(Protocol):
+    """Drift's starting points in a directory (``shared.service.runs.drift.Baselines``)."""
+
+    async def baseline(self, directory: Directory, *, keep: bool = False) -> None: ...
+
+
 EXPIRY_WARNING = dt.timedelta(days=7)
 DEACTIVATE_CONCURRENCY = 16
 
@@ -88,7 +94,9 @@ class Directories:
         ids: Ids,
         *,
         real_clock: Clock | None = None,
+        baselines: DeltaBaselines | None = None,
     ) -> None:
+        self.baselines = baselines
         self.directories = directories
         self.users = users
         self.groups = groups
@@ -202,10 +210,23 @@ class Directories:
         except BaseException:
             await self.claims.release_all(self._claimed(directory), directory_id)
             raise
+        baseline = await self._baseline(directory, keep=False)
         await self.auditor.record(
-            actor, "directory.connect", directory_id=directory_id, after=_audit(directory)
+            actor, "directory.connect", directory_id=directory_id, after={**_audit(directory), **baseline}
         )
         return DirectoryView(directory, etag, {}, self._warnings(directory))
+
+    async def _baseline(self, directory: Directory, *, keep: bool) -> dict[str, str]:
+        """Drift's baselines, so that its first round sees every change made from now on (reactivation keeps a
+        stored one: it already covers the time the directory was paused). The directory is stored and usable
+        either way: a baseline that fails is said in the audit, and the first drift round takes it instead."""
+        if self.baselines is None:
+            return {}
+        try:
+            await self.baselines.baseline(directory, keep=keep)
+        except Exception as exc:
+            return {"deltaBaseline": f"not taken ({type(exc).__name__}): the first drift round takes it"}
+        return {}
 
     @staticmethod
     def _claimed(d: Directory) -> list[tuple[str, str]]:
@@ -253,12 +274,13 @@ class Directories:
         )
         etag = await self.directories.update(after, etag)
         await self.graph.forget(directory_id)
+        baseline = await self._baseline(after, keep=True)
         await self.auditor.record(
             actor,
             "directory.reactivate",
             directory_id=directory_id,
             before=_audit(before),
-            after={**_audit(after), "newClientSecret": client_secret is not None},
+            after={**_audit(after), "newClientSecret": client_secret is not None, **baseline},
         )
         return await self.view(after, etag)
 

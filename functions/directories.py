@@ -1,4 +1,5 @@
-"""Connected directories (M365 tenants): connect, read, change, reactivate, deactivate."""
+"""Connected directories (M365 tenants): connect, read, change, reactivate, deactivate; the delegated consent's
+callback, the notification secret and the token refresh timer's rounds."""
 
 from __future__ import annotations
 
@@ -9,7 +10,18 @@ import azure.functions as func
 from functions.http import Call, Result, endpoint
 from shared.api import schemas as s
 from shared.api.operations import BY_NAME as OPS
-from shared.api.views import connect_command, directory_changes, directory_out, run_out
+from shared.api.pages import consent_done, consent_failed, wants_html
+from shared.api.views import (
+    connect_command,
+    consent_out,
+    directory_changes,
+    directory_out,
+    reactivation,
+    round_out,
+    run_out,
+)
+from shared.domain.errors import Invalid, Upstream
+from shared.service.context import Actor
 
 if TYPE_CHECKING:
     from shared.bootstrap import Container
@@ -19,7 +31,7 @@ bp = func.Blueprint()
 
 @endpoint(bp, OPS["connect_directory"])
 async def connect_directory(app: Container, call: Call[s.DirectoryCreate, None]) -> Result:
-    view = await app.directories.connect(connect_command(call.body), call.actor)
+    view = await app.directories.connect(connect_command(call.body, app.real_clock()), call.actor)
     return Result(201, directory_out(view), view.etag, {"Location": f"/api/directories/{view.directory.id}"})
 
 
@@ -45,11 +57,8 @@ async def update_directory(app: Container, call: Call[s.DirectoryPatch, None]) -
 
 @endpoint(bp, OPS["reactivate_directory"])
 async def reactivate_directory(app: Container, call: Call[s.Reactivate, None]) -> Result:
-    body: s.Reactivate = call.body
-    secret = body.clientSecret.get_secret_value() if body.clientSecret is not None else None
-    view = await app.directories.reactivate(
-        call.params["directoryId"], secret, body.credentialExpiresAt, call.actor
-    )
+    command = reactivation(call.body, app.real_clock())
+    view = await app.directories.reactivate(call.params["directoryId"], command, call.actor)
     return Result(200, directory_out(view), view.etag)
 
 
@@ -88,3 +97,35 @@ async def discard_run(app: Container, call: Call[None, None]) -> Result:
     directory_id, run_id = call.params["directoryId"], call.params["runId"]
     run = await app.reconciler.discard(directory_id, run_id, call.actor)
     return Result(200, run_out(run, await app.reconciler.items(directory_id, run_id, None, None, 50)))
+
+
+@endpoint(bp, OPS["oauth_callback"])
+async def oauth_callback(app: Container, call: Call[None, s.OAuthCallbackQuery]) -> Result:
+    """Anonymous (Entra ID sends the browser here): the state is what authenticates the request."""
+    page = wants_html(call.headers.get("accept"))
+    answer = {k: v for k, v in call.query.model_dump().items() if v is not None}
+    try:
+        done = await app.consent.complete(answer, Actor("system", call.actor.correlation_id))
+    except Invalid as failed:
+        if not page:
+            raise
+        return Result(422, html=consent_failed(failed.detail, 422))
+    except Upstream as failed:
+        if not page:
+            raise
+        return Result(502, html=consent_failed(failed.detail, 502))
+    if page:
+        return Result(200, html=consent_done(done))
+    return Result(200, consent_out(done))
+
+
+@endpoint(bp, OPS["rotate_notifications_secret"])
+async def rotate_notifications_secret(app: Container, call: Call[None, None]) -> Result:
+    secret = await app.deliveries.rotate_secret(call.actor)
+    return Result(201, s.NotificationsSecret(secret=secret))
+
+
+@endpoint(bp, OPS["list_token_refresh_rounds"])
+async def list_token_refresh_rounds(app: Container, call: Call[None, s.RoundsQuery]) -> Result:
+    rounds = await app.token_refresh.rounds(call.query.limit)
+    return Result(200, s.RoundList(items=[round_out(r) for r in rounds], next=None))

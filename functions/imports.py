@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import azure.functions as func
 
 from functions.http import Call, Result, endpoint
+from functions.poison import audit_poisoned
 from shared.api import schemas as s
 from shared.api.operations import BY_NAME as OPS
 from shared.api.views import candidate_out, import_out
@@ -71,11 +72,18 @@ async def import_job(msg: func.QueueMessage) -> None:
 
     body = json.loads(msg.get_body())
     job_id = str(body["jobId"])
-    with correlated(job_id):
+    with correlated(job_id) as correlation_id:
         imports = get_container().imports
-        job = await (
-            imports.plan(job_id) if body["type"] == "plan" else imports.run_chunk(job_id, int(body["chunk"]))
-        )
+        try:
+            job = await (
+                imports.plan(job_id)
+                if body["type"] == "plan"
+                else imports.run_chunk(job_id, int(body["chunk"]))
+            )
+        except Exception as exc:
+            what = {"jobId": job_id, "type": body["type"], "chunk": body.get("chunk")}
+            await audit_poisoned(msg, "import", exc, correlation_id, what=what)
+            raise
         log_event(
             log, f"import.{body['type']}", jobId=job_id, status=job.status, done=job.done, total=job.total
         )

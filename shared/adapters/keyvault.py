@@ -1,9 +1,15 @@
-"""Key Vault access. Every secret Warden holds lives here and nowhere else."""
+"""Key Vault access. Every secret Warden holds lives here and nowhere else.
+
+Key Vault offers no conditional write: each Set Secret adds a version
+(https://learn.microsoft.com/en-us/rest/api/keyvault/secrets/set-secret). What needs a compare-and-swap (the
+delegated token caches, ``KeyVaultTokenCaches``) therefore keeps *which version is current* in Table Storage, whose
+ETags are conditional, and reads the secret by that version.
+"""
 
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from shared.adapters.identity import client_secret_credential
 
@@ -50,6 +56,19 @@ async def read_secret(client: SecretClient, name: str) -> str:
     return secret.value
 
 
+async def set_recovering(client: SecretClient, name: str, value: str, content_type: str) -> str:
+    """Set Secret; a name left soft-deleted (409 ``ObjectIsDeletedButRecoverable``, e.g. with purge protection on)
+    is recovered first, then given the new value. The new version's id."""
+    from azure.core.exceptions import ResourceExistsError
+
+    try:
+        secret = await client.set_secret(name, value, content_type=content_type)
+    except ResourceExistsError:
+        await client.recover_deleted_secret(name)
+        secret = await client.set_secret(name, value, content_type=content_type)
+    return str(secret.properties.version)
+
+
 class KeyVaultSecrets:
     """``SecretStore`` on Key Vault. Deleting a secret soft-deletes it and then purges it where the vault
     allows (a deactivated directory's credentials must not be recoverable by mistake)."""
@@ -58,7 +77,18 @@ class KeyVaultSecrets:
         self.client = client
 
     async def set(self, name: str, value: str) -> None:
-        await self.client.set_secret(name, value, content_type="client-secret")
+        await set_recovering(self.client, name, value, "client-secret")
+
+    async def delete_all(self, prefix: str) -> list[str]:
+        """Delete (and purge where allowed) every secret whose name starts with ``prefix``; their names."""
+        names = [
+            p.name
+            async for p in self.client.list_properties_of_secrets()
+            if p.name and p.name.startswith(prefix)
+        ]
+        for name in names:
+            await self.delete(name)
+        return names
 
     async def get(self, name: str) -> str:
         return await read_secret(self.client, name)
@@ -81,3 +111,68 @@ class KeyVaultSecrets:
         # Purge protection on, or deletion still in progress: the secret stays soft-deleted.
         with contextlib.suppress(HttpResponseError):
             await self.client.purge_deleted_secret(name)
+
+
+class Pointers(Protocol):
+    """A small conditional register per directory (``shared.adapters.tables.directories``)."""
+
+    async def read_state(self, directory_id: str, key: str) -> tuple[str, str] | None:
+        """(value, ETag) or None."""
+
+    async def swap_state(self, directory_id: str, key: str, value: str, etag: str | None) -> bool:
+        """Write if the row is unchanged since ``etag`` (None: only if absent); False when it changed."""
+
+
+TOKEN_CACHE = "tokencache"
+MSAL_CACHE_TYPE = "application/vnd.msal.token-cache+json"
+
+
+def token_cache_name(directory_id: str) -> str:
+    return f"directory-{directory_id}-token-cache"
+
+
+class KeyVaultTokenCaches:
+    """``TokenCaches``: one Key Vault secret per directory, a version per stored cache, and the current version
+    recorded in the directory's partition (``state|tokencache``) behind an ETag.
+
+    Two instances refreshing at once each store a version; only the one whose ETag still matches becomes
+    current, the other sees it lost and adopts the current cache (its own version is disabled, so no reader
+    takes it for current). A rotation is never replaced by an older cache."""
+
+    def __init__(self, client: SecretClient, pointers: Pointers) -> None:
+        self.client = client
+        self.pointers = pointers
+
+    async def load(self, directory_id: str) -> tuple[str, str] | None:
+        pointer = await self.pointers.read_state(directory_id, TOKEN_CACHE)
+        if pointer is None:
+            return None
+        version = pointer[0]
+        secret = await self.client.get_secret(token_cache_name(directory_id), version=version)
+        if secret.value is None:
+            return None
+        return secret.value, version
+
+    async def save(self, directory_id: str, cache: str, base: str | None) -> str | None:
+        pointer = await self.pointers.read_state(directory_id, TOKEN_CACHE)
+        current, etag = pointer if pointer is not None else (None, None)
+        if current != base:
+            return None
+        return await self._store(directory_id, cache, etag)
+
+    async def replace(self, directory_id: str, cache: str) -> str:
+        for _ in range(5):
+            pointer = await self.pointers.read_state(directory_id, TOKEN_CACHE)
+            stored = await self._store(directory_id, cache, pointer[1] if pointer else None)
+            if stored is not None:
+                return stored
+        raise RuntimeError("the token cache's pointer kept changing")
+
+    async def _store(self, directory_id: str, cache: str, etag: str | None) -> str | None:
+        name = token_cache_name(directory_id)
+        version = await set_recovering(self.client, name, cache, MSAL_CACHE_TYPE)
+        if await self.pointers.swap_state(directory_id, TOKEN_CACHE, version, etag):
+            return version
+        with contextlib.suppress(Exception):  # tidying only: the pointer never names this version
+            await self.client.update_secret_properties(name, version, enabled=False)
+        return None

@@ -21,7 +21,6 @@ from shared.config import Settings, load_settings
 
 if TYPE_CHECKING:
     import aiohttp
-    from azure.core.credentials_async import AsyncTokenCredential
     from azure.data.tables.aio import TableServiceClient
     from azure.keyvault.secrets.aio import SecretClient
     from azure.storage.queue.aio import QueueServiceClient
@@ -30,7 +29,7 @@ if TYPE_CHECKING:
     from shared.adapters.alerts import LogAlerts
     from shared.adapters.graph import DirectoryClients, GraphEndpoint, TenantClients
     from shared.adapters.identity import Authority
-    from shared.adapters.keyvault import KeyVaultSecrets, KeyVaultTokenCaches
+    from shared.adapters.keyvault import KeyVaultSecrets, KeyVaultTokenCaches, RenewingCredential
     from shared.adapters.m365 import GraphM365
     from shared.adapters.notifications import HttpWebhookSender, StorageNotificationQueue
     from shared.adapters.queues import (
@@ -176,7 +175,7 @@ class Container:
         """The business clock (lifecycle dates, run and audit times), which tests may move."""
         self.real_clock = real_clock
         """Real UTC time, for what must expire as time really passes (leases, stale claims and receipts)."""
-        self._vault_credential: AsyncTokenCredential | None = None
+        self._vault_credential: RenewingCredential | None = None
 
     # ------------------------------------------------------------------------------------------ clients
     @cached_property

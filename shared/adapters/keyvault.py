@@ -9,34 +9,85 @@ ETags are conditional, and reads the secret by that version.
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 from shared.adapters.identity import client_secret_credential
 
 if TYPE_CHECKING:
+    from azure.core.credentials import AccessToken
     from azure.core.credentials_async import AsyncTokenCredential
     from azure.keyvault.secrets.aio import SecretClient
 
     from shared.config import Settings
 
 
-def vault_credential(settings: Settings) -> AsyncTokenCredential:
+def vault_credential(settings: Settings) -> RenewingCredential:
     """Managed identity in Azure (DefaultAzureCredential); a client secret identity locally."""
-    from azure.identity.aio import DefaultAzureCredential
 
-    identity = settings.local_identity
-    if identity is None:
-        return DefaultAzureCredential()
-    return client_secret_credential(
-        settings.authority_host,
-        settings.ca_bundle,
-        identity.tenant_id,
-        identity.client_id,
-        identity.client_secret,
-    )
+    def make() -> AsyncTokenCredential:
+        from azure.identity.aio import DefaultAzureCredential
+
+        identity = settings.local_identity
+        if identity is None:
+            return DefaultAzureCredential()
+        return client_secret_credential(
+            settings.authority_host,
+            settings.ca_bundle,
+            identity.tenant_id,
+            identity.client_id,
+            identity.client_secret,
+        )
+
+    return RenewingCredential(make)
 
 
-def secret_client(settings: Settings, credential: AsyncTokenCredential) -> SecretClient:
+class RenewingCredential:
+    """A token credential that can be replaced by a fresh one (a new token cache): what Key Vault answers 401
+    although the token's own lifetime says it is valid (the vault and the token's issuer disagree about the time,
+    or the token was revoked) is met with a token asked for anew, once (``RenewOnUnauthorized``)."""
+
+    def __init__(self, make: Callable[[], AsyncTokenCredential]) -> None:
+        self._make = make
+        self._inner = make()
+
+    async def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        return await self._inner.get_token(*scopes, **kwargs)
+
+    async def renew(self) -> None:
+        old, self._inner = self._inner, self._make()
+        await old.close()
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *args: object) -> None:
+        await self.close()
+
+
+def renew_on_unauthorized(credential: RenewingCredential) -> Any:
+    """A per-retry pipeline policy, around Key Vault's challenge policy (the SDK puts it just after the retry
+    policy): a request still refused with 401 after the challenge policy sent it with a token renews the credential
+    and goes once more, the challenge policy asking the renewed credential for its token."""
+    from azure.core.pipeline.policies import AsyncHTTPPolicy
+
+    class RenewOnUnauthorized(AsyncHTTPPolicy):  # type: ignore[type-arg]
+        async def send(self, request: Any) -> Any:
+            response = await self.next.send(request)
+            carried = "authorization" in {k.lower() for k in request.http_request.headers}
+            if response.http_response.status_code != 401 or not carried:
+                return response
+            await credential.renew()
+            request.http_request.headers.pop("Authorization", None)
+            return await self.next.send(request)
+
+    return RenewOnUnauthorized()
+
+
+def secret_client(settings: Settings, credential: RenewingCredential) -> SecretClient:
     from azure.keyvault.secrets.aio import SecretClient
 
     # The SDK checks that the challenge's resource domain matches the vault's host; a vault on 127.0.0.1
@@ -46,6 +97,7 @@ def secret_client(settings: Settings, credential: AsyncTokenCredential) -> Secre
         credential,
         verify_challenge_resource=settings.verify_key_vault_challenge,
         connection_verify=settings.tls_verify,
+        per_retry_policies=[renew_on_unauthorized(credential)],
     )
 
 

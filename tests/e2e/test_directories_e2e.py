@@ -55,7 +55,9 @@ def test_connecting_the_demo_tenant_reads_its_domains_from_graph(
     )
     auth = d["auth"]
     assert (auth["mode"], auth["clientId"], auth["credential"]) == ("app", demo.DEMO_CLIENT_ID, "secret")
-    assert auth["credentialExpirySource"] == "graph", "the secret's endDateTime, read from the app registration"
+    assert auth["credentialExpirySource"] == "graph", (
+        "the secret's endDateTime, read from the app registration"
+    )
     expires = dt.datetime.fromisoformat(auth["credentialExpiresAt"])
     assert dt.timedelta(days=700) < expires - dt.datetime.now(dt.UTC) < dt.timedelta(days=731)
     assert d["options"]["createMissingUsers"] is True and d["options"]["massChangeGuard"] == {

@@ -177,7 +177,12 @@ def test_connecting_takes_exactly_one_credential_in_either_mode() -> None:
         {"mode": "app", "clientId": client, "certificatePem": pem},
         {"mode": "delegated", "clientId": client, "clientSecret": "x", "loginHint": "admin@contoso.example"},
         {"mode": "delegated", "clientId": client, "certificatePem": pem},
-        {"mode": "app", "clientId": client, "clientSecret": "x", "credentialExpiresAt": "2027-01-01T00:00:00Z"},
+        {
+            "mode": "app",
+            "clientId": client,
+            "clientSecret": "x",
+            "credentialExpiresAt": "2027-01-01T00:00:00Z",
+        },
     ):
         body = s.DirectoryCreate.model_validate_json(json.dumps({**base, "auth": auth}))
         assert body.auth.mode == auth["mode"]
@@ -185,7 +190,12 @@ def test_connecting_takes_exactly_one_credential_in_either_mode() -> None:
         {"mode": "app", "clientId": client},
         {"mode": "delegated", "clientId": client},
         {"mode": "app", "clientId": client, "clientSecret": "x", "certificatePem": pem},
-        {"mode": "app", "clientId": client, "certificatePem": pem, "credentialExpiresAt": "2027-01-01T00:00:00Z"},
+        {
+            "mode": "app",
+            "clientId": client,
+            "certificatePem": pem,
+            "credentialExpiresAt": "2027-01-01T00:00:00Z",
+        },
         {"mode": "app", "clientId": client, "certificatePem": "not a pem"},
         {"mode": "app", "clientId": client, "clientSecret": "x", "loginHint": "a@b.example"},
         {"mode": "sso", "clientId": client, "clientSecret": "x"},

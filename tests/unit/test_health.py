@@ -171,5 +171,8 @@ async def test_a_directory_needing_reactivation_is_down_with_its_reason_and_not_
     assert graph.probed == ["d-t1"]
     lapsed = next(c for c in report.components if c.labels.get("directory") == "d-lapsed1")
     assert lapsed.status == "down" and lapsed.detail is not None
-    assert lapsed.detail.startswith("needs_reactivation: the refresh token expired") and "AADSTS700082" in lapsed.detail
+    assert (
+        lapsed.detail.startswith("needs_reactivation: the refresh token expired")
+        and "AADSTS700082" in lapsed.detail
+    )
     assert report.status == "degraded"

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from shared.domain.connections import lapse_reason
+from shared.domain.connections import credential_in_use, lapse_reason
 from shared.domain.errors import Conflict, Invalid, NotFound
 from shared.domain.model import ConsentedBy, Directory, directory_status
 from shared.service.connections.ports import (
@@ -261,6 +261,21 @@ class Consent:
             signed_in.expiry_source,
             signed_in.credential_key_id,
         )
+        warnings: tuple[str, ...] = ()
+        if info.credentials is None:
+            warnings = (info.credentials_unreadable or "the app registration could not be read",)
+        else:
+            credential = await self.credential(directory)
+            found, ambiguous = credential_in_use(
+                info.credentials,
+                kind=directory.credential,
+                key_id=directory.credential_key_id,
+                hint=credential.hint,
+                sha1=directory.certificate_sha1,
+            )
+            if found is not None:
+                expires, source, key_id = found.end, "graph", found.key_id
+                warnings = (ambiguous,) if ambiguous else ()
         changed = await self.status.change(
             directory.id,
             lambda d: dataclasses.replace(
@@ -275,6 +290,7 @@ class Consent:
                 credential_expires_at=expires,
                 expiry_source=source,
                 credential_key_id=key_id,
+                check_warnings=warnings,
             ),
         )
         if changed is None:

@@ -46,9 +46,5 @@ def consent_done(done: Completed) -> str:
 
 def consent_failed(detail: str, status: int) -> str:
     title = "Not connected" if status < 500 else "Entra ID did not answer"
-    body = (
-        f"<p>{escape(detail)}</p>"
-        "<p>Nothing was changed. An admin of Warden can start again with "
-        "<code>POST /api/directories/{id}/reactivate</code>.</p>"
-    )
+    body = f"<p>{escape(detail)}</p><p>You can close this page.</p>"
     return _PAGE.format(title=title, body=body)

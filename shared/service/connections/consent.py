@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from shared.domain.connections import credential_in_use, lapse_reason
+from shared.domain.connections import credential_in_use
 from shared.domain.errors import Conflict, Invalid, NotFound
 from shared.domain.model import ConsentedBy, Directory, directory_status
 from shared.service.connections.ports import (
@@ -46,6 +46,16 @@ from shared.service.ports import Clock, DirectoryRepository, Ids, SecretStore, T
 from shared.service.store.uniqueness import Claims
 
 FLOW_LIFETIME = dt.timedelta(minutes=15)
+_CONSENT_WHY = {
+    9002313: "the sign-in was not at this directory's tenant (the code was issued by another tenant)",
+    54005: "the sign-in's code was already redeemed",
+    70008: "the sign-in's code expired (it lives about 10 minutes)",
+    50034: "the account does not exist in this directory's tenant",
+    50057: "the account is disabled",
+    65004: "the administrator declined to consent",
+    50011: "the redirect URI is not registered on the app (add Warden's /api/oauth/callback URL to it)",
+}
+"""What a failed sign-in means (https://learn.microsoft.com/en-us/entra/identity-platform/reference-error-codes)."""
 CONSENT_STATE = "consent"
 DOMAIN = "domain"
 
@@ -316,17 +326,19 @@ class Consent:
         return Completed(after, False, replayed)
 
     def _entra_error(self, directory: Directory, refused: ConsentRefused) -> ConsentFailed:
+        code = refused.codes[0] if refused.codes else None
+        label = f"AADSTS{code}" if code else refused.error
         if refused.error == "access_denied":
-            detail = (
-                "the administrator declined the permissions Warden asked for (access_denied): nothing changed"
-            )
+            what = "the administrator declined the permissions Warden asked for (access_denied)"
         else:
-            code, reason = lapse_reason(directory.id, directory.auth_mode, refused.error, refused.codes)
-            shown = code or refused.error
-            detail = (
-                f"Entra ID refused the sign-in ({shown}: {refused.description or refused.error}) - {reason}"
-            )
-        return ConsentFailed(detail, directory_id=directory.id, error=refused.error)
+            said = refused.description.split(": ", 1)[-1] if refused.description else refused.error
+            what = f"Entra ID refused the sign-in ({label}): {_CONSENT_WHY.get(code or 0) or said}"
+        return ConsentFailed(
+            f"{what}. The directory is unchanged; start again with POST /api/directories/{directory.id}/reactivate "
+            f"and sign in as an administrator of tenant {directory.tenant_id}",
+            directory_id=directory.id,
+            error=refused.error,
+        )
 
     async def _claim_domains(self, directory: Directory, info: TenantInfo) -> None:
         """Rule 10 for a tenant whose domains are known only now."""

@@ -22,6 +22,7 @@ import asyncio
 import json
 import re
 import time
+import warnings
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -429,13 +430,21 @@ class MsalConsent:
         app = await guarded(
             lambda: build_app(self.authority, tenant_id, client_id, credential), "the OpenID configuration"
         )
-        flow = app.initiate_auth_code_flow(
-            GRAPH_SCOPES,
-            redirect_uri=redirect_uri,
-            state=state,
-            login_hint=login_hint,
-            prompt="select_account",
-        )
+        # The callback is a GET with the code in its query (SPEC §3: ``GET /api/oauth/callback``), where RFC 9700
+        # 4.3.1 prefers form_post (a code in a URL can leak through history and Referer). What makes a leaked code
+        # useless is here anyway: PKCE (the verifier never leaves Key Vault), a confidential client (the code is
+        # redeemed only with the app's secret or certificate), a single-use state, and a callback page answered
+        # with no-store and no-referrer. MSAL's warning about it is therefore silenced for this call only.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="response_mode='form_post' is recommended")
+            flow = app.initiate_auth_code_flow(
+                GRAPH_SCOPES,
+                redirect_uri=redirect_uri,
+                state=state,
+                login_hint=login_hint,
+                prompt="select_account",
+                response_mode="query",
+            )
         return str(flow["auth_uri"]), json.dumps(flow)
 
     async def complete(

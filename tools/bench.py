@@ -180,7 +180,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--listings", type=int, default=5, help="store: directory listings of each kind (d)")
     parser.add_argument("--no-http", action="store_true", help="store: leave out the functions host")
     parser.add_argument("--directories", type=int, default=1000, help="refresh: simulated directories")
-    parser.add_argument("--delegated", type=float, default=0.1, help="refresh: the share connected by consent")
+    parser.add_argument(
+        "--delegated", type=float, default=0.1, help="refresh: the share connected by consent"
+    )
     args = parser.parse_args(argv)
     if args.users < 1 or args.reads < 1 or args.listings < 1:
         parser.error("--users, --reads and --listings must be at least 1")

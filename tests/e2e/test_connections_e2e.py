@@ -626,3 +626,28 @@ def test_a_sign_in_at_another_tenant_is_refused_and_the_directory_stays_pending(
     assert page.status_code == 422 and "Not connected" in page.text
     assert "not at this directory&#x27;s tenant" in page.text and "AADSTS9002313" in page.text
     assert conn.ok("GET", f"/directories/{d['id']}")["status"] == "pending_consent"
+
+
+def test_a_consent_by_a_guest_from_another_tenant_is_refused_even_signed_in_at_this_one(
+    conn: WardenHost,
+) -> None:
+    """Reactivation too: the connection must not live on an account another tenant controls (its ID token's
+    ``idp`` names its home tenant)."""
+    t = make_tenant(conn)
+    home = make_tenant(conn)
+    guest_address = home.user(1)
+    t.admin.call(
+        "POST",
+        "/invitations",
+        json={"invitedUserEmailAddress": guest_address, "inviteRedirectUrl": "https://myapps.example"},
+    )
+    d = delegated(conn, t, t.user(1))
+    again = conn.ok("POST", f"/directories/{d['id']}/reactivate", json={"loginHint": guest_address})
+    refused = sign_in(conn, again["authorizeUrl"], accept="application/json")
+    assert refused.status_code == 422, refused.text
+    detail = refused.json()["detail"]
+    assert f"belongs to tenant {home.id}" in detail and "guest" in detail
+    after = conn.ok("GET", f"/directories/{d['id']}")
+    assert after["status"] == "active" and after["auth"]["consentedBy"]["userPrincipalName"] == t.user(1), (
+        "the earlier consent stands"
+    )

@@ -167,7 +167,14 @@ def seed(
         DEMO_TENANT_ID,
         "Contoso (demo)",
         DEMO_DOMAIN,
-        [{"clientId": DEMO_CLIENT_ID, "clientSecret": world.demo_client_secret, "roles": DEMO_ROLES}],
+        [
+            {
+                "clientId": DEMO_CLIENT_ID,
+                "clientSecret": world.demo_client_secret,
+                "roles": DEMO_ROLES,
+                "scopes": DEMO_ROLES,  # the same permissions delegated: the demo tenant can be connected either way
+            }
+        ],
         seed_users=seed_users,
         key_vault=False,
     )

@@ -101,6 +101,10 @@ class TableDeferrals:
         flt = f"PartitionKey eq {quote(directory_id)}"
         return sum([1 async for _ in stream(table, flt, select=["RowKey"])])
 
+    async def waiting(self) -> frozenset[str]:
+        table = await self.store.table("deferred")
+        return frozenset([r["PartitionKey"] async for r in table.list_entities(select=["PartitionKey"])])
+
     async def drop(self, directory_id: str) -> None:
         table = await self.store.table("deferred")
         keys = [

@@ -180,6 +180,9 @@ class Deferrals(Protocol):
 
     async def count(self, directory_id: str) -> int: ...
 
+    async def waiting(self) -> frozenset[str]:
+        """The directories with deferred syncs (one query for all: usually there are none)."""
+
     async def drop(self, directory_id: str) -> None:
         """Forget every deferral of the directory (deactivation)."""
 

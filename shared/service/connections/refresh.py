@@ -87,9 +87,11 @@ class TokenRefresh:
         started = self.clock()
         gate = asyncio.Semaphore(self.concurrency)
 
+        waiting = await self.deferrals.waiting()
+
         async def one(d: Directory) -> Checked:
             async with gate:
-                return await self.check(d, actor)
+                return await self.check(d, actor, replay=d.id in waiting)
 
         results = list(await asyncio.gather(*(one(d) for d in await self.directories.all())))
         counts = Counter(r.outcome for r in results)
@@ -123,7 +125,8 @@ class TokenRefresh:
     async def rounds(self, limit: int) -> list[Run]:
         return await self.runs.latest(ROUNDS, limit)
 
-    async def check(self, d: Directory, actor: Actor) -> Checked:
+    async def check(self, d: Directory, actor: Actor, *, replay: bool = True) -> Checked:
+        """One directory's check. ``replay``: it may have deferred syncs to queue again once it works."""
         if d.paused:
             return Checked(d.id, "skipped", d.status)
         now = self.clock()
@@ -156,7 +159,7 @@ class TokenRefresh:
             )
             if marked is not None:
                 await self.status.announce_expiry(marked[1], actor, credential_words(after))
-        replayed = await self.status.replay(d.id, actor.correlation_id) if after.writable else 0
+        replayed = await self.status.replay(d.id, actor.correlation_id) if after.writable and replay else 0
         return Checked(
             d.id,
             "refreshed" if check.refreshed else "checked",

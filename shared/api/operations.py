@@ -97,7 +97,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "admin",
         response=s.DirectoryOut,
         body=s.DirectoryPatch,
-        errors=(400, 404, 412),
+        errors=(400, 404, 412, 422),
         etag=True,
         tag="directories",
     ),

@@ -437,9 +437,11 @@ class DirectoryOptionsIn(Body):
     autoBindVerifiedDomains: bool = False
     passwordNeverExpires: bool = False
     massChangeGuard: MassChangeGuardIn = Field(default_factory=MassChangeGuardIn)
-    notify: NotifyIn | None = omittable(
-        "where Warden POSTs this directory's events (directory.credential_expiring, directory.needs_reactivation, "
-        "directory.reactivated, run.held), signed per Standard Webhooks"
+    notify: NotifyIn | None = Field(
+        None,
+        description="where Warden POSTs this directory's events (directory.credential_expiring, "
+        "directory.needs_reactivation, directory.reactivated, run.held), signed per Standard Webhooks; null or left "
+        "out: none",
     )
     attributeMapping: Annotated[
         dict[Annotated[str, StringConstraints(max_length=64)], Text64 | None],
@@ -990,15 +992,16 @@ class Health(Out):
 # ------------------------------------------------------------------------------------------ connections
 class OAuthCallbackQuery(Query):
     """What Entra ID sends back to the redirect URI (https://learn.microsoft.com/en-us/entra/identity-platform/
-    v2-oauth2-auth-code-flow): ``code`` and ``state``, or ``error`` and ``error_description``."""
+    v2-oauth2-auth-code-flow): ``code`` and ``state``, or ``error`` and ``error_description``. Sized so that the
+    whole URL stays within what a web server reads (8 KiB), encoded."""
 
-    state: Annotated[str, StringConstraints(min_length=1, max_length=512)]
-    code: Annotated[str, StringConstraints(min_length=1, max_length=8192)] | None = None
-    session_state: Annotated[str, StringConstraints(max_length=512)] | None = None
-    error: Annotated[str, StringConstraints(max_length=256)] | None = None
-    error_description: Annotated[str, StringConstraints(max_length=4096)] | None = None
-    error_uri: Annotated[str, StringConstraints(max_length=2048)] | None = None
-    error_subcode: Annotated[str, StringConstraints(max_length=256)] | None = None
+    state: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._~-]{1,256}$")]
+    code: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._~-]{1,3000}$")] | None = None
+    session_state: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._~-]{1,128}$")] | None = None
+    error: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,64}$")] | None = None
+    error_description: Annotated[str, StringConstraints(pattern=r"^[\x20-\x7e\r\n]{1,900}$")] | None = None
+    error_uri: Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{1,300}$")] | None = None
+    error_subcode: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,64}$")] | None = None
 
 
 class ConsentOut(Out):

@@ -371,6 +371,7 @@ class Container:
             s.directories,
             s.deferrals,
             self.sync_queue,
+            self.group_queue,
             self.reconciler,
             self.notifier,
             self.auditor,

@@ -651,3 +651,40 @@ def test_a_consent_by_a_guest_from_another_tenant_is_refused_even_signed_in_at_t
     assert after["status"] == "active" and after["auth"]["consentedBy"]["userPrincipalName"] == t.user(1), (
         "the earlier consent stands"
     )
+
+
+def test_what_was_bound_while_consent_was_pending_lands_once_it_is_given(conn: WardenHost) -> None:
+    t = make_tenant(conn)
+    created = connect(conn, t, {"mode": "delegated", "clientSecret": t.secret, "loginHint": t.user(1)})
+    assert created.status_code == 201, created.text
+    d = created.json()
+    u = new_user(conn, t.domain)
+    member = new_user(conn, t.domain)
+    group = conn.ok("POST", "/groups", 201, json={"name": unique("G")})
+    conn.ok("PUT", f"/groups/{group['id']}/members/{member['id']}", (200, 201))
+    conn.ok("PUT", f"/groups/{group['id']}/directories/{d['id']}", (200, 201))
+    conn.ok("PUT", f"/users/{u['id']}/directories/{d['id']}", 201)
+    waiting = wait_for(
+        lambda: conn.ok("GET", f"/directories/{d['id']}"),
+        lambda x: x["deferred"] == 2,
+        what="both users' syncs deferred",
+    )
+    assert waiting["status"] == "pending_consent" and poisoned(conn) == 0
+    done = sign_in(conn, d["authorizeUrl"], accept="application/json")
+    assert done.status_code == 200 and done.json()["replayed"] == 2, done.text
+    for user in (u, member):
+        assert t.admin.get_user(synced(conn, user["id"], d["id"])["m365UserId"]) is not None
+    mirrored = wait_for(
+        lambda: next(
+            x for x in conn.ok("GET", f"/groups/{group['id']}")["directories"] if x["directoryId"] == d["id"]
+        ),
+        lambda x: x["status"] == "synced" and x.get("m365GroupId"),
+        what="the group mirrored",
+    )
+    wait_for(
+        lambda: t.admin.call("GET", f"/groups/{mirrored['m365GroupId']}/members", params={"$select": "id"})[
+            "value"
+        ],
+        lambda members: len(members) == 1,
+        what="the member in the mirrored group",
+    )

@@ -177,13 +177,13 @@ class Consent:
                 return await self._complete(directory, flow, response, actor)
             finally:
                 await self._drop_flow(directory.id, flow_id)
-        except ConsentFailed as failed:
+        except Invalid as failed:  # ConsentFailed, or the tenant refusing the reads that follow a consent
             await self.auditor.record(
                 actor,
                 "directory.consent",
                 result=f"failed: {failed.detail}"[:500],
                 directory_id=directory.id,
-                after={"status": directory.status, "error": failed.error},
+                after={"status": directory.status, "error": getattr(failed, "error", None)},
             )
             raise
 

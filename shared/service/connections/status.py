@@ -5,7 +5,7 @@
   do; audited, logged as a WARNING and notified, once per lapse.
 - ``defer``: while a directory is not active its per-user syncs are kept (``Deferrals``), never dropped or
   poisoned; ``replay`` queues them again, oldest first, once it works (each sync reads the user as the store has
-  it then: rule 8).
+  it then: rule 8), and the mirrors of the groups bound to it (a mirror attempted meanwhile was skipped).
 - ``reactivated``: the directory works again: its deferred syncs replay, a reconcile runs under the mass-change
   guard (rule 19) to catch up on whatever changed meanwhile, and the notify URL hears of it. Nobody is unbound.
 - ``announce_expiry``: a credential expiring within 7 days is a WARNING, an audit entry and a notification, once
@@ -25,7 +25,7 @@ from shared.domain.runs import Run
 from shared.service.connections.ports import Alerts, Deferrals
 from shared.service.context import Actor, Auditor
 from shared.service.notifications import Notifier
-from shared.service.ports import Clock, DirectoryRepository, SyncQueue
+from shared.service.ports import Clock, DirectoryRepository, GroupQueue, SyncQueue
 
 REPLAY_CHUNK = 32
 UPDATE_ATTEMPTS = 5
@@ -45,6 +45,7 @@ class ConnectionStatus:
         directories: DirectoryRepository,
         deferrals: Deferrals,
         sync_queue: SyncQueue,
+        mirrors: GroupQueue,
         resync: Resync,
         notifier: Notifier,
         auditor: Auditor,
@@ -54,6 +55,7 @@ class ConnectionStatus:
         self.directories = directories
         self.deferrals = deferrals
         self.sync_queue = sync_queue
+        self.mirrors = mirrors
         self.resync = resync
         self.notifier = notifier
         self.auditor = auditor
@@ -123,12 +125,16 @@ class ConnectionStatus:
         await self.deferrals.defer(directory_id, user_id, self.clock(), correlation_id)
 
     async def replay(self, directory_id: str, correlation_id: str | None) -> int:
-        """Queue the directory's deferred syncs again, oldest first; forget each once queued."""
+        """Queue the directory's deferred syncs again, oldest first (forgetting each once queued), and the mirrors
+        of its bound groups."""
         pending = await self.deferrals.pending(directory_id)
         for start in range(0, len(pending), REPLAY_CHUNK):
             chunk = pending[start : start + REPLAY_CHUNK]
             await self.sync_queue.enqueue([d.user_id for d in chunk], correlation_id)
             await self.deferrals.done(chunk)
+        groups = await self.directories.bound_groups(directory_id)
+        if groups:
+            await self.mirrors.enqueue([(g, directory_id) for g in groups], correlation_id)
         return len(pending)
 
     # -------------------------------------------------------------------------------------------- reactivated

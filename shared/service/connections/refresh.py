@@ -91,7 +91,10 @@ class TokenRefresh:
 
         async def one(d: Directory) -> Checked:
             async with gate:
-                return await self.check(d, actor, replay=d.id in waiting)
+                try:
+                    return await self.check(d, actor, replay=d.id in waiting)
+                except Exception as exc:  # even recording its failure failed: the round goes on without it
+                    return Checked(d.id, "failed", getattr(exc, "detail", None) or type(exc).__name__)
 
         results = list(await asyncio.gather(*(one(d) for d in await self.directories.all())))
         counts = Counter(r.outcome for r in results)

@@ -19,7 +19,8 @@ log = logging.getLogger("warden.admin")
 @bp.function_name("health")
 @bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 async def health(req: func.HttpRequest) -> func.HttpResponse:
-    """Storage, Key Vault and per-directory Graph reachability: 200 when all are up, 503 otherwise."""
+    """Storage, queues, Key Vault, poison queues and each directory's connection: 503 only when one of Warden's own
+    dependencies is down; a directory down (unreachable, or needing reactivation) is 200 ``degraded``."""
     from shared.bootstrap import get_container
     from shared.config import ConfigError
 
@@ -33,7 +34,7 @@ async def health(req: func.HttpRequest) -> func.HttpResponse:
         report = await container.health()
         down = [c.name for c in report.components if c.status == "down"]
         log_event(log, "health.checked", level=logging.WARNING if down else logging.INFO, down=down)
-        return json_response(report.to_json(), status=200 if report.status == "up" else 503)
+        return json_response(report.to_json(), status=503 if report.status == "down" else 200)
 
 
 @bp.function_name("openapi")

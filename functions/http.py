@@ -87,6 +87,8 @@ class Result:
     body: BaseModel | None = None
     etag: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    html: str | None = None
+    """A page for a browser (operations declared ``html``), instead of ``body``."""
 
 
 Handler = Callable[[Container, Call[B, Q]], Awaitable[Result]]
@@ -177,6 +179,14 @@ def _params(op: Operation, req: func.HttpRequest) -> dict[str, str]:
 
 def _render(op: Operation, result: Result) -> func.HttpResponse:
     headers = dict(result.headers)
+    if result.html is not None:
+        return func.HttpResponse(
+            result.html,
+            status_code=result.status,
+            mimetype="text/html",
+            charset="utf-8",
+            headers={"Cache-Control": "no-store", "Content-Security-Policy": "default-src 'none'", **headers},
+        )
     if result.etag is not None and op.etag:
         headers["ETag"] = etag_header(result.etag)
     if result.status == 204 or result.body is None:

@@ -12,6 +12,7 @@ import logging
 
 import azure.functions as func
 
+from functions.poison import audit_poisoned
 from shared.logs import correlated, log_event
 
 bp = func.Blueprint()
@@ -26,12 +27,17 @@ async def reconcile_job(msg: func.QueueMessage) -> None:
 
     body = json.loads(msg.get_body())
     directory_id, run_id = str(body["directoryId"]), str(body["runId"])
-    with correlated(run_id):
+    with correlated(run_id) as correlation_id:
         reconciler = get_container().reconciler
-        if body["type"] == "plan":
-            run = await reconciler.plan(directory_id, run_id)
-        else:
-            run = await reconciler.apply_chunk(directory_id, run_id, int(body["chunk"]))
+        try:
+            if body["type"] == "plan":
+                run = await reconciler.plan(directory_id, run_id)
+            else:
+                run = await reconciler.apply_chunk(directory_id, run_id, int(body["chunk"]))
+        except Exception as exc:
+            what = {"runId": run_id, "type": body["type"], "chunk": body.get("chunk")}
+            await audit_poisoned(msg, "reconcile", exc, correlation_id, directory_id=directory_id, what=what)
+            raise
         log_event(
             log,
             f"reconcile.{body['type']}",

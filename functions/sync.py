@@ -12,6 +12,7 @@ import logging
 
 import azure.functions as func
 
+from functions.poison import audit_poisoned
 from shared.logs import correlated, log_event
 
 bp = func.Blueprint()
@@ -105,6 +106,10 @@ async def mirror_group(msg: func.QueueMessage) -> None:
                 [(group_id, directory_id)], correlation_id, delay_seconds=BUSY_DELAY_SECONDS
             )
             return
+        except Exception as exc:
+            what = {"groupId": group_id}
+            await audit_poisoned(msg, "group-sync", exc, correlation_id, directory_id=directory_id, what=what)
+            raise
         plan = report.plan
         log_event(
             log,

@@ -1,4 +1,5 @@
-"""Timers: drift enforcement (every 10 minutes by default) and lifecycle dates (every 5 minutes).
+"""Timers: drift enforcement (every 10 minutes by default), lifecycle dates (every 5 minutes)
+and token refresh (hourly).
 
 Import-light: a timer is registered at every cold start, so this module imports the standard library,
 ``azure.functions`` and ``shared.logs`` only; each function imports what it runs when it first runs.
@@ -47,3 +48,25 @@ async def lifecycle_dates(timer: func.TimerRequest) -> None:
     with correlated() as correlation_id:
         done = await get_container().dates.apply_due(Actor("timer:dates", correlation_id))
         log_event(log, "dates.round", activated=done.activated, suspended=done.suspended)
+
+
+@bp.function_name("token_refresh")
+@bp.timer_trigger(arg_name="timer", schedule="%WARDEN_TOKEN_REFRESH_SCHEDULE%")
+async def token_refresh(timer: func.TimerRequest) -> None:
+    """Every connected directory's connection: a token (delegated refresh tokens redeemed before their 90-day
+    window closes), the credential's expiry from Graph, the on-premises sync flag (rule 17)."""
+    from shared.bootstrap import get_container
+    from shared.service.context import Actor
+
+    with correlated() as correlation_id:
+        done = await get_container().token_refresh.round(Actor("timer:token_refresh", correlation_id))
+        for r in done.results:
+            if r.outcome == "failed":
+                log_event(
+                    log,
+                    "token_refresh.failed",
+                    level=logging.WARNING,
+                    directoryId=r.directory_id,
+                    detail=r.detail,
+                )
+        log_event(log, "token_refresh.round", runId=done.run.id, **done.run.counts)

@@ -92,6 +92,7 @@ resource app 'Microsoft.Web/sites@2023-12-01' = {
         { name: 'WARDEN_DRIFT_SCHEDULE', value: '0 */10 * * * *' }
         { name: 'WARDEN_RECONCILE_SCHEDULE', value: '0 0 2 * * *' }
         { name: 'WARDEN_DATES_SCHEDULE', value: '0 */5 * * * *' }
+        { name: 'WARDEN_TOKEN_REFRESH_SCHEDULE', value: '0 0 * * * *' }
       ]
     }
   }

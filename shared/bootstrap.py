@@ -21,15 +21,17 @@ from shared.config import Settings, load_settings
 
 if TYPE_CHECKING:
     import aiohttp
-    from azure.core.credentials_async import AsyncTokenCredential
     from azure.data.tables.aio import TableServiceClient
     from azure.keyvault.secrets.aio import SecretClient
     from azure.storage.queue.aio import QueueServiceClient
 
     from shared.adapters.admin_auth import EntraTokenValidator
+    from shared.adapters.alerts import LogAlerts
     from shared.adapters.graph import DirectoryClients, GraphEndpoint, TenantClients
-    from shared.adapters.keyvault import KeyVaultSecrets
+    from shared.adapters.identity import Authority
+    from shared.adapters.keyvault import KeyVaultSecrets, KeyVaultTokenCaches, RenewingCredential
     from shared.adapters.m365 import GraphM365
+    from shared.adapters.notifications import HttpWebhookSender, StorageNotificationQueue
     from shared.adapters.queues import (
         StorageGroupQueue,
         StorageImportQueue,
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
     from shared.adapters.tables.audit import TableAuditLog
     from shared.adapters.tables.base import TableStore
     from shared.adapters.tables.dates import TableDates
+    from shared.adapters.tables.deferred import TableDeferrals
     from shared.adapters.tables.directories import TableDirectories
     from shared.adapters.tables.dirindex import TableDirectoryIndex
     from shared.adapters.tables.groups import TableGroups
@@ -47,10 +50,15 @@ if TYPE_CHECKING:
     from shared.adapters.tables.runs import TableRuns
     from shared.adapters.tables.uniques import TableUniques
     from shared.adapters.tables.users import TableUsers
+    from shared.adapters.tenant import TenantConnections
     from shared.config import DemoDirectory
+    from shared.service.connections.consent import Consent
+    from shared.service.connections.refresh import TokenRefresh
+    from shared.service.connections.status import ConnectionStatus
     from shared.service.context import Auditor
     from shared.service.health import Health, HealthReport
     from shared.service.hr.events import Hris
+    from shared.service.notifications import Deliveries, Notifier
     from shared.service.ports import Clock
     from shared.service.runs.drift import Drift
     from shared.service.runs.imports import Imports
@@ -67,6 +75,7 @@ if TYPE_CHECKING:
 
 
 STORAGE_KEEPALIVE_SECONDS = 4.0
+NOTIFICATIONS_SECRET = "notifications-signing-secrets"
 
 
 def utc_now() -> dt.datetime:
@@ -152,6 +161,12 @@ class Stores:
 
         return TableReceipts(self.store)
 
+    @cached_property
+    def deferrals(self) -> TableDeferrals:
+        from shared.adapters.tables.deferred import TableDeferrals
+
+        return TableDeferrals(self.store)
+
 
 class Container:
     def __init__(self, settings: Settings, *, clock: Clock = utc_now, real_clock: Clock = utc_now) -> None:
@@ -160,7 +175,7 @@ class Container:
         """The business clock (lifecycle dates, run and audit times), which tests may move."""
         self.real_clock = real_clock
         """Real UTC time, for what must expire as time really passes (leases, stale claims and receipts)."""
-        self._vault_credential: AsyncTokenCredential | None = None
+        self._vault_credential: RenewingCredential | None = None
 
     # ------------------------------------------------------------------------------------------ clients
     @cached_property
@@ -219,11 +234,33 @@ class Container:
         return GraphEndpoint(graph_url=s.graph_url, authority_host=s.authority_host, ca_bundle=s.ca_bundle)
 
     @cached_property
-    def directory_graph(self) -> DirectoryClients:
-        """One Graph client per connected directory (the ``DirectoryGraph`` port)."""
-        from shared.adapters.graph import DirectoryClients
+    def authority(self) -> Authority:
+        from shared.adapters.identity import Authority
 
-        return DirectoryClients(self.graph_endpoint, self.secret_store.get)
+        return Authority(self.settings.authority_host, self.settings.ca_bundle)
+
+    @cached_property
+    def token_caches(self) -> KeyVaultTokenCaches:
+        """Delegated directories' MSAL token caches in Key Vault, their current version in Table Storage."""
+        from shared.adapters.keyvault import KeyVaultTokenCaches
+
+        return KeyVaultTokenCaches(self.secrets, self.stores.directories)
+
+    @cached_property
+    def directory_graph(self) -> DirectoryClients:
+        """One Graph client per connected directory (the ``DirectoryGraph`` port), its tokens from MSAL."""
+        from shared.adapters.graph import DirectoryClients
+        from shared.adapters.identity import DirectoryCredentials
+
+        credentials = DirectoryCredentials(self.authority, self.secret_store.get, self.token_caches)
+        return DirectoryClients(self.graph_endpoint, credentials)
+
+    @cached_property
+    def tenant_connections(self) -> TenantConnections:
+        """Connected directories' own checks (the token refresh round, the tenant read after a consent)."""
+        from shared.adapters.tenant import TenantConnections
+
+        return TenantConnections(self.directory_graph)
 
     @cached_property
     def tenant_graph(self) -> TenantClients:
@@ -286,6 +323,12 @@ class Container:
 
         return StorageImportQueue(self.queues)
 
+    @cached_property
+    def notification_queue(self) -> StorageNotificationQueue:
+        from shared.adapters.notifications import StorageNotificationQueue
+
+        return StorageNotificationQueue(self.queues)
+
     # ------------------------------------------------------------------------------- shared collaborators
     @cached_property
     def auditor(self) -> Auditor:
@@ -305,6 +348,36 @@ class Container:
         from shared.service.sync.leases import Leases
 
         return Leases(self.stores.users, self.stores.groups, self.real_clock)
+
+    @cached_property
+    def alerts(self) -> LogAlerts:
+        from shared.adapters.alerts import LogAlerts
+
+        return LogAlerts()
+
+    @cached_property
+    def notifier(self) -> Notifier:
+        """Raises notifications (a queue message each; never fails the work that raised it)."""
+        from shared.service.notifications import Notifier
+
+        return Notifier(self.notification_queue, self.clock, new_id, self.alerts)
+
+    @cached_property
+    def connection_status(self) -> ConnectionStatus:
+        from shared.service.connections.status import ConnectionStatus
+
+        s = self.stores
+        return ConnectionStatus(
+            s.directories,
+            s.deferrals,
+            self.sync_queue,
+            self.group_queue,
+            self.reconciler,
+            self.notifier,
+            self.auditor,
+            self.alerts,
+            self.clock,
+        )
 
     @cached_property
     def links(self) -> Links:
@@ -367,13 +440,82 @@ class Container:
             s.uniques,
             self.secret_store,
             GraphTenantReader(self.graph_endpoint),
-            self.directory_graph,
+            self.tenant_connections,
             s.runs,
             self.auditor,
             self.clock,
             new_id,
+            consents=self.consent,
+            status=self.connection_status,
+            deferrals=s.deferrals,
             real_clock=self.real_clock,
             baselines=Baselines(s.directories, self.m365),
+            allow_loopback_http=not self.settings.in_azure,
+        )
+
+    @cached_property
+    def consent(self) -> Consent:
+        """Delegated consent: the authorization-code flow and its callback."""
+        from shared.adapters.identity import MsalConsent
+        from shared.service.connections.consent import Consent
+        from shared.service.store.directories import directory_holds
+        from shared.service.store.uniqueness import Claims
+
+        s = self.stores
+        return Consent(
+            s.directories,
+            self.secret_store,
+            MsalConsent(self.authority),
+            self.token_caches,
+            self.tenant_connections,
+            self.connection_status,
+            Claims(s.uniques, self.real_clock, directory_holds(s.directories)),
+            self.auditor,
+            self.clock,
+            new_id,
+            redirect_uri=self.settings.redirect_uri,
+        )
+
+    @cached_property
+    def token_refresh(self) -> TokenRefresh:
+        """The token refresh timer's rounds."""
+        import datetime as dt
+
+        from shared.service.connections.refresh import TokenRefresh
+
+        s = self.stores
+        return TokenRefresh(
+            s.directories,
+            self.tenant_connections,
+            self.connection_status,
+            s.deferrals,
+            s.runs,
+            self.auditor,
+            self.clock,
+            new_id,
+            max_age=dt.timedelta(hours=self.settings.token_refresh_max_age_hours),
+        )
+
+    @cached_property
+    def webhook_sender(self) -> HttpWebhookSender:
+        from shared.adapters.notifications import HttpWebhookSender
+
+        return HttpWebhookSender()
+
+    @cached_property
+    def deliveries(self) -> Deliveries:
+        """Delivering notifications (the ``notifications`` queue) and their signing secret."""
+        from shared.adapters.webhook_secrets import KeyVaultSigningKeys
+        from shared.service.notifications import Deliveries
+
+        return Deliveries(
+            self.stores.directories,
+            KeyVaultSigningKeys(self.secrets, name=NOTIFICATIONS_SECRET),
+            self.webhook_sender,
+            self.notification_queue,
+            self.auditor,
+            self.real_clock,
+            self.alerts,
         )
 
     @cached_property
@@ -392,9 +534,10 @@ class Container:
             leases=self.leases,
             auditor=self.auditor,
             clock=self.clock,
-            guard=SlidingGuard(s.runs, s.index, self.clock, new_id),
+            guard=SlidingGuard(s.runs, s.index, self.clock, new_id, self.notifier),
             secrets=self.secret_store,
             mirrors=self.group_queue,
+            pauses=self.connection_status,
         )
 
     @cached_property
@@ -432,6 +575,7 @@ class Container:
             clock=self.clock,
             ids=new_id,
             mirrors=self.group_queue,
+            held=self.notifier,
         )
 
     @cached_property
@@ -506,12 +650,32 @@ class Container:
         from shared.service.health import Health, Probe
 
         fixed = [
-            Probe("tableStorage", partial(probes.probe_tables, self.tables)),
-            Probe("queueStorage", partial(probes.probe_queues, self.queues)),
-            Probe("keyVault", partial(probes.probe_key_vault, self.secrets)),
+            Probe("tableStorage", partial(probes.probe_tables, self.tables), own=True),
+            Probe("queueStorage", partial(probes.probe_queues, self.queues), own=True),
+            Probe("keyVault", partial(probes.probe_key_vault, self.secrets), own=True),
             Probe(
                 "userSyncPoison",
                 partial(probes.probe_poison, self.sync_queue, "their users failed to sync 5 times"),
+            ),
+            Probe(
+                "groupSyncPoison",
+                partial(probes.probe_poison, self.group_queue, "their groups failed to mirror 5 times"),
+            ),
+            Probe(
+                "reconcilePoison",
+                partial(
+                    probes.probe_poison, self.reconcile_queue, "reconcile plans or chunks that failed 5 times"
+                ),
+            ),
+            Probe(
+                "importPoison",
+                partial(probes.probe_poison, self.import_queue, "import plans or chunks that failed 5 times"),
+            ),
+            Probe(
+                "notificationsPoison",
+                partial(
+                    probes.probe_poison, self.notification_queue, "notifications that could not be handled"
+                ),
             ),
         ]
         unconnected = []
@@ -542,7 +706,7 @@ class Container:
     async def aclose(self) -> None:
         """Close every client built so far (tests and benchmarks; the Functions host never recycles)."""
         built = self.__dict__
-        for name in ("tenant_graph", "directory_graph", "store"):
+        for name in ("tenant_graph", "directory_graph", "store", "webhook_sender"):
             closable = built.pop(name, None)
             if closable is not None:
                 await closable.aclose()

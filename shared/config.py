@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlparse
@@ -71,6 +71,16 @@ class Settings:
     table_prefix: str = "warden"
     clock_offset_seconds: float = 0.0
     """Moves Warden's business clock (lifecycle dates, run times): for tests and rehearsals, never production."""
+    public_url: str | None = None
+    """Where browsers reach Warden (the delegated consent's redirect URI is ``<public_url>/api/oauth/callback``)."""
+    token_refresh_max_age_hours: float = 168.0
+    """The token refresh timer redeems a delegated refresh token once its last use is older than this."""
+    in_azure: bool = False
+    """Running in Azure App Service (``WEBSITE_INSTANCE_ID`` set): notifications go over https only."""
+
+    @property
+    def redirect_uri(self) -> str | None:
+        return f"{self.public_url}/api/oauth/callback" if self.public_url else None
 
     def __repr__(self) -> str:  # connection strings carry account keys
         return (
@@ -141,6 +151,13 @@ def _positive_float(value: str) -> float:
     return number
 
 
+def _non_negative_float(value: str) -> float:
+    number = float(value)
+    if not 0 <= number <= 24 * 89:  # at most 89 days: the refresh token's window is 90 (NaN fails too)
+        raise ValueError(value)
+    return number
+
+
 def _guid(value: str) -> str:
     if not _GUID.match(value):
         raise ValueError(value)
@@ -165,6 +182,14 @@ def _offset(value: str) -> float:
     if not abs(seconds) <= 10 * 365 * 86400:  # NaN and infinities fail too
         raise ValueError(value)
     return seconds
+
+
+def _public_url(value: str) -> str:
+    parsed = urlparse(value)
+    local = parsed.scheme == "http" and parsed.hostname in ("127.0.0.1", "localhost")
+    if not (parsed.scheme == "https" or local) or not parsed.hostname or parsed.query or parsed.fragment:
+        raise ValueError(value)
+    return value.rstrip("/")
 
 
 def _existing_file(value: str) -> Path:
@@ -254,6 +279,20 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         clock_offset_seconds=r.parsed(
             "WARDEN_CLOCK_OFFSET_SECONDS", 0.0, _offset, "a number of seconds within ten years either way"
         ),
+    )
+    host = r.raw("WEBSITE_HOSTNAME")
+    settings = replace(
+        settings,
+        public_url=r.parsed(
+            "WARDEN_PUBLIC_URL",
+            f"https://{host}" if host else None,
+            _public_url,
+            "Warden's https:// base URL (http only for 127.0.0.1 or localhost), without a path's query",
+        ),
+        token_refresh_max_age_hours=r.parsed(
+            "WARDEN_TOKEN_REFRESH_MAX_AGE_HOURS", 168.0, _non_negative_float, "a number of hours (0 or more)"
+        ),
+        in_azure=r.raw("WEBSITE_INSTANCE_ID") is not None,
     )
     if r.raw("WARDEN_API_TENANT_ID") is None:
         r.problems.append(

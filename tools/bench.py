@@ -26,6 +26,10 @@ group of ``--group-members`` (as many as the import, at most 10,000) linked memb
 the same ``$batch`` requests sent bare (Graph's write limit printed as context). ``--only import --users 2000 --group-members 500``
 is a quick smoke run.
 
+Then the refresh section (``tools.bench_refresh``): the token refresh round over ``--directories`` simulated
+directories (1,000; 10 % delegated), cold, warm and a week on, beside the floor of the same token requests sent bare,
+with Entra's and Graph's requests per directory. ``--only refresh --directories 100`` is a quick smoke run.
+
 Last the sync section (``tools.bench_sync``, which has its own options): HR event → Microsoft 365 latencies
 of leavers and joiners through the local functions host, and the webhook's acknowledgement beside a bare
 floor of the minimal durable work done with the bare storage SDKs, and its storage requests per event. ``--only
@@ -184,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--only",
-        choices=("coldstart", "store", "reconcile", "import", "sync"),
+        choices=("coldstart", "store", "reconcile", "import", "refresh", "sync"),
         help="run one section (default: all)",
     )
     parser.add_argument("--runs", type=int, default=7, help="cold start: fresh processes per figure (>= 5)")
@@ -210,6 +214,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--listings", type=int, default=5, help="store: directory listings of each kind (d)")
     parser.add_argument("--no-http", action="store_true", help="store: leave out the functions host")
+    parser.add_argument("--directories", type=int, default=1000, help="refresh: simulated directories")
+    parser.add_argument(
+        "--delegated", type=float, default=0.1, help="refresh: the share connected by consent"
+    )
     args = parser.parse_args(argv)
     if args.users < 1 or args.reads < 1 or args.listings < 1:
         parser.error("--users, --reads and --listings must be at least 1")
@@ -237,6 +245,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         imported = bench_import.run(argparse.Namespace(**{**vars(args), "users": import_users}), env)
         lines += ["", *bench_import.report(imported)] if lines else bench_import.report(imported)
+    if args.only in (None, "refresh"):
+        from tools import bench_refresh
+
+        refreshed = bench_refresh.run(args, env)
+        lines += ["", *bench_refresh.report(refreshed)] if lines else bench_refresh.report(refreshed)
     if lines:
         print("\n".join(lines), flush=True)
     if args.only in (None, "sync"):

@@ -47,6 +47,7 @@ DEMO_ROLES = [
     "User.RevokeSessions.All",
     "User-PasswordProfile.ReadWrite.All",
     "User.EnableDisableAccount.All",
+    "Application.Read.All",
 ]
 
 
@@ -104,6 +105,7 @@ class DemoWorld:
             "WARDEN_RECONCILE_SCHEDULE": "0 0 2 * * *",
             "WARDEN_DRIFT_SCHEDULE": "0 */10 * * * *",
             "WARDEN_DATES_SCHEDULE": "0 */5 * * * *",
+            "WARDEN_TOKEN_REFRESH_SCHEDULE": "0 0 * * * *",
         }
 
     def token(self, role: str = "admin") -> str:
@@ -165,7 +167,14 @@ def seed(
         DEMO_TENANT_ID,
         "Contoso (demo)",
         DEMO_DOMAIN,
-        [{"clientId": DEMO_CLIENT_ID, "clientSecret": world.demo_client_secret, "roles": DEMO_ROLES}],
+        [
+            {
+                "clientId": DEMO_CLIENT_ID,
+                "clientSecret": world.demo_client_secret,
+                "roles": DEMO_ROLES,
+                "scopes": DEMO_ROLES,  # the same permissions delegated: the demo tenant can be connected either way
+            }
+        ],
         seed_users=seed_users,
         key_vault=False,
     )

@@ -2,6 +2,7 @@
 
     python -m tools.devtoken [--role admin|reader]    # the token alone on stdout
     python -m tools.devtoken --connect-body           # the JSON body that connects the demo tenant
+    python -m tools.devtoken --connect-body --delegated   # the same, for delegated consent
 
 Reads ``.local/dev-clients.json``, which ``tools.stack`` writes at every start (the dev clients' secrets are
 generated per run), and takes a client-credentials token for ``api://warden-local/.default`` from the
@@ -70,15 +71,19 @@ def _entra_error(response: httpx.Response) -> str:
         return ""
 
 
-def connect_body(document: dict[str, Any], name: str = DEMO_DIRECTORY_NAME) -> dict[str, Any]:
-    """``POST /api/directories``'s body for the demo tenant, with this run's client secret."""
+def connect_body(
+    document: dict[str, Any], name: str = DEMO_DIRECTORY_NAME, *, delegated: bool = False
+) -> dict[str, Any]:
+    """``POST /api/directories``'s body for the demo tenant, with this run's client secret: app-only, or delegated
+    (an administrator of the tenant then consents at the answer's ``authorizeUrl``)."""
     try:
         tenant = document["demoTenant"]
-        return {
-            "name": name,
-            "tenantId": tenant["tenantId"],
-            "auth": {"mode": "app", "clientId": tenant["clientId"], "clientSecret": tenant["clientSecret"]},
+        auth = {
+            "mode": "delegated" if delegated else "app",
+            "clientId": tenant["clientId"],
+            "clientSecret": tenant["clientSecret"],
         }
+        return {"name": name, "tenantId": tenant["tenantId"], "auth": auth}
     except (KeyError, TypeError):
         raise DevTokenError(f"{DEV_CLIENTS} has no demoTenant; restart `make run` to rewrite it") from None
 
@@ -92,11 +97,14 @@ def main(argv: list[str] | None = None) -> int:
         help="print the JSON body of POST /api/directories that connects the demo tenant instead",
     )
     parser.add_argument("--name", default=DEMO_DIRECTORY_NAME, help="the directory's name in --connect-body")
+    parser.add_argument(
+        "--delegated", action="store_true", help="--connect-body for delegated consent instead of app-only"
+    )
     args = parser.parse_args(argv)
     try:
         document = load()
         if args.connect_body:
-            print(json.dumps(connect_body(document, args.name)))
+            print(json.dumps(connect_body(document, args.name, delegated=args.delegated)))
         else:
             print(token(document, args.role))
     except DevTokenError as exc:

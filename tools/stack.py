@@ -145,6 +145,9 @@ def main() -> int:
         sim_url = f"https://127.0.0.1:{sim_port}"
         world = demo.seed(sim_url, ca, remembered=remembered_secrets())
         settings = world.warden_settings(azurite_ports.connection_string)
+        settings["WARDEN_PUBLIC_URL"] = (
+            f"http://127.0.0.1:{host_port}"  # the delegated consent's redirect back
+        )
         print(
             f"Azurite         http://127.0.0.1:{azurite_ports.table} (tables), :{azurite_ports.queue} (queues)"
         )

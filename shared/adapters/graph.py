@@ -5,9 +5,9 @@ Reads that only need a few ``$select``ed properties go through ``get_json``: the
 without msgraph-sdk's model deserialization — whose first use imports ~1,250 modules (about 1.4 s of a cold
 start, measured by ``make bench``).
 
-Tokens come from azure-identity (client credentials against the directory's tenant); the HTTP client is
-httpx with msgraph-core's middleware (see ``_middleware``), pointed at ``WARDEN_GRAPH_URL`` (the real Graph,
-or the simulated cloud locally). msgraph-sdk only sends the token to hosts in ``allowed_hosts``, so the Graph
+Tokens come from MSAL (``shared.adapters.identity``: client credentials with the directory's secret or
+certificate, or the delegated token cache); the HTTP client is httpx with msgraph-core's middleware (see
+``_middleware``), pointed at ``WARDEN_GRAPH_URL`` (the real Graph, or the simulated cloud locally). msgraph-sdk only sends the token to hosts in ``allowed_hosts``, so the Graph
 host is always listed there. msgraph-sdk is imported lazily: it loads ~1,250 modules, which would
 otherwise slow every cold start, including functions that never call Graph.
 """
@@ -20,7 +20,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlencode, urlparse
 
 import httpx
@@ -60,15 +60,20 @@ class GraphConnection:
     credential: AsyncTokenCredential
     http: httpx.AsyncClient
     gate: ThrottleGate
+    hint: str | None = None
+    """The first characters of the client secret in use (Graph's ``passwordCredential.hint``), if a secret."""
 
     async def aclose(self) -> None:
         await self.http.aclose()
         await self.credential.close()
 
 
-def _middleware(gate: ThrottleGate) -> list[Any]:
-    """msgraph-core's default chain with two changes: the retry handler reads fractional Retry-After, and
-    the innermost step is the directory's throttle gate, so every attempt (first or retried) passes it."""
+def _middleware(gate: ThrottleGate, credential: AsyncTokenCredential | None = None) -> list[Any]:
+    """msgraph-core's default chain with three changes: the retry handler reads fractional Retry-After; a 401
+    is answered once more with a token taken from Entra then (``credential``: a token Graph no longer accepts
+    although it has not run out - revoked, or its lifetime cut short - is replaced, and a refresh token that no
+    longer works says so as ``CredentialRefused``); and the innermost step is the directory's throttle gate, so
+    every attempt (first or retried) passes it."""
     from kiota_http.kiota_client_factory import KiotaClientFactory
     from kiota_http.middleware import BaseMiddleware, RetryHandler
     from msgraph.graph_request_adapter import options as sdk_options
@@ -94,18 +99,35 @@ def _middleware(gate: ThrottleGate) -> list[Any]:
                     gate.pause(delay)
             return response
 
+    class ReauthMiddleware(BaseMiddleware):
+        async def send(self, request: httpx.Request, transport: httpx.AsyncBaseTransport) -> httpx.Response:
+            response: httpx.Response = await super().send(request, transport)
+            if response.status_code != 401 or credential is None:
+                return response
+            token = await credential.get_token(GRAPH_SCOPE, claims="")  # claims given: a token from Entra now
+            await response.aclose()
+            request.headers["Authorization"] = f"Bearer {token.token}"
+            again: httpx.Response = await super().send(request, transport)
+            return again
+
     chain: list[Any] = []
     for handler in KiotaClientFactory.get_default_middleware(sdk_options):
         if isinstance(handler, RetryHandler):
             handler = FractionalRetryHandler(options=handler.options)
         chain.append(handler)
     chain.append(GraphTelemetryHandler(options=sdk_options[GraphTelemetryHandlerOption.get_key()]))
+    chain.append(ReauthMiddleware())
     chain.append(GateMiddleware())
     return chain
 
 
 def connect_graph(
-    endpoint: GraphEndpoint, credential: AsyncTokenCredential, *, timeout_seconds: float = 30.0
+    endpoint: GraphEndpoint,
+    credential: AsyncTokenCredential,
+    *,
+    timeout_seconds: float = 30.0,
+    reauth: bool = False,
+    hint: str | None = None,
 ) -> GraphConnection:
     """A Graph client for one directory: msgraph-sdk over httpx, with the middleware of ``_middleware``."""
     from kiota_authentication_azure.azure_identity_authentication_provider import (
@@ -124,10 +146,12 @@ def connect_graph(
         trust_env=False,
         timeout=httpx.Timeout(timeout_seconds),
     )
-    http = GraphClientFactory.create_with_custom_middleware(_middleware(gate), client=http)
+    http = GraphClientFactory.create_with_custom_middleware(
+        _middleware(gate, credential if reauth else None), client=http
+    )
     adapter = GraphRequestAdapter(auth, client=http)
     adapter.base_url = endpoint.graph_url
-    return GraphConnection(GraphServiceClient(request_adapter=adapter), credential, http, gate)
+    return GraphConnection(GraphServiceClient(request_adapter=adapter), credential, http, gate, hint)
 
 
 async def get_json(client: Any, path: str, query: Mapping[str, str] | None = None) -> Any:
@@ -156,30 +180,46 @@ async def send_json(
     return json.loads(raw) if raw else None
 
 
-class DirectoryClients:
-    """One Graph client per connected directory, built on first use from the directory's Key Vault secret
-    and kept for the life of the process (``DirectoryGraph``)."""
+async def get_batch(client: Any, gets: Mapping[str, str]) -> dict[str, tuple[int, Any]]:
+    """Several GETs (``id`` → path with its query, below the version root) in one ``$batch`` request
+    (https://learn.microsoft.com/en-us/graph/json-batching): each answer's status and body by id. The outer
+    request fails as ``get_json`` would; inner answers are per request, in any order."""
+    body = {"requests": [{"id": i, "method": "GET", "url": url} for i, url in gets.items()]}
+    answer = await send_json(client, "POST", "/$batch", body=body)
+    out: dict[str, tuple[int, Any]] = {}
+    for r in (answer or {}).get("responses", []):
+        out[str(r.get("id"))] = (int(r.get("status", 0)), r.get("body"))
+    return out
 
-    def __init__(self, endpoint: GraphEndpoint, read_secret: Callable[[str], Awaitable[str]]) -> None:
+
+class CredentialSource(Protocol):
+    async def __call__(self, directory: Directory) -> tuple[AsyncTokenCredential, str | None]:
+        """The directory's token credential (``shared.adapters.identity``) and its secret's hint, if a secret."""
+
+
+class DirectoryClients:
+    """One Graph client per connected directory, built on first use with the directory's credential (read from
+    Key Vault) and kept for the life of the process (``DirectoryGraph``)."""
+
+    def __init__(self, endpoint: GraphEndpoint, credentials: CredentialSource) -> None:
         self.endpoint = endpoint
-        self.read_secret = read_secret
+        self.credentials = credentials
         self._connections: dict[str, GraphConnection] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
-    async def client_for(self, directory: Directory) -> Any:
+    async def connection(self, directory: Directory) -> GraphConnection:
         lock = self._locks.setdefault(directory.id, asyncio.Lock())
         async with lock:
             connection = self._connections.get(directory.id)
             if connection is None:
-                from shared.adapters.identity import client_secret_credential
-
-                secret = await self.read_secret(directory.secret_name)
-                e = self.endpoint
-                credential = client_secret_credential(
-                    e.authority_host, e.ca_bundle, directory.tenant_id, directory.client_id, secret
+                credential, hint = await self.credentials(directory)
+                connection = self._connections[directory.id] = connect_graph(
+                    self.endpoint, credential, reauth=True, hint=hint
                 )
-                connection = self._connections[directory.id] = connect_graph(e, credential)
-            return connection.client
+            return connection
+
+    async def client_for(self, directory: Directory) -> Any:
+        return (await self.connection(directory)).client
 
     def gate_if_built(self, directory_id: str) -> ThrottleGate | None:
         connection = self._connections.get(directory_id)

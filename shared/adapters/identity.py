@@ -1,21 +1,57 @@
-"""Token credentials from azure-identity, pointed at the configured authority and trusting its CA.
+"""Tokens for Warden: azure-identity for Warden's own Key Vault identity, MSAL for the connected directories.
 
-Their requests (and Key Vault's, ``shared.adapters.keyvault``) go through azure-core's asyncio transport over
-``requests`` rather than its default aiohttp one: a handful of token and secret requests per directory and hour
-need no connection pool of their own, and ``requests`` is loaded with azure-identity anyway (msal), while aiohttp
-would add about a third of the cold path to a process's first Graph answer (``make bench``, cold start (b)).
+Every directory token comes from an MSAL ``ConfidentialClientApplication`` (one per directory per process, built
+on first use and kept):
+- app-only: client credentials with the directory's client secret or certificate
+  (``client_credential={"private_key", "public_certificate"}``: MSAL signs the assertion with PS256 and the
+  certificate's SHA-256 thumbprint, ``x5t#S256``);
+- delegated: the signed-in administrator's refresh token, from an MSAL ``SerializableTokenCache`` kept in Key Vault
+  (``TokenCaches``) and written back only when MSAL says it changed (``has_state_changed``), guarded so two
+  instances refreshing at once never store a cache older than the one they read (``TokenCaches.save``).
+
+MSAL is synchronous (requests): its calls run on a small thread pool of their own, so the event loop never
+waits on the token endpoint. Entra's refusals that no retry can cure (``invalid_grant``, ``invalid_client``, …)
+raise ``CredentialRefused`` with Entra's AADSTS codes; anything else (unreachable, 5xx) raises ``Upstream``.
+MSAL refuses ``http://`` authorities and, as this machine's environment sets ``REQUESTS_CA_BUNDLE``, it gets a
+``requests`` session with ``trust_env=False`` and the CA set explicitly.
+
+Warden's own Key Vault credential (and Key Vault's requests, ``shared.adapters.keyvault``) goes through
+azure-core's asyncio transport over ``requests`` rather than its default aiohttp one: a handful of secret requests
+per directory and hour need no connection pool of their own, and ``requests`` is loaded with MSAL anyway, while
+aiohttp would add about a third of the cold path to a process's first Graph answer (``make bench``, cold start (b)).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import asyncio
+import json
+import re
+import time
+import warnings
+from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar
 
 from shared.adapters.tls import connection_verify
+from shared.domain.connections import NO_SIGN_IN, is_lapse
+from shared.domain.errors import CredentialRefused, Upstream
+from shared.domain.model import Directory
+from shared.service.connections.ports import ClientCredential, Consented, ConsentRefused, TokenCaches
 
 if TYPE_CHECKING:
     from pathlib import Path
+    from types import TracebackType
 
+    import requests
+    from azure.core.credentials import AccessToken
     from azure.core.credentials_async import AsyncTokenCredential
+
+T = TypeVar("T")
+MSAL_THREADS = 32
+"""Token requests in flight at once (a refresh round over many directories); each waits on the network only."""
+GRAPH_SCOPES = ["https://graph.microsoft.com/.default"]
 
 
 def azure_transport(ca_bundle: Path | None) -> object:
@@ -31,6 +67,8 @@ def azure_transport(ca_bundle: Path | None) -> object:
 def client_secret_credential(
     authority_host: str, ca_bundle: Path | None, tenant_id: str, client_id: str, client_secret: str
 ) -> AsyncTokenCredential:
+    """azure-identity's client-secret credential (Warden's own Key Vault identity where no managed identity
+    exists)."""
     from azure.identity.aio import ClientSecretCredential
 
     return ClientSecretCredential(
@@ -41,3 +79,425 @@ def client_secret_credential(
         connection_verify=connection_verify(ca_bundle),
         transport=azure_transport(ca_bundle),
     )
+
+
+# ----------------------------------------------------------------------------------------------- plumbing
+@cache
+def _executor() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=MSAL_THREADS, thread_name_prefix="msal")
+
+
+async def in_thread(call: Callable[[], T]) -> T:
+    """Run a blocking MSAL call off the event loop."""
+    return await asyncio.get_running_loop().run_in_executor(_executor(), call)
+
+
+@cache
+def http_session(ca_bundle: Path | None) -> requests.Session:
+    """One ``requests`` session (one connection pool) for every MSAL application of the process."""
+    import requests
+    from requests.adapters import HTTPAdapter
+
+    session = requests.Session()
+    session.trust_env = False  # REQUESTS_CA_BUNDLE would override ``verify``
+    session.verify = connection_verify(ca_bundle)
+    adapter = HTTPAdapter(pool_connections=16, pool_maxsize=MSAL_THREADS)
+    session.mount("https://", adapter)
+    return session
+
+
+@dataclass(frozen=True)
+class Authority:
+    """Where the token endpoint lives (the real Entra ID, or the simulated cloud) and which CA to trust."""
+
+    host: str
+    ca_bundle: Path | None
+
+    def of(self, tenant_id: str) -> str:
+        return f"{self.host.rstrip('/')}/{tenant_id}"
+
+
+def msal_credential(credential: ClientCredential) -> str | dict[str, str]:
+    """MSAL's ``client_credential``: the secret, or the certificate's private key and certificate (PEM)."""
+    if credential.kind == "secret":
+        return credential.value
+    key, certificates = split_pem(credential.value)
+    return {"private_key": key, "public_certificate": certificates}
+
+
+def split_pem(pem: str) -> tuple[str, str]:
+    """(the private key block, the certificate blocks) of a PEM bundle."""
+    key: list[str] = []
+    certificates: list[str] = []
+    current: list[str] | None = None
+    for line in pem.splitlines():
+        if line.startswith("-----BEGIN "):
+            current = certificates if "CERTIFICATE" in line else key
+        if current is not None:
+            current.append(line)
+        if line.startswith("-----END "):
+            current = None
+    return "\n".join(key) + "\n", "\n".join(certificates) + "\n"
+
+
+def build_app(
+    authority: Authority,
+    tenant_id: str,
+    client_id: str,
+    credential: ClientCredential,
+    token_cache: Any = None,
+) -> Any:
+    """A ``ConfidentialClientApplication`` (blocking: MSAL reads the tenant's OpenID configuration)."""
+    import msal  # type: ignore[import-untyped]
+
+    return msal.ConfidentialClientApplication(
+        client_id,
+        client_credential=msal_credential(credential),
+        authority=authority.of(tenant_id),
+        http_client=http_session(authority.ca_bundle),
+        instance_discovery=False,
+        token_cache=token_cache,
+    )
+
+
+class TokenNotIssued(Upstream):
+    """Entra answered a token request with an error that a later attempt may not see (``temporarily_unavailable``,
+    a malformed request, an unknown tenant): not a lapse, but named with Entra's error and codes."""
+
+    def __init__(self, directory_id: str, error: str, codes: tuple[int, ...], description: str) -> None:
+        self.error, self.codes, self.description = error, codes, description
+        code = f" AADSTS{codes[0]}" if codes else ""
+        super().__init__(f"Entra ID did not issue a token for directory {directory_id} ({error}{code})")
+
+
+def refusal(directory_id: str, result: Mapping[str, Any]) -> Exception:
+    """MSAL's error answer as Warden's error: ``CredentialRefused`` when only an admin can cure it."""
+    error = str(result.get("error") or "unknown_error")
+    codes = tuple(int(c) for c in (result.get("error_codes") or ()) if isinstance(c, int))
+    description = _first_sentence(str(result.get("error_description") or ""))
+    if is_lapse(error):
+        return CredentialRefused(directory_id, error, codes, description)
+    return TokenNotIssued(directory_id, error, codes, description)
+
+
+def _first_sentence(text: str) -> str:
+    return text.split("\r")[0].split("\n")[0].split(". ")[0][:300]
+
+
+def _access_token(result: Mapping[str, Any]) -> AccessToken:
+    from azure.core.credentials import AccessToken
+
+    return AccessToken(str(result["access_token"]), int(time.time()) + int(result.get("expires_in") or 0))
+
+
+async def guarded(call: Callable[[], T], what: str) -> T:
+    """A blocking MSAL call; the network failing under it is ``Upstream`` (retried later), never a lapse."""
+    import requests
+
+    try:
+        return await in_thread(call)
+    except requests.RequestException:
+        raise Upstream(f"Entra ID could not be reached ({what})") from None
+    except ValueError as exc:  # MSAL's own check of an answer, e.g. a tenant discovery that failed
+        raise Upstream(f"Entra ID answered {what} wrongly ({type(exc).__name__})") from None
+
+
+# ---------------------------------------------------------------------------------------------- credentials
+class DirectoryCredential(Protocol):
+    """A directory's token source, as the Graph client's authentication provider calls it (``get_token``)."""
+
+    async def get_token(
+        self,
+        *scopes: str,
+        claims: str | None = None,
+        tenant_id: str | None = None,
+        enable_cae: bool = False,
+        **kwargs: Any,
+    ) -> AccessToken: ...
+
+    async def fresh(self) -> bool:
+        """A token taken from Entra now (never from a cache); True when a refresh token was redeemed."""
+
+    async def close(self) -> None: ...
+
+
+class _Closable:
+    """What azure-core's ``AsyncTokenCredential`` protocol asks besides ``get_token``."""
+
+    async def close(self) -> None:
+        return None
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_value: BaseException | None = None,
+        traceback: TracebackType | None = None,
+    ) -> None:
+        await self.close()
+
+
+class AppOnlyCredential(_Closable):
+    """Client credentials for one directory (secret or certificate)."""
+
+    def __init__(self, directory_id: str, app: Callable[[], Awaitable[Any]]) -> None:
+        self.directory_id = directory_id
+        self._app = app
+        self._lock = asyncio.Lock()
+
+    async def get_token(
+        self,
+        *scopes: str,
+        claims: str | None = None,
+        tenant_id: str | None = None,
+        enable_cae: bool = False,
+        **kwargs: Any,
+    ) -> AccessToken:
+        """A token (MSAL's cache first); ``claims`` given (a claims challenge, or Graph refusing the token Warden
+        holds): a token from Entra now."""
+        return await self._token(list(scopes) or GRAPH_SCOPES, force=claims is not None)
+
+    async def _token(self, scopes: list[str], force: bool) -> AccessToken:
+        async with self._lock:
+            app = await self._app()
+
+            def acquire() -> Any:
+                if force:
+                    app.remove_tokens_for_client()
+                return app.acquire_token_for_client(scopes)
+
+            result = await guarded(acquire, "a client-credentials token")
+        if "access_token" not in result:
+            raise refusal(self.directory_id, result)
+        return _access_token(result)
+
+    async def fresh(self) -> bool:
+        await self._token(GRAPH_SCOPES, force=True)
+        return False
+
+
+class DelegatedCredential(_Closable):
+    """The consenting administrator's tokens for one directory, from the MSAL token cache in Key Vault.
+
+    The cache is read once and kept; each token MSAL serves from it needs no request, each refresh (the access
+    token's hour is up, or a forced refresh) redeems the refresh token and stores the changed cache as a new
+    version. When another instance stored a newer cache meanwhile, this one adopts it instead (``TokenCaches``)."""
+
+    def __init__(
+        self,
+        directory_id: str,
+        account_id: str,
+        app: Callable[[Any], Awaitable[Any]],
+        caches: TokenCaches,
+    ) -> None:
+        self.directory_id = directory_id
+        self.account_id = account_id
+        """The consenting user's object id (MSAL's ``local_account_id``)."""
+        self._build = app
+        self.caches = caches
+        self._app: Any = None
+        self._cache: Any = None
+        self._version: str | None = None
+        self._lock = asyncio.Lock()
+
+    async def _load(self) -> None:
+        import msal
+
+        stored = await self.caches.load(self.directory_id)
+        cache = msal.SerializableTokenCache()
+        if stored is not None:
+            cache.deserialize(stored[0])
+        self._cache, self._version = cache, stored[1] if stored else None
+        self._app = await self._build(cache)
+
+    def _account(self) -> Any:
+        for account in self._app.get_accounts():
+            if str(account.get("local_account_id", "")).lower() == self.account_id.lower():
+                return account
+        return None
+
+    async def get_token(
+        self,
+        *scopes: str,
+        claims: str | None = None,
+        tenant_id: str | None = None,
+        enable_cae: bool = False,
+        **kwargs: Any,
+    ) -> AccessToken:
+        token, _ = await self._token(list(scopes) or GRAPH_SCOPES, force=claims is not None)
+        return token
+
+    async def fresh(self) -> bool:
+        _, refreshed = await self._token(GRAPH_SCOPES, force=True)
+        return refreshed
+
+    async def _token(self, scopes: list[str], force: bool) -> tuple[AccessToken, bool]:
+        async with self._lock:
+            if self._app is None:
+                await self._load()
+            account = self._account()
+            if account is None:
+                self._app = None
+                raise CredentialRefused(self.directory_id, NO_SIGN_IN)
+            app = self._app
+            result = await guarded(
+                lambda: app.acquire_token_silent_with_error(scopes, account, force_refresh=force),
+                "a token from the refresh token",
+            )
+            if not result or "access_token" not in result:
+                self._app = None  # what MSAL made of the failure is not stored; the next call reads Key Vault
+                raise refusal(self.directory_id, result or {"error": NO_SIGN_IN})
+            refreshed = result.get("token_source") == "identity_provider"
+            if self._cache.has_state_changed:
+                await self._store()
+            return _access_token(result), refreshed
+
+    async def _store(self) -> None:
+        stored = await self.caches.save(self.directory_id, self._cache.serialize(), self._version)
+        if stored is None:
+            # Another instance stored a cache since this one read it: take theirs (its refresh token is the
+            # newest; the one this instance just received stays valid too, Entra does not revoke on rotation).
+            await self._load()
+        else:
+            self._version = stored
+
+
+def once(make: Callable[[], Awaitable[T]]) -> Callable[[], Awaitable[T]]:
+    """``make`` run on first use only (its result kept)."""
+    made: list[T] = []
+
+    async def get() -> T:
+        if not made:
+            made.append(await make())
+        return made[0]
+
+    return get
+
+
+class DirectoryCredentials:
+    """The token credential of each connected directory (``CredentialSource`` of ``DirectoryClients``): its
+    credential read from Key Vault, an MSAL application built on first use."""
+
+    def __init__(
+        self, authority: Authority, read_secret: Callable[[str], Awaitable[str]], caches: TokenCaches
+    ) -> None:
+        self.authority = authority
+        self.read_secret = read_secret
+        self.caches = caches
+
+    async def __call__(
+        self, directory: Directory
+    ) -> tuple[AppOnlyCredential | DelegatedCredential, str | None]:
+        material = ClientCredential(directory.credential, await self.read_secret(directory.secret_name))
+        a, d = self.authority, directory
+
+        async def build(cache: Any = None) -> Any:
+            return await guarded(
+                lambda: build_app(a, d.tenant_id, d.client_id, material, cache), "the OpenID configuration"
+            )
+
+        if d.auth_mode == "delegated":
+            account = d.consented_by.object_id if d.consented_by else ""
+            return DelegatedCredential(d.id, account, build, self.caches), material.hint
+        return AppOnlyCredential(d.id, once(build)), material.hint
+
+
+# ------------------------------------------------------------------------------------------------- consent
+_AADSTS = re.compile(r"AADSTS(\d+)")
+_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def consented(claims: Mapping[str, Any], cache: str) -> Consented:
+    """Who signed in, from the ID token (https://learn.microsoft.com/en-us/entra/identity-platform/
+    id-token-claims-reference): ``oid``, ``preferred_username``, ``tid`` (the tenant signed into) and ``idp``,
+    which for a guest names the issuer of the user's home tenant (``https://sts.windows.net/<tenant>/``)."""
+    idp = str(claims.get("idp") or "")
+    home = _GUID.search(idp)
+    return Consented(
+        object_id=str(claims.get("oid") or ""),
+        user_principal_name=str(claims.get("preferred_username") or claims.get("upn") or ""),
+        tenant_id=str(claims.get("tid") or "").lower(),
+        home_tenant_id=home.group(0).lower() if home else None,
+        cache=cache,
+    )
+
+
+class MsalConsent:
+    """The authorization-code flow with MSAL (PKCE S256, state, nonce): ``begin`` makes the flow (a dict MSAL
+    gives and takes back, holding the PKCE verifier: a secret, kept in Key Vault by the use case), ``complete``
+    redeems the code the browser brought back into a fresh token cache."""
+
+    def __init__(self, authority: Authority) -> None:
+        self.authority = authority
+
+    async def begin(
+        self,
+        tenant_id: str,
+        client_id: str,
+        credential: ClientCredential,
+        *,
+        redirect_uri: str,
+        state: str,
+        login_hint: str | None,
+    ) -> tuple[str, str]:
+        """(the authorize URL, the flow as JSON)."""
+        app = await guarded(
+            lambda: build_app(self.authority, tenant_id, client_id, credential), "the OpenID configuration"
+        )
+        # The callback is a GET with the code in its query (SPEC §3: ``GET /api/oauth/callback``), where RFC 9700
+        # 4.3.1 prefers form_post (a code in a URL can leak through history and Referer). What makes a leaked code
+        # useless is here anyway: PKCE (the verifier never leaves Key Vault), a confidential client (the code is
+        # redeemed only with the app's secret or certificate), a single-use state, and a callback page answered
+        # with no-store and no-referrer. MSAL's warning about it is therefore silenced for this call only.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="response_mode='form_post' is recommended")
+            flow = app.initiate_auth_code_flow(
+                GRAPH_SCOPES,
+                redirect_uri=redirect_uri,
+                state=state,
+                login_hint=login_hint,
+                prompt="select_account",
+                response_mode="query",
+            )
+        return str(flow["auth_uri"]), json.dumps(flow)
+
+    async def complete(
+        self,
+        tenant_id: str,
+        client_id: str,
+        credential: ClientCredential,
+        flow: str,
+        response: Mapping[str, str],
+    ) -> Consented:
+        import msal
+
+        cache = msal.SerializableTokenCache()
+        app = await guarded(
+            lambda: build_app(self.authority, tenant_id, client_id, credential, cache),
+            "the OpenID configuration",
+        )
+        import requests
+
+        try:
+            result = await in_thread(
+                lambda: app.acquire_token_by_auth_code_flow(json.loads(flow), dict(response))
+            )
+        except requests.RequestException:
+            raise Upstream("Entra ID could not be reached to redeem the authorization code") from None
+        except ValueError:  # MSAL's checks of the response: state, nonce, the ID token's issuer and audience
+            raise ConsentRefused(
+                "invalid_response", (), "the sign-in's answer did not pass MSAL's checks"
+            ) from None
+        if "error" in result or "access_token" not in result:
+            codes = tuple(int(c) for c in (result.get("error_codes") or ()) if isinstance(c, int))
+            if not codes:  # the authorize response's error names its code only in its description
+                found = _AADSTS.search(str(result.get("error_description") or ""))
+                codes = (int(found.group(1)),) if found else ()
+            raise ConsentRefused(
+                str(result.get("error") or "unknown_error"),
+                codes,
+                _first_sentence(str(result.get("error_description") or "")),
+            )
+        return consented(result.get("id_token_claims") or {}, cache.serialize())

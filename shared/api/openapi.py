@@ -125,6 +125,8 @@ def _operation(op: Operation) -> dict[str, Any]:
         entry: dict[str, Any] = {"description": HTTPStatus(status).phrase}
         if op.response is not None and status != 204:
             entry["content"] = {"application/json": {"schema": _ref(op.response)}}
+            if op.html:
+                entry["content"]["text/html"] = {"schema": {"type": "string"}}
         if headers and status != 204:
             entry["headers"] = headers
         responses[str(status)] = entry
@@ -142,6 +144,9 @@ def _operation(op: Operation) -> dict[str, Any]:
         errors |= {404} if op.path_params else set()
     for status in sorted(errors):
         responses[str(status)] = _problem(status)
+        if op.html and status in (400, 422, 502):
+            responses[str(status)]["content"]["text/html"] = {"schema": {"type": "string"}}
+            responses[str(status)]["description"] += "; a page saying the same to a browser"
     if op.signed_body is not None:
         responses["401"]["description"] = _SIGNED_401
     body: dict[str, Any] = {
@@ -174,16 +179,18 @@ _HEALTH_PATHS: dict[str, Any] = {
     "/health": {
         "get": {
             "operationId": "health",
-            "summary": "Reachability of storage, Key Vault and each directory's Graph",
+            "summary": "Reachability of storage, queues, Key Vault, poison queues and each directory's connection",
             "tags": ["health"],
             "security": [],
             "responses": {
                 "200": {
-                    "description": "every component is up",
+                    "description": "up, or degraded: a directory is unreachable or needs reactivation, or messages "
+                    "wait in a poison queue (that component down, with its reason)",
                     "content": {"application/json": {"schema": _ref("Health")}},
                 },
                 "503": {
-                    "description": "a component is down (Health), or Warden is misconfigured (Problem)",
+                    "description": "down: Table Storage, Queue Storage or Key Vault fails (Health), or Warden is "
+                    "misconfigured (Problem)",
                     "content": {
                         "application/json": {"schema": _ref("Health")},
                         PROBLEM_JSON: {"schema": _ref("Problem")},

@@ -63,6 +63,8 @@ class Operation:
     signed_body: str | None = None
     """A body the door validates itself, after checking its Standard Webhooks signature over the raw bytes
     (documented as the request body, with the ``webhook-*`` headers)."""
+    html: bool = False
+    """A browser's page too: the answer is HTML unless the client asks for JSON (``Accept``)."""
 
     @property
     def path_params(self) -> list[str]:
@@ -98,7 +100,8 @@ OPERATIONS: tuple[Operation, ...] = (
         "connect_directory",
         "POST",
         "directories",
-        "Connect an M365 tenant (app-only credentials)",
+        "Connect an M365 tenant: app-only (client secret or certificate) or delegated (answers the authorizeUrl "
+        "where an administrator of the tenant consents)",
         "admin",
         ok=201,
         response="DirectoryOut",
@@ -134,7 +137,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "admin",
         response="DirectoryOut",
         body="DirectoryPatch",
-        errors=(400, 404, 412),
+        errors=(400, 404, 412, 422),
         etag=True,
         tag="directories",
     ),
@@ -142,7 +145,9 @@ OPERATIONS: tuple[Operation, ...] = (
         "reactivate_directory",
         "POST",
         "directories/{directoryId}/reactivate",
-        "Re-validate the credentials (optionally a new client secret) and re-read the tenant's domains",
+        "Reactivate: app-only, the credentials checked again (a new client secret or certificate replaces the old "
+        "once Entra accepts it) and the tenant read again; delegated, a new consent (authorizeUrl). Deferred syncs "
+        "replay and a reconcile runs once the directory works; nobody is unbound",
         "admin",
         response="DirectoryOut",
         body="Reactivate",
@@ -461,6 +466,41 @@ OPERATIONS: tuple[Operation, ...] = (
         ok=201,
         response="HrisSecret",
         tag="hris",
+    ),
+    # ------------------------------------------------------------------------------------ connections
+    _op(
+        "oauth_callback",
+        "GET",
+        "oauth/callback",
+        "Where Entra ID sends the administrator back after consent: completes a delegated connection (its state "
+        "single use, 15 minutes) and answers a small page (JSON with Accept: application/json)",
+        None,
+        response="ConsentOut",
+        query="OAuthCallbackQuery",
+        errors=(422, 502),
+        tag="directories",
+        html=True,
+    ),
+    _op(
+        "rotate_notifications_secret",
+        "POST",
+        "notifications/secret",
+        "Rotate the signing secret of outgoing notifications: the new one is returned once, the previous one "
+        "keeps signing for 24 h",
+        "admin",
+        ok=201,
+        response="NotificationsSecret",
+        tag="directories",
+    ),
+    _op(
+        "list_token_refresh_rounds",
+        "GET",
+        "token-refresh/rounds",
+        "The token refresh timer's latest rounds: directories checked, refreshed, expiring, lapsed, failed",
+        "reader",
+        response="RoundList",
+        query="RoundsQuery",
+        tag="directories",
     ),
     # ------------------------------------------------------------------------------------------ audit
     _op(

@@ -426,11 +426,23 @@ class MassChangeGuardIn(Body):
     count: Count = Field(10, ge=0, le=10_000_000, description="... and more than this many users")
 
 
+class NotifyIn(Body):
+    url: Annotated[
+        str, StringConstraints(min_length=1, max_length=2048, pattern=r"^https?://[^\s/?#@]+[^\s]*$")
+    ] = Field(description="https (http only to 127.0.0.1 or localhost, and only outside Azure)")
+
+
 class DirectoryOptionsIn(Body):
     createMissingUsers: bool = True
     autoBindVerifiedDomains: bool = False
     passwordNeverExpires: bool = False
     massChangeGuard: MassChangeGuardIn = Field(default_factory=MassChangeGuardIn)
+    notify: NotifyIn | None = Field(
+        None,
+        description="where Warden POSTs this directory's events (directory.credential_expiring, "
+        "directory.needs_reactivation, directory.reactivated, run.held), signed per Standard Webhooks; null or left "
+        "out: none",
+    )
     attributeMapping: Annotated[
         dict[Annotated[str, StringConstraints(max_length=64)], Text64 | None],
         WithJsonSchema(
@@ -469,22 +481,85 @@ class DirectoryOptionsIn(Body):
         return self
 
 
-class AppAuth(Body):
-    """App-only credentials: the app registration's client id and a client secret. (Delegated consent and
-    certificate credentials are not built yet, so they are not accepted either.)"""
+_PEM_PATTERN = r"^[\s\S]*-----BEGIN [A-Z ]+-----[\s\S]*$"
+ClientSecret = Annotated[
+    SecretStr,
+    Field(
+        min_length=1, max_length=1024, description="the app's client secret (kept in Key Vault, never shown)"
+    ),
+]
+CertificatePem = Annotated[
+    SecretStr,
+    Field(
+        min_length=1,
+        max_length=16 * 1024,
+        json_schema_extra={"pattern": _PEM_PATTERN},
+        description="the app's certificate and its unencrypted RSA private key, PEM (kept in Key Vault); a "
+        "malformed PEM, a key that does not match the certificate or an expired certificate is refused (422)",
+    ),
+]
+_ONE_CREDENTIAL: dict[str, Any] = {
+    "oneOf": [
+        {"required": ["clientSecret"], "not": {"required": ["certificatePem"]}},
+        {
+            "required": ["certificatePem"],
+            "not": {"anyOf": [{"required": ["clientSecret"]}, {"required": ["credentialExpiresAt"]}]},
+        },
+    ]
+}
 
+
+def _pem_shape(value: SecretStr | None) -> None:
+    if value is not None and not re.fullmatch(_PEM_PATTERN, value.get_secret_value()):
+        raise ValueError(
+            "certificatePem: is not PEM (-----BEGIN CERTIFICATE----- and -----BEGIN PRIVATE KEY-----)"
+        )
+
+
+class Credentials(Body):
+    """A confidential client's credential: ``clientSecret`` or ``certificatePem`` (one of them)."""
+
+    clientSecret: ClientSecret | None = omittable("the app's client secret")
+    certificatePem: CertificatePem | None = omittable("the app's certificate with its private key (PEM)")
+    credentialExpiresAt: DateTime | None = Field(
+        None,
+        description="when the client secret expires, as Entra shows it; used only while Warden cannot read it from "
+        "the app registration (Application.Read.All). Not with a certificate: its own notAfter is used",
+    )
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> Credentials:
+        _pem_shape(self.certificatePem)
+        if (self.clientSecret is None) == (self.certificatePem is None):
+            raise ValueError("give exactly one of clientSecret and certificatePem")
+        if self.certificatePem is not None and self.credentialExpiresAt is not None:
+            raise ValueError("credentialExpiresAt: not with a certificate (its notAfter is its expiry)")
+        return self
+
+
+class AppAuth(Credentials):
+    """App-only (client credentials, the recommended mode): the app registration's client id and its client
+    secret or certificate."""
+
+    model_config = ConfigDict(json_schema_extra=_ONE_CREDENTIAL)
     mode: Literal["app"]
     clientId: Guid
-    clientSecret: SecretStr = Field(min_length=1, max_length=1024)
-    credentialExpiresAt: DateTime | None = Field(
-        None, description="when the client secret expires (Entra shows it); Warden warns 7 days before"
-    )
+
+
+class DelegatedAuth(Credentials):
+    """Delegated (authorization code with PKCE, as the seeds do it): the confidential client's id and its secret
+    or certificate; an administrator of the tenant then consents at the ``authorizeUrl`` the answer gives."""
+
+    model_config = ConfigDict(json_schema_extra=_ONE_CREDENTIAL)
+    mode: Literal["delegated"]
+    clientId: Guid
+    loginHint: AnyEmail | None = omittable("the account that should sign in (pre-filled on Entra's page)")
 
 
 class DirectoryCreate(Body):
     name: Text256
     tenantId: Guid
-    auth: AppAuth
+    auth: Annotated[AppAuth | DelegatedAuth, Field(discriminator="mode")]
     options: DirectoryOptionsIn = Field(default_factory=DirectoryOptionsIn)
 
 
@@ -494,10 +569,33 @@ class DirectoryPatch(Body):
 
 
 class Reactivate(Body):
-    clientSecret: SecretStr | None = Field(
-        None, min_length=1, max_length=1024, description="a new client secret"
+    """App-only: optionally a new ``clientSecret`` or ``certificatePem`` (checked with Entra before the old one
+    goes). Delegated: a new consent (``authorizeUrl`` in the answer), optionally with a new credential for the
+    confidential client first."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "not": {
+                "anyOf": [
+                    {"required": ["clientSecret", "certificatePem"]},
+                    {"required": ["certificatePem", "credentialExpiresAt"]},
+                ]
+            }
+        }
     )
+    clientSecret: ClientSecret | None = omittable("a new client secret")
+    certificatePem: CertificatePem | None = omittable("a new certificate with its private key (PEM)")
     credentialExpiresAt: DateTime | None = None
+    loginHint: AnyEmail | None = omittable("delegated: the account that should sign in")
+
+    @model_validator(mode="after")
+    def _at_most_one(self) -> Reactivate:
+        _pem_shape(self.certificatePem)
+        if self.clientSecret is not None and self.certificatePem is not None:
+            raise ValueError("give at most one of clientSecret and certificatePem")
+        if self.certificatePem is not None and self.credentialExpiresAt is not None:
+            raise ValueError("credentialExpiresAt: not with a certificate (its notAfter is its expiry)")
+        return self
 
 
 class DeactivateQuery(Query):
@@ -513,15 +611,36 @@ class DomainOut(Out):
     authenticationType: str
 
 
+class ConsentedByOut(Out):
+    userPrincipalName: str
+    objectId: str
+    at: dt.datetime
+
+
 class DirectoryAuthOut(Out):
     mode: Literal["app", "delegated"]
     clientId: str
+    credential: Literal["secret", "certificate"] = "secret"
+    certificateThumbprint: str | None = Field(None, description="SHA-256 of the certificate (hex)")
     credentialExpiresAt: dt.datetime | None = None
+    credentialExpirySource: Literal["graph", "certificate", "admin"] | None = Field(
+        None,
+        description="graph: read from the app registration; certificate: its notAfter; admin: the date given",
+    )
+    consentedBy: ConsentedByOut | None = Field(
+        None, description="delegated: whose consent the connection lives on (their departure would break it)"
+    )
+    tokenRefreshedAt: dt.datetime | None = Field(None, description="delegated: the refresh token's last use")
+    checkedAt: dt.datetime | None = Field(None, description="the token refresh timer's last check")
 
 
 class MassChangeGuardOut(Out):
     percent: float
     count: int
+
+
+class NotifyOut(Out):
+    url: str
 
 
 class DirectoryOptionsOut(Out):
@@ -530,6 +649,7 @@ class DirectoryOptionsOut(Out):
     passwordNeverExpires: bool
     massChangeGuard: MassChangeGuardOut
     attributeMapping: dict[str, str | None]
+    notify: NotifyOut | None = None
 
 
 class DirectoryCounts(Out):
@@ -548,8 +668,14 @@ class DirectoryOut(Out):
     tenantId: str
     organizationName: str | None = None
     domains: list[DomainOut]
-    status: Literal["active", "blocked", "needs_reactivation"]
+    status: Literal["pending_consent", "active", "blocked", "needs_reactivation"]
     reason: str | None = None
+    reasonCode: str | None = Field(None, description="the AADSTS code behind needs_reactivation")
+    authorizeUrl: str | None = Field(
+        None,
+        description="delegated, on connect and reactivate: where an administrator of the tenant consents",
+    )
+    deferred: int = Field(0, description="per-user syncs waiting for the directory to work again")
     auth: DirectoryAuthOut
     options: DirectoryOptionsOut
     counts: DirectoryCounts
@@ -720,9 +846,9 @@ class RunItems(Out):
 class RunOut(Out):
     id: str
     directoryId: str
-    kind: Literal["reconcile", "drift", "user"]
+    kind: Literal["reconcile", "drift", "user", "token_refresh"]
     dryRun: bool
-    status: Literal["planning", "held", "applying", "done", "failed", "discarded"]
+    status: Literal["planning", "held", "applying", "done", "failed", "discarded", "skipped"]
     trigger: str
     counts: dict[str, int] = Field(
         description="plan items per action; unmanaged: tenant accounts Warden leaves alone"
@@ -846,7 +972,7 @@ class Problem(Out):
 
 class ComponentHealth(Out):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(examples=["tableStorage", "queueStorage", "keyVault", "graph"])
+    name: str = Field(examples=["tableStorage", "queueStorage", "keyVault", "graph", "userSyncPoison"])
     status: Literal["up", "down"]
     latencyMs: float = Field(ge=0)
     detail: str | None = Field(None, description="why it is down, in a few secret-free words")
@@ -855,6 +981,60 @@ class ComponentHealth(Out):
 
 
 class Health(Out):
-    status: Literal["up", "down"]
+    status: Literal["up", "degraded", "down"] = Field(
+        description="down (503): Table Storage, Queue Storage or Key Vault fails; degraded (200): a directory is "
+        "unreachable or needs reactivation, or messages wait in a poison queue; up: everything is"
+    )
     checkedAt: dt.datetime
     components: list[ComponentHealth]
+
+
+# ------------------------------------------------------------------------------------------ connections
+class OAuthCallbackQuery(Query):
+    """What Entra ID sends back to the redirect URI (https://learn.microsoft.com/en-us/entra/identity-platform/
+    v2-oauth2-auth-code-flow): ``code`` and ``state``, or ``error`` and ``error_description``. Sized so that the
+    whole URL stays within what a web server reads (8 KiB), encoded."""
+
+    state: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._~-]{1,256}$")]
+    code: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._~-]{1,3000}$")] | None = None
+    session_state: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._~-]{1,128}$")] | None = None
+    error: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,64}$")] | None = None
+    error_description: Annotated[str, StringConstraints(pattern=r"^[\x20-\x7e\r\n]{1,900}$")] | None = None
+    error_uri: Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{1,300}$")] | None = None
+    error_subcode: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,64}$")] | None = None
+
+
+class ConsentOut(Out):
+    directoryId: str
+    status: Literal["pending_consent", "active", "blocked", "needs_reactivation"]
+    consentedBy: ConsentedByOut | None = None
+    reactivated: bool = Field(description="the directory needed reactivation and works again")
+    replayed: int = Field(description="deferred per-user syncs queued again")
+
+
+class NotificationsSecret(Out):
+    secret: str = Field(
+        description="the new notification signing secret (whsec_…), shown only now; the previous one keeps "
+        "signing for 24 hours"
+    )
+
+
+class RoundsQuery(Query):
+    limit: QueryInt = Field(20, ge=1, le=100)
+
+
+class RoundOut(Out):
+    id: str
+    status: Literal["done", "failed"]
+    trigger: str
+    counts: dict[str, int] = Field(
+        description="directories, checked, refreshed, expiring, lapsed, failed, skipped, replayed"
+    )
+    error: str | None = None
+    startedAt: dt.datetime | None = None
+    finishedAt: dt.datetime | None = None
+
+
+class RoundList(Out):
+    items: list[RoundOut]
+    next: str | None

@@ -6,13 +6,18 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
+from pydantic import SecretStr
+
 from shared.api import schemas as s
+from shared.api.credentials import CertificateRefused, parse_certificate
 from shared.domain.errors import Invalid
 from shared.domain.imports import Candidate, ImportItem, ImportJob
-from shared.domain.model import AuditEntry, DirectoryOptions, MassChangeGuard, User, UserView
+from shared.domain.model import AuditEntry, Directory, DirectoryOptions, MassChangeGuard, User, UserView
 from shared.domain.runs import Run, RunItem
+from shared.service.connections.consent import Completed
+from shared.service.connections.ports import Certificate
 from shared.service.ports import Page
-from shared.service.store.directories import ConnectDirectory, DirectoryView
+from shared.service.store.directories import ConnectDirectory, DirectoryView, Reactivation
 from shared.service.store.groups import GroupView
 from shared.service.sync.user import PasswordResult
 
@@ -146,8 +151,19 @@ def directory_out(view: DirectoryView) -> s.DirectoryOut:
         ],
         status=d.status,
         reason=d.status_reason,
+        reasonCode=d.status_code,
+        authorizeUrl=view.authorize_url,
+        deferred=view.deferred,
         auth=s.DirectoryAuthOut(
-            mode=d.auth_mode, clientId=d.client_id, credentialExpiresAt=d.credential_expires_at
+            mode=d.auth_mode,
+            clientId=d.client_id,
+            credential=d.credential,
+            certificateThumbprint=d.certificate_thumbprint,
+            credentialExpiresAt=d.credential_expires_at,
+            credentialExpirySource=d.expiry_source,
+            consentedBy=_consented(d),
+            tokenRefreshedAt=d.token_refreshed_at,
+            checkedAt=d.checked_at,
         ),
         options=s.DirectoryOptionsOut(
             createMissingUsers=o.create_missing_users,
@@ -157,6 +173,7 @@ def directory_out(view: DirectoryView) -> s.DirectoryOut:
                 percent=o.mass_change_guard.percent, count=o.mass_change_guard.count
             ),
             attributeMapping={k: (_API_FIELD.get(v, v) if v else None) for k, v in o.attribute_mapping},
+            notify=s.NotifyOut(url=o.notify_url) if o.notify_url else None,
         ),
         counts=s.DirectoryCounts(
             linked=c.get("linked", 0),
@@ -201,10 +218,21 @@ def directory_options(body: s.DirectoryOptionsIn) -> DirectoryOptions:
         password_never_expires=body.passwordNeverExpires,
         mass_change_guard=MassChangeGuard(percent=guard.percent, count=guard.count),
         attribute_mapping=tuple(sorted(mapping.items())),
+        notify_url=body.notify.url if body.notify else None,
     )
 
 
-def connect_command(body: s.DirectoryCreate) -> ConnectDirectory:
+def certificate_of(pem: SecretStr | None, now: dt.datetime) -> Certificate | None:
+    """A ``certificatePem`` checked (``Invalid`` naming the problem: the schema cannot say it)."""
+    if pem is None:
+        return None
+    try:
+        return parse_certificate(pem.get_secret_value(), now)
+    except CertificateRefused as exc:
+        raise Invalid(f"certificatePem: {exc}", field="certificatePem") from None
+
+
+def connect_command(body: s.DirectoryCreate, now: dt.datetime) -> ConnectDirectory:
     auth = body.auth
     secret = auth.clientSecret.get_secret_value() if auth.clientSecret is not None else None
     return ConnectDirectory(
@@ -213,9 +241,51 @@ def connect_command(body: s.DirectoryCreate) -> ConnectDirectory:
         auth_mode=auth.mode,
         client_id=auth.clientId,
         client_secret=secret,
-        certificate_pem=getattr(auth, "certificatePem", None),
-        credential_expires_at=getattr(auth, "credentialExpiresAt", None),
+        certificate=certificate_of(auth.certificatePem, now),
+        credential_expires_at=auth.credentialExpiresAt,
         options=directory_options(body.options),
+        login_hint=auth.loginHint if isinstance(auth, s.DelegatedAuth) else None,
+    )
+
+
+def reactivation(body: s.Reactivate, now: dt.datetime) -> Reactivation:
+    return Reactivation(
+        client_secret=body.clientSecret.get_secret_value() if body.clientSecret is not None else None,
+        certificate=certificate_of(body.certificatePem, now),
+        credential_expires_at=body.credentialExpiresAt,
+        login_hint=body.loginHint,
+    )
+
+
+def consent_out(done: Completed) -> s.ConsentOut:
+    d = done.directory
+    return s.ConsentOut(
+        directoryId=d.id,
+        status=d.status,
+        consentedBy=_consented(d),
+        reactivated=done.reactivated,
+        replayed=done.replayed,
+    )
+
+
+def _consented(d: Directory) -> s.ConsentedByOut | None:
+    c = d.consented_by
+    return (
+        s.ConsentedByOut(userPrincipalName=c.user_principal_name, objectId=c.object_id, at=c.at)
+        if c
+        else None
+    )
+
+
+def round_out(run: Run) -> s.RoundOut:
+    return s.RoundOut(
+        id=run.id,
+        status="failed" if run.status == "failed" else "done",
+        trigger=run.trigger,
+        counts=run.counts,
+        error=run.error,
+        startedAt=run.started_at,
+        finishedAt=run.finished_at,
     )
 
 

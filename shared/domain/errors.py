@@ -43,3 +43,21 @@ class Upstream(DomainError):
 
 class ConcurrentUpdate(DomainError):
     """A row changed between read and write (an ETag mismatch inside Warden's own retry loop)."""
+
+
+class CredentialRefused(Upstream):
+    """Entra ID refused a directory's credentials or refresh token (``invalid_grant``, ``invalid_client``, …): the
+    connection lapsed and only an admin can restore it (rule 18: ``needs_reactivation``). Raised by the token
+    adapters, wherever a token was needed; carries Entra's error and AADSTS codes, never a secret."""
+
+    def __init__(
+        self, directory_id: str, error: str, codes: tuple[int, ...] = (), description: str = ""
+    ) -> None:
+        self.directory_id = directory_id
+        self.error = error
+        self.codes = codes
+        self.description = description
+        code = f" AADSTS{codes[0]}" if codes else ""
+        super().__init__(
+            f"Entra ID refused the directory's connection ({error}{code})", directory=directory_id
+        )

@@ -24,11 +24,24 @@ LINK_STATUSES: tuple[LinkStatus, ...] = (
 
 LinkOrigin = Literal["created", "taken_over"]
 
-DirectoryStatus = Literal["active", "blocked", "needs_reactivation"]
+DirectoryStatus = Literal["pending_consent", "active", "blocked", "needs_reactivation"]
+DIRECTORY_STATUSES: tuple[DirectoryStatus, ...] = (
+    "pending_consent",
+    "active",
+    "blocked",
+    "needs_reactivation",
+)
+PAUSED: frozenset[str] = frozenset({"pending_consent", "needs_reactivation"})
+"""Rule 18: a directory without a working connection. Its writes pause: per-user syncs are deferred (kept and
+replayed once it is active again), drift and reconcile skip it with a run record saying why."""
 GroupStatus = Literal["pending", "creating", "synced", "skipped", "error", "needs_attention"]
 """A group binding's mirror: not yet mirrored, being created, in step, not mirrored here (a directory Warden may
 not write to), failed, or waiting for an admin (a name taken by a group Warden may not adopt)."""
 AuthMode = Literal["app", "delegated"]
+CredentialKind = Literal["secret", "certificate"]
+ExpirySource = Literal["graph", "certificate", "admin"]
+"""Where ``credential_expires_at`` comes from: the app registration read from Graph (``passwordCredentials`` /
+``keyCredentials``), the certificate's own ``notAfter``, or the date an admin gave (Graph not readable)."""
 
 ON_PREMISES_SYNC_REASON = "directory synchronization from on-premises is enabled"
 """Rule 17: a tenant mastered by Entra Connect is not written to."""
@@ -134,6 +147,8 @@ class DirectoryOptions:
     attribute_mapping: tuple[tuple[str, str | None], ...] = ()
     """Rule 4, per directory: Graph property → the Warden field feeding it, or None (unmanaged). Properties not
     listed keep the default mapping (``shared.domain.planner.DEFAULT_MAPPING``)."""
+    notify_url: str | None = None
+    """Where Warden POSTs this directory's events (``directory.*``, ``run.held``), signed per Standard Webhooks."""
 
 
 def options_document(options: DirectoryOptions) -> dict[str, Any]:
@@ -147,6 +162,7 @@ def options_document(options: DirectoryOptions) -> dict[str, Any]:
             "count": options.mass_change_guard.count,
         },
         "attributeMapping": dict(options.attribute_mapping),
+        "notify": {"url": options.notify_url} if options.notify_url else None,
     }
 
 
@@ -168,14 +184,51 @@ class Directory:
     status_reason: str | None = None
     organization_name: str | None = None
     credential_expires_at: dt.datetime | None = None
+    credential: CredentialKind = "secret"
+    """The confidential client's credential kept in Key Vault (``secret_name``): a client secret, or a certificate
+    with its private key (PEM)."""
+    certificate_thumbprint: str | None = None
+    """SHA-256 of the certificate (hex), as MSAL sends it (``x5t#S256``); never a secret."""
+    certificate_sha1: str | None = None
+    """SHA-1 of the certificate in base64: Graph's ``keyCredential.customKeyIdentifier``, to find it in the app."""
+    credential_key_id: str | None = None
+    """Graph's ``keyId`` of the credential in use, once found in the app registration."""
+    expiry_source: ExpirySource | None = None
+    consented_by: ConsentedBy | None = None
+    """Delegated: the person whose consent the connection lives on (their departure would break it)."""
+    token_refreshed_at: dt.datetime | None = None
+    """Delegated: when Warden last redeemed the refresh token (the 90-day inactivity window restarts then)."""
+    checked_at: dt.datetime | None = None
+    """When the token refresh timer last checked the connection (a token, expiry, on-premises sync flag)."""
+    status_code: str | None = None
+    """The AADSTS code behind ``needs_reactivation`` (e.g. ``AADSTS700082``)."""
+    check_warnings: tuple[str, ...] = ()
+    """What the last check could not establish (e.g. the credential's expiry not readable from Graph)."""
+    expiry_warned: dt.datetime | None = None
+    """The expiry already announced (warning, audit, notification): announced once per expiry date."""
 
     def verified_domains(self) -> frozenset[str]:
         return frozenset(d.name for d in self.domains if d.is_verified)
 
     @property
     def writable(self) -> bool:
-        """Warden writes users into this tenant (rule 17: not when Entra Connect masters it)."""
+        """Warden writes users into this tenant (rule 17: not when Entra Connect masters it; rule 18: not without
+        a working connection)."""
         return self.status == "active"
+
+    @property
+    def paused(self) -> bool:
+        """Rule 18: its writes wait (deferred, never dropped) until the connection works again."""
+        return self.status in PAUSED
+
+
+@dataclass(frozen=True)
+class ConsentedBy:
+    """Who consented to a delegated connection, and when."""
+
+    user_principal_name: str
+    object_id: str
+    at: dt.datetime
 
 
 def directory_status(on_premises_sync_enabled: bool | None) -> tuple[DirectoryStatus, str | None]:

@@ -12,10 +12,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from shared.domain.jobs import Cutting, chunk_whole, counted, is_counted
-from shared.domain.model import MassChangeGuard
+from shared.domain.model import Directory, MassChangeGuard
 
-RunKind = Literal["reconcile", "drift", "user"]
-RunStatus = Literal["planning", "held", "applying", "done", "failed", "discarded"]
+RunKind = Literal["reconcile", "drift", "user", "token_refresh"]
+RunStatus = Literal["planning", "held", "applying", "done", "failed", "discarded", "skipped"]
+"""``skipped``: the run did not start because its directory's connection does not work (rule 18); ``error`` says
+why."""
 ItemState = Literal["planned", "applied", "failed", "skipped"]
 GUARDED_ACTIONS = frozenset({"block"})
 """What the guard counts: accounts a plan would lock out."""
@@ -110,3 +112,18 @@ def guard_verdict(counts: dict[str, int], linked: int, guard: MassChangeGuard) -
             f"guard (more than {guard.percent:g} % and more than {guard.count})",
         }
     return None
+
+
+def skipped_run(run_id: str, d: Directory, kind: RunKind, trigger: str, at: dt.datetime) -> Run:
+    """A run that did not start: its directory's connection does not work (rule 18); ``error`` says why."""
+    return Run(
+        run_id,
+        d.id,
+        kind,
+        False,
+        "skipped",
+        trigger,
+        at,
+        finished_at=at,
+        error=f"skipped: the directory is {d.status}" + (f", {d.status_reason}" if d.status_reason else ""),
+    )

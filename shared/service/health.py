@@ -1,5 +1,10 @@
 """Health of Warden's dependencies: each component probed concurrently, with a deadline and its latency.
 
+``down`` (HTTP 503, which takes the instance out of rotation in Azure) only when one of Warden's own dependencies
+fails: Table Storage, Queue Storage, Key Vault. A directory that is unreachable or whose connection needs an admin
+(rule 18), or messages waiting in a poison queue, make it ``degraded`` (HTTP 200) with that component ``down`` and
+its reason: one tenant's problem never takes Warden down for the others.
+
 A failure is described in a few safe words (a status code, an error code, "no answer within 5 s") and
 never by the exception's text or stack, which can carry URLs with signatures or other secrets; the adapters,
 which know their SDKs' exceptions, say which words (``Describe``).
@@ -15,9 +20,11 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal
 
+from shared.domain.model import Directory
 from shared.service.ports import Clock, DirectoryGraph, DirectoryRepository
 
 Status = Literal["up", "down"]
+Overall = Literal["up", "degraded", "down"]
 
 
 @dataclass(frozen=True)
@@ -26,6 +33,8 @@ class Probe:
     check: Callable[[], Awaitable[None]]
     labels: dict[str, str] = field(default_factory=dict)
     """Extra identifying fields shown with the result (e.g. the directory and tenant of a Graph probe)."""
+    own: bool = False
+    """One of Warden's own dependencies: its failure is Warden's (``down``), not one tenant's (``degraded``)."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +44,7 @@ class ComponentHealth:
     latency_ms: float
     labels: dict[str, str]
     detail: str | None = None
+    own: bool = False
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -54,8 +64,10 @@ class HealthReport:
     checked_at: dt.datetime
 
     @property
-    def status(self) -> Status:
-        return "up" if all(c.status == "up" for c in self.components) else "down"
+    def status(self) -> Overall:
+        if any(c.own and c.status == "down" for c in self.components):
+            return "down"
+        return "up" if all(c.status == "up" for c in self.components) else "degraded"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -91,9 +103,9 @@ async def _run(
         await asyncio.wait_for(probe.check(), timeout)
     except Exception as exc:  # a probe's failure is its component's status, never the health check's
         return ComponentHealth(
-            probe.name, "down", (clock() - started) * 1000, probe.labels, describe(exc, timeout)
+            probe.name, "down", (clock() - started) * 1000, probe.labels, describe(exc, timeout), probe.own
         )
-    return ComponentHealth(probe.name, "up", (clock() - started) * 1000, probe.labels)
+    return ComponentHealth(probe.name, "up", (clock() - started) * 1000, probe.labels, own=probe.own)
 
 
 async def check_health(
@@ -106,6 +118,12 @@ async def check_health(
 ) -> HealthReport:
     results = await asyncio.gather(*(_run(p, timeout, clock, describe) for p in probes))
     return HealthReport(list(results), now())
+
+
+async def _paused(d: Directory) -> None:
+    """A directory whose connection needs an admin is not probed (its token would be refused): it is down, and
+    says why."""
+    raise Degraded(f"{d.status}: {d.status_reason or 'no working connection'}")
 
 
 class Health:
@@ -139,9 +157,9 @@ class Health:
         except Exception:  # the store's own probe reports it; without it there is no directory to probe
             directories = []
         for d in directories:
-            probes.append(
-                Probe("graph", partial(self.graph.probe, d), {"directory": d.id, "tenantId": d.tenant_id})
-            )
+            labels = {"directory": d.id, "tenantId": d.tenant_id}
+            check = partial(_paused, d) if d.paused else partial(self.graph.probe, d)
+            probes.append(Probe("graph", check, labels))
         connected = {d.tenant_id for d in directories}
         probes.extend(probe for tenant_id, probe in self.unconnected if tenant_id not in connected)
         return probes

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequ
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
+from shared.domain.connections import AppCredential
 from shared.domain.group_plan import GroupPlan, M365Group
 from shared.domain.model import (
     AuditEntry,
@@ -25,6 +26,7 @@ from shared.domain.model import (
     UserState,
 )
 from shared.domain.planner import M365Account, PlanItem
+from shared.domain.runs import Run
 
 T = TypeVar("T")
 
@@ -266,6 +268,9 @@ class SecretStore(Protocol):
 
     async def delete(self, name: str) -> None: ...
 
+    async def delete_all(self, prefix: str) -> list[str]:
+        """Delete every secret whose name starts with ``prefix``; their names."""
+
 
 @dataclass(frozen=True)
 class TenantInfo:
@@ -275,12 +280,9 @@ class TenantInfo:
     display_name: str | None
     on_premises_sync_enabled: bool | None
     domains: tuple[Domain, ...]
-
-
-class TenantReader(Protocol):
-    async def inspect(self, tenant_id: str, client_id: str, client_secret: str) -> TenantInfo:
-        """Take a token with the credentials and read the tenant. Raises ``Invalid`` for credentials Entra
-        refuses (naming its AADSTS code), ``Upstream`` when Entra or Graph fails or is unreachable."""
+    credentials: tuple[AppCredential, ...] | None = None
+    """The app registration's credentials (``passwordCredentials``, ``keyCredentials``), None when unreadable."""
+    credentials_unreadable: str | None = None
 
 
 class DirectoryGraph(Protocol):
@@ -440,6 +442,11 @@ class GroupQueue(Protocol):
     async def delete_mirror(
         self, directory_id: str, m365_group_id: str, correlation_id: str | None
     ) -> None: ...
+
+
+class HeldRuns(Protocol):
+    async def held(self, directory: Directory, run: Run) -> None:
+        """A plan waits for an admin (rule 19): whoever listens hears of it (``run.held``); never raises."""
 
 
 class Clock(Protocol):

@@ -20,6 +20,7 @@ QUIET_TIMERS = {
     "WARDEN_DRIFT_SCHEDULE": "0 0 0 1 1 *",
     "WARDEN_RECONCILE_SCHEDULE": "0 0 0 1 1 *",
     "WARDEN_DATES_SCHEDULE": "0 0 0 1 1 *",
+    "WARDEN_TOKEN_REFRESH_SCHEDULE": "0 0 0 1 1 *",
 }
 """Timers fire only when a test runs them (``POST /admin/functions/<name>``), never in the middle of another test."""
 
@@ -96,7 +97,10 @@ class WardenHost:
 def warden(demo_stack: DemoStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WardenHost]:
     port = procs.free_port()
     log = tmp_path_factory.mktemp("funchost") / "funchost.log"
-    child = procs.start_funchost(port, env={**os.environ, **demo_stack.settings, **QUIET_TIMERS}, log=log)
+    public = {"WARDEN_PUBLIC_URL": f"http://127.0.0.1:{port}"}
+    child = procs.start_funchost(
+        port, env={**os.environ, **demo_stack.settings, **QUIET_TIMERS, **public}, log=log
+    )
     http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
     try:
         yield WardenHost(f"http://127.0.0.1:{port}", demo_stack, http, log)

@@ -26,7 +26,10 @@ def test_health_is_anonymous_and_reports_every_component_up(host: WardenHost) ->
     body = response.json()
     assert body["status"] == "up"
     names = {c["name"] for c in body["components"]}
-    assert names == {"tableStorage", "queueStorage", "keyVault", "userSyncPoison", "graph"}
+    poison = {"userSyncPoison", "groupSyncPoison", "reconcilePoison", "importPoison", "notificationsPoison"}
+    assert names == {"tableStorage", "queueStorage", "keyVault", "graph", *poison}, (
+        "every queue's poison counted"
+    )
     # One graph component per connected directory (other tests on this host may have connected some), and the
     # demo directory's while it is not connected.
     graphs = [c for c in body["components"] if c["name"] == "graph"]
@@ -34,7 +37,8 @@ def test_health_is_anonymous_and_reports_every_component_up(host: WardenHost) ->
     assert all(c["status"] == "up" and c["latencyMs"] >= 0 for c in body["components"])
 
 
-def test_health_answers_503_when_the_cloud_fails_and_leaks_nothing(host: WardenHost) -> None:
+def test_health_answers_503_when_key_vault_fails_and_leaks_nothing(host: WardenHost) -> None:
+    """Key Vault is one of Warden's own dependencies (SPEC §3): its failure is 503, Graph's alone would not be."""
     assert host.http.get("/api/health").status_code == 200
     host.stack.set_faults(errorRate=1.0, errorKinds=["500"])
     response = host.http.get("/api/health")

@@ -47,7 +47,8 @@ async def test_every_component_is_up_for_the_demo_tenant(stack: DemoStack, conta
     report = (await container(stack).health()).to_json()
     assert report["status"] == "up", report
     components = by_name(report)
-    assert set(components) == {"tableStorage", "queueStorage", "keyVault", "userSyncPoison", "graph"}
+    poison = {"userSyncPoison", "groupSyncPoison", "reconcilePoison", "importPoison", "notificationsPoison"}
+    assert set(components) == {"tableStorage", "queueStorage", "keyVault", "graph", *poison}
     assert components["graph"]["tenantId"] == demo.DEMO_TENANT_ID
     assert components["graph"]["directory"] == "demo"
 
@@ -75,7 +76,7 @@ async def test_missing_demo_secret_marks_graph_down_but_key_vault_up(
 ) -> None:
     report = (await container(stack, WARDEN_DEMO_SECRET_NAME="no-such-secret").health()).to_json()
     components = by_name(report)
-    assert report["status"] == "down"
+    assert report["status"] == "degraded", "a tenant's Graph down is not Warden down (SPEC §3)"
     assert components["keyVault"]["status"] == "up"
     assert components["graph"]["status"] == "down"
     assert components["graph"]["detail"] == "HTTP 404 SecretNotFound"
@@ -86,6 +87,7 @@ async def test_wrong_vault_identity_secret_marks_key_vault_and_graph_down(
 ) -> None:
     report = (await container(stack, AZURE_CLIENT_SECRET="not-the-secret").health()).to_json()
     components = by_name(report)
+    assert report["status"] == "down", "Key Vault is Warden's own: down (503)"
     assert components["keyVault"]["status"] == "down"
     assert components["keyVault"]["detail"] == "authentication failed"
     assert components["graph"]["status"] == "down"

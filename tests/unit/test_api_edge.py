@@ -165,14 +165,42 @@ def test_passwords_follow_entras_policy_in_the_document_and_at_the_edge() -> Non
         s.PasswordIn.model_validate_json(json.dumps({"password": strong}))
 
 
-def test_connecting_takes_app_credentials_with_a_client_secret_only() -> None:
-    """Delegated consent and certificate credentials are not built: refused, not accepted and ignored."""
+def test_connecting_takes_exactly_one_credential_in_either_mode() -> None:
+    """Rule 18: app-only or delegated, each with a client secret or a certificate (PEM) - exactly one; a
+    certificate's expiry is its own, so an admin-given date goes only with a secret. The JSON Schema says the same
+    (``oneOf``), so a client sees it before it asks."""
     base = {"name": "C", "tenantId": "9c3b1a2d-4e5f-4a6b-8c7d-0e1f2a3b4c5d"}
     client = "1f2e3d4c-5b6a-4798-8877-665544332211"
+    pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"
     for auth in (
-        {"mode": "delegated", "clientId": client, "clientSecret": "x"},
-        {"mode": "app", "clientId": client, "certificatePem": "-----BEGIN CERTIFICATE-----"},
+        {"mode": "app", "clientId": client, "clientSecret": "x"},
+        {"mode": "app", "clientId": client, "certificatePem": pem},
+        {"mode": "delegated", "clientId": client, "clientSecret": "x", "loginHint": "admin@contoso.example"},
+        {"mode": "delegated", "clientId": client, "certificatePem": pem},
+        {
+            "mode": "app",
+            "clientId": client,
+            "clientSecret": "x",
+            "credentialExpiresAt": "2027-01-01T00:00:00Z",
+        },
+    ):
+        body = s.DirectoryCreate.model_validate_json(json.dumps({**base, "auth": auth}))
+        assert body.auth.mode == auth["mode"]
+    for auth in (
         {"mode": "app", "clientId": client},
+        {"mode": "delegated", "clientId": client},
+        {"mode": "app", "clientId": client, "clientSecret": "x", "certificatePem": pem},
+        {
+            "mode": "app",
+            "clientId": client,
+            "certificatePem": pem,
+            "credentialExpiresAt": "2027-01-01T00:00:00Z",
+        },
+        {"mode": "app", "clientId": client, "certificatePem": "not a pem"},
+        {"mode": "app", "clientId": client, "clientSecret": "x", "loginHint": "a@b.example"},
+        {"mode": "sso", "clientId": client, "clientSecret": "x"},
     ):
         with pytest.raises(ValidationError):
             s.DirectoryCreate.model_validate_json(json.dumps({**base, "auth": auth}))
+    schema = s.AppAuth.model_json_schema()
+    assert [sorted(b["required"]) for b in schema["oneOf"]] == [["clientSecret"], ["certificatePem"]]

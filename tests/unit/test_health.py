@@ -44,12 +44,29 @@ async def test_all_up_reports_up_with_latencies() -> None:
     assert all(c["latencyMs"] >= 0 for c in body["components"])
 
 
-async def test_one_down_component_makes_the_report_down_without_hiding_the_others() -> None:
-    report = await check_health([Probe("a", ok), Probe("b", forbidden)], timeout=1, describe=describe_failure)
+async def test_one_of_wardens_own_dependencies_down_makes_the_report_down_without_hiding_the_others() -> None:
+    """SPEC §3: 503 only when Warden's own dependencies (storage, queues, Key Vault) fail."""
+    report = await check_health(
+        [Probe("a", ok, own=True), Probe("b", forbidden, own=True)], timeout=1, describe=describe_failure
+    )
     assert report.status == "down"
     a, b = report.to_json()["components"]
     assert a["status"] == "up" and "detail" not in a
     assert b == {"name": "b", "status": "down", "latencyMs": b["latencyMs"], "detail": "HTTP 403 Forbidden"}
+
+
+async def test_a_component_that_is_not_wardens_own_down_makes_the_report_degraded() -> None:
+    """A tenant's Graph or a poison queue is not Warden's outage: degraded (200), the component down with why."""
+    report = await check_health(
+        [Probe("tableStorage", ok, own=True), Probe("graph", forbidden, {"directory": "d1"})],
+        timeout=1,
+        describe=describe_failure,
+    )
+    assert report.status == "degraded"
+    assert [(c.name, c.status, c.detail) for c in report.components] == [
+        ("tableStorage", "up", None),
+        ("graph", "down", "HTTP 403 Forbidden"),
+    ]
 
 
 async def test_probes_run_concurrently_and_time_out_individually() -> None:
@@ -91,7 +108,16 @@ class Directories:
     async def all(self) -> list[object]:
         if self.tenants is None:
             raise ConnectionRefusedError("storage is down")
-        return [SimpleNamespace(id=f"d-{t}", tenant_id=t) for t in self.tenants]
+        return [
+            SimpleNamespace(
+                id=f"d-{t}",
+                tenant_id=t,
+                paused=t.startswith("lapsed"),
+                status="needs_reactivation" if t.startswith("lapsed") else "active",
+                status_reason="the refresh token expired after 90 days without use (AADSTS700082): reactivate",
+            )
+            for t in self.tenants
+        ]
 
 
 class Graph:
@@ -136,3 +162,17 @@ async def test_each_connected_directory_gets_its_graph_probe_and_the_demo_tenant
 async def test_a_store_that_cannot_list_the_directories_leaves_its_own_probe_to_tell() -> None:
     report = await health(None, Graph()).check()
     assert [c.labels.get("directory") for c in report.components] == [None, "demo"]
+
+
+async def test_a_directory_needing_reactivation_is_down_with_its_reason_and_not_probed() -> None:
+    """Rule 18: its token would be refused; the component says why, the report is degraded, not down."""
+    graph = Graph()
+    report = await health(["t1", "lapsed1"], graph).check()
+    assert graph.probed == ["d-t1"]
+    lapsed = next(c for c in report.components if c.labels.get("directory") == "d-lapsed1")
+    assert lapsed.status == "down" and lapsed.detail is not None
+    assert (
+        lapsed.detail.startswith("needs_reactivation: the refresh token expired")
+        and "AADSTS700082" in lapsed.detail
+    )
+    assert report.status == "degraded"

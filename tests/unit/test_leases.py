@@ -81,7 +81,18 @@ async def test_a_group_mirrors_lease_expires_on_real_time_too() -> None:
 
 def test_stale_claims_and_hr_receipts_are_judged_on_real_time() -> None:
     real = Clock()
-    names = ("users", "groups", "directories", "index", "uniques", "dates", "runs", "audit", "receipts")
+    names = (
+        "users",
+        "groups",
+        "directories",
+        "index",
+        "uniques",
+        "dates",
+        "runs",
+        "audit",
+        "receipts",
+        "deferrals",
+    )
     container = instance(SimpleNamespace(**{n: object() for n in names}), real, DAYS_AHEAD)
     for built in (
         "secrets",
@@ -90,6 +101,9 @@ def test_stale_claims_and_hr_receipts_are_judged_on_real_time() -> None:
         "group_queue",
         "graph_endpoint",
         "directory_graph",
+        "tenant_connections",
+        "connection_status",
+        "consent",
     ):
         container.__dict__[built] = object()  # wired, never called
     for use_case in (container.users, container.groups, container.directories):

@@ -37,6 +37,7 @@ TABLES = (
     "runitems",
     "dates",
     "imports",
+    "deferred",
 )
 TRANSACTION_LIMIT = 100
 """Table Storage's entity group transactions: at most 100 operations, one partition."""

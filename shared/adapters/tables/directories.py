@@ -1,13 +1,18 @@
 """Connected directories on Table Storage: one partition per directory (PartitionKey = directory id).
 
 RowKey ``directory`` is the directory (never its secret: only the Key Vault secret's name);
-``group|<groupId>`` records that a group is bound to it, so "the groups bound to D" is a partition query.
+``group|<groupId>`` records that a group is bound to it, so "the groups bound to D" is a partition query;
+``state|<key>`` holds a directory's bookkeeping values (the users deltaLink, the current version of the token
+cache, the consent flow under way), never a secret.
 """
 
 from __future__ import annotations
 
 import time
 from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 
 from shared.adapters.tables.base import (
     TableStore,
@@ -27,7 +32,14 @@ from shared.adapters.tables.base import (
     to_text,
     to_time,
 )
-from shared.domain.model import Directory, DirectoryOptions, Domain, MassChangeGuard, options_document
+from shared.domain.model import (
+    ConsentedBy,
+    Directory,
+    DirectoryOptions,
+    Domain,
+    MassChangeGuard,
+    options_document,
+)
 
 DIRECTORY = "directory"
 GROUP = "group|"
@@ -42,6 +54,7 @@ def options_from(raw: dict[str, Any]) -> DirectoryOptions:
         password_never_expires=bool(raw.get("passwordNeverExpires", False)),
         mass_change_guard=MassChangeGuard(float(guard.get("percent", 10.0)), int(guard.get("count", 10))),
         attribute_mapping=tuple(sorted((raw.get("attributeMapping") or {}).items())),
+        notify_url=(raw.get("notify") or {}).get("url"),
     )
 
 
@@ -70,9 +83,35 @@ def directory_entity(d: Directory) -> dict[str, Any]:
         "Options": to_json(options_document(d.options)),
         "OrganizationName": to_text(d.organization_name),
         "CredentialExpiresAt": to_time(d.credential_expires_at),
+        "Credential": d.credential,
+        "CertificateThumbprint": to_text(d.certificate_thumbprint),
+        "CertificateSha1": to_text(d.certificate_sha1),
+        "CredentialKeyId": to_text(d.credential_key_id),
+        "ExpirySource": to_text(d.expiry_source),
+        "ConsentedBy": to_json(
+            {
+                "userPrincipalName": d.consented_by.user_principal_name,
+                "objectId": d.consented_by.object_id,
+                "at": to_time(d.consented_by.at),
+            }
+        )
+        if d.consented_by
+        else "",
+        "TokenRefreshedAt": to_time(d.token_refreshed_at),
+        "CheckedAt": to_time(d.checked_at),
+        "StatusCode": to_text(d.status_code),
+        "CheckWarnings": to_json(list(d.check_warnings)) if d.check_warnings else "",
+        "ExpiryWarned": to_time(d.expiry_warned),
         "CreatedAt": to_time(d.created_at),
         "UpdatedAt": to_time(d.updated_at),
     }
+
+
+def consented_from(raw: Any) -> ConsentedBy | None:
+    data = from_json(raw)
+    if not data:
+        return None
+    return ConsentedBy(str(data["userPrincipalName"]), str(data["objectId"]), required_time(data["at"]))
 
 
 def directory_from(e: Any) -> Directory:
@@ -92,6 +131,17 @@ def directory_from(e: Any) -> Directory:
         options=options_from(from_json(e.get("Options"), {})),
         organization_name=from_text(e.get("OrganizationName")),
         credential_expires_at=from_time(e.get("CredentialExpiresAt")),
+        credential=e.get("Credential") or "secret",
+        certificate_thumbprint=from_text(e.get("CertificateThumbprint")),
+        certificate_sha1=from_text(e.get("CertificateSha1")),
+        credential_key_id=from_text(e.get("CredentialKeyId")),
+        expiry_source=from_text(e.get("ExpirySource")),  # type: ignore[arg-type]
+        consented_by=consented_from(e.get("ConsentedBy")),
+        token_refreshed_at=from_time(e.get("TokenRefreshedAt")),
+        checked_at=from_time(e.get("CheckedAt")),
+        status_code=from_text(e.get("StatusCode")),
+        check_warnings=tuple(from_json(e.get("CheckWarnings"), [])),
+        expiry_warned=from_time(e.get("ExpiryWarned")),
         created_at=required_time(e["CreatedAt"]),
         updated_at=required_time(e["UpdatedAt"]),
     )
@@ -161,6 +211,37 @@ class TableDirectories:
             await delete(table, directory_id, STATE + key)
         else:
             await table.upsert_entity({"PartitionKey": directory_id, "RowKey": STATE + key, "Value": value})
+
+    async def read_state(self, directory_id: str, key: str) -> tuple[str, str] | None:
+        """A bookkeeping value with its ETag (for ``swap_state``)."""
+        table = await self.store.table("directories")
+        row = await read(table, directory_id, STATE + key)
+        value = from_text(row.get("Value")) if row is not None else None
+        return (value, str(row.metadata["etag"])) if row is not None and value is not None else None
+
+    async def swap_state(self, directory_id: str, key: str, value: str, etag: str | None) -> bool:
+        """Write the value if the row is unchanged since ``etag`` was read (None: only if there is no row)."""
+        table = await self.store.table("directories")
+        entity = {"PartitionKey": directory_id, "RowKey": STATE + key, "Value": value}
+        try:
+            if etag is None:
+                await table.create_entity(entity)
+            else:
+                await table.update_entity(entity, etag=etag, match_condition=MatchConditions.IfNotModified)
+        except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
+            return False
+        return True
+
+    async def take_state(self, directory_id: str, key: str, etag: str) -> bool:
+        """Empty the value if unchanged since ``etag`` was read: True for the one caller that took it. (An update,
+        not a delete: the SDK reports deleting a row that is gone as success, which two takers would both see.)"""
+        table = await self.store.table("directories")
+        entity = {"PartitionKey": directory_id, "RowKey": STATE + key, "Value": ""}
+        try:
+            await table.update_entity(entity, etag=etag, match_condition=MatchConditions.IfNotModified)
+        except (ResourceModifiedError, ResourceNotFoundError):
+            return False
+        return True
 
     async def bound_groups(self, directory_id: str) -> list[str]:
         table = await self.store.table("directories")

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 from shared.domain.claims import claim_kind, group_claim_kind
 from shared.domain.model import Directory
 from shared.domain.planner import echoes, target_of
-from shared.domain.runs import Run
+from shared.domain.runs import Run, skipped_run
 from shared.service.context import Actor
 from shared.service.ports import (
     M365,
@@ -100,8 +100,13 @@ class Drift:
         self.reconciler = reconciler
 
     async def round(self, actor: Actor) -> list[DriftRound]:
-        """One round over every directory Warden may write to, each on its own (one failing never stops the rest)."""
-        directories = [d for d in await self.directories.all() if d.writable]
+        """One round over every directory Warden may write to, each on its own (one failing never stops the rest).
+        A directory without a working connection (rule 18) is skipped with a run record saying why."""
+        everything = await self.directories.all()
+        for d in everything:
+            if d.paused:
+                await self.runs.add(skipped_run(self.ids(), d, "drift", actor.name, self.clock()))
+        directories = [d for d in everything if d.writable]
         results = await asyncio.gather(
             *(self.directory_round(d, actor) for d in directories), return_exceptions=True
         )

@@ -44,7 +44,7 @@ from shared.domain.planner import (
     target_of,
     written_recently,
 )
-from shared.domain.runs import RUN_CUTTING, ItemState, Run, RunItem, RunStatus, guard_verdict
+from shared.domain.runs import RUN_CUTTING, ItemState, Run, RunItem, RunStatus, guard_verdict, skipped_run
 from shared.service.context import Actor, Auditor
 from shared.service.ports import (
     M365,
@@ -53,6 +53,7 @@ from shared.service.ports import (
     DirectoryIndex,
     DirectoryRepository,
     GroupQueue,
+    HeldRuns,
     Ids,
     IndexEntry,
     Page,
@@ -260,7 +261,9 @@ class Reconciler:
         clock: Clock,
         ids: Ids,
         mirrors: GroupQueue | None = None,
+        held: HeldRuns | None = None,
     ) -> None:
+        self.held = held
         self.runs = runs
         self.directories = directories
         self.index = index
@@ -302,8 +305,17 @@ class Reconciler:
         return run
 
     async def start_all(self, actor: Actor) -> list[Run]:
-        """A full reconcile of every connected directory Warden may write to (the nightly one)."""
-        return [await self.start(d.id, False, actor) for d in await self.directories.all() if d.writable]
+        """A full reconcile of every connected directory Warden may write to (the nightly one); a directory
+        without a working connection (rule 18) gets a skipped run saying why."""
+        runs = []
+        for d in await self.directories.all():
+            if d.paused:
+                skipped = skipped_run(self.ids(), d, "reconcile", actor.name, self.clock())
+                await self.runs.add(skipped)
+                runs.append(skipped)
+            elif d.writable:
+                runs.append(await self.start(d.id, False, actor))
+        return runs
 
     async def get(self, directory_id: str, run_id: str) -> tuple[Run, str]:
         return await self._run(directory_id, run_id)
@@ -321,6 +333,12 @@ class Reconciler:
             return run  # a redelivered plan job: planned already
         started = self.clock()
         directory = await self._directory(directory_id)
+        if directory.paused:  # rule 18: nothing can be read or written there now
+            skipped = skipped_run(run.id, directory, run.kind, run.trigger, run.created_at)
+            await self.runs.save(
+                dataclasses.replace(skipped, started_at=started, finished_at=self.clock()), etag
+            )
+            return skipped
         m365 = self.m365
         usage_before = m365.usage(directory_id)
 
@@ -382,6 +400,8 @@ class Reconciler:
             usage=_since(m365.usage(directory_id), usage_before),
         )
         await self.runs.save(planned, etag)
+        if status == "held" and self.held is not None:
+            await self.held.held(directory, planned)
         if status == "applying":
             await self.queue.chunks(directory_id, run.id, planned.chunks)
         if not run.dry_run and self.mirrors is not None:  # the reconcile includes the groups mirrored here

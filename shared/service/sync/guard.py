@@ -21,7 +21,7 @@ from shared.domain.model import Directory
 from shared.domain.planner import PlanItem
 from shared.domain.runs import Run, RunItem
 from shared.service.context import Actor
-from shared.service.ports import Clock, DirectoryIndex, Ids
+from shared.service.ports import Clock, DirectoryIndex, HeldRuns, Ids
 
 WINDOW = dt.timedelta(hours=1)
 HELD_REASON = "block held by the mass-change guard"
@@ -66,7 +66,10 @@ class GuardStore(Protocol):
 
 
 class SlidingGuard:
-    def __init__(self, store: GuardStore, index: DirectoryIndex, clock: Clock, ids: Ids) -> None:
+    def __init__(
+        self, store: GuardStore, index: DirectoryIndex, clock: Clock, ids: Ids, held: HeldRuns | None = None
+    ) -> None:
+        self.held = held
         self.store = store
         self.index = index
         self.clock = clock
@@ -140,6 +143,8 @@ class SlidingGuard:
             await self.store.put_items(
                 run.id, [RunItem(n, "block", item.user_id, "planned", item.to_payload())]
             )
+            if created == run.id and self.held is not None:  # the run this sync opened: announced once
+                await self.held.held(directory, run)
             return run.id
         raise RuntimeError("could not add to the held run")
 

@@ -23,9 +23,10 @@ import dataclasses
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from shared.domain.claims import claim_kind
-from shared.domain.errors import ConcurrentUpdate, Conflict, NotFound
+from shared.domain.errors import ConcurrentUpdate, Conflict, CredentialRefused, NotFound
 from shared.domain.model import Directory, Link, UserDirectory
 from shared.domain.planner import (
     Desired,
@@ -69,6 +70,16 @@ class SyncBusy(Exception):
     """Another run holds this user's sync lease; this one must run after it (the message is re-queued)."""
 
 
+class Pauses(Protocol):
+    """Rule 18: directories whose connection does not work (``shared.service.connections.status``)."""
+
+    async def defer(self, directory_id: str, user_id: str, correlation_id: str | None) -> None:
+        """Keep the user's sync for a directory that is not active (replayed when it is again)."""
+
+    async def refused(self, refusal: CredentialRefused, actor: Actor) -> None:
+        """Entra refused a directory's token: the directory needs reactivation from now on."""
+
+
 @dataclass
 class SyncReport:
     user_id: str
@@ -102,6 +113,7 @@ class Sync:
         guard: SlidingGuard | None = None,
         secrets: SecretStore | None = None,
         mirrors: GroupQueue | None = None,
+        pauses: Pauses | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.users = users
@@ -116,6 +128,7 @@ class Sync:
         self.guard = guard
         self.secrets = secrets
         self.mirrors = mirrors
+        self.pauses = pauses
         self.sleep = sleep
 
     # ------------------------------------------------------------------------------------------ observe
@@ -168,9 +181,34 @@ class Sync:
         if token is None:
             raise SyncBusy(f"user {user_id} is being synced by another run")
         try:
-            return await self._sync(user_id, actor, gone, approved)
+            return await self._sync_or_defer(user_id, actor, gone, approved)
         finally:
             await self.leases.give_user(user_id, holder, token)
+
+    # ----------------------------------------------------------------------------- rule 18: deferral
+    async def _sync_or_defer(self, user_id: str, actor: Actor, gone: bool, approved: bool) -> SyncReport:
+        """A token refused for a directory marks it ``needs_reactivation`` (once), and the sync runs again: its
+        writes there are deferred now, the other directories' go ahead. Never poisoned, never dropped."""
+        refused: set[str] = set()
+        while True:
+            try:
+                return await self._sync(user_id, actor, gone, approved)
+            except CredentialRefused as refusal:
+                if self.pauses is None or refusal.directory_id in refused:
+                    raise
+                refused.add(refusal.directory_id)
+                await self.pauses.refused(refusal, actor)
+
+    async def _defer_paused(
+        self, user_id: str, effective: list[UserDirectory], directories: Mapping[str, Directory], actor: Actor
+    ) -> list[UserDirectory]:
+        """The user's directories that can be written; the others keep the user's sync for later."""
+        if self.pauses is None:
+            return effective
+        paused = [e for e in effective if directories[e.directory_id].paused]
+        for e in paused:
+            await self.pauses.defer(e.directory_id, user_id, actor.correlation_id)
+        return [e for e in effective if not directories[e.directory_id].paused]
 
     async def _sync(
         self, user_id: str, actor: Actor, gone: bool = False, approved: bool = False
@@ -181,6 +219,7 @@ class Sync:
             return report
         directories = {d.id: d for d in listed}
         effective = [e for e in await self.bindings.effective(record) if e.directory_id in directories]
+        effective = await self._defer_paused(user_id, effective, directories, actor)
         if not effective:
             return report
         targets = {d: target_of(directories[d]) for d in {e.directory_id for e in effective}}
@@ -356,6 +395,10 @@ class Sync:
         async def push(link: Link) -> PasswordResult:
             d = directories[link.directory_id]
             assert link.m365_user_id is not None
+            if d.paused:  # rule 18: no connection to write with (a password is never kept for later)
+                return PasswordResult(
+                    d.id, False, f"{d.name}: the directory is {d.status}, {d.status_reason}"
+                )
             written = await self.m365.set_password(d, link.m365_user_id, password)
             return PasswordResult(d.id, written.ok, None if written.ok else f"{d.name}: {written.detail}")
 

@@ -32,6 +32,9 @@ from tools.m365sim.backends.errors import EntraError, GraphError
 from tools.m365sim.backends.graph.applications import AppRegistration
 from tools.m365sim.backends.tenants import Tenant, Tenants
 
+MSA_TENANT_ID = "9188040d-6c67-4c5b-b112-36a304b66dad"
+"""The tenant of Microsoft accounts, which a guest with a consumer address signs in through."""
+
 
 @dataclass(frozen=True)
 class Redirect:
@@ -159,14 +162,30 @@ class Authorizer:
         u = urllib.parse.urlsplit(redirect_uri)
         return u.scheme == "http" and u.hostname in ("127.0.0.1", "localhost")
 
-    @staticmethod
-    def _sign_in(tenant: Tenant, login_hint: str | None, prompt: str | None) -> SignedInUser:
+    def _guest(self, guest: dict[str, object]) -> SignedInUser:
+        """A B2B guest signs in with its own address, authenticated by its home tenant (the tenant holding the
+        address's domain; a Microsoft account's otherwise: id-token-claims-reference, ``idp``)."""
+        if guest.get("accountEnabled") is False:
+            raise user_disabled()
+        email = str(guest.get("mail") or "")
+        home = self.tenants.resolve(email.rsplit("@", 1)[-1])
+        return SignedInUser(
+            str(guest["id"]),
+            email,
+            str(guest.get("displayName") or email),
+            home.tenant_id if home is not None else MSA_TENANT_ID,
+        )
+
+    def _sign_in(self, tenant: Tenant, login_hint: str | None, prompt: str | None) -> SignedInUser:
         """The dev sign-in: the login_hint's user (must exist and be enabled), else the tenant's first user."""
         users = tenant.directory.users
         if login_hint:
             try:
                 found = users.visible(login_hint)
             except GraphError:
+                guest = users.by_guest_address(login_hint)
+                if guest is not None:
+                    return self._guest(guest)
                 raise EntraError(
                     400,
                     "invalid_request",

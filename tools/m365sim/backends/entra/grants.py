@@ -27,6 +27,8 @@ class SignedInUser:
     id: str
     upn: str
     name: str
+    home_tenant_id: str | None = None
+    """A guest's home tenant (its ID token's ``idp``); None for a member of the tenant signed into."""
 
 
 @dataclass

@@ -117,6 +117,9 @@ class TokenIssuer:
         }
         if nonce:
             claims["nonce"] = nonce
+        if user.home_tenant_id and user.home_tenant_id != tenant.tenant_id:
+            # id-token-claims-reference, idp: the issuer of the guest's home tenant (the v1 form Entra uses)
+            claims["idp"] = f"https://sts.windows.net/{user.home_tenant_id}/"
         return self.keys.sign(claims)
 
     @staticmethod

@@ -36,6 +36,8 @@ USER_ENABLE = USER_WRITE | {"User.EnableDisableAccount.All"}
 USER_PASSWORD = frozenset({"User-PasswordProfile.ReadWrite.All"})
 USER_REVOKE = USER_WRITE | {"User.RevokeSessions.All"}
 USER_PATCH = USER_ENABLE | USER_PASSWORD
+# invitation-post: User.Invite.All (least privileged), Directory.ReadWrite.All, User.ReadWrite.All.
+USER_INVITE = USER_WRITE | {"User.Invite.All"}
 GROUP_READ = DIR_READ | {"Group.Read.All", "GroupMember.Read.All", "Group.ReadWrite.All"}
 GROUP_WRITE = DIR_WRITE | {"Group.ReadWrite.All"}
 MEMBER_WRITE = GROUP_WRITE | {"GroupMember.ReadWrite.All"}

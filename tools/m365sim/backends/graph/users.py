@@ -426,6 +426,39 @@ class UsersBackend:
         }
         return self._store(with_mail(record, None), immediate=False)
 
+    def add_guest(self, upn: str, email: str, display_name: str, now: float) -> Data:
+        """A B2B guest (invitation-post): its external UPN, its address as mail; the existing guest with that
+        address when there is one."""
+        for obj_id in self._upn_seen.get(upn.lower(), ()):
+            existing = self.store.primary("users", obj_id)
+            if existing is not None and existing.get("userType") == "Guest":
+                return existing
+        record = {
+            "id": str(uuid.uuid4()),
+            "createdDateTime": iso(now),
+            "accountEnabled": True,
+            "displayName": display_name,
+            "userPrincipalName": upn,
+            "mail": email,
+            "mailNickname": re.sub(r"[^A-Za-z0-9]", "_", upn.split("#EXT#")[0])[:64],
+            "businessPhones": [],
+            "otherMails": [email],
+            "proxyAddresses": [f"SMTP:{email}"],
+            "userType": "Guest",
+            "creationType": "Invitation",
+            "externalUserState": "PendingAcceptance",
+            "onPremisesSyncEnabled": None,
+        }
+        return self._store(record, immediate=True)
+
+    def by_guest_address(self, email: str) -> Data | None:
+        """The guest whose address is ``email`` (a guest signs in with its own address, not its #EXT# UPN)."""
+        folded = email.lower()
+        for _, data in self.after(""):
+            if data.get("userType") == "Guest" and str(data.get("mail", "")).lower() == folded:
+                return data
+        return None
+
     def update(self, key: str, body: Data, caller: Caller) -> Data:
         check_keys(body)
         property_permissions(caller, body)

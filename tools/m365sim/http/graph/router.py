@@ -48,6 +48,7 @@ TAP = "users/*/authentication/temporaryAccessPassMethods"
 ROUTES = [
     route("users", GET=(users.list_users, perm.USER_READ), POST=(users.create_user, perm.USER_WRITE)),
     route("users/delta", GET=(delta.users_delta, perm.USER_READ)),
+    route("invitations", POST=(users.create_invitation, perm.USER_INVITE)),
     route(
         "users/*",
         GET=(users.get_user, perm.USER_READ),

@@ -4,7 +4,7 @@ user-update, user-delete, user-revokesigninsessions, user-list-manager / -post-m
 
 from __future__ import annotations
 
-from tools.m365sim.backends.graph import users
+from tools.m365sim.backends.graph import invitations, users
 from tools.m365sim.backends.graph.directory import TenantDirectory, select_for
 from tools.m365sim.backends.graph.store import Data
 from tools.m365sim.http.graph.render import Render, body_of, collection, entity, no_expand
@@ -79,3 +79,9 @@ def set_manager(d: TenantDirectory, req: GraphRequest, args: list[str]) -> Graph
 def remove_manager(d: TenantDirectory, req: GraphRequest, args: list[str]) -> GraphResponse:
     d.users.remove_manager(args[0])
     return GraphResponse(204)
+
+
+def create_invitation(d: TenantDirectory, req: GraphRequest, _: list[str]) -> GraphResponse:
+    # invitation-post: https://learn.microsoft.com/en-us/graph/api/invitation-post (201, the invitation)
+    created = invitations.invite(d.users, d.domains, body_of(req), d.clock())
+    return entity(req, "invitations", created, status=201)

@@ -3,8 +3,9 @@ authorising its caller, validating its input with the operation's models, and an
 problem+json. A door's own body is then a few lines: call one thing in ``shared`` and shape the result.
 
 Errors map in one place: a request the OpenAPI document refuses (schema validation) → 400 naming each field;
-``Invalid`` (well-formed, but refused for a reason the document cannot express: a cursor Warden did not issue,
-credentials Entra ID refuses...) → 422; ``NotFound`` → 404; ``Conflict`` → 409; ``PreconditionFailed`` → 412;
+``BadInput`` (a confirmation missing, a document unsafe to parse) → 400; ``Invalid`` (well-formed, but refused for a
+reason the document cannot express: a cursor Warden did not issue, credentials Entra ID refuses...) → 422;
+``NotFound`` → 404; ``Conflict`` → 409; ``PreconditionFailed`` → 412;
 ``NotImplementedYet`` → 501; ``Upstream`` → 502; a missing or invalid token → 401 with
 ``WWW-Authenticate: Bearer`` (RFC 6750); a token without the role → 403; misconfiguration → 503.
 Anything else is logged with its correlation id and answered 500 without detail.
@@ -28,6 +29,7 @@ from shared.api.schemas import MAX_IF_MATCH
 from shared.api.views import etag_header, if_match_etag
 from shared.config import ConfigError
 from shared.domain.errors import (
+    BadInput,
     ConcurrentUpdate,
     Conflict,
     DomainError,
@@ -48,6 +50,7 @@ log = logging.getLogger("warden.http")
 MAX_BODY_BYTES = 64 * 1024
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _STATUS: dict[type[DomainError], int] = {
+    BadInput: 400,
     Invalid: 422,
     NotFound: 404,
     Conflict: 409,

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from shared.adapters.graph import DirectoryClients, GraphEndpoint, TenantClients
     from shared.adapters.keyvault import KeyVaultSecrets
     from shared.adapters.m365 import GraphM365
+    from shared.adapters.m365.tenant import GraphTenant
     from shared.adapters.queues import (
         StorageGroupQueue,
         StorageImportQueue,
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from shared.adapters.tables.imports import TableImports
     from shared.adapters.tables.receipts import TableReceipts
     from shared.adapters.tables.runs import TableRuns
+    from shared.adapters.tables.tenant import TableManagedSettings, TableProtectedAccounts
     from shared.adapters.tables.uniques import TableUniques
     from shared.adapters.tables.users import TableUsers
     from shared.config import DemoDirectory
@@ -64,6 +66,10 @@ if TYPE_CHECKING:
     from shared.service.sync.leases import Leases
     from shared.service.sync.links import Links
     from shared.service.sync.user import Sync
+    from shared.service.tenant.federation import Federations
+    from shared.service.tenant.password_policy import PasswordPolicy
+    from shared.service.tenant.protection import Protections
+    from shared.service.tenant.settings import TenantSettings
 
 
 STORAGE_KEEPALIVE_SECONDS = 4.0
@@ -152,6 +158,18 @@ class Stores:
 
         return TableReceipts(self.store)
 
+    @cached_property
+    def protected(self) -> TableProtectedAccounts:
+        from shared.adapters.tables.tenant import TableProtectedAccounts
+
+        return TableProtectedAccounts(self.store)
+
+    @cached_property
+    def managed_settings(self) -> TableManagedSettings:
+        from shared.adapters.tables.tenant import TableManagedSettings
+
+        return TableManagedSettings(self.store)
+
 
 class Container:
     def __init__(self, settings: Settings, *, clock: Clock = utc_now, real_clock: Clock = utc_now) -> None:
@@ -238,6 +256,13 @@ class Container:
         from shared.adapters.m365 import GraphM365
 
         return GraphM365(self.directory_graph)
+
+    @cached_property
+    def m365_tenant(self) -> GraphTenant:
+        """A tenant's own settings through Graph: domains, federation, role holders (the ``M365Tenant`` port)."""
+        from shared.adapters.m365.tenant import GraphTenant
+
+        return GraphTenant(self.directory_graph)
 
     @cached_property
     def token_validator(self) -> EntraTokenValidator:
@@ -372,6 +397,7 @@ class Container:
             self.clock,
             new_id,
             real_clock=self.real_clock,
+            tenant_hooks=self.tenant_settings,
         )
 
     @cached_property
@@ -393,6 +419,7 @@ class Container:
             guard=SlidingGuard(s.runs, s.index, self.clock, new_id),
             secrets=self.secret_store,
             mirrors=self.group_queue,
+            protection=s.protected,
         )
 
     @cached_property
@@ -401,7 +428,15 @@ class Container:
 
         s = self.stores
         return GroupSync(
-            s.groups, s.users, s.directories, s.uniques, self.m365, self.leases, self.auditor, self.clock
+            s.groups,
+            s.users,
+            s.directories,
+            s.uniques,
+            self.m365,
+            self.leases,
+            self.auditor,
+            self.clock,
+            protection=s.protected,
         )
 
     @cached_property
@@ -424,6 +459,58 @@ class Container:
             clock=self.clock,
             ids=new_id,
             mirrors=self.group_queue,
+            settings=self.tenant_settings,
+            protection=s.protected,
+        )
+
+    # ------------------------------------------------------------------ a tenant's own settings (15-17, 23)
+    @cached_property
+    def protections(self) -> Protections:
+        from shared.service.tenant.protection import Protections
+
+        s = self.stores
+        return Protections(
+            s.directories, s.protected, self.m365_tenant, s.uniques, self.sync_queue, self.auditor, self.clock
+        )
+
+    @cached_property
+    def password_policy(self) -> PasswordPolicy:
+        from shared.service.tenant.password_policy import PasswordPolicy
+
+        return PasswordPolicy(self.m365_tenant, self.stores.managed_settings, self.auditor)
+
+    @cached_property
+    def federations(self) -> Federations:
+        from shared.adapters.saml import read_metadata
+        from shared.service.tenant.federation import Federations
+
+        s = self.stores
+        return Federations(
+            s.directories,
+            s.index,
+            self.m365_tenant,
+            self.m365,
+            s.managed_settings,
+            s.protected,
+            read_metadata,
+            self.auditor,
+            self.clock,
+        )
+
+    @cached_property
+    def tenant_settings(self) -> TenantSettings:
+        """Rules 15-17 and 23 as one: the refresh round, the reconcile's first step, the drift round's password
+        policy, and what connecting or changing a directory's options does in the tenant."""
+        from shared.service.tenant.settings import TenantSettings
+
+        return TenantSettings(
+            self.stores.directories,
+            self.m365_tenant,
+            self.protections,
+            self.password_policy,
+            self.federations,
+            self.auditor,
+            self.clock,
         )
 
     @cached_property

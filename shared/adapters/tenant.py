@@ -71,7 +71,9 @@ class GraphTenantReader:
                 raise Upstream("Entra ID could not be reached") from None
             org = await self._read(connection.client, "/organization", "id,displayName,onPremisesSyncEnabled")
             domains = await self._read(
-                connection.client, "/domains", "id,isVerified,isDefault,authenticationType"
+                connection.client,
+                "/domains",
+                "id,isVerified,isDefault,isInitial,authenticationType,passwordValidityPeriodInDays",
             )
         finally:
             await connection.aclose()
@@ -89,6 +91,10 @@ class GraphTenantReader:
                     bool(d.get("isVerified")),
                     bool(d.get("isDefault")),
                     str(d.get("authenticationType") or "Managed"),
+                    bool(d.get("isInitial")),
+                    d.get("passwordValidityPeriodInDays")
+                    if isinstance(d.get("passwordValidityPeriodInDays"), int)
+                    else None,
                 )
                 for d in (domains or {}).get("value", [])
             ),

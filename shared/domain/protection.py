@@ -50,6 +50,8 @@ class RoleHolders:
     """Account (M365 user) id → its roles."""
     global_admins: frozenset[str] = frozenset()
     """Accounts holding Global Administrator actively (directly or through a group): the tenant's way back in."""
+    names: Mapping[str, str] = field(default_factory=dict)
+    """Account id → its userPrincipalName, where Graph showed it."""
 
 
 @dataclass(frozen=True)

@@ -82,6 +82,7 @@ async def test_a_group_mirrors_lease_expires_on_real_time_too() -> None:
 def test_stale_claims_and_hr_receipts_are_judged_on_real_time() -> None:
     real = Clock()
     names = ("users", "groups", "directories", "index", "uniques", "dates", "runs", "audit", "receipts")
+    names += ("protected", "managed_settings")
     container = instance(SimpleNamespace(**{n: object() for n in names}), real, DAYS_AHEAD)
     for built in (
         "secrets",

@@ -13,7 +13,9 @@ in chunks that spread over Function instances and survive restarts.
    twice finds its items marked and its part counted, and writes and counts nothing again.
 4. ``approve`` applies exactly a held plan (re-checked item by item); ``discard`` drops it.
 
-Accounts of the tenant that no bound user links or matches are counted ``unmanaged`` and never touched.
+Accounts of the tenant that no bound user links or matches are counted ``unmanaged`` and never touched. Before it
+plans, a reconcile re-checks rule 17, re-reads the role holders (rule 23: protected accounts are planned nothing) and
+keeps the tenant's password policy and federations (``shared.service.tenant.settings``).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from shared.domain.planner import (
     target_of,
     written_recently,
 )
+from shared.domain.protection import reason as protection_reason
 from shared.domain.runs import RUN_CUTTING, ItemState, Run, RunItem, RunStatus, guard_verdict
 from shared.service.context import Actor, Auditor
 from shared.service.ports import (
@@ -49,6 +52,7 @@ from shared.service.ports import (
     Ids,
     IndexEntry,
     Page,
+    ProtectedAccounts,
     SyncQueue,
     UserRepository,
 )
@@ -57,6 +61,7 @@ from shared.service.store.bindings import Bindings
 from shared.service.sync.leases import Leases
 from shared.service.sync.links import Links
 from shared.service.sync.passwords import random_password
+from shared.service.tenant.settings import SettingsRound
 
 A = TypeVar("A")
 B = TypeVar("B")
@@ -106,6 +111,13 @@ class Runs(Protocol):
         """Add to the run's progress; with ``part``, a part's outcome, added once (``Run.tallied``)."""
 
 
+class TenantSettingsKeeper(Protocol):
+    """``shared.service.tenant.settings.TenantSettings.enforce``: rule 17 and role holders read now, the password
+    policy and federations kept."""
+
+    async def enforce(self, directory: Directory, dry_run: bool, actor: Actor) -> SettingsRound: ...
+
+
 class ReconcileQueue(Protocol):
     async def plan(self, directory_id: str, run_id: str) -> None: ...
 
@@ -126,6 +138,12 @@ class TenantView:
         self.by_id: dict[str, M365Account] = {}
         self.by_address: dict[str, list[str]] = {}
         self.by_immutable: dict[str, str] = {}
+
+    def protect(self, why: Mapping[str, tuple[str, ...]]) -> None:
+        """Mark the protected accounts with why (rule 23)."""
+        for account_id, reasons in why.items():
+            if account_id in self.by_id:
+                self.by_id[account_id] = dataclasses.replace(self.by_id[account_id], protected_by=reasons)
 
     def add(self, accounts: Sequence[M365Account]) -> None:
         for a in accounts:
@@ -164,7 +182,12 @@ class Reconciler:
         clock: Clock,
         ids: Ids,
         mirrors: GroupQueue | None = None,
+        settings: TenantSettingsKeeper | None = None,
+        protection: ProtectedAccounts | None = None,
     ) -> None:
+        self.settings = settings
+        """The tenant's own settings, enforced before planning (rules 15-17, 23)."""
+        self.protection = protection
         self.runs = runs
         self.directories = directories
         self.index = index
@@ -207,8 +230,13 @@ class Reconciler:
         return run
 
     async def start_all(self, actor: Actor) -> list[Run]:
-        """A full reconcile of every connected directory Warden may write to (the nightly one)."""
-        return [await self.start(d.id, False, actor) for d in await self.directories.all() if d.writable]
+        """A full reconcile of every connected directory Warden may write to (the nightly one), and of each one
+        blocked by rule 17 (its reconcile re-checks it, and carries on once the tenant is no longer synced)."""
+        return [
+            await self.start(d.id, False, actor)
+            for d in await self.directories.all()
+            if d.writable or (d.status == "blocked" and self.settings is not None)
+        ]
 
     async def get(self, directory_id: str, run_id: str) -> tuple[Run, str]:
         return await self._run(directory_id, run_id)
@@ -239,8 +267,14 @@ class Reconciler:
             return tenant
 
         try:
+            settled = None
+            if self.settings is not None:  # rules 15-17 and 23 first: the tenant's own settings, role holders
+                settled = await self.settings.enforce(directory, run.dry_run, Actor(run.trigger, run.id))
+            if settled is not None and not settled.directory.writable:
+                return await self._blocked(run, etag, started, settled)
             # The two reads are independent: the store's index and Graph's pages are read side by side.
             entries, tenant = await both(read_index(), read_tenant())
+            protection = await self.protection.whole(directory_id) if self.protection is not None else None
         except Exception as exc:
             failed = dataclasses.replace(
                 run,
@@ -253,7 +287,13 @@ class Reconciler:
             raise
         m365.set_tenant_size(directory_id, len(tenant.by_id))
         targets = {d.id: target_of(d) for d in await self.directories.all()}
+        if protection is not None:  # rule 23: what the planner must not write to
+            tenant.protect(protection.why)
+            targets[directory_id] = dataclasses.replace(
+                targets[directory_id], roles_verified=protection.roles_readable
+            )
         items, counts, unmanaged = self._plan(directory, entries, tenant, targets)
+        counts.update(settled.counts if settled is not None else {})
         sink: ItemSink[RunItem] = ItemSink(
             lambda batch: self.runs.put_items(run.id, batch), RUN_CUTTING.chunk
         )
@@ -287,6 +327,21 @@ class Reconciler:
             if groups:
                 await self.mirrors.enqueue([(g, directory_id) for g in groups], run.id)
         return planned
+
+    async def _blocked(self, run: Run, etag: str, started: dt.datetime, settled: SettingsRound) -> Run:
+        """A directory Warden may not write to (rule 17): nothing is planned, the run says why."""
+        d = settled.directory
+        done = dataclasses.replace(
+            run,
+            status="done",
+            started_at=started,
+            planned_at=self.clock(),
+            finished_at=self.clock(),
+            counts=settled.counts,
+            error=f"directory {d.status}: {d.status_reason}; nothing planned or written",
+        )
+        await self.runs.save(done, etag)
+        return done
 
     def _plan(
         self,
@@ -356,6 +411,7 @@ class Reconciler:
             else:
                 finished.append(dataclasses.replace(i, state=verdict[0], error=verdict[1]))
         try:
+            ready = await self._unprotected(directory.id, ready, finished)
             results = await self.m365.apply(
                 directory, [PlanItem.from_payload(i.payload) for i in ready], _random
             )
@@ -373,6 +429,23 @@ class Reconciler:
             await asyncio.gather(*(self.leases.give_user(u, holder) for u in leased))
         await self.bindings.refresh_many([i.user_id for i in finished])
         return finished
+
+    async def _unprotected(
+        self, directory_id: str, ready: list[RunItem], finished: list[RunItem]
+    ) -> list[RunItem]:
+        """Rule 23 once more, just before writing: an account that became protected since the plan is skipped."""
+        ids = [str(i.payload.get("m365UserId")) for i in ready if i.payload.get("m365UserId")]
+        if self.protection is None or not ids:
+            return ready
+        found = await self.protection.lookup(directory_id, ids)
+        keep = []
+        for i in ready:
+            why = found.of(str(i.payload.get("m365UserId") or ""))
+            if why:
+                finished.append(dataclasses.replace(i, state="skipped", error=protection_reason(why)))
+            else:
+                keep.append(i)
+        return keep
 
     @staticmethod
     def _stale(run: Run, item: RunItem, entry: IndexEntry | None) -> tuple[ItemState, str] | None:

@@ -39,6 +39,20 @@ class RunHistory(Protocol):
     async def latest(self, directory_id: str, limit: int) -> list[Run]: ...
 
 
+class TenantHooks(Protocol):
+    """What a tenant's own settings need when a directory is connected or its options change (rules 16 and 23;
+    ``shared.service.tenant.settings.TenantSettings``)."""
+
+    async def connected(self, directory: Directory, actor: Actor) -> Directory:
+        """Role holders read, the password policy applied; raises when the tenant refuses an option asked for."""
+
+    async def options_changing(self, before: Directory, after: Directory, actor: Actor) -> Directory:
+        """Apply changed options in the tenant before they are stored (raises, having put the tenant back, when
+        Graph refuses); ``after`` with its domains as they now are."""
+
+    async def warnings(self, directory: Directory) -> list[str]: ...
+
+
 EXPIRY_WARNING = dt.timedelta(days=7)
 DEACTIVATE_CONCURRENCY = 16
 
@@ -88,7 +102,9 @@ class Directories:
         ids: Ids,
         *,
         real_clock: Clock | None = None,
+        tenant_hooks: TenantHooks | None = None,
     ) -> None:
+        self.tenant_hooks = tenant_hooks
         self.directories = directories
         self.users = users
         self.groups = groups
@@ -139,7 +155,10 @@ class Directories:
             for r in runs
             if r.status == "held"
         ]
-        return DirectoryView(directory, etag, counts, (*self._warnings(directory), *held), tuple(runs))
+        tenant = await self.tenant_hooks.warnings(directory) if self.tenant_hooks is not None else []
+        return DirectoryView(
+            directory, etag, counts, (*self._warnings(directory), *tenant, *held), tuple(runs)
+        )
 
     async def get(self, directory_id: str) -> DirectoryView:
         return await self.view(*await self._directory(directory_id))
@@ -202,10 +221,24 @@ class Directories:
         except BaseException:
             await self.claims.release_all(self._claimed(directory), directory_id)
             raise
+        if self.tenant_hooks is not None:
+            try:
+                directory = await self.tenant_hooks.connected(directory, actor)
+            except BaseException:
+                await self._forget_new(directory)
+                raise
+            etag = (await self._directory(directory_id))[1]
         await self.auditor.record(
             actor, "directory.connect", directory_id=directory_id, after=_audit(directory)
         )
-        return DirectoryView(directory, etag, {}, self._warnings(directory))
+        return await self.view(directory, etag)
+
+    async def _forget_new(self, directory: Directory) -> None:
+        """Undo a connection that cannot be completed (nothing is bound to it yet)."""
+        await self.graph.forget(directory.id)
+        await self.directories.delete(directory.id)
+        await self.secrets.delete(directory.secret_name)
+        await self.claims.release_all(self._claimed(directory), directory.id)
 
     @staticmethod
     def _claimed(d: Directory) -> list[tuple[str, str]]:
@@ -220,6 +253,8 @@ class Directories:
                 "the directory changed since it was read (If-Match does not match its ETag)"
             )
         after = replace(before, **changes, updated_at=self.clock())
+        if self.tenant_hooks is not None and "options" in changes:
+            after = await self.tenant_hooks.options_changing(before, after, actor)
         etag = await self.directories.update(after, if_match or etag)
         await self.auditor.record(
             actor, "directory.update", directory_id=directory_id, before=_audit(before), after=_audit(after)

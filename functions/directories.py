@@ -1,4 +1,5 @@
-"""Connected directories (M365 tenants): connect, read, change, reactivate, deactivate."""
+"""Connected directories (M365 tenants): connect, read, change, reactivate, deactivate; their runs; the federation of
+their domains (rule 15) and their protected accounts (rule 23)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,17 @@ import azure.functions as func
 from functions.http import Call, Result, endpoint
 from shared.api import schemas as s
 from shared.api.operations import BY_NAME as OPS
-from shared.api.views import connect_command, directory_changes, directory_out, run_out
+from shared.api.views import (
+    connect_command,
+    directory_changes,
+    directory_out,
+    federation_out,
+    federation_removed_out,
+    federation_request,
+    protected_list_out,
+    protected_out,
+    run_out,
+)
 
 if TYPE_CHECKING:
     from shared.bootstrap import Container
@@ -88,3 +99,49 @@ async def discard_run(app: Container, call: Call[None, None]) -> Result:
     directory_id, run_id = call.params["directoryId"], call.params["runId"]
     run = await app.reconciler.discard(directory_id, run_id, call.actor)
     return Result(200, run_out(run, await app.reconciler.items(directory_id, run_id, None, None, 50)))
+
+
+# --------------------------------------------------------------------------- federation (rule 15)
+@endpoint(bp, OPS["get_federation"])
+async def get_federation(app: Container, call: Call[None, None]) -> Result:
+    directory_id = call.params["directoryId"]
+    view = await app.federations.show(directory_id, call.params["domain"])
+    return Result(200, federation_out(directory_id, view))
+
+
+@endpoint(bp, OPS["put_federation"])
+async def put_federation(app: Container, call: Call[s.FederationIn, s.FederationPutQuery]) -> Result:
+    directory_id = call.params["directoryId"]
+    request = federation_request(call.body, call.query)
+    view = await app.federations.put(directory_id, call.params["domain"], request, call.actor)
+    return Result(200, federation_out(directory_id, view))
+
+
+@endpoint(bp, OPS["delete_federation"])
+async def delete_federation(app: Container, call: Call[None, s.FederationDeleteQuery]) -> Result:
+    directory_id = call.params["directoryId"]
+    removed = await app.federations.remove(
+        directory_id, call.params["domain"], call.query.confirm, call.actor
+    )
+    return Result(200, federation_removed_out(directory_id, removed))
+
+
+# --------------------------------------------------------------------- protected accounts (rule 23)
+@endpoint(bp, OPS["list_protected_accounts"])
+async def list_protected_accounts(app: Container, call: Call[None, s.ListQuery]) -> Result:
+    page = await app.protections.page(call.params["directoryId"], call.query.cursor, call.query.limit)
+    return Result(200, protected_list_out(page))
+
+
+@endpoint(bp, OPS["protect_account"])
+async def protect_account(app: Container, call: Call[None, None]) -> Result:
+    row, created = await app.protections.mark(
+        call.params["directoryId"], call.params["m365UserId"], call.actor
+    )
+    return Result(201 if created else 200, protected_out(row))
+
+
+@endpoint(bp, OPS["unprotect_account"])
+async def unprotect_account(app: Container, call: Call[None, None]) -> Result:
+    await app.protections.unmark(call.params["directoryId"], call.params["m365UserId"], call.actor)
+    return Result(204)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar, cast
 import azure.functions as func
 from pydantic import BaseModel, ValidationError
 
-from shared.api.operations import Operation
+from shared.api.operations import PATH_PATTERNS, Operation
 from shared.api.problems import PROBLEM_JSON, Problem
 from shared.api.schemas import MAX_IF_MATCH
 from shared.api.views import etag_header, if_match_etag
@@ -193,7 +193,9 @@ async def _authorise(container: Container, op: Operation, req: func.HttpRequest)
 def _params(op: Operation, req: func.HttpRequest) -> dict[str, str]:
     params = {name: req.route_params.get(name, "") for name in op.path_params}
     for name, value in params.items():
-        if not _GUID.match(value):  # ids are GUIDs: anything else names nothing
+        pattern = PATH_PATTERNS.get(name)
+        named = re.fullmatch(pattern[0], value) and len(value) <= 253 if pattern else _GUID.match(value)
+        if not named:  # ids are GUIDs (domains, domain names): anything else names nothing
             raise Problem(404, f"no resource with {name} '{value[:64]}'")
     return {k: v.lower() for k, v in params.items()}
 

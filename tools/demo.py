@@ -47,6 +47,7 @@ DEMO_ROLES = [
     "User.RevokeSessions.All",
     "User-PasswordProfile.ReadWrite.All",
     "User.EnableDisableAccount.All",
+    "RoleManagement.Read.Directory",
 ]
 
 

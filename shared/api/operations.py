@@ -45,6 +45,12 @@ class Operation:
         return re.findall(r"{(\w+)}", self.route)
 
 
+PATH_PATTERNS: dict[str, tuple[str, str]] = {
+    "domain": (s.DOMAIN_PATTERN, "a domain of the directory's tenant"),
+}
+"""Path parameters that are not Warden ids (GUIDs): their pattern and what they name."""
+
+
 def _op(name: str, method: str, route: str, summary: str, role: Role | None, **kw: object) -> Operation:
     return Operation(name, method, route, summary, role, **kw)  # type: ignore[arg-type]
 
@@ -207,6 +213,72 @@ OPERATIONS: tuple[Operation, ...] = (
         response=s.UndoOut,
         errors=(404, 409),
         tag="imports",
+    ),
+    # ----------------------------------------------------------- federation and protected accounts
+    _op(
+        "get_federation",
+        "GET",
+        "directories/{directoryId}/domains/{domain}/federation",
+        "A domain's authentication type and federation (issuer, URIs, certificates), and the checks re-run",
+        "reader",
+        response=s.FederationOut,
+        errors=(404, 502),
+        tag="federation",
+    ),
+    _op(
+        "put_federation",
+        "PUT",
+        "directories/{directoryId}/domains/{domain}/federation",
+        "Federate a domain with a SAML IdP from its metadata (rule 15): dryRun=true runs the checks and writes "
+        "nothing; otherwise confirm=<domain> is required and nothing is written unless every check passes (409)",
+        "admin",
+        response=s.FederationOut,
+        body=s.FederationIn,
+        query=s.FederationPutQuery,
+        errors=(400, 404, 409, 422, 502),
+        tag="federation",
+    ),
+    _op(
+        "delete_federation",
+        "DELETE",
+        "directories/{directoryId}/domains/{domain}/federation",
+        "Return a federated domain to Managed (confirm=<domain>); lists the linked users who now need a password",
+        "admin",
+        response=s.FederationRemovedOut,
+        query=s.FederationDeleteQuery,
+        errors=(400, 404, 502),
+        tag="federation",
+    ),
+    _op(
+        "list_protected_accounts",
+        "GET",
+        "directories/{directoryId}/protected-accounts",
+        "Accounts Warden never touches (rule 23), with why: their directory roles, or an admin's mark",
+        "reader",
+        response=s.ProtectedList,
+        query=s.ListQuery,
+        errors=(400, 404, 422),
+        tag="protected-accounts",
+    ),
+    _op(
+        "protect_account",
+        "PUT",
+        "directories/{directoryId}/protected-accounts/{m365UserId}",
+        "Mark an account of the tenant protected: Warden never writes to it",
+        "admin",
+        response=s.ProtectedAccountOut,
+        errors=(404, 502),
+        tag="protected-accounts",
+    ),
+    _op(
+        "unprotect_account",
+        "DELETE",
+        "directories/{directoryId}/protected-accounts/{m365UserId}",
+        "Remove an admin's mark (an account holding a directory role stays protected)",
+        "admin",
+        ok=204,
+        errors=NOT_FOUND,
+        tag="protected-accounts",
     ),
     # ------------------------------------------------------------------------------------------ users
     _op(

@@ -29,6 +29,7 @@ from shared.domain.errors import BadInput, Conflict, NotFound, PreconditionFaile
 from shared.domain.federation import (
     FEDERATED,
     MANAGED,
+    Certificate,
     Check,
     DomainAccount,
     Federation,
@@ -36,6 +37,7 @@ from shared.domain.federation import (
     FederationSettings,
     TenantDomain,
     checks,
+    choose_certificates,
     drift,
     failed,
     metadata_of,
@@ -77,6 +79,8 @@ class FederationView:
     dry_run: bool = False
     proposed: FederationSettings | None = None
     immutable_ids_set: int = 0
+    proposed_certificates: tuple[Certificate | None, Certificate | None] = (None, None)
+    """The proposed federation's signing and next certificates, read."""
 
 
 @dataclass(frozen=True)
@@ -222,7 +226,10 @@ class Federations:
             metadata, now, sign_out_uri=request.sign_out_uri, mfa_behavior=request.mfa_behavior
         )
         ours = facts.domain.name in await self.settings.federations(d.id)
-        view = FederationView(facts.domain, facts.federation, ours, found, request.dry_run, proposed)
+        chosen = choose_certificates(metadata.certificates, now)
+        view = FederationView(
+            facts.domain, facts.federation, ours, found, request.dry_run, proposed, 0, chosen
+        )
         if request.dry_run:
             return view
         refused = failed(found)
@@ -305,38 +312,41 @@ class Federations:
     async def _create(
         self, d: Directory, domain: TenantDomain, settings: FederationSettings, actor: Actor
     ) -> None:
-        created = await self.tenant.create_federation(d, domain.name, settings)
-        step, answer = "creating the federation", created
-        if created.ok or created.outcome == "retry":
-            # Read back: an answer lost on the way may hide a federation Graph made; a success must be the one sent.
-            fed = await self.tenant.federation(d, domain.name)
-            made = fed is not None and fed.settings.issuer_uri == settings.issuer_uri
-            made = (
-                made and fed is not None and fed.settings.signing_certificate == settings.signing_certificate
-            )
-            if made:
-                current = self._find(await self.tenant.domains(d), domain.name)
-                if current is not None and current.federated:
-                    return
-                step = "setting the domain Federated"
-                answer = await self.tenant.set_authentication(d, domain.name, FEDERATED)
-                current = self._find(await self.tenant.domains(d), domain.name)
-                if answer.ok and current is not None and current.federated:
-                    return
-            elif created.ok:
-                answer = Written(
-                    "failed", "Graph answered 201 but the federation read back is not the one sent"
-                )
+        step = "creating the federation"
+        try:
+            created = await self.tenant.create_federation(d, domain.name, settings)
+            detail = created.detail or created.outcome
+            if created.ok or created.outcome == "retry":
+                # Read back: an answer lost on the way may hide a federation Graph made; a success must be the one
+                # sent, and the domain Federated.
+                step = "reading the federation back"
+                fed = await self.tenant.federation(d, domain.name)
+                if fed is not None and not drift(settings, fed):
+                    current = self._find(await self.tenant.domains(d), domain.name)
+                    if current is not None and current.federated:
+                        return
+                    step = "setting the domain Federated"
+                    answer = await self.tenant.set_authentication(d, domain.name, FEDERATED)
+                    current = self._find(await self.tenant.domains(d), domain.name)
+                    if answer.ok and current is not None and current.federated:
+                        return
+                    detail = answer.detail or (
+                        "the domain did not become Federated" if answer.ok else answer.outcome
+                    )
+                else:
+                    detail = "the federation read back is not the one sent" if created.ok else detail
+        except Upstream as exc:
+            detail = exc.detail
         undone = await self._undo_create(d, domain.name)
         await self.auditor.record(
             actor,
             "federation.set",
-            result=f"failed at {step}: {answer.detail or answer.outcome}; {undone}",
+            result=f"failed at {step}: {detail}; {undone}",
             directory_id=d.id,
             after={"domain": domain.name, **_summary(settings.document())},
         )
         raise Upstream(
-            f"federating {domain.name} failed while {step} ({answer.detail or answer.outcome}); {undone}",
+            f"federating {domain.name} failed while {step} ({detail}); {undone}",
             step=step,
             undone=undone.startswith("undone"),
         )
@@ -371,18 +381,26 @@ class Federations:
         settings: FederationSettings,
         actor: Actor,
     ) -> None:
-        updated = await self.tenant.update_federation(d, domain.name, before.id, settings)
-        step, answer = "updating the federation", updated
-        if updated.ok or updated.outcome == "retry":
-            fed = await self.tenant.federation(d, domain.name)
-            if fed is not None and not drift(settings, fed):
-                current = self._find(await self.tenant.domains(d), domain.name)
-                if current is not None and current.federated:
-                    return
-                step = "setting the domain Federated"
-                answer = await self.tenant.set_authentication(d, domain.name, FEDERATED)
-                if answer.ok:
-                    return
+        step = "updating the federation"
+        try:
+            updated = await self.tenant.update_federation(d, domain.name, before.id, settings)
+            detail = updated.detail or updated.outcome
+            if updated.ok or updated.outcome == "retry":
+                step = "reading the federation back"
+                fed = await self.tenant.federation(d, domain.name)
+                if fed is not None and not drift(settings, fed):
+                    current = self._find(await self.tenant.domains(d), domain.name)
+                    if current is not None and current.federated:
+                        return
+                    step = "setting the domain Federated"
+                    answer = await self.tenant.set_authentication(d, domain.name, FEDERATED)
+                    if answer.ok:
+                        return
+                    detail = answer.detail or answer.outcome
+                else:
+                    detail = "the federation read back is not the one sent" if updated.ok else detail
+        except Upstream as exc:
+            detail = exc.detail
         # Put the previous federation back (a PATCH may have half-applied, or its answer been lost).
         restored = await self.tenant.update_federation(d, domain.name, before.id, before.settings)
         undone = (
@@ -393,13 +411,12 @@ class Federations:
         await self.auditor.record(
             actor,
             "federation.set",
-            result=f"failed at {step}: {answer.detail or answer.outcome}; {undone}",
+            result=f"failed at {step}: {detail}; {undone}",
             directory_id=d.id,
             after={"domain": domain.name, **_summary(settings.document())},
         )
         raise Upstream(
-            f"updating the federation of {domain.name} failed while {step} ({answer.detail or answer.outcome}); "
-            f"{undone}",
+            f"updating the federation of {domain.name} failed while {step} ({detail}); {undone}",
             step=step,
             undone=restored.ok,
         )

@@ -100,7 +100,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "admin",
         response=s.DirectoryOut,
         body=s.DirectoryPatch,
-        errors=(400, 404, 412),
+        errors=(400, 404, 412, 502),
         etag=True,
         tag="directories",
     ),
@@ -246,7 +246,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "admin",
         response=s.FederationRemovedOut,
         query=s.FederationDeleteQuery,
-        errors=(400, 404, 502),
+        errors=(400, 404, 422, 502),
         tag="federation",
     ),
     _op(

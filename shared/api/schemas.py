@@ -596,7 +596,7 @@ class FederationPutQuery(Query):
     confirm: Annotated[str, StringConstraints(min_length=1, max_length=253)] | None = Field(
         None,
         description="the domain, required unless dryRun: federating ends password sign-in for the whole domain "
-        "(400 without it)",
+        "(400 without it, 422 when it names something else)",
     )
     fixImmutableIds: QueryBool = Field(
         False, description="give the linked accounts in the domain that lack one Warden's immutable id first"
@@ -608,7 +608,8 @@ class FederationPutQuery(Query):
 
 class FederationDeleteQuery(Query):
     confirm: Annotated[str, StringConstraints(min_length=1, max_length=253)] = Field(
-        description="the domain: returning it to Managed ends single sign-on for the whole domain (400 otherwise)"
+        description="the domain: returning it to Managed ends single sign-on for the whole domain (422 when it "
+        "names something else)"
     )
 
 

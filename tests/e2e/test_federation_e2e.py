@@ -116,7 +116,7 @@ def test_a_dry_run_checks_everything_and_writes_nothing_then_federating_makes_th
     refused = put(warden, sso.path, xml)
     assert refused.status_code == 400 and "confirm" in refused.json()["detail"], refused.text
     wrong = put(warden, sso.path, xml, {"confirm": sso.default})
-    assert wrong.status_code == 400
+    assert wrong.status_code == 422 and "is not the domain" in wrong.json()["detail"]
     assert rlog.writes(mark, sso.tenant.graph.tenant_id) == [], "no confirmation, no write"
 
     done = put(warden, sso.path, xml, {"confirm": sso.sso})
@@ -298,6 +298,7 @@ def test_delete_returns_the_domain_to_managed_and_lists_the_users_who_need_a_pas
 ) -> None:
     warden.ok("PUT", sso.path, 200, params={"confirm": sso.sso}, json={"metadataXml": metadata(sso.sso)})
     assert warden.call("DELETE", sso.path).status_code == 400, "confirmation required"
+    assert warden.call("DELETE", sso.path, params={"confirm": sso.default}).status_code == 422
     removed = warden.ok("DELETE", sso.path, 200, params={"confirm": sso.sso})
     assert removed["authenticationType"] == "Managed"
     assert removed["needPassword"] == [

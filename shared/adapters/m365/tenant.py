@@ -219,9 +219,8 @@ class GraphTenant:
         out = []
         for m365_id in dict.fromkeys(ids):
             try:
-                body = await self._get(
-                    directory, f"/users/{quote(m365_id, safe='')}", {"$select": ACCOUNT_SELECT}
-                )
+                path = f"/users/{quote(m365_id, safe='')}"
+                body = await self._get(directory, path, {"$select": ACCOUNT_SELECT}, allow=(404,))
             except Missing:
                 continue
             out.append(account_from(body))
@@ -230,16 +229,15 @@ class GraphTenant:
     async def role_holders(self, directory: Directory) -> RoleHolders | None:
         rm = "/roleManagement/directory"
         try:
-            names = {
-                str(d["id"]): str(d.get("displayName") or d["id"])
-                for d in await self._all(directory, f"{rm}/roleDefinitions")
-            }
-            active = await self._all(directory, f"{rm}/roleAssignments", {"$expand": "principal"})
+            definitions = await self._all(directory, f"{rm}/roleDefinitions", allow=(403,))
+            expand = {"$expand": "principal"}
+            active = await self._all(directory, f"{rm}/roleAssignments", expand, allow=(403,))
             eligible = await self._all(
-                directory, f"{rm}/roleEligibilityScheduleInstances", {"$expand": "principal"}
+                directory, f"{rm}/roleEligibilityScheduleInstances", expand, allow=(403,)
             )
         except Denied:
             return None
+        names = {str(d["id"]): str(d.get("displayName") or d["id"]) for d in definitions}
         grants: dict[str, list[RoleGrant]] = {}
         admins: set[str] = set()
         upns: dict[str, str] = {}
@@ -264,9 +262,17 @@ class GraphTenant:
                 by_group.setdefault(pid, []).append((role, is_eligible))
                 group_names[pid] = str(principal.get("displayName") or pid)
         for group_id, roles in by_group.items():
-            members = await self._all(
-                directory, f"/groups/{group_id}/members", {"$select": "id,userPrincipalName"}
-            )
+            try:
+                members = await self._all(
+                    directory,
+                    f"/groups/{group_id}/members",
+                    {"$select": "id,userPrincipalName"},
+                    allow=(403,),
+                )
+            except Denied:
+                return (
+                    None  # a role-assignable group's members cannot be read: nobody can be shown unprotected
+                )
             for m in members:
                 if m.get("@odata.type", USER) != USER or not m.get("id"):
                     continue

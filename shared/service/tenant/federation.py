@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.domain.errors import BadInput, Conflict, NotFound, PreconditionFailed, Upstream
+from shared.domain.errors import BadInput, Conflict, Invalid, NotFound, PreconditionFailed, Upstream
 from shared.domain.federation import (
     FEDERATED,
     MANAGED,
@@ -114,6 +114,18 @@ def _summary(doc: dict[str, Any]) -> dict[str, Any]:
         else:
             out[k] = v
     return out
+
+
+def _confirmed(confirm: str | None, domain: str, why: str) -> None:
+    """The confirmation an irreversible change to a whole domain needs: missing → ``BadInput`` (400), another
+    value → ``Invalid`` (422), as deactivating a directory."""
+    if confirm is None:
+        raise BadInput(f"confirm: {why} {domain}; pass ?confirm={domain}", field="confirm")
+    if confirm.lower() != domain:
+        raise Invalid(
+            f"confirm: '{confirm[:64]}' is not the domain; {why} {domain}: pass ?confirm={domain}",
+            field="confirm",
+        )
 
 
 class Federations:
@@ -206,12 +218,8 @@ class Federations:
     ) -> FederationView:
         metadata = self.read_metadata(request.metadata_xml)
         domain_name = name.lower()
-        if not request.dry_run and (request.confirm or "").lower() != domain_name:
-            raise BadInput(
-                f"confirm: federating ends password sign-in for every account in {domain_name}; pass "
-                f"?confirm={domain_name} (or ?dryRun=true to see the checks)",
-                field="confirm",
-            )
+        if not request.dry_run:
+            _confirmed(request.confirm, domain_name, "federating ends password sign-in for every account in")
         d = await self._directory(directory_id)
         facts = await self._facts(d, domain_name)
         now = self.clock()
@@ -424,12 +432,7 @@ class Federations:
     # -------------------------------------------------------------------------------------------- remove
     async def remove(self, directory_id: str, name: str, confirm: str | None, actor: Actor) -> Removed:
         domain_name = name.lower()
-        if (confirm or "").lower() != domain_name:
-            raise BadInput(
-                f"confirm: returning {domain_name} to Managed ends single sign-on for every account in it; pass "
-                f"?confirm={domain_name}",
-                field="confirm",
-            )
+        _confirmed(confirm, domain_name, "returning to Managed ends single sign-on for every account in")
         d = await self._directory(directory_id)
         domain = self._domain(await self.tenant.domains(d), domain_name, d)
         # Forgotten first: whatever happens next, no reconcile puts this federation back.

@@ -184,8 +184,13 @@ def failed(checks: Sequence[Check]) -> list[Check]:
     return [c for c in checks if c.verdict == "fail"]
 
 
+def _count(n: int, thing: str) -> str:
+    return f"{n} {thing}" if n == 1 else f"{n} {thing}s"
+
+
 def _names(accounts: Sequence[DomainAccount]) -> str:
-    shown = ", ".join(a.user_principal_name for a in accounts[:SHOWN])
+    ordered = sorted(accounts, key=lambda a: a.user_principal_name.lower())
+    shown = ", ".join(a.user_principal_name for a in ordered[:SHOWN])
     more = len(accounts) - SHOWN
     return shown + (f" and {more} more" if more > 0 else "")
 
@@ -395,14 +400,15 @@ def _immutable_ids(facts: FederationFacts, fix: bool) -> Check:
             return Check(
                 cid,
                 "fail",
-                f"{len(frozen)} protected linked accounts have no immutable id and Warden does not write to them: "
+                f"{_count(len(frozen), 'protected linked account')} without an immutable id (Warden does not write to "
+                "them): "
                 f"{_names(frozen)}",
             )
         if not fix:
             return Check(
                 cid,
                 "fail",
-                f"{len(missing)} linked accounts have no immutable id and could not sign in: {_names(missing)} "
+                f"{_count(len(missing), 'linked account')} without an immutable id could not sign in: {_names(missing)} "
                 "(fixImmutableIds=true sets them first)",
             )
         return Check(
@@ -412,7 +418,8 @@ def _immutable_ids(facts: FederationFacts, fix: bool) -> Check:
         return Check(
             cid,
             "warn",
-            f"{len(foreign)} linked accounts carry an immutable id Warden did not derive ({_names(foreign)}): the IdP "
+            f"{_count(len(foreign), 'linked account')} with an immutable id Warden did not derive ({_names(foreign)}): "
+            "the IdP "
             "must send those values as NameID",
         )
     return Check(
@@ -425,7 +432,10 @@ def _unmanaged(facts: FederationFacts, allow: bool) -> Check:
     others = [a for a in facts.accounts if a.id not in facts.linked]
     if not others:
         return Check(cid, "pass", "Warden manages every account in the domain")
-    sentence = f"{len(others)} accounts in the domain are not managed by Warden and lose password sign-in: {_names(others)}"
+    sentence = (
+        f"{_count(len(others), 'account')} in the domain not managed by Warden would lose password sign-in: "
+        f"{_names(others)}"
+    )
     if allow:
         return Check(cid, "warn", sentence)
     return Check(cid, "fail", sentence + " (allowUnmanaged=true accepts that)")

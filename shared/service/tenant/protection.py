@@ -5,6 +5,7 @@ why they are protected, and whether the directory's role holders could be read a
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from dataclasses import dataclass
 
@@ -25,6 +26,7 @@ from shared.service.ports import (
     Uniques,
 )
 
+READ_CONCURRENCY = 16
 AUDIT_IDS = 200
 """Account ids named in one audit entry of a refresh."""
 MISSING_PERMISSION = "the app may not read them (RoleManagement.Read.Directory)"
@@ -130,7 +132,13 @@ class Protections:
         return read
 
     async def _resync(self, directory_id: str, m365_ids: list[str], actor: Actor) -> None:
-        owners = [await self.uniques.owner(claim_kind(directory_id), i) for i in dict.fromkeys(m365_ids)]
+        gate = asyncio.Semaphore(READ_CONCURRENCY)
+
+        async def owner(m365_id: str) -> str | None:
+            async with gate:
+                return await self.uniques.owner(claim_kind(directory_id), m365_id)
+
+        owners = await asyncio.gather(*(owner(i) for i in dict.fromkeys(m365_ids)))
         users = [o for o in dict.fromkeys(owners) if o is not None]
         if users:
             await self.sync_queue.enqueue(users, actor.correlation_id, actor=actor.name)

@@ -773,10 +773,11 @@ def test_a_state_flip_within_the_replication_lag_still_converges(warden: WardenH
     account's accountEnabled is what the user's state says, without a reconcile or the drift timer. (The run
     above hits this by chance: its reconcile unblocks and blocks a few accounts no M365 edit touched.)
 
-    Deterministic on any machine: the accounts and the first blocks are written with the simulator's clock set
-    ``FLIP_GAP_S`` back, so that everything before the flips is older than the lag used during them
-    (``FLIP_GAP_S / 2``) while every write of the flips stays unseen by Graph's reads for that long; the flips and
-    their syncs are bounded (``drain``) well within it."""
+    Deterministic on any machine: the flips are written with the simulator's clock moved ``FLIP_GAP_S`` ahead, so
+    that everything before them is older than the lag used during them (``FLIP_GAP_S / 2``) while every write of
+    the flips stays unseen by Graph's reads for that long; the flips and their syncs are bounded (``drain``) well
+    within it. (Ahead, not back: a clock set back would make the tenants' client secrets not valid yet, as
+    Entra honours a credential's startDateTime — application-addpassword.)"""
     t = ss.make_tenant(warden, [f"lg{uuid.uuid4().hex[:8]}.example"])
     sim = warden.stack.sim
     try:
@@ -789,14 +790,13 @@ def test_a_state_flip_within_the_replication_lag_still_converges(warden: WardenH
             for u in group:
                 warden.ok("PATCH", f"/users/{u['id']}", json={"state": value})
 
-        set_clock(warden, -FLIP_GAP_S)
         for u in users:
             warden.ok("PUT", f"/users/{u['id']}/directories/{t.id}", (200, 201))
         drain(warden, 20)
         accounts = {u["id"]: ss.link_of(ss.user(warden, u["id"]), t.id)["m365UserId"] for u in users}  # type: ignore[index]
         state(rejoin, "suspended")
         drain(warden, 20)
-        set_clock(warden, 0)  # from now on Graph's writes are FLIP_GAP_S younger than all the above
+        set_clock(warden, FLIP_GAP_S)  # from now on Graph's writes are FLIP_GAP_S younger than all the above
         flips = time.monotonic()
         with ss.faults(warden, replicationLagMs=FLIP_GAP_S / 2 * 1000):
             for (

@@ -4,8 +4,9 @@ thing in ``shared`` and shape the result. (``functions.routes`` registers the op
 and the door, with the first request.)
 
 Errors map in one place: a request the OpenAPI document refuses (schema validation) → 400 naming each field;
-``Invalid`` (well-formed, but refused for a reason the document cannot express: a cursor Warden did not issue,
-credentials Entra ID refuses...) → 422; ``NotFound`` → 404; ``Conflict`` → 409; ``PreconditionFailed`` → 412;
+``BadInput`` (a confirmation missing, a document unsafe to parse) → 400; ``Invalid`` (well-formed, but refused for a
+reason the document cannot express: a cursor Warden did not issue, credentials Entra ID refuses...) → 422;
+``NotFound`` → 404; ``Conflict`` → 409; ``PreconditionFailed`` → 412;
 ``NotImplementedYet`` → 501; ``Upstream`` → 502; a missing or invalid token → 401 with
 ``WWW-Authenticate: Bearer`` (RFC 6750); a token without the role → 403; misconfiguration → 503.
 Anything else is logged with its correlation id and answered 500 without detail.
@@ -24,13 +25,14 @@ import azure.functions as func
 from pydantic import BaseModel, ValidationError
 
 from functions.responses import json_response, problem_response
-from shared.api.operations import Operation
+from shared.api.operations import PATH_PATTERNS, Operation
 from shared.api.problems import Problem
 from shared.api.schemas import MAX_IF_MATCH
 from shared.api.views import etag_header, if_match_etag
 from shared.bootstrap import Container, get_container
 from shared.config import ConfigError
 from shared.domain.errors import (
+    BadInput,
     ConcurrentUpdate,
     Conflict,
     DomainError,
@@ -48,6 +50,7 @@ log = logging.getLogger("warden.http")
 MAX_BODY_BYTES = 64 * 1024
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _STATUS: dict[type[DomainError], int] = {
+    BadInput: 400,
     Invalid: 422,
     NotFound: 404,
     Conflict: 409,
@@ -172,7 +175,9 @@ async def _authorise(container: Container, op: Operation, req: func.HttpRequest)
 def _params(op: Operation, req: func.HttpRequest) -> dict[str, str]:
     params = {name: req.route_params.get(name, "") for name in op.path_params}
     for name, value in params.items():
-        if not _GUID.match(value):  # ids are GUIDs: anything else names nothing
+        pattern = PATH_PATTERNS.get(name)
+        named = re.fullmatch(pattern[0], value) and len(value) <= 253 if pattern else _GUID.match(value)
+        if not named:  # ids are GUIDs (domains, domain names): anything else names nothing
             raise Problem(404, f"no resource with {name} '{value[:64]}'")
     return {k: v.lower() for k, v in params.items()}
 

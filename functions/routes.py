@@ -29,10 +29,10 @@ bp = func.Blueprint()
 @cache
 def door(op: Operation) -> Handler[Any, Any]:
     """The door of ``op``: ``functions.<tag>.<name>``, its module imported on first use."""
-    module = importlib.import_module(f"functions.{op.tag}")
+    module = importlib.import_module(f"functions.{op.module}")
     handler: Handler[Any, Any] | None = getattr(module, op.name, None)
     if handler is None:
-        raise LookupError(f"functions/{op.tag}.py has no door {op.name!r} for {op.method} /{op.route}")
+        raise LookupError(f"functions/{op.module}.py has no door {op.name!r} for {op.method} /{op.route}")
     return handler
 
 

@@ -20,12 +20,18 @@ log = logging.getLogger("warden.timers")
 @bp.function_name("drift_enforcement")
 @bp.timer_trigger(arg_name="timer", schedule="%WARDEN_DRIFT_SCHEDULE%")
 async def drift_enforcement(timer: func.TimerRequest) -> None:
-    """What changed in each directory since the last round, and a sync of every managed user among it."""
+    """What changed in each directory since the last round, and a sync of every managed user among it; and each
+    directory's password policy (rule 16) put back where it was changed in M365."""
     from shared.bootstrap import get_container
     from shared.service.context import Actor
 
     with correlated() as correlation_id:
-        rounds = await get_container().drift.round(Actor("timer:drift", correlation_id))
+        app, actor = get_container(), Actor("timer:drift", correlation_id)
+        try:
+            rounds = await app.drift.round(actor)
+        finally:  # rule 16 is kept whatever became of the users' round
+            kept = await app.tenant_settings.keep_password_policy(actor)
+            log_event(log, "drift.password_policy", domainsRestored=kept)
         for r in rounds:
             log_event(
                 log,

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from shared.adapters.identity import Authority
     from shared.adapters.keyvault import KeyVaultSecrets, KeyVaultTokenCaches, RenewingCredential
     from shared.adapters.m365 import GraphM365
+    from shared.adapters.m365.tenant import GraphTenant
     from shared.adapters.notifications import HttpWebhookSender, StorageNotificationQueue
     from shared.adapters.queues import (
         StorageGroupQueue,
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     from shared.adapters.tables.imports import TableImports
     from shared.adapters.tables.receipts import TableReceipts
     from shared.adapters.tables.runs import TableRuns
+    from shared.adapters.tables.tenant import TableManagedSettings, TableProtectedAccounts
     from shared.adapters.tables.uniques import TableUniques
     from shared.adapters.tables.users import TableUsers
     from shared.adapters.tenant import TenantConnections
@@ -72,6 +74,10 @@ if TYPE_CHECKING:
     from shared.service.sync.leases import Leases
     from shared.service.sync.links import Links
     from shared.service.sync.user import Sync
+    from shared.service.tenant.federation import Federations
+    from shared.service.tenant.password_policy import PasswordPolicy
+    from shared.service.tenant.protection import Protections
+    from shared.service.tenant.settings import TenantSettings
 
 
 STORAGE_KEEPALIVE_SECONDS = 4.0
@@ -166,6 +172,18 @@ class Stores:
         from shared.adapters.tables.deferred import TableDeferrals
 
         return TableDeferrals(self.store)
+
+    @cached_property
+    def protected(self) -> TableProtectedAccounts:
+        from shared.adapters.tables.tenant import TableProtectedAccounts
+
+        return TableProtectedAccounts(self.store)
+
+    @cached_property
+    def managed_settings(self) -> TableManagedSettings:
+        from shared.adapters.tables.tenant import TableManagedSettings
+
+        return TableManagedSettings(self.store)
 
 
 class Container:
@@ -275,6 +293,13 @@ class Container:
         from shared.adapters.m365 import GraphM365
 
         return GraphM365(self.directory_graph)
+
+    @cached_property
+    def m365_tenant(self) -> GraphTenant:
+        """A tenant's own settings through Graph: domains, federation, role holders (the ``M365Tenant`` port)."""
+        from shared.adapters.m365.tenant import GraphTenant
+
+        return GraphTenant(self.directory_graph)
 
     @cached_property
     def token_validator(self) -> EntraTokenValidator:
@@ -451,6 +476,7 @@ class Container:
             real_clock=self.real_clock,
             baselines=Baselines(s.directories, self.m365),
             allow_loopback_http=not self.settings.in_azure,
+            tenant_hooks=self.tenant_settings,
         )
 
     @cached_property
@@ -494,6 +520,7 @@ class Container:
             self.clock,
             new_id,
             max_age=dt.timedelta(hours=self.settings.token_refresh_max_age_hours),
+            role_holders=self.protections,
         )
 
     @cached_property
@@ -538,6 +565,7 @@ class Container:
             secrets=self.secret_store,
             mirrors=self.group_queue,
             pauses=self.connection_status,
+            protection=s.protected,
         )
 
     @cached_property
@@ -554,6 +582,7 @@ class Container:
             self.auditor,
             self.clock,
             s.index,
+            protection=s.protected,
         )
 
     @cached_property
@@ -576,6 +605,58 @@ class Container:
             ids=new_id,
             mirrors=self.group_queue,
             held=self.notifier,
+            settings=self.tenant_settings,
+            protection=s.protected,
+        )
+
+    # ------------------------------------------------------------------ a tenant's own settings (15-17, 23)
+    @cached_property
+    def protections(self) -> Protections:
+        from shared.service.tenant.protection import Protections
+
+        s = self.stores
+        return Protections(
+            s.directories, s.protected, self.m365_tenant, s.uniques, self.sync_queue, self.auditor, self.clock
+        )
+
+    @cached_property
+    def password_policy(self) -> PasswordPolicy:
+        from shared.service.tenant.password_policy import PasswordPolicy
+
+        return PasswordPolicy(self.m365_tenant, self.stores.managed_settings, self.auditor)
+
+    @cached_property
+    def federations(self) -> Federations:
+        from shared.adapters.saml import read_metadata
+        from shared.service.tenant.federation import Federations
+
+        s = self.stores
+        return Federations(
+            s.directories,
+            s.index,
+            self.m365_tenant,
+            self.m365,
+            s.managed_settings,
+            s.protected,
+            read_metadata,
+            self.auditor,
+            self.clock,
+        )
+
+    @cached_property
+    def tenant_settings(self) -> TenantSettings:
+        """Rules 15-17 and 23 as one: the refresh round, the reconcile's first step, the drift round's password
+        policy, and what connecting or changing a directory's options does in the tenant."""
+        from shared.service.tenant.settings import TenantSettings
+
+        return TenantSettings(
+            self.stores.directories,
+            self.m365_tenant,
+            self.protections,
+            self.password_policy,
+            self.federations,
+            self.auditor,
+            self.clock,
         )
 
     @cached_property

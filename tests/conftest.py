@@ -111,7 +111,12 @@ class DemoStack:
 
     def clear_faults(self) -> None:
         self.set_faults(
-            latencyMs=0, replicationLagMs=0, errorRate=0, errorKinds=["500"], resourceUnitsPer10s=None
+            latencyMs=0,
+            replicationLagMs=0,
+            errorRate=0,
+            errorKinds=["500"],
+            resourceUnitsPer10s=None,
+            rules=[],
         )
 
 

@@ -4,7 +4,8 @@ Two tenants in the simulated cloud:
 - Warden's own: it owns the Key Vault (its local identity stands in for the Function App's managed identity)
   and holds Warden's API app registration (App ID URI ``api://warden-local``, app roles ``Warden.Admin`` and
   ``Warden.Reader``) with two dev clients granted one role each, whose tokens call the admin API;
-- a demo M365 tenant, Contoso, whose app registration Warden uses to reach Graph.
+- a demo M365 tenant, Contoso (``contoso.example``, the default, and ``sso.contoso.example`` to federate), whose app
+  registration Warden uses to reach Graph; its seeded ``user0001`` is the tenant's Global Administrator.
 Client secrets are generated when the world is first made and stored only where they belong: the demo app's
 secret in Key Vault, the local identity's in the process environment (in Azure: a managed identity), all of them
 in ``.local/dev-clients.json`` (git-ignored, readable by its owner only) for ``make token`` and the next start.
@@ -31,6 +32,10 @@ DEMO_TENANT_ID = "9c3b1a2d-4e5f-4a6b-8c7d-0e1f2a3b4c5d"
 DEMO_CLIENT_ID = "1f2e3d4c-5b6a-4798-8877-665544332211"
 DEMO_SECRET_NAME = "directory-demo-client-secret"
 DEMO_DOMAIN = "contoso.example"
+SSO_DOMAIN = "sso.contoso.example"
+"""A verified, non-default domain of the demo tenant, to federate (README's single sign-on walkthrough)."""
+DEMO_ADMIN = "user0001@contoso.example"
+"""The demo tenant's Global Administrator: a protected account, and the admin who keeps a password sign-in."""
 API_CLIENT_ID = "6c1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6"
 API_URI = "api://warden-local"
 API_SCOPE = f"{API_URI}/.default"
@@ -48,6 +53,7 @@ DEMO_ROLES = [
     "User-PasswordProfile.ReadWrite.All",
     "User.EnableDisableAccount.All",
     "Application.Read.All",
+    "RoleManagement.Read.Directory",
 ]
 
 
@@ -114,12 +120,25 @@ class DemoWorld:
 
 
 def _tenant(
-    tenant_id: str, name: str, domain: str, clients: list[dict[str, Any]], *, seed_users: int, key_vault: bool
+    tenant_id: str,
+    name: str,
+    domain: str,
+    clients: list[dict[str, Any]],
+    *,
+    seed_users: int,
+    key_vault: bool,
+    more_domains: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     return {
         "tenantId": tenant_id,
         "displayName": name,
-        "domains": [{"id": domain, "isDefault": True, "isVerified": True, "authenticationType": "Managed"}],
+        "domains": [
+            {"id": domain, "isDefault": True, "isVerified": True, "authenticationType": "Managed"},
+            *(
+                {"id": d, "isDefault": False, "isVerified": True, "authenticationType": "Managed"}
+                for d in more_domains
+            ),
+        ],
         "onPremisesSyncEnabled": None,  # never synced from on-premises (organization resource)
         "clients": clients,
         "seedUsers": seed_users,
@@ -177,6 +196,7 @@ def seed(
         ],
         seed_users=seed_users,
         key_vault=False,
+        more_domains=(SSO_DOMAIN,),
     )
     with httpx.Client(
         verify=ssl.create_default_context(cafile=str(ca_bundle)), timeout=30, trust_env=False
@@ -187,6 +207,11 @@ def seed(
         for body in (home, demo):
             if body["tenantId"] not in existing:
                 http.post(f"{sim_url}/_sim/tenants", json=body).raise_for_status()
+                if body is demo and seed_users:
+                    admin = {"principal": DEMO_ADMIN, "role": "Global Administrator"}
+                    http.post(
+                        f"{sim_url}/_sim/tenants/{DEMO_TENANT_ID}/roleAssignments", json=admin
+                    ).raise_for_status()
                 continue
             for client in body["clients"]:
                 url = f"{sim_url}/_sim/tenants/{body['tenantId']}/clients/{client['clientId']}"

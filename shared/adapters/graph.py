@@ -161,10 +161,17 @@ async def get_json(client: Any, path: str, query: Mapping[str, str] | None = Non
 
 
 async def send_json(
-    client: Any, method: str, path: str, *, body: Any = None, query: Mapping[str, str] | None = None
+    client: Any,
+    method: str,
+    path: str,
+    *,
+    body: Any = None,
+    query: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> Any:
     """Any Graph call through ``client``'s request adapter (token, retry, throttle gate, error mapping), with a
-    JSON body and the JSON answer, without msgraph-sdk's model classes."""
+    JSON body and the JSON answer, without msgraph-sdk's model classes. ``headers``: e.g. ``ConsistencyLevel`` for
+    an advanced query."""
     from kiota_abstractions.method import Method
     from kiota_abstractions.request_information import RequestInformation
     from msgraph.generated.models.o_data_errors.o_data_error import ODataError
@@ -174,6 +181,8 @@ async def send_json(
     info.http_method = Method[method]
     info.url = f"{adapter.base_url}{path}" + (f"?{urlencode(query)}" if query else "")
     info.headers.try_add("Accept", "application/json")
+    for name, value in (headers or {}).items():
+        info.headers.try_add(name, value)
     if body is not None:
         info.set_stream_content(json.dumps(body).encode(), "application/json")
     raw = await adapter.send_primitive_async(info, "bytes", {"XXX": ODataError})

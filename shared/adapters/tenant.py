@@ -30,7 +30,7 @@ from shared.service.ports import TenantInfo
 _AADSTS = re.compile(r"AADSTS(\d+):\s*([^\r\n]*)")
 READ_TIMEOUT_SECONDS = 20.0
 ORGANIZATION = "/organization?$select=id,displayName,onPremisesSyncEnabled"
-DOMAINS = "/domains?$select=id,isVerified,isDefault,authenticationType"
+DOMAINS = "/domains?$select=id,isVerified,isDefault,isInitial,authenticationType,passwordValidityPeriodInDays"
 
 
 def application(client_id: str) -> str:
@@ -135,6 +135,8 @@ def tenant_info(tenant_id: str, answers: Mapping[str, tuple[int, Any]]) -> Tenan
                 bool(d.get("isVerified")),
                 bool(d.get("isDefault")),
                 str(d.get("authenticationType") or "Managed"),
+                bool(d.get("isInitial")),
+                validity if isinstance(validity := d.get("passwordValidityPeriodInDays"), int) else None,
             )
             for d in domains.get("value", [])
         ),

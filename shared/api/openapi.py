@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from shared.api import schemas
-from shared.api.operations import OPERATIONS, Operation
+from shared.api.operations import OPERATIONS, PATH_PATTERNS, Operation
 
 PROBLEM_JSON = "application/problem+json"
 REF = "#/components/schemas/{model}"
@@ -73,6 +73,14 @@ def _problem(status: int) -> dict[str, Any]:
 def _parameters(op: Operation) -> list[dict[str, Any]]:
     params: list[dict[str, Any]] = [
         {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "description": f"{PATH_PATTERNS[name][1]}; any other value names nothing (404)",
+            "schema": {"type": "string", "maxLength": 253, "pattern": PATH_PATTERNS[name][0]},
+        }
+        if name in PATH_PATTERNS
+        else {
             "name": name,
             "in": "path",
             "required": True,

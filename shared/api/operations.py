@@ -18,6 +18,8 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from shared.api.patterns import DOMAIN_PATTERN
+
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
@@ -57,7 +59,7 @@ class Operation:
     etag: bool = False
     """Responses carry ``ETag``; PATCH and DELETE honour ``If-Match`` (412 on mismatch)."""
     tag: str = "admin"
-    """The OpenAPI tag, and the module of ``functions/`` that holds the door."""
+    """The OpenAPI tag; with ``-`` as ``_``, the module of ``functions/`` that holds the door (``module``)."""
     body_required: bool = True
     """False: the body may be left out (then its model's defaults apply)."""
     signed_body: str | None = None
@@ -69,6 +71,11 @@ class Operation:
     @property
     def path_params(self) -> list[str]:
         return re.findall(r"{(\w+)}", self.route)
+
+    @property
+    def module(self) -> str:
+        """The module of ``functions/`` that holds the door: the tag, as a module name."""
+        return self.tag.replace("-", "_")
 
     @property
     def response_model(self) -> type[BaseModel] | None:
@@ -85,6 +92,12 @@ class Operation:
     @property
     def signed_body_model(self) -> type[BaseModel] | None:
         return model(self.signed_body)
+
+
+PATH_PATTERNS: dict[str, tuple[str, str]] = {
+    "domain": (DOMAIN_PATTERN, "a domain of the directory's tenant"),
+}
+"""Path parameters that are not Warden ids (GUIDs): their pattern and what they name."""
 
 
 def _op(name: str, method: str, route: str, summary: str, role: Role | None, **kw: object) -> Operation:
@@ -137,7 +150,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "admin",
         response="DirectoryOut",
         body="DirectoryPatch",
-        errors=(400, 404, 412, 422),
+        errors=(400, 404, 412, 422, 502),
         etag=True,
         tag="directories",
     ),
@@ -252,6 +265,72 @@ OPERATIONS: tuple[Operation, ...] = (
         response="UndoOut",
         errors=(404, 409),
         tag="imports",
+    ),
+    # ----------------------------------------------------------- federation and protected accounts
+    _op(
+        "get_federation",
+        "GET",
+        "directories/{directoryId}/domains/{domain}/federation",
+        "A domain's authentication type and federation (issuer, URIs, certificates), and the checks re-run",
+        "reader",
+        response="FederationOut",
+        errors=(404, 502),
+        tag="federation",
+    ),
+    _op(
+        "put_federation",
+        "PUT",
+        "directories/{directoryId}/domains/{domain}/federation",
+        "Federate a domain with a SAML IdP from its metadata (rule 15): dryRun=true runs the checks and writes "
+        "nothing; otherwise confirm=<domain> is required and nothing is written unless every check passes (409)",
+        "admin",
+        response="FederationOut",
+        body="FederationIn",
+        query="FederationPutQuery",
+        errors=(400, 404, 409, 422, 502),
+        tag="federation",
+    ),
+    _op(
+        "delete_federation",
+        "DELETE",
+        "directories/{directoryId}/domains/{domain}/federation",
+        "Return a federated domain to Managed (confirm=<domain>); lists the linked users who now need a password",
+        "admin",
+        response="FederationRemovedOut",
+        query="FederationDeleteQuery",
+        errors=(400, 404, 422, 502),
+        tag="federation",
+    ),
+    _op(
+        "list_protected_accounts",
+        "GET",
+        "directories/{directoryId}/protected-accounts",
+        "Accounts Warden never touches (rule 23), with why: their directory roles, or an admin's mark",
+        "reader",
+        response="ProtectedList",
+        query="ListQuery",
+        errors=(400, 404, 422),
+        tag="protected-accounts",
+    ),
+    _op(
+        "protect_account",
+        "PUT",
+        "directories/{directoryId}/protected-accounts/{m365UserId}",
+        "Mark an account of the tenant protected: Warden never writes to it",
+        "admin",
+        response="ProtectedAccountOut",
+        errors=(404, 502),
+        tag="protected-accounts",
+    ),
+    _op(
+        "unprotect_account",
+        "DELETE",
+        "directories/{directoryId}/protected-accounts/{m365UserId}",
+        "Remove an admin's mark (an account holding a directory role stays protected)",
+        "admin",
+        ok=204,
+        errors=NOT_FOUND,
+        tag="protected-accounts",
     ),
     # ------------------------------------------------------------------------------------------ users
     _op(

@@ -609,6 +609,10 @@ class DomainOut(Out):
     isVerified: bool
     isDefault: bool
     authenticationType: str
+    isInitial: bool = False
+    passwordValidityPeriodInDays: int | None = Field(
+        None, description="as last read; 2147483647: passwords never expire (passwordNeverExpires, rule 16)"
+    )
 
 
 class ConsentedByOut(Out):
@@ -688,6 +692,130 @@ class DirectoryOut(Out):
 class DirectoryList(Out):
     items: list[DirectoryOut]
     next: str | None
+
+
+# ------------------------------------------------------------------ federation and protected accounts
+MAX_METADATA = 60_000
+MfaBehavior = Literal["acceptIfMfaDoneByFederatedIdp", "enforceMfaByFederatedIdp", "rejectMfaByFederatedIdp"]
+HttpsUri = Annotated[str, StringConstraints(max_length=2048, pattern=r"^https://[^\x00-\x20\x7f]+$")]
+
+
+class FederationIn(Body):
+    """The IdP's SAML 2.0 metadata, as the IdP exports it (JumpCloud: SSO tab, Export Metadata)."""
+
+    metadataXml: str = Field(
+        min_length=1,
+        max_length=MAX_METADATA,
+        description="the metadata document; one that declares a DTD, entities or external references is refused "
+        "unread (400); one that is not an IdP's SAML 2.0 metadata is refused (422)",
+    )
+    signOutUri: HttpsUri | None = omittable("where users go when they sign out (default: the metadata's)")
+    federatedIdpMfaBehavior: MfaBehavior | None = omittable(
+        "whether Entra accepts, enforces or rejects the IdP's MFA (default acceptIfMfaDoneByFederatedIdp)"
+    )
+
+
+class FederationPutQuery(Query):
+    dryRun: QueryBool = Field(False, description="run the checks and write nothing")
+    confirm: Annotated[str, StringConstraints(min_length=1, max_length=253)] | None = Field(
+        None,
+        description="the domain, required unless dryRun: federating ends password sign-in for the whole domain "
+        "(400 without it, 422 when it names something else)",
+    )
+    fixImmutableIds: QueryBool = Field(
+        False, description="give the linked accounts in the domain that lack one Warden's immutable id first"
+    )
+    allowUnmanaged: QueryBool = Field(
+        False, description="federate although accounts Warden does not manage are in the domain"
+    )
+
+
+class FederationDeleteQuery(Query):
+    confirm: Annotated[str, StringConstraints(min_length=1, max_length=253)] = Field(
+        description="the domain: returning it to Managed ends single sign-on for the whole domain (422 when it "
+        "names something else)"
+    )
+
+
+class CertificateOut(Out):
+    subject: str
+    notBefore: dt.datetime
+    notAfter: dt.datetime
+    thumbprint: str = Field(description="SHA-1, upper-case hex, as Entra shows it")
+
+
+class FederationConfigOut(Out):
+    issuerUri: str
+    passiveSignInUri: str
+    activeSignInUri: str | None = None
+    signOutUri: str | None = None
+    preferredAuthenticationProtocol: str
+    federatedIdpMfaBehavior: str
+    signingCertificate: CertificateOut | None = None
+    nextSigningCertificate: CertificateOut | None = None
+
+
+class CheckOut(Out):
+    id: Literal[
+        "domain-verified",
+        "not-default",
+        "not-initial",
+        "not-federated-elsewhere",
+        "issuer-format",
+        "sign-in-uri",
+        "signing-certificate",
+        "no-on-premises-sync",
+        "immutable-ids",
+        "unmanaged-accounts",
+        "admin-fallback",
+    ]
+    verdict: Literal["pass", "warn", "fail"]
+    sentence: str
+
+
+class FederationOut(Out):
+    directoryId: str
+    domain: str
+    authenticationType: str
+    managedByWarden: bool = Field(description="Warden set this federation and keeps it (nightly reconcile)")
+    dryRun: bool = False
+    federation: FederationConfigOut | None = Field(None, description="the domain's federation in Entra now")
+    proposed: FederationConfigOut | None = Field(None, description="a dry run: what would be written")
+    checks: list[CheckOut]
+    immutableIdsSet: int = 0
+
+
+class NeedsPasswordOut(Out):
+    userId: str
+    m365UserId: str
+    userPrincipalName: str
+
+
+class FederationRemovedOut(Out):
+    directoryId: str
+    domain: str
+    authenticationType: str
+    needPassword: list[NeedsPasswordOut] = Field(
+        description="linked users of the domain who now sign in with an Entra password: push one with "
+        "POST /users/{id}/password"
+    )
+
+
+class ProtectedAccountOut(Out):
+    m365UserId: str
+    userPrincipalName: str | None = None
+    roles: list[str] = Field(description="the Entra directory roles it holds (eligible, or through a group)")
+    markedBy: str | None = None
+    markedAt: dt.datetime | None = None
+    why: list[str] = Field(description='its roles, and "marked by admin:<oid>"')
+
+
+class ProtectedList(Out):
+    items: list[ProtectedAccountOut]
+    next: str | None
+    rolesReadable: bool = Field(description="the role holders could be read when last tried")
+    rolesReadAt: dt.datetime | None = None
+    rolesDetail: str | None = None
 
 
 # -------------------------------------------------------------------------------------------- imports

@@ -11,8 +11,11 @@ from pydantic import SecretStr
 from shared.api import schemas as s
 from shared.api.credentials import CertificateRefused, parse_certificate
 from shared.domain.errors import Invalid
+from shared.domain.federation import Certificate as SigningCertificate
+from shared.domain.federation import FederationSettings
 from shared.domain.imports import Candidate, ImportItem, ImportJob
 from shared.domain.model import AuditEntry, Directory, DirectoryOptions, MassChangeGuard, User, UserView
+from shared.domain.protection import ProtectedAccount
 from shared.domain.runs import Run, RunItem
 from shared.service.connections.consent import Completed
 from shared.service.connections.ports import Certificate
@@ -20,6 +23,8 @@ from shared.service.ports import Page
 from shared.service.store.directories import ConnectDirectory, DirectoryView, Reactivation
 from shared.service.store.groups import GroupView
 from shared.service.sync.user import PasswordResult
+from shared.service.tenant.federation import FederationRequest, FederationView, Removed
+from shared.service.tenant.protection import ProtectedList
 
 USER_INPUT = {
     "username": "username",
@@ -146,6 +151,8 @@ def directory_out(view: DirectoryView) -> s.DirectoryOut:
                 isVerified=x.is_verified,
                 isDefault=x.is_default,
                 authenticationType=x.authentication_type,
+                isInitial=x.is_initial,
+                passwordValidityPeriodInDays=x.password_validity_days,
             )
             for x in d.domains
         ],
@@ -413,4 +420,93 @@ def import_out(job: ImportJob, items: Page[ImportItem], now: dt.datetime) -> s.I
             ],
             next=items.next,
         ),
+    )
+
+
+# ------------------------------------------------------------------------- federation, protected accounts
+def federation_request(body: s.FederationIn, query: s.FederationPutQuery) -> FederationRequest:
+    return FederationRequest(
+        metadata_xml=body.metadataXml,
+        sign_out_uri=body.signOutUri,
+        mfa_behavior=body.federatedIdpMfaBehavior,
+        dry_run=query.dryRun,
+        confirm=query.confirm,
+        fix_immutable_ids=query.fixImmutableIds,
+        allow_unmanaged=query.allowUnmanaged,
+    )
+
+
+def certificate_out(c: SigningCertificate | None) -> s.CertificateOut | None:
+    if c is None:
+        return None
+    return s.CertificateOut(
+        subject=c.subject, notBefore=c.not_before, notAfter=c.not_after, thumbprint=c.thumbprint
+    )
+
+
+def federation_config_out(
+    settings: FederationSettings, signing: SigningCertificate | None, rollover: SigningCertificate | None
+) -> s.FederationConfigOut:
+    return s.FederationConfigOut(
+        issuerUri=settings.issuer_uri,
+        passiveSignInUri=settings.passive_sign_in_uri,
+        activeSignInUri=settings.active_sign_in_uri,
+        signOutUri=settings.sign_out_uri,
+        preferredAuthenticationProtocol=settings.preferred_authentication_protocol,
+        federatedIdpMfaBehavior=settings.federated_idp_mfa_behavior,
+        signingCertificate=certificate_out(signing),
+        nextSigningCertificate=certificate_out(rollover),
+    )
+
+
+def federation_out(directory_id: str, view: FederationView) -> s.FederationOut:
+    fed = view.federation
+    return s.FederationOut(
+        directoryId=directory_id,
+        domain=view.domain.name,
+        authenticationType=view.domain.authentication_type,
+        managedByWarden=view.managed_by_warden,
+        dryRun=view.dry_run,
+        federation=federation_config_out(fed.settings, fed.signing, fed.next_signing) if fed else None,
+        proposed=federation_config_out(view.proposed, *view.proposed_certificates)
+        if view.proposed is not None and view.dry_run
+        else None,
+        checks=[s.CheckOut(id=c.id, verdict=c.verdict, sentence=c.sentence) for c in view.checks],
+        immutableIdsSet=view.immutable_ids_set,
+    )
+
+
+def federation_removed_out(directory_id: str, removed: Removed) -> s.FederationRemovedOut:
+    return s.FederationRemovedOut(
+        directoryId=directory_id,
+        domain=removed.domain.name,
+        authenticationType=removed.domain.authentication_type,
+        needPassword=[
+            s.NeedsPasswordOut(
+                userId=n.user_id, m365UserId=n.m365_user_id, userPrincipalName=n.user_principal_name
+            )
+            for n in removed.need_password
+        ],
+    )
+
+
+def protected_out(row: ProtectedAccount) -> s.ProtectedAccountOut:
+    return s.ProtectedAccountOut(
+        m365UserId=row.m365_user_id,
+        userPrincipalName=row.user_principal_name,
+        roles=list(row.roles),
+        markedBy=row.marked_by,
+        markedAt=row.marked_at,
+        why=list(row.why),
+    )
+
+
+def protected_list_out(page: ProtectedList) -> s.ProtectedList:
+    read = page.roles_read
+    return s.ProtectedList(
+        items=[protected_out(r) for r in page.items],
+        next=page.next,
+        rolesReadable=read is not None and read.readable,
+        rolesReadAt=read.at if read else None,
+        rolesDetail=(read.detail if read else "the role holders have not been read yet"),
     )

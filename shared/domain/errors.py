@@ -21,6 +21,11 @@ class Invalid(DomainError):
     """The request is well-formed but names something that cannot be (400)."""
 
 
+class BadInput(DomainError):
+    """The request cannot be acted on as given, for a reason its schema cannot say: a confirmation it lacks, a
+    document unsafe to parse (400)."""
+
+
 class NotFound(DomainError):
     """The resource does not exist (404)."""
 

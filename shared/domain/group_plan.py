@@ -60,9 +60,12 @@ def plan_group(
     same_name: tuple[M365Group, ...],
     *,
     adopt: bool,
+    protected: frozenset[str] = frozenset(),
 ) -> GroupPlan:
     """``linked``: the M365 group the binding points at (None: no link yet, or it is gone); ``members``: its
-    member ids; ``same_name``: groups of the tenant with ``name`` (read only when there is no linked group)."""
+    member ids; ``same_name``: groups of the tenant with ``name`` (read only when there is no linked group);
+    ``protected``: accounts Warden never adds to or removes from a group (rule 23)."""
+    desired = desired - protected
     if linked is not None:
         if not linked.manageable:
             return GroupPlan(
@@ -70,7 +73,7 @@ def plan_group(
             )
         present = members or frozenset()
         rename = name if linked.display_name != name else None
-        add, remove = tuple(sorted(desired - present)), tuple(sorted(present - desired))
+        add, remove = tuple(sorted(desired - present)), tuple(sorted(present - desired - protected))
         action: GroupAction = "update" if rename or add or remove else "none"
         return GroupPlan(action, linked.id, rename, add, remove)
     if not same_name:

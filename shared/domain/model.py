@@ -126,6 +126,9 @@ class Domain:
     is_verified: bool
     is_default: bool
     authentication_type: str
+    is_initial: bool = False
+    password_validity_days: int | None = None
+    """passwordValidityPeriodInDays as last read (rule 16; 2147483647: passwords never expire)."""
 
     @property
     def name(self) -> str:

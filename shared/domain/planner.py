@@ -14,6 +14,10 @@ For each directory a user is bound to or linked in, one item:
   ``error`` (the email's domain is verified in no connected tenant and there is no account yet, rule 1),
   ``needs_attention`` (rule 2, and rule 5's unknown new domain: other changes applied, the UPN kept);
 - ``none``: already converged — nothing is written.
+
+Whatever an item would have done, an account that is protected (rule 23: it holds an Entra directory role, or an
+admin marked it) is written nothing: the item becomes ``needs_attention`` with reason ``protected account (<why>)``.
+A take-over in a directory whose role holders could not be read waits for an admin the same way.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from shared.domain.model import Directory, Link, LinkStatus, User, UserDirectory
+from shared.domain.protection import UNVERIFIED
+from shared.domain.protection import reason as protection_reason
 
 Action = Literal[
     "create", "take_over", "update", "rename", "block", "unblock", "skip", "needs_attention", "error", "none"
@@ -97,8 +103,13 @@ class M365Account:
     employee_id: str | None = None
     on_premises_immutable_id: str | None = None
     proxy_addresses: tuple[str, ...] = ()
-    protected: bool = False
-    """Rule 23 (a later issue): an account holding an Entra directory role, or marked protected."""
+    protected_by: tuple[str, ...] = ()
+    """Rule 23: why the account is protected (the Entra directory roles it holds, ``marked by admin:<oid>``);
+    empty when it is not. The planner writes nothing to a protected account."""
+
+    @property
+    def protected(self) -> bool:
+        return bool(self.protected_by)
 
     def value(self, prop: str) -> Any:
         return getattr(self, ACCOUNT_FIELDS[prop])
@@ -157,6 +168,9 @@ class Target:
     status_reason: str | None = None
     create_missing_users: bool = True
     mapping: Mapping[str, str | None] = field(default_factory=lambda: dict(DEFAULT_MAPPING))
+    roles_verified: bool = True
+    """The directory's role holders were read (rule 23): an account not among them holds no admin role. When they
+    could not be read, no take-over can be shown safe, and each waits for an admin."""
 
 
 def target_of(d: Directory) -> Target:
@@ -343,8 +357,36 @@ def plan_user(
     for ud in desired.directories:
         target = targets.get(ud.directory_id)
         if target is not None:
-            items.append(_plan(desired, ud, target, observed.get(target.id, Observation()), owner))
+            obs = observed.get(target.id, Observation())
+            items.append(_protect(_plan(desired, ud, target, obs, owner), target, obs))
     return items
+
+
+def _protect(item: PlanItem, target: Target, obs: Observation) -> PlanItem:
+    """Rule 23, whatever the item would have done: nothing is written to a protected account (a match to one, or a
+    linked account that became one, is frozen as ``needs_attention`` and reported), and no account is taken over
+    while the directory's role holders are unknown."""
+    if item.action == "skip":
+        return item  # a directory Warden may not write to: nothing is written anyway
+    accounts = {a.id: a for a in (obs.linked, *obs.candidates) if a is not None}
+    account = accounts.get(item.m365_user_id or "")
+    if account is not None and account.protected:
+        why = protection_reason(account.protected_by)
+    elif item.action == "take_over" and not target.roles_verified:
+        why = UNVERIFIED
+    else:
+        return item
+    # Only an account already linked stays the link's; a match is named as a candidate, never linked.
+    linked = obs.linked is not None and obs.linked.id == item.m365_user_id
+    return PlanItem(
+        "needs_attention",
+        item.user_id,
+        item.directory_id,
+        status="needs_attention",
+        m365_user_id=item.m365_user_id if linked else None,
+        reason=why,
+        candidates=item.candidates or ((item.m365_user_id,) if item.m365_user_id and not linked else ()),
+    )
 
 
 def _plan(
@@ -504,7 +546,7 @@ def _match(
                 *base,
                 status="needs_attention",
                 candidates=ids,
-                reason="protected account",
+                reason=protection_reason(found.protected_by),
             )
         converged = _converge(found, ud, attrs, manager, base)
         relinked = "a linked account was not found; re-matched by email" if ud.link.m365_user_id else None

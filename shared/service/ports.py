@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from shared.domain.connections import AppCredential
+from shared.domain.federation import DomainAccount, Federation, FederationSettings, IdpMetadata, TenantDomain
 from shared.domain.group_plan import GroupPlan, M365Group
 from shared.domain.model import (
     AuditEntry,
@@ -26,6 +27,7 @@ from shared.domain.model import (
     UserState,
 )
 from shared.domain.planner import M365Account, PlanItem
+from shared.domain.protection import ProtectedAccount, Protection, RoleHolders
 from shared.domain.runs import Run
 
 T = TypeVar("T")
@@ -457,3 +459,97 @@ class Clock(Protocol):
 class Ids(Protocol):
     def __call__(self) -> str:
         """A new unique id (uuid4 in production)."""
+
+
+# -------------------------------------------------------------------- a tenant's own settings (rules 15-17, 23)
+class M365Tenant(Protocol):
+    """What Warden manages of a directory's tenant itself, not its users: domains and their federation (rule 15) and
+    password policy (rule 16), the organization's on-premises sync flag (rule 17), the role holders (rule 23). Reads
+    raise (``Upstream``) rather than answer incompletely; writes return their outcome (``Written``: ``applied``,
+    ``failed`` with Graph's answer, ``retry`` when no answer came or Graph failed). ``shared.adapters.m365.tenant``."""
+
+    async def on_premises_sync(self, directory: Directory) -> bool | None:
+        """organization.onPremisesSyncEnabled: True (synced), False (no longer) or None (never)."""
+
+    async def domains(self, directory: Directory) -> list[TenantDomain]: ...
+
+    async def federation(self, directory: Directory, domain: str) -> Federation | None:
+        """The domain's internalDomainFederation (None: it has none, or none can be read)."""
+
+    async def create_federation(
+        self, directory: Directory, domain: str, settings: FederationSettings
+    ) -> Written:
+        """POST it (the federation's id in ``m365_id``); never sent without a signing certificate."""
+
+    async def update_federation(
+        self, directory: Directory, domain: str, federation_id: str, settings: FederationSettings
+    ) -> Written: ...
+
+    async def delete_federation(self, directory: Directory, domain: str, federation_id: str) -> Written: ...
+
+    async def set_authentication(self, directory: Directory, domain: str, kind: str) -> Written:
+        """The domain's authenticationType, ``Managed`` or ``Federated``."""
+
+    async def set_password_validity(self, directory: Directory, domain: str, days: int) -> Written: ...
+
+    async def domain_accounts(self, directory: Directory, domain: str) -> list[DomainAccount]:
+        """Every account whose userPrincipalName is in ``domain``."""
+
+    async def accounts(self, directory: Directory, ids: Sequence[str]) -> list[DomainAccount]:
+        """The accounts with these ids that exist (a missing one is left out)."""
+
+    async def role_holders(self, directory: Directory) -> RoleHolders | None:
+        """Every account holding a directory role, actively or as PIM-eligible, directly or through a role-assignable
+        group; None when the app may not read them (``RoleManagement.Read.Directory`` missing)."""
+
+
+@dataclass(frozen=True)
+class RolesRead:
+    """When a directory's role holders were last read, and whether they could be."""
+
+    at: dt.datetime
+    readable: bool
+    detail: str | None = None
+
+
+class ProtectedAccounts(Protocol):
+    """Rule 23's accounts of each directory and why (``shared.adapters.tables.tenant``)."""
+
+    async def all(self, directory_id: str) -> dict[str, ProtectedAccount]: ...
+
+    async def lookup(self, directory_id: str, m365_user_ids: Sequence[str]) -> Protection:
+        """Which of these accounts are protected, and whether the directory's role holders could be read."""
+
+    async def whole(self, directory_id: str) -> Protection:
+        """Every protected account of the directory (what a reconcile plans with)."""
+
+    async def put(self, rows: Sequence[ProtectedAccount]) -> None: ...
+
+    async def drop(self, directory_id: str, m365_user_ids: Sequence[str]) -> None: ...
+
+    async def roles_read(self, directory_id: str) -> RolesRead | None: ...
+
+    async def set_roles_read(self, directory_id: str, read: RolesRead) -> None: ...
+
+
+class ManagedSettingsStore(Protocol):
+    """What Warden wrote of a tenant's settings, to keep it (``shared.adapters.tables.tenant``): each federation as
+    Warden set it, each domain's password validity before ``passwordNeverExpires``."""
+
+    async def federations(self, directory_id: str) -> dict[str, FederationSettings]: ...
+
+    async def save_federation(self, directory_id: str, domain: str, settings: FederationSettings) -> None: ...
+
+    async def drop_federation(self, directory_id: str, domain: str) -> None: ...
+
+    async def password_previous(self, directory_id: str) -> dict[str, int]: ...
+
+    async def remember_password(self, directory_id: str, domain: str, days: int) -> None: ...
+
+    async def forget_password(self, directory_id: str, domain: str) -> None: ...
+
+
+class MetadataReader(Protocol):
+    def __call__(self, xml: str) -> IdpMetadata:
+        """An IdP's SAML metadata, parsed safely (``shared.adapters.saml.read_metadata``): ``BadInput`` for a
+        document declaring a DTD, entities or external references; ``Invalid`` for anything not IdP metadata."""

@@ -48,6 +48,8 @@ def test_connecting_the_demo_tenant_reads_its_domains_from_graph(
         "isVerified": True,
         "isDefault": True,
         "authenticationType": "Managed",
+        "isInitial": False,
+        "passwordValidityPeriodInDays": 2147483647,
     }
     initial = [x for x in domains if x.endswith(".onmicrosoft.com")]
     assert len(initial) == 1 and domains[initial[0]]["isDefault"] is False, (

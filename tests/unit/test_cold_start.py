@@ -85,7 +85,7 @@ def test_indexing_the_app_registers_every_function_and_loads_nothing_that_serves
     app = found["app"]
     assert "function_app" in app, "the probe ran in a fresh interpreter"
     assert [m for m in app if under(m, HEAVY)] == []
-    doors = tuple(f"functions.{op.tag}" for op in OPERATIONS)
+    doors = tuple(f"functions.{op.module}" for op in OPERATIONS)
     assert [m for m in app if under(m, WARDEN_LAZY + doors)] == []
 
 

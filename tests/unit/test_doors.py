@@ -58,7 +58,7 @@ def test_every_operation_has_its_door_and_every_door_its_operation() -> None:
     names = {op.name for op in OPERATIONS}
     for op in OPERATIONS:
         assert inspect.iscoroutinefunction(door(op)), op.name
-    tags = {op.tag for op in OPERATIONS}
+    tags = {op.module for op in OPERATIONS}
     for tag in tags:
         module = __import__(f"functions.{tag}", fromlist=["_"])
         doors = {
@@ -69,12 +69,12 @@ def test_every_operation_has_its_door_and_every_door_its_operation() -> None:
             and value.__module__ == module.__name__
         }
         assert doors <= names, f"functions/{tag}.py: {sorted(doors - names)} serve no operation"
-        assert {op.name for op in OPERATIONS if op.tag == tag} <= doors
+        assert {op.name for op in OPERATIONS if op.module == tag} <= doors
 
 
 def test_a_door_module_holds_no_other_triggers() -> None:
     """A door module is loaded on first request: a queue or timer trigger in it would never be registered."""
-    tags = {op.tag for op in OPERATIONS}
+    tags = {op.module for op in OPERATIONS}
     for info in pkgutil.iter_modules(functions.__path__):
         if info.name in tags:
             module = __import__(f"functions.{info.name}", fromlist=["_"])

@@ -42,3 +42,21 @@ def test_members_go_in_binds_of_twenty_and_the_alias_is_graph_safe() -> None:
     assert [len(c) for c in member_chunks(tuple(str(i) for i in range(45)))] == [20, 20, 5]
     alias = mail_nickname("0b7c9d1e-2f3a", "Sales & Marketing (EU) @ HQ")
     assert alias == "SalesMarketingEUHQ-0b7c9d1e" and len(alias) <= 64
+
+
+def test_rule23_a_protected_account_is_never_added_to_or_removed_from_a_mirrored_group() -> None:
+    protected = frozenset({"admin-1", "admin-2"})
+    kept = plan_group(
+        "Sales",
+        frozenset({"a", "admin-1"}),
+        SEC,
+        frozenset({"admin-2", "b"}),
+        (),
+        adopt=False,
+        protected=protected,
+    )
+    assert (kept.add, kept.remove) == (("a",), ("b",))
+    created = plan_group(
+        "Sales", frozenset({"a", "admin-1"}), None, None, (), adopt=False, protected=protected
+    )
+    assert created.add == ("a",)

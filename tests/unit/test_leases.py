@@ -92,6 +92,8 @@ def test_stale_claims_and_hr_receipts_are_judged_on_real_time() -> None:
         "audit",
         "receipts",
         "deferrals",
+        "protected",
+        "managed_settings",
     )
     container = instance(SimpleNamespace(**{n: object() for n in names}), real, DAYS_AHEAD)
     for built in (

@@ -159,10 +159,72 @@ def test_rule2_a_linked_account_that_vanished_is_re_matched_by_email() -> None:
     assert (item.action, item.m365_user_id) == ("take_over", "m-new") and "re-matched" in (item.reason or "")
 
 
-def test_rule23_a_protected_match_is_never_taken_over() -> None:
+GA = ("Global Administrator",)
+
+
+def test_rule23_a_protected_match_is_never_taken_over_nor_linked() -> None:
     u = user()
-    item = one(plan(u, bound(), obs={D1: Observation(candidates=(account(u, protected=True),))}))
-    assert item.action == "needs_attention" and item.reason == "protected account"
+    item = one(plan(u, bound(), obs={D1: Observation(candidates=(account(u, protected_by=GA),))}))
+    assert (item.action, item.writes, item.m365_user_id, item.candidates) == (
+        "needs_attention",
+        False,
+        None,
+        ("m-1",),
+    )
+    assert item.reason == "protected account (Global Administrator)"
+
+
+def test_rule23_a_protected_account_among_several_matches_is_named_and_nothing_is_written() -> None:
+    u = user()
+    twins = (account(u, protected_by=GA), account(u, id="m-2"))
+    item = one(plan(u, bound(), obs={D1: Observation(candidates=twins)}))
+    assert (item.action, item.writes, item.m365_user_id) == ("needs_attention", False, None)
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"state": "suspended"}, ("marked by admin:oid-1",)),
+        ({"job_title": "Director"}, GA),
+        ({"email": "ada.l@contoso.example"}, ("User Administrator (eligible)",)),
+        ({}, GA),
+    ],
+)
+def test_rule23_a_linked_account_that_became_protected_is_frozen_whatever_the_user_wants(
+    change: dict[str, Any], why: tuple[str, ...]
+) -> None:
+    u = user()
+    linked = account(u, protected_by=why)
+    item = one(
+        plan(user(**change), bound(m365_user_id="m-1", status="synced"), obs={D1: Observation(linked=linked)})
+    )
+    assert (item.action, item.writes, item.status, item.m365_user_id) == (
+        "needs_attention",
+        False,
+        "needs_attention",
+        "m-1",
+    )
+    assert item.reason == f"protected account ({', '.join(why)})" and not item.revoke_sessions
+
+
+def test_rule23_an_unbound_users_own_protected_account_is_not_blocked() -> None:
+    u = user()
+    own = account(u, id="m-own", protected_by=GA)
+    item = one(plan(u, bound(via=()), obs={D1: Observation(candidates=(own,))}))
+    assert (item.action, item.writes, item.m365_user_id) == ("needs_attention", False, None)
+
+
+def test_rule23_without_the_role_holders_a_take_over_waits_but_a_create_goes_ahead() -> None:
+    targets = {D1: dataclasses.replace(TARGETS[D1], roles_verified=False)}
+    u = user()
+    held = one(plan_user(Desired(u, (bound(),)), targets, {D1: Observation(candidates=(account(u),))}))
+    assert (held.action, held.writes, held.reason) == (
+        "needs_attention",
+        False,
+        "cannot verify this account holds no admin role",
+    )
+    created = one(plan_user(Desired(u, (bound(),)), targets, {D1: Observation()}))
+    assert created.action == "create"
 
 
 # --- rule 3: creation ------------------------------------------------------------------------------------
@@ -496,3 +558,104 @@ def test_planning_again_after_applying_a_plan_writes_nothing(
         )
     )
     assert not again.writes, (item, again)
+
+
+# --- rule 23's property: for any store and tenant, no plan writes to a protected account -----------------
+ADDRESSES = [f"{n}@{d}" for n in ("ada", "bob", "cy") for d in ("contoso.example", "fabrikam.example")]
+USER_IDS = [str(uuid.UUID(int=n)) for n in range(1, 5)]
+
+
+@st.composite
+def tenant_accounts(draw: st.DrawFn) -> list[M365Account]:
+    out = []
+    for n in range(draw(st.integers(0, 6))):
+        upn = draw(st.sampled_from(ADDRESSES))
+        out.append(
+            M365Account(
+                f"m-{n}",
+                upn,
+                draw(st.booleans()),
+                mail=draw(st.none() | st.sampled_from(ADDRESSES)),
+                mail_nickname=upn.split("@")[0],
+                on_premises_immutable_id=draw(
+                    st.none() | st.sampled_from([immutable_id(u) for u in USER_IDS])
+                ),
+                protected_by=draw(st.sampled_from([(), GA, ("marked by admin:oid",)])),
+            )
+        )
+    return out
+
+
+@st.composite
+def stored_users(draw: st.DrawFn, accounts: list[M365Account]) -> list[Desired]:
+    ids = [a.id for a in accounts]
+    out = []
+    for user_id in draw(st.lists(st.sampled_from(USER_IDS), unique=True, max_size=4)):
+        email = draw(st.sampled_from(ADDRESSES))
+        u = user(
+            id=user_id,
+            email=email,
+            username=email.split("@")[0],
+            state=draw(st.sampled_from(["staged", "active", "suspended"])),
+            deleted_at=draw(st.none() | st.just(T0)),
+            job_title=draw(st.none() | names_),
+        )
+        linked = draw(st.none() | st.sampled_from(ids)) if ids else None
+        link = Link(
+            user_id,
+            D1,
+            status=draw(st.sampled_from(["pending", "synced", "blocked", "needs_attention", "error"])),
+            m365_user_id=linked,
+            fingerprint=draw(st.none() | st.just(BLOCKED)),
+        )
+        via = ("direct",) if draw(st.booleans()) else ()
+        out.append(
+            Desired(u, (UserDirectory(D1, via, link),), {D1: draw(st.none() | st.sampled_from(ids or ["x"]))})
+        )
+    return out
+
+
+def observation(d: Desired, accounts: list[M365Account], linked_elsewhere: set[str]) -> Observation:
+    """What a reconcile observes for ``d`` (``shared.service.runs.reconcile.TenantView``): the linked account, or
+    every account matching the email or carrying the user's immutable id."""
+    by_id = {a.id: a for a in accounts}
+    link = d.directories[0].link
+    if link.m365_user_id in by_id:
+        return Observation(linked=by_id[link.m365_user_id])
+    email, own = d.user.email.lower(), immutable_id(d.user.id)
+    found = tuple(
+        a
+        for a in accounts
+        if email in {a.user_principal_name.lower(), (a.mail or "").lower()}
+        or a.on_premises_immutable_id == own
+    )
+    return Observation(candidates=found, taken=frozenset(a.id for a in found if a.id in linked_elsewhere))
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=st.data(), roles_verified=st.booleans(), recent=st.booleans())
+def test_rule23_for_any_store_and_tenant_no_plan_contains_a_write_to_a_protected_account(
+    data: st.DataObject, roles_verified: bool, recent: bool
+) -> None:
+    accounts = data.draw(tenant_accounts())
+    store = data.draw(stored_users(accounts))
+    protected = {a.id for a in accounts if a.protected}
+    targets = {**TARGETS, D1: dataclasses.replace(TARGETS[D1], roles_verified=roles_verified)}
+    linked = {d.directories[0].link.m365_user_id for d in store} - {None}
+    for d in store:
+        obs = observation(d, accounts, {x for x in linked if x != d.directories[0].link.m365_user_id})
+        obs = dataclasses.replace(obs, recent=recent and obs.linked is not None)
+        for item in plan_user(d, targets, {D1: obs}):
+            if not item.writes:
+                if item.m365_user_id in protected:
+                    assert item.status == "needs_attention" and (item.reason or "").startswith(
+                        "protected account"
+                    )
+                continue
+            assert item.m365_user_id not in protected, item
+            if item.action == "create":
+                assert not obs.candidates, (
+                    item
+                )  # never created over an account that matches, protected or not
+            if item.action == "take_over":
+                assert roles_verified, item

@@ -74,6 +74,8 @@ def directory_entity(d: Directory) -> dict[str, Any]:
                     "isVerified": x.is_verified,
                     "isDefault": x.is_default,
                     "authenticationType": x.authentication_type,
+                    "isInitial": x.is_initial,
+                    "passwordValidityPeriodInDays": x.password_validity_days,
                 }
                 for x in d.domains
             ]
@@ -123,7 +125,14 @@ def directory_from(e: Any) -> Directory:
         client_id=e["ClientId"],
         secret_name=e["SecretName"],
         domains=tuple(
-            Domain(x["id"], bool(x["isVerified"]), bool(x["isDefault"]), str(x["authenticationType"]))
+            Domain(
+                x["id"],
+                bool(x["isVerified"]),
+                bool(x["isDefault"]),
+                str(x["authenticationType"]),
+                bool(x.get("isInitial", False)),
+                x.get("passwordValidityPeriodInDays"),
+            )
             for x in from_json(e.get("Domains"), [])
         ),
         status=e["Status"],

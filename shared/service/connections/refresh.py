@@ -51,6 +51,13 @@ class Checked:
     replayed: int = 0
 
 
+class RoleHolders(Protocol):
+    """Rule 23's role holders read again (``shared.service.tenant.protection.Protections``); a failure to read
+    them is recorded as "not readable", not raised."""
+
+    async def refresh_quietly(self, directory: Directory, actor: Actor) -> object: ...
+
+
 @dataclass
 class RefreshRound:
     run: Run
@@ -71,7 +78,9 @@ class TokenRefresh:
         *,
         max_age: dt.timedelta = dt.timedelta(days=7),
         concurrency: int = CONCURRENCY,
+        role_holders: RoleHolders | None = None,
     ) -> None:
+        self.role_holders = role_holders
         self.directories = directories
         self.connections = connections
         self.status = status
@@ -153,6 +162,8 @@ class TokenRefresh:
             return Checked(d.id, "skipped", "gone")
         before, after = changed
         await self._rule_17(before, after, actor)
+        if self.role_holders is not None and after.writable:  # rule 23: who must never be written to
+            await self.role_holders.refresh_quietly(after, actor)
         announce = (
             expiring(after.credential_expires_at, now) and after.expiry_warned != after.credential_expires_at
         )

@@ -19,7 +19,9 @@ in chunks that spread over Function instances and survive restarts.
    the rest is shared by the chunk.
 4. ``approve`` applies exactly a held plan (re-checked item by item); ``discard`` drops it.
 
-Accounts of the tenant that no bound user links or matches are counted ``unmanaged`` and never touched.
+Accounts of the tenant that no bound user links or matches are counted ``unmanaged`` and never touched. Before it
+plans, a reconcile re-checks rule 17, re-reads the role holders (rule 23: protected accounts are planned nothing) and
+keeps the tenant's password policy and federations (``shared.service.tenant.settings``).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from shared.domain.planner import (
     target_of,
     written_recently,
 )
+from shared.domain.protection import reason as protection_reason
 from shared.domain.runs import RUN_CUTTING, ItemState, Run, RunItem, RunStatus, guard_verdict, skipped_run
 from shared.service.context import Actor, Auditor
 from shared.service.ports import (
@@ -57,6 +60,7 @@ from shared.service.ports import (
     Ids,
     IndexEntry,
     Page,
+    ProtectedAccounts,
     SyncQueue,
     UserRecord,
     UserRepository,
@@ -65,6 +69,7 @@ from shared.service.runs.jobs import ItemSink, work_chunk
 from shared.service.store.bindings import Bindings
 from shared.service.sync.links import Links
 from shared.service.sync.passwords import random_password
+from shared.service.tenant.settings import SettingsRound
 
 INDEX_BATCH = 100
 """Index rows handed to the planning at a time."""
@@ -118,6 +123,13 @@ class Runs(Protocol):
         """Add to the run's progress; with ``part``, a part's outcome, added once (``Run.tallied``)."""
 
 
+class TenantSettingsKeeper(Protocol):
+    """``shared.service.tenant.settings.TenantSettings.enforce``: rule 17 and role holders read now, the password
+    policy and federations kept."""
+
+    async def enforce(self, directory: Directory, dry_run: bool, actor: Actor) -> SettingsRound: ...
+
+
 class ReconcileQueue(Protocol):
     async def plan(self, directory_id: str, run_id: str) -> None: ...
 
@@ -134,13 +146,18 @@ def payload_of(item: PlanItem, entry: IndexEntry | None) -> dict[str, Any]:
 class TenantView:
     """The tenant's accounts, read once, indexed for matching by address and immutable id."""
 
-    def __init__(self) -> None:
+    def __init__(self, protected: Mapping[str, tuple[str, ...]] | None = None) -> None:
+        self.protected = protected or {}
+        """Rule 23: protected accounts' ids → why; an account is marked as it comes."""
         self.by_id: dict[str, M365Account] = {}
         self.by_address: dict[str, list[str]] = {}
         self.by_immutable: dict[str, str] = {}
 
     def add(self, accounts: Sequence[M365Account]) -> None:
         for a in accounts:
+            why = self.protected.get(a.id)
+            if why:
+                a = dataclasses.replace(a, protected_by=why)
             self.by_id[a.id] = a
             addresses = {a.user_principal_name.lower()}
             if a.mail:
@@ -164,11 +181,17 @@ class DirectoryPlan:
     the others — unlinked users, matched by address, and links whose account the tenant does not hold — once
     both reads are done (``finish``). The same items as planning everyone at the end; only sooner."""
 
-    def __init__(self, directory: Directory, targets: Mapping[str, Target], now: dt.datetime) -> None:
+    def __init__(
+        self,
+        directory: Directory,
+        targets: Mapping[str, Target],
+        now: dt.datetime,
+        protected: Mapping[str, tuple[str, ...]] | None = None,
+    ) -> None:
         self.directory = directory
         self.targets = targets
         self.now = now
-        self.tenant = TenantView()
+        self.tenant = TenantView(protected)
         self.entries = 0
         self.items: list[tuple[PlanItem, IndexEntry]] = []
         self.counts: Counter[str] = Counter()
@@ -262,8 +285,13 @@ class Reconciler:
         ids: Ids,
         mirrors: GroupQueue | None = None,
         held: HeldRuns | None = None,
+        settings: TenantSettingsKeeper | None = None,
+        protection: ProtectedAccounts | None = None,
     ) -> None:
         self.held = held
+        self.settings = settings
+        """The tenant's own settings, enforced before planning (rules 15-17, 23)."""
+        self.protection = protection
         self.runs = runs
         self.directories = directories
         self.index = index
@@ -305,15 +333,16 @@ class Reconciler:
         return run
 
     async def start_all(self, actor: Actor) -> list[Run]:
-        """A full reconcile of every connected directory Warden may write to (the nightly one); a directory
-        without a working connection (rule 18) gets a skipped run saying why."""
+        """A full reconcile of every connected directory Warden may write to (the nightly one), and of each one
+        blocked by rule 17 (its reconcile re-checks it, and carries on once the tenant is no longer synced); a
+        directory without a working connection (rule 18) gets a skipped run saying why."""
         runs = []
         for d in await self.directories.all():
             if d.paused:
                 skipped = skipped_run(self.ids(), d, "reconcile", actor.name, self.clock())
                 await self.runs.add(skipped)
                 runs.append(skipped)
-            elif d.writable:
+            elif d.writable or (d.status == "blocked" and self.settings is not None):
                 runs.append(await self.start(d.id, False, actor))
         return runs
 
@@ -342,9 +371,6 @@ class Reconciler:
         m365 = self.m365
         usage_before = m365.usage(directory_id)
 
-        targets = {d.id: target_of(d) for d in await self.directories.all()}
-        planning = DirectoryPlan(directory, targets, self.clock())
-
         async def read_index() -> None:
             batch: list[IndexEntry] = []
             async for e in self.index.all(directory_id):
@@ -360,6 +386,20 @@ class Reconciler:
                 planning.add_accounts(accounts)
 
         try:
+            settled = None
+            if self.settings is not None:  # rules 15-17 and 23 first: the tenant's own settings, role holders
+                settled = await self.settings.enforce(directory, run.dry_run, Actor(run.trigger, run.id))
+            if settled is not None and not settled.directory.writable:
+                return await self._blocked(run, etag, started, settled)
+            targets = {d.id: target_of(d) for d in await self.directories.all()}
+            protection = await self.protection.whole(directory_id) if self.protection is not None else None
+            if protection is not None:  # rule 23: what the planner must not write to
+                targets[directory_id] = dataclasses.replace(
+                    targets[directory_id], roles_verified=protection.roles_readable
+                )
+            planning = DirectoryPlan(
+                directory, targets, self.clock(), protection.why if protection is not None else None
+            )
             # The two reads are independent: the store's index and Graph's pages are read side by side.
             await both(read_index(), read_tenant())
         except Exception as exc:
@@ -374,6 +414,7 @@ class Reconciler:
             raise
         m365.set_tenant_size(directory_id, len(planning.tenant.by_id))
         items, counts, unmanaged = self._finish(planning)
+        counts.update(settled.counts if settled is not None else {})
         sink: ItemSink[RunItem] = ItemSink(
             lambda batch: self.runs.put_items(run.id, batch), RUN_CUTTING.chunk
         )
@@ -415,6 +456,21 @@ class Reconciler:
         """The plan's last step, once both reads are done (apart, so that it can be timed)."""
         return planning.finish()
 
+    async def _blocked(self, run: Run, etag: str, started: dt.datetime, settled: SettingsRound) -> Run:
+        """A directory Warden may not write to (rule 17): nothing is planned, the run says why."""
+        d = settled.directory
+        done = dataclasses.replace(
+            run,
+            status="done",
+            started_at=started,
+            planned_at=self.clock(),
+            finished_at=self.clock(),
+            counts=settled.counts,
+            error=f"directory {d.status}: {d.status_reason}; nothing planned or written",
+        )
+        await self.runs.save(done, etag)
+        return done
+
     # ------------------------------------------------------------------------------------------- apply
     async def apply_chunk(self, directory_id: str, run_id: str, chunk: int) -> Run:
         """Apply the chunk's items still planned and count its outcome once (``shared.service.runs.jobs``): a chunk
@@ -439,6 +495,7 @@ class Reconciler:
                 ready.append(i)
             else:
                 finished.append(dataclasses.replace(i, state=verdict[0], error=verdict[1]))
+        ready = await self._unprotected(directory.id, ready, finished)
         results = await self.m365.apply(directory, [PlanItem.from_payload(i.payload) for i in ready], _random)
         written: list[UserRecord] = []
         later: list[AuditEntry] = []
@@ -470,6 +527,23 @@ class Reconciler:
         if again:
             await self.sync_queue.enqueue(again, actor.correlation_id)
         return finished
+
+    async def _unprotected(
+        self, directory_id: str, ready: list[RunItem], finished: list[RunItem]
+    ) -> list[RunItem]:
+        """Rule 23 once more, just before writing: an account that became protected since the plan is skipped."""
+        ids = [str(i.payload.get("m365UserId")) for i in ready if i.payload.get("m365UserId")]
+        if self.protection is None or not ids:
+            return ready
+        found = await self.protection.lookup(directory_id, ids)
+        keep = []
+        for i in ready:
+            why = found.of(str(i.payload.get("m365UserId") or ""))
+            if why:
+                finished.append(dataclasses.replace(i, state="skipped", error=protection_reason(why)))
+            else:
+                keep.append(i)
+        return keep
 
     @staticmethod
     def _stale(

@@ -71,6 +71,20 @@ class Consents(Protocol):
     ) -> str: ...
 
 
+class TenantHooks(Protocol):
+    """What a tenant's own settings need when a directory is connected or its options change (rules 16 and 23;
+    ``shared.service.tenant.settings.TenantSettings``)."""
+
+    async def connected(self, directory: Directory, actor: Actor) -> Directory:
+        """Role holders read, the password policy applied; raises when the tenant refuses an option asked for."""
+
+    async def options_changing(self, before: Directory, after: Directory, actor: Actor) -> Directory:
+        """Apply changed options in the tenant before they are stored (raises, having put the tenant back, when
+        Graph refuses); ``after`` with its domains as they now are."""
+
+    async def warnings(self, directory: Directory) -> list[str]: ...
+
+
 DEACTIVATE_CONCURRENCY = 16
 
 
@@ -205,8 +219,10 @@ class Directories:
         real_clock: Clock | None = None,
         baselines: DeltaBaselines | None = None,
         allow_loopback_http: bool = False,
+        tenant_hooks: TenantHooks | None = None,
     ) -> None:
         self.baselines = baselines
+        self.tenant_hooks = tenant_hooks
         self.directories = directories
         self.users = users
         self.groups = groups
@@ -259,7 +275,8 @@ class Directories:
             for r in runs
             if r.status == "held"
         ]
-        warnings = (*self._warnings(directory, deferred), *held)
+        tenant = await self.tenant_hooks.warnings(directory) if self.tenant_hooks is not None else []
+        warnings = (*self._warnings(directory, deferred), *tenant, *held)
         return DirectoryView(directory, etag, counts, warnings, tuple(runs), authorize_url, deferred)
 
     async def get(self, directory_id: str) -> DirectoryView:
@@ -347,11 +364,18 @@ class Directories:
                 directory_id
             )  # a consent flow's bookkeeping row, if one was written
             raise
+        if self.tenant_hooks is not None and not delegated:  # a delegated one: once consent is given
+            try:
+                directory = await self.tenant_hooks.connected(directory, actor)
+            except BaseException:
+                await self._forget_new(directory)
+                raise
+            etag = (await self._directory(directory_id))[1]
         baseline = {} if delegated else await self._baseline(directory, keep=False)
         await self.auditor.record(
             actor, "directory.connect", directory_id=directory_id, after={**_audit(directory), **baseline}
         )
-        return DirectoryView(directory, etag, {}, self._warnings(directory), authorize_url=url)
+        return await self.view(directory, etag, url)
 
     async def _baseline(self, directory: Directory, *, keep: bool) -> dict[str, str]:
         """Drift's baselines, so that its first round sees every change made from now on (reactivation keeps a
@@ -364,6 +388,13 @@ class Directories:
         except Exception as exc:
             return {"deltaBaseline": f"not taken ({type(exc).__name__}): the first drift round takes it"}
         return {}
+
+    async def _forget_new(self, directory: Directory) -> None:
+        """Undo a connection that cannot be completed (nothing is bound to it yet)."""
+        await self.connections.forget(directory.id)
+        await self.directories.delete(directory.id)
+        await self.secrets.delete_all(secret_prefix(directory.id))
+        await self.claims.release_all(self._claimed(directory), directory.id)
 
     @staticmethod
     def _claimed(d: Directory) -> list[tuple[str, str]]:
@@ -380,6 +411,8 @@ class Directories:
         if isinstance(changes.get("options"), DirectoryOptions):
             self._check_options(changes["options"])
         after = replace(before, **changes, updated_at=self.clock())
+        if self.tenant_hooks is not None and "options" in changes:
+            after = await self.tenant_hooks.options_changing(before, after, actor)
         etag = await self.directories.update(after, if_match or etag)
         await self.auditor.record(
             actor, "directory.update", directory_id=directory_id, before=_audit(before), after=_audit(after)

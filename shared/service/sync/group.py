@@ -26,6 +26,7 @@ from shared.service.ports import (
     DirectoryIndex,
     DirectoryRepository,
     GroupRepository,
+    ProtectedAccounts,
     Uniques,
     Written,
 )
@@ -79,8 +80,11 @@ class GroupSync:
         auditor: Auditor,
         clock: Clock,
         index: DirectoryIndex,
+        protection: ProtectedAccounts | None = None,
     ) -> None:
         self.index = index
+        self.protection = protection
+        """Rule 23: accounts never added to or removed from a mirrored group."""
         self.leases = leases
         self.groups = groups
         self.directories = directories
@@ -136,7 +140,8 @@ class GroupSync:
             and await self.uniques.owner(group_claim_kind(directory_id), same[0].id) == group_id
         )
         adopt = binding.adopt or binding.status == "creating" or ours
-        plan = plan_group(group.name, desired, linked, members, same, adopt=adopt)
+        protected = await self._protected(directory_id, desired | (members or frozenset()))
+        plan = plan_group(group.name, desired, linked, members, same, adopt=adopt, protected=protected)
         if plan.action == "adopt" and plan.m365_group_id:
             adopted = next(g for g in same if g.id == plan.m365_group_id)
             made_here = await self.uniques.owner(created_claim_kind(directory_id), adopted.id) == group_id
@@ -145,7 +150,8 @@ class GroupSync:
             await self._claim(directory_id, adopted.id, group_id)
             await self.groups.save_binding(binding)
             current = await self.m365.group_members(directory, adopted.id)
-            plan = plan_group(group.name, desired, adopted, current, (), adopt=True)
+            protected = await self._protected(directory_id, desired | current)
+            plan = plan_group(group.name, desired, adopted, current, (), adopt=True, protected=protected)
             await self.auditor.record(
                 actor,
                 "group.m365.adopt",
@@ -166,6 +172,11 @@ class GroupSync:
             )
             return GroupReport(group_id, directory_id, plan)
         return await self._apply(group, directory, binding, plan, actor)
+
+    async def _protected(self, directory_id: str, m365_ids: frozenset[str]) -> frozenset[str]:
+        if self.protection is None or not m365_ids:
+            return frozenset()
+        return frozenset((await self.protection.lookup(directory_id, sorted(m365_ids))).why)
 
     async def _claim(self, directory_id: str, m365_id: str, group_id: str) -> None:
         await self.uniques.insert(group_claim_kind(directory_id), m365_id, group_id, self.clock())

@@ -39,6 +39,7 @@ from shared.domain.planner import (
     target_of,
     written_recently,
 )
+from shared.domain.protection import reason as protection_reason
 from shared.service.context import Actor, Auditor
 from shared.service.ports import (
     M365,
@@ -46,6 +47,7 @@ from shared.service.ports import (
     Clock,
     DirectoryRepository,
     GroupQueue,
+    ProtectedAccounts,
     SecretStore,
     Uniques,
     UserRecord,
@@ -57,6 +59,7 @@ from shared.service.sync.guard import HELD_REASON, SlidingGuard
 from shared.service.sync.leases import Leases
 from shared.service.sync.links import Links
 from shared.service.sync.passwords import random_password
+from shared.service.tenant.protection import protect
 
 LAG_WAITS = (0.25, 0.5, 1.0, 2.0, 3.0)
 """Seconds between lookups of an account Graph says exists but does not list yet (replication lag)."""
@@ -115,7 +118,10 @@ class Sync:
         mirrors: GroupQueue | None = None,
         pauses: Pauses | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        protection: ProtectedAccounts | None = None,
     ) -> None:
+        self.protection = protection
+        """Rule 23: which observed accounts are protected (None: no such source, as in tests of other rules)."""
         self.users = users
         self.directories = directories
         self.bindings = bindings
@@ -244,6 +250,12 @@ class Sync:
                 strict=True,
             )
         )
+        if self.protection is not None:
+            for directory_id, seen in list(observed.items()):
+                if targets[directory_id].writable:
+                    observed[directory_id], targets[directory_id] = await protect(
+                        self.protection, directory_id, seen, targets[directory_id]
+                    )
         planned = plan_user(desired, targets, observed)
         # Only an admin gives an initial password (POST /api/users): HR hires never have one to look up.
         creates = any(i.action == "create" for i in planned) and record.user.state == "active"
@@ -353,6 +365,8 @@ class Sync:
         for wait in (0.0, *LAG_WAITS) if applied.outcome == "exists" else (0.0,):
             await self.sleep(wait)
             observation = await self._candidates(d, record)
+            if self.protection is not None:
+                observation, _ = await protect(self.protection, d.id, observation, targets[d.id])
             if observation.candidates:
                 break
         else:
@@ -399,6 +413,12 @@ class Sync:
                 return PasswordResult(
                     d.id, False, f"{d.name}: the directory is {d.status}, {d.status_reason}"
                 )
+            if self.protection is not None:
+                why = (await self.protection.lookup(d.id, [link.m365_user_id])).of(link.m365_user_id)
+                if why:  # rule 23: never a password on a protected account
+                    return PasswordResult(
+                        d.id, False, f"{d.name}: {protection_reason(why)}: Warden sets no password"
+                    )
             written = await self.m365.set_password(d, link.m365_user_id, password)
             return PasswordResult(d.id, written.ok, None if written.ok else f"{d.name}: {written.detail}")
 

@@ -122,7 +122,8 @@ async def sim_middleware(request: web.Request, handler: Handler) -> web.StreamRe
             cfg = world.faults.config
             if cfg.latencyMs > 0:
                 await asyncio.sleep(cfg.latencyMs / 1000)
-            fault = world.faults.pick()
+            aimed = world.faults.aimed(request.method, request.path, "before") if kind == "graph" else None
+            fault = str(aimed.status) if aimed is not None else world.faults.pick()
             if fault is not None:
                 log_kind = "batch" if request.path.rstrip("/").endswith("/$batch") else kind
                 if fault in ("reset", "timeout"):
@@ -140,6 +141,11 @@ async def sim_middleware(request: web.Request, handler: Handler) -> web.StreamRe
         status = response.status
         if changes_world(request):
             request.app[KEEPING].dirty = True
+        if kind == "graph":
+            lost = world.faults.aimed(request.method, request.path, "after")
+            if lost is not None:  # processed, then its answer lost
+                status = lost.status
+                return fault_response(world, request, kind, str(lost.status))
         return response
     except web.HTTPException as exc:
         status = exc.status

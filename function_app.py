@@ -6,7 +6,7 @@ azure-identity, storage) are imported by ``shared`` on first use, not here.
 
 import azure.functions as func
 
-from functions import admin, audit, directories, groups, hris, imports, reconcile, sync, timers, users
+from functions import admin, audit, directories, groups, hris, imports, reconcile, scim, sync, timers, users
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 for blueprint in (
@@ -20,5 +20,6 @@ for blueprint in (
     hris.bp,
     timers.bp,
     imports.bp,
+    scim.bp,
 ):
     app.register_functions(blueprint)

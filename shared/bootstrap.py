@@ -45,12 +45,17 @@ if TYPE_CHECKING:
     from shared.adapters.tables.imports import TableImports
     from shared.adapters.tables.receipts import TableReceipts
     from shared.adapters.tables.runs import TableRuns
+    from shared.adapters.tables.sources import TableSourceRecords, TableSources
     from shared.adapters.tables.uniques import TableUniques
     from shared.adapters.tables.users import TableUsers
+    from shared.adapters.webhook_secrets import KeyVaultSigningKeys
     from shared.config import DemoDirectory
     from shared.service.context import Auditor
     from shared.service.health import Health, HealthReport
     from shared.service.hr.events import Hris
+    from shared.service.hr.intake import SourceEvents
+    from shared.service.hr.scim import Scim
+    from shared.service.hr.sources import Sources
     from shared.service.ports import Clock
     from shared.service.runs.drift import Drift
     from shared.service.runs.imports import Imports
@@ -151,6 +156,19 @@ class Stores:
         from shared.adapters.tables.receipts import TableReceipts
 
         return TableReceipts(self.store)
+
+    # ---------------------------------------------------------------------------------- HR sources (#19)
+    @cached_property
+    def sources(self) -> TableSources:
+        from shared.adapters.tables.sources import TableSources
+
+        return TableSources(self.store)
+
+    @cached_property
+    def source_records(self) -> TableSourceRecords:
+        from shared.adapters.tables.sources import TableSourceRecords
+
+        return TableSourceRecords(self.store)
 
 
 class Container:
@@ -468,8 +486,15 @@ class Container:
         )
 
     @cached_property
+    def hris_keys(self) -> KeyVaultSigningKeys:
+        """The built-in webhook's signing secrets (one cache, shared by the webhook and its source's rotation)."""
+        from shared.adapters.webhook_secrets import KeyVaultSigningKeys
+
+        return KeyVaultSigningKeys(self.secrets)
+
+    @cached_property
     def hris(self) -> Hris:
-        from shared.adapters.webhook_secrets import KeyVaultSigningKeys, verify_signature
+        from shared.adapters.webhook_secrets import verify_signature
         from shared.service.hr.events import Hris
 
         s = self.stores
@@ -481,13 +506,66 @@ class Container:
             s.directories,
             s.uniques,
             s.receipts,
-            KeyVaultSigningKeys(self.secrets),
+            self.hris_keys,
             verify_signature,
             self.sync_queue,
             self.auditor,
             self.clock,
             real_clock=self.real_clock,
         )
+
+    # ---------------------------------------------------------------------------------- HR sources (#19)
+    @cached_property
+    def sources(self) -> Sources:
+        from shared.adapters.bamboohr import verify_bamboohr
+        from shared.adapters.source_secrets import KeyVaultSourceSecrets
+        from shared.adapters.webhook_secrets import verify_signature
+        from shared.api.scim_paths import check_source_mapping
+        from shared.service.hr.sources import Sources
+
+        s = self.stores
+        return Sources(
+            s.sources,
+            KeyVaultSourceSecrets(self.secrets),
+            s.source_records,
+            s.uniques,
+            self.hris,
+            verify_signature,
+            verify_bamboohr,
+            self.auditor,
+            self.clock,
+            new_id,
+            built_in_keys=self.hris_keys,
+            check_mapping=check_source_mapping,
+            real_clock=self.real_clock,
+        )
+
+    @cached_property
+    def scim(self) -> Scim:
+        from shared.service.hr.scim import Scim
+
+        s = self.stores
+        return Scim(
+            self.users,
+            self.groups,
+            s.users,
+            s.groups,
+            s.directories,
+            s.uniques,
+            s.source_records,
+            self.sync.push_password,
+            self.secret_store,
+            self.sync_queue,
+            self.auditor,
+            self.clock,
+        )
+
+    @cached_property
+    def intake(self) -> SourceEvents:
+        from shared.service.hr.intake import SourceEvents
+
+        s = self.stores
+        return SourceEvents(self.hris, self.sources, s.source_records, s.users, self.auditor)
 
     @cached_property
     def health_check(self) -> Health:

@@ -37,6 +37,8 @@ TABLES = (
     "runitems",
     "dates",
     "imports",
+    "hrsources",
+    "hrrecords",
 )
 TRANSACTION_LIMIT = 100
 """Table Storage's entity group transactions: at most 100 operations, one partition."""

@@ -894,6 +894,11 @@ SourceName = Annotated[
     StringConstraints(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$"),
     Field(description="1-40 lower-case letters, digits and inner hyphens; the audit actor is hris:<name>"),
 ]
+QuietHours = Annotated[
+    Count,
+    Field(ge=1, le=8760),
+    WithJsonSchema({"type": "integer", "minimum": 1, "maximum": 8760}),
+]
 SourceField = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=_TEXT)]
 SourceMapping = Annotated[
     dict[SourceField, WardenField],
@@ -907,7 +912,6 @@ SourceMapping = Annotated[
         }
     ),
 ]
-QuietHours = Annotated[Count, Field(ge=1, le=8760)]
 
 
 class HrSourceCreate(Body):
@@ -921,7 +925,9 @@ class HrSourceCreate(Body):
         "(or alias) → Warden field. Required: scim email, firstName, lastName (userName → username or email); "
         "bamboohr employeeId, email, firstName, lastName"
     )
-    quietAfterHours: QuietHours | None = omittable("warn when the source sent nothing this long (default 72)")
+    quietAfterHours: QuietHours | None = omittable(
+        "warn when the source sent nothing this long, in hours (default 72)"
+    )
 
 
 class HrSourcePatch(Body):

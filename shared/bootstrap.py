@@ -597,6 +597,7 @@ class Container:
             timeout=self.settings.health_timeout_seconds,
             clock=self.real_clock,
             describe=probes.describe_failure,
+            reports=[self.sources.health],
         )
 
     async def health(self) -> HealthReport:

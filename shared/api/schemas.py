@@ -851,11 +851,15 @@ class Problem(Out):
 class ComponentHealth(Out):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(examples=["tableStorage", "queueStorage", "keyVault", "graph"])
-    status: Literal["up", "down"]
+    status: Literal["up", "down", "warning"]
     latencyMs: float = Field(ge=0)
     detail: str | None = Field(None, description="why it is down, in a few secret-free words")
     directory: str | None = Field(None, description="graph probes: the directory checked")
     tenantId: str | None = Field(None, description="graph probes: the directory's tenant")
+    source: str | None = Field(None, description="hrSource: the HR source's name")
+    kind: str | None = Field(None, description="hrSource: the source's kind")
+    lastEventAt: str | None = Field(None, description="hrSource: its last accepted event (none yet: absent)")
+    lastFailureAt: str | None = Field(None, description="hrSource: its last refused request")
 
 
 class Health(Out):

@@ -17,7 +17,8 @@ from typing import Any, Literal
 
 from shared.service.ports import Clock, DirectoryGraph, DirectoryRepository
 
-Status = Literal["up", "down"]
+Status = Literal["up", "down", "warning"]
+"""``warning``: working, but something needs a look (an HR source gone quiet); the app stays up."""
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ class HealthReport:
 
     @property
     def status(self) -> Status:
-        return "up" if all(c.status == "up" for c in self.components) else "down"
+        return "down" if any(c.status == "down" for c in self.components) else "up"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -63,6 +64,10 @@ class HealthReport:
             "checkedAt": self.checked_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
             "components": [c.to_json() for c in self.components],
         }
+
+
+Report = Callable[[], Awaitable[list[ComponentHealth]]]
+"""Components judged rather than probed (each HR source: up, or a warning when it has gone quiet)."""
 
 
 class Degraded(Exception):
@@ -123,7 +128,9 @@ class Health:
         timeout: float,
         clock: Clock,
         describe: Describe = failed,
+        reports: Sequence[Report] = (),
     ) -> None:
+        self.reports = reports
         self.fixed = fixed
         self.directories = directories
         self.graph = graph
@@ -147,6 +154,13 @@ class Health:
         return probes
 
     async def check(self) -> HealthReport:
-        return await check_health(
+        report = await check_health(
             await self.probes(), timeout=self.timeout, now=self.clock, describe=self.describe
         )
+        for read in self.reports:
+            try:
+                extra = await asyncio.wait_for(read(), self.timeout)
+            except Exception:  # the store's own probe reports a storage failure
+                continue
+            report.components.extend(extra)
+        return report

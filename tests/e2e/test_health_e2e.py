@@ -26,7 +26,8 @@ def test_health_is_anonymous_and_reports_every_component_up(host: WardenHost) ->
     body = response.json()
     assert body["status"] == "up"
     names = {c["name"] for c in body["components"]}
-    assert names == {"tableStorage", "queueStorage", "keyVault", "userSyncPoison", "graph"}
+    # and an hrSource component per HR source expected to send, once other tests on this host made some
+    assert names - {"hrSource"} == {"tableStorage", "queueStorage", "keyVault", "userSyncPoison", "graph"}
     # One graph component per connected directory (other tests on this host may have connected some), and the
     # demo directory's while it is not connected.
     graphs = [c for c in body["components"] if c["name"] == "graph"]

@@ -65,6 +65,14 @@ def _references(value: Any) -> set[str]:
     return set()
 
 
+def _path_references(path: str) -> set[str]:
+    return {part[len(PREFIX) :] for part in path.split("/") if part.startswith(PREFIX)}
+
+
+def _resolve_path(path: str, ids: dict[str, str]) -> str:
+    return "/".join(ids[p[len(PREFIX) :]] if p.startswith(PREFIX) else p for p in path.split("/"))
+
+
 def _resolve(value: Any, ids: dict[str, str]) -> Any:
     if isinstance(value, str) and value.startswith(PREFIX):
         return ids[value[len(PREFIX) :]]
@@ -121,7 +129,7 @@ def _parse(body: Any) -> tuple[list[Operation], int | None]:
         if method in ("POST", "PUT", "PATCH") and not isinstance(data, dict):
             raise InvalidSyntaxException(detail=f"{where}.data is the resource (or PatchOp) to write")
         operation = Operation(i, method, path, bulk_id, version, data)
-        operation.needs = _references(path) | _references(data)
+        operation.needs = _path_references(path) | _references(data)
         operations.append(operation)
     return operations, fail_on
 
@@ -142,7 +150,7 @@ async def run_bulk(execute: Execute, body: Any) -> Response:
                 return
             try:
                 answer = await execute(
-                    op.method, _resolve(op.path, ids), _resolve(op.data, ids), op.version, upsert=True
+                    op.method, _resolve_path(op.path, ids), _resolve(op.data, ids), op.version, upsert=True
                 )
             except SCIMException as exc:
                 answer = Response(exc.status, exc.to_error().model_dump())

@@ -40,6 +40,7 @@ from shared.domain.sources import (
     token_source,
 )
 from shared.service.context import Actor, Auditor
+from shared.service.health import ComponentHealth
 from shared.service.hr.events import (
     Delivery,
     Hris,
@@ -272,7 +273,7 @@ class Sources:
         )
         credential = None if kind == "bamboohr" else new_credential(kind, source.id)
         if credential is not None:
-            source = replace(source, credential_set_at=now)
+            source = replace(source, credential_set_at=self.real_clock())
         await self.claims.claim_all({NAME_CLAIM: name}, source.id)
         try:
             if credential is not None:
@@ -335,7 +336,7 @@ class Sources:
                 "BambooHR makes its webhook's private key itself: store the new one with PUT "
                 f"/api/hris/sources/{source.id}/secret"
             )
-        now = self.clock()
+        now = self.real_clock()  # credentials expire on real time
         if source.built_in:
             secret = await self.hris.rotate_secret(actor)
             keys = await self.built_in_keys.read()
@@ -361,7 +362,7 @@ class Sources:
                 f"a {source.kind} source's credential is made by Warden: rotate it with POST "
                 f"/api/hris/sources/{source.id}/rotate"
             )
-        now = self.clock()
+        now = self.real_clock()  # credentials expire on real time
         current = await self.secrets.read(source, fresh=True)
         creds = current.rotated(secret, now) if current is not None else Credentials(secret)
         await self.secrets.write(source, creds)
@@ -498,11 +499,28 @@ class Sources:
             after={"source": source.name, "reason": reason, "refusals": count},
         )
 
-    async def health(self) -> list[SourceView]:
-        """Every source whose credential is set, for the health check (quiet ones carry their warning)."""
-        return [
-            v for v in await self.all() if v.source.credential_set_at is not None or v.activity.last_event_at
-        ]
+    async def health(self) -> list[ComponentHealth]:
+        """An ``hrSource`` component per source that is expected to send (a credential set, or it has sent):
+        ``up`` with its last event and last refusal, or ``warning`` when it has gone quiet."""
+        out = []
+        for v in await self.all():
+            if v.source.credential_set_at is None and v.activity.last_event_at is None:
+                continue
+            labels = {"source": v.source.name, "kind": v.source.kind}
+            for key, at in (
+                ("lastEventAt", v.activity.last_event_at),
+                ("lastFailureAt", v.activity.last_failure_at),
+            ):
+                if at is not None:
+                    labels[key] = at.isoformat(timespec="seconds").replace("+00:00", "Z")
+            detail = None
+            if v.quiet is not None:
+                detail = (
+                    f"nothing accepted for {v.quiet.hours:.0f} h (warns after {v.source.quiet_after_hours} h): "
+                    "check the HR system's side of the integration"
+                )
+            out.append(ComponentHealth("hrSource", "warning" if v.quiet else "up", 0.0, labels, detail))
+        return out
 
 
 def _matches(token: str, creds: Credentials, now: dt.datetime) -> bool:

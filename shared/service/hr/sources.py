@@ -410,6 +410,7 @@ class Sources:
                 raise SourceRefused("the bearer token is wrong or was rotated more than 24 hours ago")
         if not source.enabled:
             raise SourceRefused(f"HR source '{source.name}' is disabled", status=403)
+        await self.accepted(source)  # a SCIM client calling is a source at work (reads included)
         return source
 
     async def authenticate(self, source_id: str, body: bytes, headers: Mapping[str, str]) -> Authenticated:

@@ -202,38 +202,50 @@ class Scim:
     async def create_user(
         self, source: SourceRef, wanted: WantedUser, actor: Actor, *, upsert: bool = False
     ) -> tuple[Sourced, bool]:
-        """A new user; or the one the client already provisioned under this externalId (``upsert``, as Entra's
-        ``/bulkUpload`` treats a POST: create or update) or that Warden knows by email and no other HR feed holds
-        (adopted, as an HR event adopts an imported account). Whether it was created (or adopted)."""
+        """A new user; or the one the client already provisioned under this externalId or email (``upsert``, as
+        Entra's ``/bulkUpload`` treats a POST: create or update); or a user Warden knows by email that no other HR
+        feed holds (adopted, as an HR event adopts an imported account). Whether it was created (or adopted).
+
+        A create is tried first (a new person is the common case, and its uniqueness claims are the check);
+        only a taken email or username makes it look further."""
         _required(wanted)
-        if wanted.external_id is not None:
-            owner = await self.records.owner(source.id, "user", wanted.external_id)
-            if owner is not None:
-                mine = await self.find_users(source, "id", owner)
-                if mine and not upsert:
-                    raise Conflict(
-                        f"externalId '{wanted.external_id}' is user {owner}'s",
-                        field="externalId",
-                        owner=owner,
-                    )
-                if mine:
-                    return await self._replace_with(source, owner, wanted, actor), False
+        if upsert:
+            mine = await self._provisioned(source, wanted)
+            if mine is not None:
+                return await self._replace_with(source, mine, wanted, actor), False
+        try:
+            return await self._create(source, wanted, actor), True
+        except Conflict as exc:
+            if exc.extensions.get("field") not in ("email", "username"):
+                raise
+            refused = exc
         email = str(wanted.fields["email"])
         owner = await self.uniques.owner("email", email.lower())
-        if owner is not None:
-            existing = await self.user_store.get(owner)
-            if existing is not None and existing.user.deleted_at is None:
-                held = await self.records.get(source.id, "user", owner)
-                if held is not None:
-                    if upsert:
-                        return await self._replace_with(source, owner, wanted, actor), False
-                    raise Conflict(f"email '{email}' is user {owner}'s", field="email", owner=owner)
-                if existing.user.source.startswith("hris:") and existing.user.source != source.actor:
-                    raise Conflict(
-                        f"email '{email}' is user {owner}'s, fed by {existing.user.source}", field="email"
-                    )
-                return await self._adopt(source, existing, wanted, actor), True
-        return await self._create(source, wanted, actor), True
+        existing = await self.user_store.get(owner) if owner is not None else None
+        if existing is None or existing.user.deleted_at is not None:
+            raise refused
+        if await self.records.get(source.id, "user", existing.user.id) is not None:
+            if upsert:
+                return await self._replace_with(source, existing.user.id, wanted, actor), False
+            raise Conflict(
+                f"email '{email}' is user {existing.user.id}'s", field="email", owner=existing.user.id
+            )
+        if existing.user.source.startswith("hris:") and existing.user.source != source.actor:
+            raise Conflict(
+                f"email '{email}' is user {existing.user.id}'s, fed by {existing.user.source}", field="email"
+            )
+        return await self._adopt(source, existing, wanted, actor), True
+
+    async def _provisioned(self, source: SourceRef, wanted: WantedUser) -> str | None:
+        """The user this source already holds under the wanted externalId, else under its email."""
+        if wanted.external_id is not None:
+            owner = await self.records.owner(source.id, "user", wanted.external_id)
+            if owner is not None and await self.find_users(source, "id", owner):
+                return owner
+        owner = await self.uniques.owner("email", str(wanted.fields["email"]).lower())
+        if owner is not None and await self.find_users(source, "id", owner):
+            return owner
+        return None
 
     async def _create(self, source: SourceRef, wanted: WantedUser, actor: Actor) -> Sourced:
         now = self.clock()
@@ -280,7 +292,7 @@ class Scim:
                 await self.users.delete(user_id, None, actor)
             raise
         await self._relate(user_id, str(f["email"]), actor)
-        return await self.user(source, user_id)
+        return Sourced(UserRecord(view.user, view.etag, frozenset(), frozenset()), record)
 
     async def _adopt(
         self, source: SourceRef, existing: UserRecord, wanted: WantedUser, actor: Actor

@@ -460,3 +460,47 @@ def test_discovery_publishes_what_the_source_maps_as_required(scim: Scim) -> Non
     user_schema = scim.ok("GET", f"/Schemas/{USER}", 200)
     required = {a["name"] for a in user_schema["attributes"] if a["required"]}
     assert required == {"userName", "name", "emails"}
+
+
+def test_or_co_and_not_filters_match_as_rfc_7644_evaluates_them(scim: Scim) -> None:
+    tag = unique("o")
+    a = scim.ok("POST", "/Users", 201, json=a_user(scim, title=f"{tag} alpha"))
+    b = scim.ok("POST", "/Users", 201, json=a_user(scim, title=f"{tag} beta"))
+    found = scim.ok(
+        "GET", "/Users", 200, params={"filter": f'title co "{tag} al" or userName eq "{b["userName"]}"'}
+    )
+    assert {r["id"] for r in found["Resources"]} == {a["id"], b["id"]}
+    found = scim.ok("GET", "/Users", 200, params={"filter": f'title sw "{tag}" and not (title ew "beta")'})
+    assert [r["id"] for r in found["Resources"]] == [a["id"]]
+    searched = scim.ok(
+        "POST",
+        "/.search",
+        200,
+        json={
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+            "filter": f'title sw "{tag}"',
+        },
+    )
+    assert searched["totalResults"] == 2
+
+
+def test_a_user_warden_already_has_is_adopted_by_email_and_a_password_waits_in_key_vault(scim: Scim) -> None:
+    from tests.e2e.test_users_e2e import _has_secret, vault_client
+
+    name = unique("ad")
+    existing = scim.warden.ok(
+        "POST",
+        "/users",
+        201,
+        json={"username": name, "email": f"{name}@elsewhere.example", "firstName": "Old", "lastName": "Name"},
+    )
+    body = a_user(scim, userName=name, password=remember_secret(f"Pw-{uuid.uuid4().hex[:12]}!"))
+    body["emails"] = [{"value": existing["email"], "primary": True}]
+    adopted = scim.ok("POST", "/Users", 201, json=body)
+    assert adopted["id"] == existing["id"] and "password" not in adopted
+    user = ss.user(scim.warden, existing["id"])
+    assert (user["firstName"], user["source"]) == ("Barbara", "admin"), "the same user, now fed by the source"
+    assert _has_secret(vault_client(scim.warden), f"user-{existing['id']}-initial-password"), (
+        "no account yet: the password waits for the account Warden creates"
+    )
+    assert scim.ok("GET", "/Users", 200, params={"filter": f'userName eq "{name}"'})["totalResults"] == 1

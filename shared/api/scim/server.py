@@ -51,6 +51,13 @@ from shared.service.hr.scim import Scim, Sourced, SourcedGroup, WantedGroup, Wan
 SCIM_JSON = "application/scim+json"
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _DISCOVERY_METHODS = "GET"
+QUERY_PARAMETERS = frozenset(
+    {"filter", "startIndex", "count", "attributes", "excludedAttributes", "sortBy", "sortOrder"}
+)
+CLIENT_FLAGS = frozenset({"aadOptscim062020"})
+"""Query flags a client adds to every request for itself: Microsoft Entra's provisioning opts into its fixed SCIM
+behaviour with ``?aadOptscim062020`` on the tenant URL (learn.microsoft.com/entra/identity/app-provisioning/
+application-provisioning-config-problem-scim-compatibility). They mean nothing to the server."""
 
 
 def _matches(header: str | None, etag: str) -> bool:
@@ -225,10 +232,7 @@ class ScimServer:
         return self._one(resource, 200, self._parameters(self._model(users), query))
 
     async def _query(self, users: bool, query: Mapping[str, str]) -> Response:
-        unknown = sorted(
-            set(query)
-            - {"filter", "startIndex", "count", "attributes", "excludedAttributes", "sortBy", "sortOrder"}
-        )
+        unknown = sorted(set(query) - QUERY_PARAMETERS - CLIENT_FLAGS)
         if unknown:
             raise InvalidValueException(detail=f"unknown query parameter {unknown[0]!r}")
         raw: dict[str, Any] = {k: v for k, v in query.items() if v != ""}

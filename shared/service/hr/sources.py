@@ -377,7 +377,7 @@ class Sources:
         self, source: HrSource, etag: str, at: dt.datetime, until: dt.datetime | None
     ) -> tuple[HrSource, str]:
         stamped = replace(source, credential_set_at=at, previous_valid_until=until, updated_at=at)
-        new_etag = await self.repo.update(stamped, etag or None) if etag else await self.repo.add(stamped)
+        new_etag = await self.repo.update(stamped, etag or None)  # the built-in, never stored yet: written now
         self._by_id.pop(source.id, None)
         return stamped, new_etag
 

@@ -49,10 +49,12 @@ if TYPE_CHECKING:
     from shared.adapters.tables.imports import TableImports
     from shared.adapters.tables.receipts import TableReceipts
     from shared.adapters.tables.runs import TableRuns
+    from shared.adapters.tables.sources import TableSourceRecords, TableSources
     from shared.adapters.tables.tenant import TableManagedSettings, TableProtectedAccounts
     from shared.adapters.tables.uniques import TableUniques
     from shared.adapters.tables.users import TableUsers
     from shared.adapters.tenant import TenantConnections
+    from shared.adapters.webhook_secrets import KeyVaultSigningKeys
     from shared.config import DemoDirectory
     from shared.service.connections.consent import Consent
     from shared.service.connections.refresh import TokenRefresh
@@ -60,6 +62,9 @@ if TYPE_CHECKING:
     from shared.service.context import Auditor
     from shared.service.health import Health, HealthReport
     from shared.service.hr.events import Hris
+    from shared.service.hr.intake import SourceEvents
+    from shared.service.hr.scim import Scim
+    from shared.service.hr.sources import Sources
     from shared.service.notifications import Deliveries, Notifier
     from shared.service.ports import Clock
     from shared.service.runs.drift import Drift
@@ -184,6 +189,19 @@ class Stores:
         from shared.adapters.tables.tenant import TableManagedSettings
 
         return TableManagedSettings(self.store)
+
+    # ---------------------------------------------------------------------------------- HR sources (#19)
+    @cached_property
+    def sources(self) -> TableSources:
+        from shared.adapters.tables.sources import TableSources
+
+        return TableSources(self.store)
+
+    @cached_property
+    def source_records(self) -> TableSourceRecords:
+        from shared.adapters.tables.sources import TableSourceRecords
+
+        return TableSourceRecords(self.store)
 
 
 class Container:
@@ -702,8 +720,15 @@ class Container:
         )
 
     @cached_property
+    def hris_keys(self) -> KeyVaultSigningKeys:
+        """The built-in webhook's signing secrets (one cache, shared by the webhook and its source's rotation)."""
+        from shared.adapters.webhook_secrets import KeyVaultSigningKeys
+
+        return KeyVaultSigningKeys(self.secrets)
+
+    @cached_property
     def hris(self) -> Hris:
-        from shared.adapters.webhook_secrets import KeyVaultSigningKeys, verify_signature
+        from shared.adapters.webhook_secrets import verify_signature
         from shared.service.hr.events import Hris
 
         s = self.stores
@@ -715,13 +740,66 @@ class Container:
             s.directories,
             s.uniques,
             s.receipts,
-            KeyVaultSigningKeys(self.secrets),
+            self.hris_keys,
             verify_signature,
             self.sync_queue,
             self.auditor,
             self.clock,
             real_clock=self.real_clock,
         )
+
+    # ---------------------------------------------------------------------------------- HR sources (#19)
+    @cached_property
+    def sources(self) -> Sources:
+        from shared.adapters.bamboohr import verify_bamboohr
+        from shared.adapters.source_secrets import KeyVaultSourceSecrets
+        from shared.adapters.webhook_secrets import verify_signature
+        from shared.api.scim_paths import check_source_mapping
+        from shared.service.hr.sources import Sources
+
+        s = self.stores
+        return Sources(
+            s.sources,
+            KeyVaultSourceSecrets(self.secrets),
+            s.source_records,
+            s.uniques,
+            self.hris,
+            verify_signature,
+            verify_bamboohr,
+            self.auditor,
+            self.clock,
+            new_id,
+            built_in_keys=self.hris_keys,
+            check_mapping=check_source_mapping,
+            real_clock=self.real_clock,
+        )
+
+    @cached_property
+    def scim(self) -> Scim:
+        from shared.service.hr.scim import Scim
+
+        s = self.stores
+        return Scim(
+            self.users,
+            self.groups,
+            s.users,
+            s.groups,
+            s.directories,
+            s.uniques,
+            s.source_records,
+            self.sync.push_password,
+            self.secret_store,
+            self.sync_queue,
+            self.auditor,
+            self.clock,
+        )
+
+    @cached_property
+    def intake(self) -> SourceEvents:
+        from shared.service.hr.intake import SourceEvents
+
+        s = self.stores
+        return SourceEvents(self.hris, self.sources, s.source_records, s.users, self.auditor)
 
     @cached_property
     def health_check(self) -> Health:
@@ -773,6 +851,7 @@ class Container:
             timeout=self.settings.health_timeout_seconds,
             clock=self.real_clock,
             describe=probes.describe_failure,
+            reports=[self.sources.health],
         )
 
     async def health(self) -> HealthReport:

@@ -34,6 +34,10 @@ Last the sync section (``tools.bench_sync``, which has its own options): HR even
 of leavers and joiners through the local functions host, and the webhook's acknowledgement beside a bare
 floor of the minimal durable work done with the bare storage SDKs, and its storage requests per event. ``--only
 sync`` runs it alone (``python -m tools.bench_sync --quick``: a smoke run).
+
+Then the SCIM section (``tools.bench_scim``, which has its own options): SCIM ``POST /Users`` beside the standard
+webhook's acknowledgement, and a 10,000-user SCIM Bulk load beside the store's bare write floor. ``--only scim``
+runs it alone (``python -m tools.bench_scim --quick``: a smoke run).
 """
 
 from __future__ import annotations
@@ -188,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--only",
-        choices=("coldstart", "store", "reconcile", "import", "refresh", "sync"),
+        choices=("coldstart", "store", "reconcile", "import", "refresh", "sync", "scim"),
         help="run one section (default: all)",
     )
     parser.add_argument("--runs", type=int, default=7, help="cold start: fresh processes per figure (>= 5)")
@@ -257,7 +261,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if lines:
             print(flush=True)
-        return bench_sync.main([])
+        status = bench_sync.main([])
+        if status or args.only == "sync":
+            return status
+    if args.only in (None, "scim"):
+        from tools import bench_scim
+
+        if lines or args.only is None:
+            print(flush=True)
+        return bench_scim.main([])
     return 0
 
 

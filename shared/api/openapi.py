@@ -58,6 +58,41 @@ _WEBHOOK_HEADERS: list[dict[str, Any]] = [
         "schema": {"type": "string", "maxLength": 4096},
     },
 ]
+_SOURCE_HEADERS: list[dict[str, Any]] = [
+    {**h, "required": False, "description": "a standard source: " + h["description"]}
+    for h in _WEBHOOK_HEADERS
+] + [
+    {
+        "name": "X-BambooHR-Timestamp",
+        "in": "header",
+        "required": False,
+        "description": "a BambooHR source: when BambooHR sent the delivery (Unix seconds or ISO 8601); more than "
+        "5 minutes off is refused (401)",
+        "schema": {"type": "string", "maxLength": 64},
+    },
+    {
+        "name": "X-BambooHR-Signature",
+        "in": "header",
+        "required": False,
+        "description": "a BambooHR source: hex HMAC-SHA256 of the raw body followed by X-BambooHR-Timestamp, "
+        "keyed with the webhook's private key",
+        "schema": {"type": "string", "maxLength": 128},
+    },
+]
+SCIM_ROUTE = "/scim/v2/{*path}"
+SCIM_METHODS = ("get", "post", "put", "patch", "delete")
+SCIM: dict[str, Any] = {
+    "basePath": "/scim/v2",
+    "route": SCIM_ROUTE,
+    "methods": [m.upper() for m in SCIM_METHODS],
+    "contentType": "application/scim+json",
+    "description": "Warden's SCIM 2.0 service provider (RFC 7643/7644) for HR sources of kind scim: "
+    "ServiceProviderConfig, ResourceTypes, Schemas, Users (core and enterprise extension), Groups, Bulk, /.search. "
+    "Authenticated with the source's bearer token, not an Entra token; errors are SCIM error bodies. SCIM describes "
+    "itself (RFC 7644 §4): its resources and what it supports are served by its discovery endpoints, which "
+    "scim2-tester checks in make test, so its paths are not repeated here.",
+}
+"""SCIM is its own protocol with its own discovery: one function serves it, described here by reference."""
 _SIGNED_401 = "the signature is missing or wrong, its timestamp is more than 5 minutes off, or no signing secret is configured (problem+json)"
 
 
@@ -108,7 +143,7 @@ def _parameters(op: Operation) -> list[dict[str, Any]]:
                 param["allowEmptyValue"] = True
             params.append(param)
     if op.signed_body is not None:
-        params.extend(_WEBHOOK_HEADERS)
+        params.extend(_WEBHOOK_HEADERS if op.signature == "standard" else _SOURCE_HEADERS)
     if op.etag and op.method in ("PATCH", "DELETE"):
         params.append(
             {
@@ -168,11 +203,19 @@ def _operation(op: Operation) -> dict[str, Any]:
     if op.role is not None:
         body["x-warden-role"] = "Warden.Admin" if op.role == "admin" else "Warden.Reader or Warden.Admin"
         body["description"] = f"Requires the app role {body['x-warden-role']}."
-    if op.signed_body is not None:
+    if op.signed_body is not None and op.signature == "standard":
         body["description"] = (
             "No bearer token: the body is signed per Standard Webhooks (HMAC-SHA256 with the secret from "
             "POST /hris/secret). Checked in this order: size (at most 256 KiB, else 413), content type (415), "
             "signature (401), JSON and fields (400)."
+        )
+    elif op.signed_body is not None:
+        body["description"] = (
+            "No bearer token: signed by the source. A standard source's body is an HR event signed per Standard "
+            "Webhooks with the source's secret; a BambooHR source's is BambooHR's field-based delivery, signed "
+            "with the webhook's private key. Checked in this order: size (at most 256 KiB, else 413), content "
+            "type (415), the source (404; 422 for a SCIM source, which calls /scim/v2), signature (401), the "
+            "source enabled (403), JSON and fields (400)."
         )
     request = op.body or op.signed_body
     if request is not None:
@@ -269,4 +312,12 @@ def document(server_url: str = "/api") -> dict[str, Any]:
             },
         },
         "security": [{"entra": []}],
+        "tags": [
+            {
+                "name": "scim",
+                "description": SCIM["description"],
+                "externalDocs": {"url": "https://www.rfc-editor.org/rfc/rfc7644", "description": "RFC 7644"},
+            }
+        ],
+        "x-scim": SCIM,
     }

@@ -67,6 +67,9 @@ class Operation:
     (documented as the request body, with the ``webhook-*`` headers)."""
     html: bool = False
     """A browser's page too: the answer is HTML unless the client asks for JSON (``Accept``)."""
+    signature: str = "standard"
+    """How a signed body is signed: ``standard`` (Standard Webhooks) or ``source`` (the HR source's own way:
+    Standard Webhooks for a standard source, ``X-BambooHR-Signature`` for a BambooHR one)."""
 
     @property
     def path_params(self) -> list[str]:
@@ -580,6 +583,102 @@ OPERATIONS: tuple[Operation, ...] = (
         response="RoundList",
         query="RoundsQuery",
         tag="directories",
+    ),
+    # ---------------------------------------------------------------------------------- hr sources
+    _op(
+        "create_hr_source",
+        "POST",
+        "hris/sources",
+        "Add an HR source (scim, bamboohr or standard): its credential (a SCIM token or a signing secret) is "
+        "returned once",
+        "admin",
+        ok=201,
+        response="HrSourceCreated",
+        body="HrSourceCreate",
+        errors=(400, 409, 422),
+        etag=True,
+        tag="hris",
+    ),
+    _op(
+        "list_hr_sources",
+        "GET",
+        "hris/sources",
+        "HR sources, the built-in webhook included, with their activity and warnings",
+        "reader",
+        response="HrSourceList",
+        query="ListQuery",
+        errors=(400, 422),
+        tag="hris",
+    ),
+    _op(
+        "get_hr_source",
+        "GET",
+        "hris/sources/{sourceId}",
+        "One HR source: kind, mapping, credential dates, last event, last refusal, quiet warning",
+        "reader",
+        response="HrSourceOut",
+        errors=NOT_FOUND,
+        etag=True,
+        tag="hris",
+    ),
+    _op(
+        "update_hr_source",
+        "PATCH",
+        "hris/sources/{sourceId}",
+        "Change an HR source's mapping (validated), enable or disable it, or its quiet warning",
+        "admin",
+        response="HrSourceOut",
+        body="HrSourcePatch",
+        errors=(400, 404, 412, 422),
+        etag=True,
+        tag="hris",
+    ),
+    _op(
+        "delete_hr_source",
+        "DELETE",
+        "hris/sources/{sourceId}",
+        "Delete an HR source and its credential (its users and groups stay Warden's)",
+        "admin",
+        ok=204,
+        errors=(404, 409, 412),
+        etag=True,
+        tag="hris",
+    ),
+    _op(
+        "rotate_hr_source",
+        "POST",
+        "hris/sources/{sourceId}/rotate",
+        "A new credential for a scim or standard source, returned once; the previous one stays valid 24 h",
+        "admin",
+        ok=201,
+        response="HrSourceRotated",
+        errors=(404, 422),
+        tag="hris",
+    ),
+    _op(
+        "set_hr_source_secret",
+        "PUT",
+        "hris/sources/{sourceId}/secret",
+        "Store the private key BambooHR generated for a bamboohr source's webhook (the previous one stays valid 24 h)",
+        "admin",
+        response="HrSourceOut",
+        body="HrSourceSecretIn",
+        errors=(400, 404, 422),
+        tag="hris",
+    ),
+    _op(
+        "hr_source_events",
+        "POST",
+        "hris/sources/{sourceId}/events",
+        "A source's HR webhook: a standard source's event (Standard Webhooks) or a BambooHR source's delivery "
+        "(X-BambooHR-Signature); 202 once stored",
+        None,
+        ok=202,
+        response="SourceEventsAccepted",
+        signed_body="SourceEventBody",
+        signature="source",
+        errors=(400, 401, 403, 404, 409, 413, 415, 422),
+        tag="hris",
     ),
     # ------------------------------------------------------------------------------------------ audit
     _op(

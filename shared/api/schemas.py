@@ -13,6 +13,7 @@ import datetime as dt
 import decimal
 import re
 import zoneinfo
+from functools import cache
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -21,8 +22,10 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    RootModel,
     SecretStr,
     StringConstraints,
+    TypeAdapter,
     WithJsonSchema,
     model_validator,
 )
@@ -31,6 +34,7 @@ from shared.domain.dates import check_window, parse_local, zone
 from shared.domain.hr import EventType
 from shared.domain.model import GroupStatus, LinkStatus, UserState
 from shared.domain.planner import MANAGEABLE, check_mapping
+from shared.domain.sources import WARDEN_FIELDS, WardenField
 from shared.service.hr.events import Outcome
 
 GUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -1101,11 +1105,15 @@ class Problem(Out):
 class ComponentHealth(Out):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(examples=["tableStorage", "queueStorage", "keyVault", "graph", "userSyncPoison"])
-    status: Literal["up", "down"]
+    status: Literal["up", "down", "warning"]
     latencyMs: float = Field(ge=0)
     detail: str | None = Field(None, description="why it is down, in a few secret-free words")
     directory: str | None = Field(None, description="graph probes: the directory checked")
     tenantId: str | None = Field(None, description="graph probes: the directory's tenant")
+    source: str | None = Field(None, description="hrSource: the HR source's name")
+    kind: str | None = Field(None, description="hrSource: the source's kind")
+    lastEventAt: str | None = Field(None, description="hrSource: its last accepted event (none yet: absent)")
+    lastFailureAt: str | None = Field(None, description="hrSource: its last refused request")
 
 
 class Health(Out):
@@ -1166,3 +1174,163 @@ class RoundOut(Out):
 class RoundList(Out):
     items: list[RoundOut]
     next: str | None
+
+
+# ----------------------------------------------------------------------------------------- hr sources
+SOURCE_FIELD_TYPES: dict[str, Any] = {
+    "username": Username,
+    "email": CompanyEmail,
+    "firstName": Text64,
+    "lastName": Text64,
+    "displayName": Text256,
+    "jobTitle": Text128,
+    "department": Text64,
+    "employeeId": Text16,
+    "managerEmployeeId": Text16,
+    "startAt": LocalDate,
+    "endAt": LocalDate,
+    "timeZone": TimeZone,
+    "status": Text64,
+}
+"""The type of each Warden field a source's mapping may feed: a value a source sends is held to the same rules as
+an admin's or an HR event's."""
+
+
+@cache
+def field_adapter(name: str) -> TypeAdapter[Any]:
+    return TypeAdapter(SOURCE_FIELD_TYPES[name])
+
+
+SourceName = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$"),
+    Field(description="1-40 lower-case letters, digits and inner hyphens; the audit actor is hris:<name>"),
+]
+QuietHours = Annotated[
+    Count,
+    Field(ge=1, le=8760),
+    WithJsonSchema({"type": "integer", "minimum": 1, "maximum": 8760}),
+]
+SourceField = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=_TEXT)]
+SourceMapping = Annotated[
+    dict[SourceField, WardenField],
+    Field(max_length=64),
+    WithJsonSchema(
+        {
+            "type": "object",
+            "propertyNames": {"type": "string", "minLength": 1, "maxLength": 256, "pattern": _TEXT},
+            "additionalProperties": {"type": "string", "enum": list(WARDEN_FIELDS)},
+            "maxProperties": 64,
+        }
+    ),
+]
+
+
+class HrSourceCreate(Body):
+    """A new HR source. ``mapping`` (source field → Warden field) defaults to the kind's usual one; a standard
+    source takes none (it sends Warden's own fields)."""
+
+    name: SourceName
+    kind: Literal["standard", "scim", "bamboohr"]
+    mapping: SourceMapping | None = omittable(
+        "scim: SCIM attribute path → Warden field (e.g. emails.value → email); bamboohr: the posted field's name "
+        "(or alias) → Warden field. Required: scim email, firstName, lastName (userName → username or email); "
+        "bamboohr employeeId, email, firstName, lastName"
+    )
+    quietAfterHours: QuietHours | None = omittable(
+        "warn when the source sent nothing this long, in hours (default 72)"
+    )
+
+
+class HrSourcePatch(Body):
+    mapping: SourceMapping | None = omittable()
+    enabled: bool | None = omittable("false: the source's requests are refused (403) until enabled again")
+    quietAfterHours: QuietHours | None = omittable()
+
+
+class HrSourceSecretIn(Body):
+    secret: SecretStr = Field(
+        min_length=1, max_length=1024, description="the webhook's private key, as BambooHR shows it once"
+    )
+
+
+class HrSourceActivityOut(Out):
+    lastEventAt: dt.datetime | None = None
+    lastFailureAt: dt.datetime | None = None
+    lastFailure: str | None = Field(None, description="why the last refused request was refused")
+
+
+class HrSourceOut(Out):
+    id: str
+    name: str
+    kind: Literal["standard", "scim", "bamboohr"]
+    builtIn: bool
+    enabled: bool
+    actor: str = Field(description="who the audit shows for what the source sends: hris:<name>")
+    mapping: dict[str, str]
+    quietAfterHours: int
+    endpoint: str = Field(description="where the source sends: its webhook, or the SCIM base path")
+    credentialSetAt: dt.datetime | None = Field(
+        None, description="null: no credential yet (BambooHR: PUT …/secret)"
+    )
+    previousCredentialValidUntil: dt.datetime | None = None
+    activity: HrSourceActivityOut
+    warnings: list[str]
+    createdAt: dt.datetime
+    updatedAt: dt.datetime
+
+
+class HrSourceCreated(HrSourceOut):
+    credential: str | None = Field(
+        description="scim: the bearer token; standard: the signing secret (whsec_…); shown only now. bamboohr: "
+        "null (store BambooHR's private key with PUT /hris/sources/{sourceId}/secret)"
+    )
+
+
+class HrSourceList(Out):
+    items: list[HrSourceOut]
+    next: str | None
+
+
+class HrSourceRotated(Out):
+    credential: str = Field(description="the new token or secret, shown only now")
+    previousValidUntil: dt.datetime | None = Field(None, description="the one it replaces works until then")
+
+
+BambooValue = str | int | float | bool | None
+
+
+class BambooEmployeeIn(BaseModel):
+    """One employee change as BambooHR's field-based webhook posts it. Unknown keys are BambooHR's to add."""
+
+    model_config = ConfigDict(extra="ignore")
+    id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | int
+    action: Literal["Created", "Updated", "Deleted"]
+    timestamp: Annotated[str, StringConstraints(max_length=64)] | None = None
+    changedFields: list[Annotated[str, StringConstraints(max_length=256)]] = Field(
+        default_factory=list, max_length=500
+    )
+    fields: dict[Annotated[str, StringConstraints(max_length=256)], BambooValue] | list[Any] = Field(
+        default_factory=dict, description="the posted fields' current values (empty for Created and Deleted)"
+    )
+
+
+class BambooHrDelivery(BaseModel):
+    """BambooHR's field-based webhook delivery (JSON)."""
+
+    model_config = ConfigDict(extra="ignore")
+    employees: list[BambooEmployeeIn] = Field(min_length=1, max_length=1000)
+
+
+class SourceEventBody(RootModel[HrisEvent | BambooHrDelivery]):
+    """A standard source's HR event (Standard Webhooks), or a BambooHR source's delivery."""
+
+
+class SourceEventResult(Out):
+    status: Outcome
+    userId: str | None = None
+    bambooId: str | None = Field(None, description="BambooHR's id of the employee the change is about")
+
+
+class SourceEventsAccepted(Out):
+    results: list[SourceEventResult]

@@ -170,3 +170,16 @@ def username_candidates(email: str, employee_id: str) -> list[str]:
         if suffix:
             out.append(f"{local[: _USERNAME_MAX - 1 - len(suffix)]}.{suffix}")
     return list(dict.fromkeys(out))
+
+
+def active_state(current: UserState | None, active: bool | None) -> UserState:
+    """The state a SCIM client's ``active`` asks for (``current`` None: a new user). ``active: false`` suspends
+    (blocks everywhere); ``true`` reactivates a suspended user (a staged one stays staged until its start);
+    left out, the state stays as it is."""
+    if active is False:
+        return "suspended"
+    if current is None:
+        return "active"
+    if active is True and current == "suspended":
+        return "active"
+    return current

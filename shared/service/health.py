@@ -23,7 +23,8 @@ from typing import Any, Literal
 from shared.domain.model import Directory
 from shared.service.ports import Clock, DirectoryGraph, DirectoryRepository
 
-Status = Literal["up", "down"]
+Status = Literal["up", "down", "warning"]
+"""``warning``: working, but something needs a look (an HR source gone quiet); the app stays up."""
 Overall = Literal["up", "degraded", "down"]
 
 
@@ -67,7 +68,7 @@ class HealthReport:
     def status(self) -> Overall:
         if any(c.own and c.status == "down" for c in self.components):
             return "down"
-        return "up" if all(c.status == "up" for c in self.components) else "degraded"
+        return "up" if all(c.status in ("up", "warning") for c in self.components) else "degraded"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -75,6 +76,10 @@ class HealthReport:
             "checkedAt": self.checked_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
             "components": [c.to_json() for c in self.components],
         }
+
+
+Report = Callable[[], Awaitable[list[ComponentHealth]]]
+"""Components judged rather than probed (each HR source: up, or a warning when it has gone quiet)."""
 
 
 class Degraded(Exception):
@@ -141,7 +146,9 @@ class Health:
         timeout: float,
         clock: Clock,
         describe: Describe = failed,
+        reports: Sequence[Report] = (),
     ) -> None:
+        self.reports = reports
         self.fixed = fixed
         self.directories = directories
         self.graph = graph
@@ -165,6 +172,13 @@ class Health:
         return probes
 
     async def check(self) -> HealthReport:
-        return await check_health(
+        report = await check_health(
             await self.probes(), timeout=self.timeout, now=self.clock, describe=self.describe
         )
+        for read in self.reports:
+            try:
+                extra = await asyncio.wait_for(read(), self.timeout)
+            except Exception:  # the store's own probe reports a storage failure
+                continue
+            report.components.extend(extra)
+        return report

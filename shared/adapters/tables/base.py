@@ -38,6 +38,8 @@ TABLES = (
     "dates",
     "imports",
     "deferred",
+    "hrsources",
+    "hrrecords",
 )
 TRANSACTION_LIMIT = 100
 """Table Storage's entity group transactions: at most 100 operations, one partition."""

@@ -54,6 +54,7 @@ from shared.domain.hr import (
     username_candidates,
 )
 from shared.domain.model import AuditEntry, User
+from shared.domain.sources import BUILT_IN, SourceRef
 from shared.service.context import Actor, Auditor
 from shared.service.ports import (
     Clock,
@@ -68,8 +69,8 @@ from shared.service.store.groups import NAME as GROUP_NAME
 from shared.service.store.groups import Groups
 from shared.service.store.users import AuditAs, Users
 
-HRIS_ACTOR = "hris:webhook"
-"""Who the audit shows for every HR event (SPEC: ``hris:<source>``; one webhook, one source)."""
+HRIS_ACTOR = BUILT_IN.actor
+"""Who the audit shows for an event of the built-in webhook (SPEC: ``hris:<source>``)."""
 SECRET_PREFIX = "whsec_"
 SECRET_OVERLAP = dt.timedelta(hours=24)
 """After a rotation the previous signing secret stays valid this long (senders switch over)."""
@@ -276,8 +277,12 @@ class Hris:
         raise mismatch
 
     # ------------------------------------------------------------------------------------- an event
-    async def accept(self, event: HrEvent, delivery: Delivery, correlation_id: str | None) -> Accepted:
-        actor = Actor(HRIS_ACTOR, correlation_id)
+    async def accept(
+        self, event: HrEvent, delivery: Delivery, correlation_id: str | None, *, source: SourceRef = BUILT_IN
+    ) -> Accepted:
+        """``source``: the HR source the event came through (its audit actor is the event's, and a person it
+        creates is its user); the built-in webhook's by default."""
+        actor = Actor(source.actor, correlation_id)
         now = self.real_clock()
         e = event.employee
         existing = await self.receipts.insert(
@@ -381,7 +386,7 @@ class Hris:
                 view = await self.users.create(
                     fields,
                     actor,
-                    source=HRIS_ACTOR,
+                    source=actor.name,
                     sync=False,
                     audit=entries,
                     direct=wanted.bind,

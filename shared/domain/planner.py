@@ -333,8 +333,8 @@ def blocks_unread(desired: Desired, ud: UserDirectory, targets: Mapping[str, Tar
     more (rule 7), or its email moved to another connected directory (rule 5) — and the link does not say that
     Warden blocked it already (then it is read: someone may have enabled it again, rule 9).
 
-    Rule 23 will want to know that an account holds no directory role before anything is written to it; the
-    observation is where that knowledge will come in, so a block stays a decision made on an observation."""
+    Rule 23: the sync asks this only of an account it knows is not protected; a protected one is read, and the
+    planner freezes its link instead (a block stays a decision made on an observation)."""
     target = targets.get(ud.directory_id)
     link = ud.link
     if target is None or not target.writable or not link.m365_user_id:

@@ -1,6 +1,7 @@
 """What one HR event costs the store, counted on Warden's own Azurite clients (an aiohttp trace on the container's
 storage session, as ``make bench`` counts them): a mover's ``employee.updated`` makes at most 8 storage requests
-before it is accepted and reads no row twice; the sync it queues reads each row once; a leaver's block goes to
+before it is accepted and reads no row twice; the sync it queues reads each row once (and the directories' table
+twice: their list, and the account's protection, rule 23); a leaver's block goes to
 Graph without a read of the account first. Counts, not times: a regression that adds requests fails here."""
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ class Trace:
         async def start(_: Any, __: Any, params: Any) -> None:
             path = unquote(params.url.path).split("/", 2)[-1]
             name, _, rest = path.partition("(")
-            self.requests.append((params.method, name.removeprefix(self.prefix), rest.rstrip(")")))
+            entity = rest.rstrip(")") or params.url.query.get("$filter", "")  # a row, or a query's filter
+            self.requests.append((params.method, name.removeprefix(self.prefix), entity))
 
         trace.on_request_start.append(start)
         return aiohttp.ClientSession(
@@ -160,7 +162,10 @@ async def test_the_sync_an_update_queues_reads_each_row_once_and_each_table_once
         f"PartitionKey='{user_id}',RowKey='user'",
         f"PartitionKey='{user_id}',RowKey='relations'",
     }, "the user's two rows, side by side"
-    assert all(n == 1 for t, n in per_table.items() if t != "users"), per_table
+    rule_23 = [e for t, e in reads if t == "directories" and "state|roles.read" in e]
+    assert len(rule_23) == 1, "the account's protection (rule 23): one query of the directory's rows"
+    assert per_table["directories"] == 2, "the directories listed once, rule 23's rows once"
+    assert all(n == 1 for t, n in per_table.items() if t not in ("users", "directories")), per_table
 
 
 async def test_a_leavers_block_is_written_without_reading_the_account_first(

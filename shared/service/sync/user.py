@@ -216,6 +216,18 @@ class Sync:
             await self.pauses.defer(e.directory_id, user_id, actor.correlation_id)
         return [e for e in effective if not directories[e.directory_id].paused]
 
+    async def _blocks_unread(
+        self, desired: Desired, ud: UserDirectory, targets: Mapping[str, Target]
+    ) -> bool:
+        """``blocks_unread``, unless the linked account is protected (rule 23): a protected account is read, so that
+        the planner sees its protection and freezes the link instead of blocking it blind."""
+        if not blocks_unread(desired, ud, targets):
+            return False
+        account = ud.link.m365_user_id
+        if self.protection is None or account is None:
+            return True
+        return not (await self.protection.lookup(ud.directory_id, [account])).of(account)
+
     async def _sync(
         self, user_id: str, actor: Actor, gone: bool = False, approved: bool = False
     ) -> SyncReport:
@@ -230,6 +242,7 @@ class Sync:
             return report
         targets = {d: target_of(directories[d]) for d in {e.directory_id for e in effective}}
         desired = Desired(record.user, tuple(effective), await self._manager_ids(record.user.manager_id))
+        unread = {e.directory_id: await self._blocks_unread(desired, e, targets) for e in effective}
         observed = dict(
             zip(
                 [e.directory_id for e in effective],
@@ -240,7 +253,7 @@ class Sync:
                             record,
                             e.link,
                             gone,
-                            unread=blocks_unread(desired, e, targets),
+                            unread=unread[e.directory_id],
                         )
                         if targets[e.directory_id].writable
                         else _nothing()

@@ -518,6 +518,7 @@ class Container:
             self.clock,
             new_id,
             redirect_uri=self.settings.redirect_uri,
+            consented=lambda d, actor: self.directories.consented(d, actor),
         )
 
     @cached_property

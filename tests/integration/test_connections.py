@@ -25,6 +25,7 @@ from shared.bootstrap import Container
 from shared.config import load_settings
 from shared.domain.model import DirectoryOptions
 from shared.service.context import Actor
+from shared.service.ports import AuditQuery
 from shared.service.store.directories import ConnectDirectory
 from tests.conftest import DemoStack, remember_secret
 from tools import demo
@@ -170,3 +171,18 @@ async def test_two_instances_refreshing_at_once_never_store_an_older_cache(
     # Whoever lost adopted the winner's cache: a third refresh, from either instance, works.
     assert await credentials[1].fresh() is True  # type: ignore[attr-defined]
     assert await credentials[0].fresh() is True  # type: ignore[attr-defined]
+
+
+async def test_a_first_consent_does_what_connecting_does_at_once_role_holders_read_and_drift_baselines(
+    demo_stack: DemoStack, world: tuple[Container, Container, MovableClock, Delegated]
+) -> None:
+    """A delegated directory is usable only once consented: then, not at connect, its role holders are read
+    (rule 23: a take-over waits while they are unknown) and drift's deltaLinks taken."""
+    first, _, _, d = world
+    read = await first.stores.protected.roles_read(d.directory_id)
+    assert read is not None, "role holders read when the consent made the directory usable"
+    entries = (await first.stores.audit.page(AuditQuery(directory_id=d.directory_id), None, 50)).items
+    completed = [e for e in entries if e.action == "directory.connect.completed"]
+    assert len(completed) == 1 and completed[0].after is not None
+    assert "deltaBaseline" not in completed[0].after, "drift's baselines taken at consent"
+    assert completed[0].after["status"] == "active"

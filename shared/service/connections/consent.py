@@ -26,7 +26,7 @@ import hmac
 import json
 import secrets
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -108,7 +108,11 @@ class Consent:
         ids: Ids,
         *,
         redirect_uri: str | None,
+        consented: Callable[[Directory, Actor], Awaitable[None]] | None = None,
     ) -> None:
+        self.consented = consented
+        """What connecting an app-only directory does at once, done for a delegated one once its first consent
+        makes it usable (``Directories.consented``: rules 16 and 23, drift's baselines)."""
         self.directories = directories
         self.secrets = secrets_store
         self.flows = flows
@@ -320,6 +324,8 @@ class Consent:
                 "domains": sorted(after.verified_domains()),
             },
         )
+        if before.status == "pending_consent" and after.writable and self.consented is not None:
+            await self.consented(after, actor)
         if before.status == "needs_reactivation":
             return Completed(after, True, await self.status.reactivated(before, after, actor))
         replayed = await self.status.replay(after.id, actor.correlation_id) if after.writable else 0

@@ -377,6 +377,27 @@ class Directories:
         )
         return await self.view(directory, etag, url)
 
+    async def consented(self, directory: Directory, actor: Actor) -> None:
+        """A delegated directory's first consent made it usable: what ``connect`` does at once for an app-only one —
+        role holders read and the password policy applied (rules 23 and 16), drift's baselines taken. The consent
+        stands whatever becomes of these: a failure is audited, and the next reconcile or refresh round applies
+        them."""
+        notes: dict[str, str] = {}
+        if self.tenant_hooks is not None:
+            try:
+                await self.tenant_hooks.connected(directory, actor)
+            except Exception as exc:
+                why = getattr(exc, "detail", None) or type(exc).__name__
+                notes["tenantSettings"] = f"not applied ({why}): the next reconcile applies them"
+        notes.update(await self._baseline(directory, keep=False))
+        await self.auditor.record(
+            actor,
+            "directory.connect.completed",
+            result="ok" if not notes else "partial",
+            directory_id=directory.id,
+            after={"status": directory.status, **notes},
+        )
+
     async def _baseline(self, directory: Directory, *, keep: bool) -> dict[str, str]:
         """Drift's baselines, so that its first round sees every change made from now on (reactivation keeps a
         stored one: it already covers the time the directory was paused). The directory is stored and usable

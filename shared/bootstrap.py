@@ -296,7 +296,7 @@ class Container:
         """Connected directories' own checks (the token refresh round, the tenant read after a consent)."""
         from shared.adapters.tenant import TenantConnections
 
-        return TenantConnections(self.directory_graph)
+        return TenantConnections(self.directory_graph, self.m365_tenant)
 
     @cached_property
     def tenant_graph(self) -> TenantClients:

@@ -17,10 +17,12 @@ import asyncio
 import datetime as dt
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from shared.adapters.graph import DirectoryClients, GraphConnection, GraphEndpoint, connect_graph, get_batch
 from shared.adapters.identity import AppOnlyCredential, Authority, TokenNotIssued, build_app, in_thread, once
+from shared.adapters.m365.tenant import ROLE_READS, GraphTenant
 from shared.domain.connections import AppCredential
 from shared.domain.errors import CredentialRefused, Invalid, Upstream
 from shared.domain.model import Directory, Domain
@@ -236,27 +238,38 @@ class GraphTenantReader:
 class TenantConnections:
     """``DirectoryConnections``: a connected directory's checks, through its own Graph client."""
 
-    def __init__(self, clients: DirectoryClients) -> None:
+    def __init__(self, clients: DirectoryClients, roles: GraphTenant | None = None) -> None:
         self.clients = clients
+        self.roles = roles
+        """Where the role holders' first pages, read in the check's ``$batch``, are completed (rule 23)."""
 
     async def check(self, directory: Directory, *, refresh: bool) -> ConnectionCheck:
+        """One ``$batch``: the organization (rule 17), the app registration (the credential's expiry) and, with
+        ``roles``, the first page of each of the role holders' reads (rule 23)."""
         connection = await self.clients.connection(directory)
         refreshed = False
         if refresh:
             refreshed = await connection.credential.fresh()  # type: ignore[attr-defined]
-        answers = await _batch(
-            connection,
-            {"organization": ORGANIZATION, "application": application(directory.client_id)},
-        )
+        gets = {"organization": ORGANIZATION, "application": application(directory.client_id)}
+        if self.roles is not None:
+            gets.update(ROLE_READS)
+        answers = await _batch(connection, gets)
         sync = _organization(answers).get("onPremisesSyncEnabled")
         credentials, unreadable = _credentials(answers.get("application"))
-        return ConnectionCheck(
+        check = ConnectionCheck(
             refreshed=refreshed,
             on_premises_sync_enabled=sync if isinstance(sync, bool) else None,
             credentials=credentials,
             unreadable=unreadable,
             hint=connection.hint,
         )
+        if self.roles is None:
+            return check
+        try:
+            holders = await self.roles.role_holders(directory, first=answers)
+        except Upstream as failed:
+            return replace(check, roles_read=True, roles_failure=failed.detail)
+        return replace(check, roles_read=True, roles=holders)
 
     async def read_tenant(self, directory: Directory) -> TenantInfo:
         connection = await self.clients.connection(directory)

@@ -45,6 +45,15 @@ USER = "#microsoft.graph.user"
 GROUP = "#microsoft.graph.group"
 MAX_PAGES = 1000
 """A listing that has not ended after this many pages is refused rather than trusted (``$top=999``: a million)."""
+ROLES = "/roleManagement/directory"
+ROLE_READS = {
+    "roleDefinitions": f"{ROLES}/roleDefinitions",
+    "roleAssignments": f"{ROLES}/roleAssignments?$expand=principal",
+    "roleEligibilities": f"{ROLES}/roleEligibilityScheduleInstances?$expand=principal",
+}
+"""The reads of a tenant's role holders (graph/api/rbacapplication-list-roleassignments,
+rbacapplication-list-roleeligibilityscheduleinstances): the definitions' names, active assignments, eligibilities
+(PIM), each principal expanded. Their first pages fit in the token refresh round's ``$batch``."""
 
 
 class Denied(Exception):
@@ -164,6 +173,27 @@ class GraphTenant:
             body = await self._get(directory, relative, None, headers, allow)
         raise Upstream(f"Graph's listing of {path} did not end after {MAX_PAGES} pages")
 
+    async def _rest(
+        self, directory: Directory, name: str, answer: tuple[int, Any] | None
+    ) -> list[dict[str, Any]]:
+        """A listing whose first page came inside a ``$batch``: its items, following each nextLink."""
+        path = ROLE_READS[name]
+        if answer is None:
+            raise Upstream(f"Graph's $batch did not answer GET {path}")
+        status, body = answer
+        if status == 403:
+            raise Denied(path)
+        if status != 200:
+            result = BatchResult(name, status, body if isinstance(body, dict) else {}, {})
+            raise Upstream(f"Graph answered GET {path} with {detail_of(result)}")
+        out: list[dict[str, Any]] = list((body or {}).get("value", []))
+        next_link = (body or {}).get("@odata.nextLink")
+        if next_link:
+            base = self.clients.endpoint.graph_url
+            relative = str(next_link)[len(base) :] if str(next_link).startswith(base) else str(next_link)
+            out.extend(await self._all(directory, relative, allow=(403,)))
+        return out
+
     async def _write(self, directory: Directory, method: str, path: str, body: Any = None) -> Written:
         client = await self._client(directory)
         await self.clients.gate_for(directory.id).usage.write.take(1)
@@ -226,15 +256,24 @@ class GraphTenant:
             out.append(account_from(body))
         return out
 
-    async def role_holders(self, directory: Directory) -> RoleHolders | None:
-        rm = "/roleManagement/directory"
+    async def role_holders(
+        self, directory: Directory, first: Mapping[str, tuple[int, Any]] | None = None
+    ) -> RoleHolders | None:
+        """Every holder of a directory role (None: the app may not read them, RoleManagement.Read.Directory).
+        ``first``: the first page of each of ``ROLE_READS``, as answered inside a ``$batch`` already sent (the token
+        refresh round's); the rest of each listing, and a role-assignable group's members, are read here."""
         try:
-            definitions = await self._all(directory, f"{rm}/roleDefinitions", allow=(403,))
-            expand = {"$expand": "principal"}
-            active = await self._all(directory, f"{rm}/roleAssignments", expand, allow=(403,))
-            eligible = await self._all(
-                directory, f"{rm}/roleEligibilityScheduleInstances", expand, allow=(403,)
-            )
+            if first is None:
+                expand = {"$expand": "principal"}
+                definitions = await self._all(directory, f"{ROLES}/roleDefinitions", allow=(403,))
+                active = await self._all(directory, f"{ROLES}/roleAssignments", expand, allow=(403,))
+                eligible = await self._all(
+                    directory, f"{ROLES}/roleEligibilityScheduleInstances", expand, allow=(403,)
+                )
+            else:
+                definitions, active, eligible = [
+                    await self._rest(directory, name, first.get(name)) for name in ROLE_READS
+                ]
         except Denied:
             return None
         names = {str(d["id"]): str(d.get("displayName") or d["id"]) for d in definitions}

@@ -10,6 +10,7 @@ from typing import Any, Literal, Protocol
 
 from shared.domain.connections import AppCredential, NotificationType
 from shared.domain.model import Directory
+from shared.domain.protection import RoleHolders
 from shared.service.ports import TenantInfo
 
 CredentialKindT = Literal["secret", "certificate"]
@@ -71,6 +72,13 @@ class ConnectionCheck:
     unreadable: str | None = None
     hint: str | None = None
     """The first characters of the client secret in use (to find it among the app's secrets)."""
+    roles_read: bool = False
+    """The check read the tenant's role holders too (rule 23), in the same ``$batch``: ``roles``, or
+    ``roles_failure``."""
+    roles: RoleHolders | None = None
+    """The role holders as read; None (with ``roles_read``): the app may not read them."""
+    roles_failure: str | None = None
+    """Why Graph did not answer the role holders' reads (they count as not readable until the next check)."""
 
 
 class DirectoryConnections(Protocol):

@@ -24,6 +24,7 @@ from typing import Literal, Protocol
 from shared.domain.connections import credential_in_use, expiring
 from shared.domain.errors import CredentialRefused
 from shared.domain.model import ON_PREMISES_SYNC_REASON, Directory
+from shared.domain.protection import RoleHolders as Holders
 from shared.domain.runs import Run
 from shared.service.connections.ports import ConnectionCheck, Deferrals, DirectoryConnections
 from shared.service.connections.status import ConnectionStatus, credential_words
@@ -52,8 +53,12 @@ class Checked:
 
 
 class RoleHolders(Protocol):
-    """Rule 23's role holders read again (``shared.service.tenant.protection.Protections``); a failure to read
-    them is recorded as "not readable", not raised."""
+    """Rule 23's role holders kept current (``shared.service.tenant.protection.Protections``): as the check read
+    them, or read now; a failure to read them is recorded as "not readable", not raised."""
+
+    async def take(
+        self, directory: Directory, actor: Actor, holders: Holders | None, failure: str | None = None
+    ) -> object: ...
 
     async def refresh_quietly(self, directory: Directory, actor: Actor) -> object: ...
 
@@ -163,7 +168,10 @@ class TokenRefresh:
         before, after = changed
         await self._rule_17(before, after, actor)
         if self.role_holders is not None and after.writable:  # rule 23: who must never be written to
-            await self.role_holders.refresh_quietly(after, actor)
+            if check.roles_read:  # in the check's own $batch: no request of its own
+                await self.role_holders.take(after, actor, check.roles, check.roles_failure)
+            else:
+                await self.role_holders.refresh_quietly(after, actor)
         announce = (
             expiring(after.credential_expires_at, now) and after.expiry_warned != after.credential_expires_at
         )

@@ -13,7 +13,7 @@ from shared.domain.claims import claim_kind
 from shared.domain.errors import NotFound, Upstream
 from shared.domain.model import Directory
 from shared.domain.planner import Observation, Target
-from shared.domain.protection import ProtectedAccount, Protection, refreshed
+from shared.domain.protection import ProtectedAccount, Protection, RoleHolders, refreshed
 from shared.service.context import Actor, Auditor
 from shared.service.paging import decode_cursor, encode_cursor
 from shared.service.ports import (
@@ -91,8 +91,18 @@ class Protections:
         """Read the directory's role holders anew and keep the protected accounts in step: holders get their roles,
         accounts that hold none any more keep only an admin's mark. The users linked to an account whose protection
         changed are synced again (a newly protected account is frozen now, not at its next change)."""
+        return await self.take(directory, actor, await self.tenant.role_holders(directory))
+
+    async def take(
+        self, directory: Directory, actor: Actor, holders: RoleHolders | None, failure: str | None = None
+    ) -> RolesRead:
+        """``refresh`` with the role holders read already (the token refresh round reads them in its ``$batch``):
+        None, the app may not read them; ``failure``, Graph failed to answer (recorded as not readable, with why)."""
         now = self.clock()
-        holders = await self.tenant.role_holders(directory)
+        if failure is not None:
+            read = RolesRead(now, False, failure)
+            await self.store.set_roles_read(directory.id, read)
+            return read
         if holders is None:
             read = RolesRead(now, False, MISSING_PERMISSION)
             before = await self.store.roles_read(directory.id)

@@ -6,7 +6,7 @@ STAMP_PY := $(VENV)/.installed
 STAMP_NPM := node_modules/.installed
 CA := .local/tls/ca.pem
 
-.PHONY: setup run token test lint typecheck layers unit bench clean
+.PHONY: setup run token test lint typecheck layers tests bench clean
 
 setup: $(STAMP_PY) $(STAMP_NPM) $(CA)
 
@@ -42,8 +42,13 @@ typecheck: setup
 layers: setup
 	$(VENV)/bin/lint-imports --no-cache
 
-test: lint typecheck layers
-	$(PY) -m pytest -q -p no:cacheprovider
+# Lint, types and layers run beside the test suite (whose end-to-end tests mostly wait on their hosts), each
+# target's output kept together; any failure fails `make test`. The slowest tests are listed at the end.
+test: setup
+	$(MAKE) --no-print-directory --output-sync=target -j4 lint typecheck layers tests
+
+tests: setup
+	$(PY) -m pytest -q -p no:cacheprovider --durations=15
 
 bench: setup
 	$(PY) -m tools.bench

@@ -27,7 +27,7 @@ import datetime as dt
 import hashlib
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -568,15 +568,3 @@ def _match(
         password=password,
         fingerprint=fingerprint(attrs, manager),
     )
-
-
-def plan_directory(
-    desired: Sequence[Desired],
-    targets: Mapping[str, Target],
-    observed: Mapping[str, Mapping[str, Observation]],
-) -> list[PlanItem]:
-    """The directory-wide form: every user's items; ``observed`` is user id → directory id → observation."""
-    items: list[PlanItem] = []
-    for d in desired:
-        items.extend(plan_user(d, targets, observed.get(d.user.id, {})))
-    return items

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal
 
 Role = Literal["reader", "admin"]
 ADMIN_ROLE = "Warden.Admin"
@@ -36,8 +36,3 @@ class Unauthenticated(Exception):
         super().__init__(reason)
         self.reason = reason
         self.missing = missing
-
-
-class TokenValidator(Protocol):
-    async def validate(self, token: str) -> Principal:
-        """The caller, or ``Unauthenticated``."""

@@ -126,7 +126,9 @@ async def test_the_round_redeems_the_refresh_token_once_it_is_a_week_old_in_two_
     kinds = [r["kind"] for r in sent if r["kind"] != "batch-item"]
     # The cached token, one $batch: the organization, the app registration and rule 23's role holders
     assert kinds == ["batch"], kinds
-    assert len([r for r in sent if r["kind"] == "batch-item" and _role_read(r)]) == 3, "role holders inside it"
+    assert len([r for r in sent if r["kind"] == "batch-item" and _role_read(r)]) == 3, (
+        "role holders inside it"
+    )
     roles = await first.stores.protected.roles_read(d.directory_id)
     assert roles is not None and roles.at >= clock() - dt.timedelta(minutes=1), "and taken as read"
 

@@ -325,7 +325,7 @@ async def run(stack: Stack, args: argparse.Namespace) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=10_000, help="users provisioned through Bulk")
-    parser.add_argument("--bulk-size", type=int, default=1000, help="operations per Bulk request (<= 1000)")
+    parser.add_argument("--bulk-size", type=int, default=200, help="operations per Bulk request (<= 200)")
     parser.add_argument("--requests", type=int, default=200, help="SCIM POSTs (and webhook hires) timed")
     parser.add_argument("--rate", type=float, default=5.0, help="requests per second of each stream")
     parser.add_argument("--quick", action="store_true", help="a smoke run")

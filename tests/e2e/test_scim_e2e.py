@@ -454,7 +454,7 @@ def test_malformed_requests_are_refused_with_scim_errors_and_store_nothing(scim:
 def test_discovery_publishes_what_the_source_maps_as_required(scim: Scim) -> None:
     config = scim.ok("GET", "/ServiceProviderConfig", 200)
     assert config["patch"]["supported"] and config["bulk"]["supported"] and config["etag"]["supported"]
-    assert config["bulk"]["maxOperations"] == 1000 and config["sort"]["supported"] is False
+    assert config["bulk"]["maxOperations"] == 200 and config["sort"]["supported"] is False
     types = scim.ok("GET", "/ResourceTypes", 200)
     assert {t["name"] for t in types["Resources"]} == {"User", "Group"}
     user_schema = scim.ok("GET", f"/Schemas/{USER}", 200)

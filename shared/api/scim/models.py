@@ -36,9 +36,12 @@ from scim2_models import Path as ScimPath
 
 from shared.domain.sources import REQUIRED
 
-MAX_OPERATIONS = 1000
+MAX_OPERATIONS = 200
 MAX_PAYLOAD = 1024 * 1024
-"""Bulk: at most 1,000 operations and 1 MiB a request (Entra's /bulkUpload takes 50 records a call)."""
+"""Bulk: at most 200 operations and 1 MiB a request (Entra's /bulkUpload takes 50 records a call). A Bulk is
+answered only once every operation is done, and Azure answers no HTTP-triggered function after 230 seconds whatever
+``functionTimeout`` says (learn.microsoft.com/azure/azure-functions/functions-scale#timeout): 1,000 creates took
+about 180 s on the 2-core bench machine, too near that limit; 200 leave it a wide margin."""
 MAX_RESULTS = 200
 """A query answers at most this many resources a page (``count`` above it is reduced to it, RFC 7644 §3.4.2.4)."""
 DEFAULT_COUNT = 100

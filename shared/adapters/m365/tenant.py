@@ -159,10 +159,12 @@ class GraphTenant:
         query: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         allow: tuple[int, ...] = (),
+        first: Any = None,
     ) -> list[dict[str, Any]]:
-        """Every item of a collection, following each nextLink (a listing that does not end is refused)."""
+        """Every item of a collection, following each nextLink (a listing that does not end is refused).
+        ``first``: its first page, answered already (inside a ``$batch``)."""
         out: list[dict[str, Any]] = []
-        body = await self._get(directory, path, query, headers, allow)
+        body = first if first is not None else await self._get(directory, path, query, headers, allow)
         for _ in range(MAX_PAGES):
             out.extend((body or {}).get("value", []))
             next_link = (body or {}).get("@odata.nextLink")
@@ -186,13 +188,7 @@ class GraphTenant:
         if status != 200:
             result = BatchResult(name, status, body if isinstance(body, dict) else {}, {})
             raise Upstream(f"Graph answered GET {path} with {detail_of(result)}")
-        out: list[dict[str, Any]] = list((body or {}).get("value", []))
-        next_link = (body or {}).get("@odata.nextLink")
-        if next_link:
-            base = self.clients.endpoint.graph_url
-            relative = str(next_link)[len(base) :] if str(next_link).startswith(base) else str(next_link)
-            out.extend(await self._all(directory, relative, allow=(403,)))
-        return out
+        return await self._all(directory, path, allow=(403,), first=body or {})
 
     async def _write(self, directory: Directory, method: str, path: str, body: Any = None) -> Written:
         client = await self._client(directory)

@@ -6,7 +6,7 @@ STAMP_PY := $(VENV)/.installed
 STAMP_NPM := node_modules/.installed
 CA := .local/tls/ca.pem
 
-.PHONY: setup run token test lint typecheck layers tests bench clean
+.PHONY: setup browser run token test lint typecheck layers tests bench clean
 
 setup: $(STAMP_PY) $(STAMP_NPM) $(CA)
 
@@ -47,7 +47,14 @@ layers: setup
 test: setup
 	$(MAKE) --no-print-directory --output-sync=target -j4 lint typecheck layers tests
 
-tests: setup
+# The console's browser tests drive Debian's Chromium (Playwright cannot download its own browsers here): installed
+# when it is missing and this runs as root with apt-get; otherwise `make test` stops here saying what to do.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+		&& apt-get install -y -q chromium >/dev/null; } || { echo "make test needs Debian's chromium for the \
+	console's browser tests: run \`apt-get install chromium\` as root" >&2; exit 1; }
+
+tests: setup browser
 	$(PY) -m pytest -q -p no:cacheprovider --durations=15
 
 bench: setup

@@ -13,8 +13,8 @@ or timer trigger: a function in an import-light Blueprint module listed here.
 
 import azure.functions as func
 
-from functions import admin, jobs, notifications, routes, scim, sync, timers
+from functions import admin, console, jobs, notifications, routes, scim, sync, timers
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
-for blueprint in (admin.bp, routes.bp, sync.bp, jobs.bp, timers.bp, notifications.bp, scim.bp):
+for blueprint in (admin.bp, routes.bp, sync.bp, jobs.bp, timers.bp, notifications.bp, scim.bp, console.bp):
     app.register_functions(blueprint)

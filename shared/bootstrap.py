@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from shared.adapters.tables.imports import TableImports
     from shared.adapters.tables.receipts import TableReceipts
     from shared.adapters.tables.runs import TableRuns
+    from shared.adapters.tables.sessions import TableSessions
     from shared.adapters.tables.sources import TableSourceRecords, TableSources
     from shared.adapters.tables.tenant import TableManagedSettings, TableProtectedAccounts
     from shared.adapters.tables.uniques import TableUniques
@@ -202,6 +203,13 @@ class Stores:
         from shared.adapters.tables.sources import TableSourceRecords
 
         return TableSourceRecords(self.store)
+
+    # ---------------------------------------------------------------------------------- the console (#20)
+    @cached_property
+    def sessions(self) -> TableSessions:
+        from shared.adapters.tables.sessions import TableSessions
+
+        return TableSessions(self.store)
 
 
 class Container:

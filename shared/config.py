@@ -22,6 +22,8 @@ GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _TABLE_PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,39}$")
 """Table names are 3-63 alphanumerics starting with a letter; the longest suffix is 11 characters."""
+_SECRET_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
+"""Key Vault secret names: 1-127 letters, digits and dashes (about-keys-secrets-certificates, object names)."""
 
 
 class ConfigError(Exception):
@@ -54,6 +56,15 @@ class DemoDirectory:
 
 
 @dataclass(frozen=True)
+class ConsoleClient:
+    """The admin console's sign-in: Warden's API app registration as a confidential client (authorization code
+    + PKCE), its client secret in Key Vault under ``secret_name``."""
+
+    client_id: str
+    secret_name: str
+
+
+@dataclass(frozen=True)
 class Settings:
     storage_connection: str
     key_vault_url: str
@@ -77,6 +88,8 @@ class Settings:
     """The token refresh timer redeems a delegated refresh token once its last use is older than this."""
     in_azure: bool = False
     """Running in Azure App Service (``WEBSITE_INSTANCE_ID`` set): notifications go over https only."""
+    console: ConsoleClient | None = None
+    """The console's sign-in (None: the console answers that it is not configured)."""
 
     @property
     def redirect_uri(self) -> str | None:
@@ -164,6 +177,12 @@ def _guid(value: str) -> str:
     return value.lower()
 
 
+def _secret_name(value: str) -> str:
+    if not _SECRET_NAME.match(value):
+        raise ValueError(value)
+    return value
+
+
 def _audiences(value: str) -> tuple[str, ...]:
     found = tuple(a.strip() for a in value.split(",") if a.strip())
     if not found or any(" " in a for a in found):
@@ -241,6 +260,19 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     demo = _optional_group(
         r, ("WARDEN_DEMO_TENANT_ID", "WARDEN_DEMO_CLIENT_ID", "WARDEN_DEMO_SECRET_NAME"), "the demo directory"
     )
+    console = _optional_group(
+        r, ("WARDEN_CONSOLE_CLIENT_ID", "WARDEN_CONSOLE_SECRET_NAME"), "the admin console's sign-in"
+    )
+    if console:
+        console[0] = r.parsed(
+            "WARDEN_CONSOLE_CLIENT_ID", "", _guid, "the client id (a GUID) of Warden's API app"
+        )
+        console[1] = r.parsed(
+            "WARDEN_CONSOLE_SECRET_NAME",
+            "",
+            _secret_name,
+            "a Key Vault secret name (letters, digits, dashes)",
+        )
     settings = Settings(
         storage_connection=storage,
         key_vault_url=vault,
@@ -293,7 +325,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             "WARDEN_TOKEN_REFRESH_MAX_AGE_HOURS", 168.0, _non_negative_float, "a number of hours (0 or more)"
         ),
         in_azure=r.raw("WEBSITE_INSTANCE_ID") is not None,
+        console=ConsoleClient(*console) if console else None,
     )
+    if console and settings.public_url is None:
+        r.problems.append(
+            "WARDEN_PUBLIC_URL is missing: the console's sign-in redirects back to <public url>/api/console/auth"
+        )
     if r.raw("WARDEN_API_TENANT_ID") is None:
         r.problems.append(
             "WARDEN_API_TENANT_ID is missing: set it to the tenant id of Warden's API app registration"

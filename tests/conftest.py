@@ -130,6 +130,7 @@ def demo_stack(
         for secret in (
             world.local_identity_secret,
             world.demo_client_secret,
+            world.console_client_secret,
             *world.dev_client_secrets.values(),
         ):
             remember_secret(secret)

@@ -3,7 +3,9 @@
 Two tenants in the simulated cloud:
 - Warden's own: it owns the Key Vault (its local identity stands in for the Function App's managed identity)
   and holds Warden's API app registration (App ID URI ``api://warden-local``, app roles ``Warden.Admin`` and
-  ``Warden.Reader``) with two dev clients granted one role each, whose tokens call the admin API;
+  ``Warden.Reader``) with two dev clients granted one role each, whose tokens call the admin API, and two people
+  who sign in to the console (``admin@`` holds ``Warden.Admin``, ``reader@`` ``Warden.Reader``: the tenant's seeded
+  ``user0001`` and ``user0002``); the API app is also the console's confidential client (its secret in Key Vault);
 - a demo M365 tenant, Contoso (``contoso.example``, the default, and ``sso.contoso.example`` to federate), whose app
   registration Warden uses to reach Graph; its seeded ``user0001`` is the tenant's Global Administrator.
 Client secrets are generated when the world is first made and stored only where they belong: the demo app's
@@ -42,6 +44,10 @@ API_SCOPE = f"{API_URI}/.default"
 DEV_ADMIN_CLIENT_ID = "0b7c9d1e-2f3a-4b5c-8d6e-7f8091a2b3c4"
 DEV_READER_CLIENT_ID = "1c8d0e2f-3a4b-4c5d-9e7f-8091a2b3c4d5"
 ROLE_CLIENTS = {"admin": DEV_ADMIN_CLIENT_ID, "reader": DEV_READER_CLIENT_ID}
+HOME_DOMAIN = "warden.example"
+CONSOLE_PEOPLE = {"admin": f"user0001@{HOME_DOMAIN}", "reader": f"user0002@{HOME_DOMAIN}"}
+"""Role ("admin", "reader") → the person of Warden's tenant who signs in to the console with it."""
+CONSOLE_SECRET_NAME = "console-client-secret"
 DEMO_ROLES = [
     "User.ReadWrite.All",
     "Group.ReadWrite.All",
@@ -65,6 +71,7 @@ class DemoSecrets:
     demo_client: str
     dev_clients: dict[str, str]
     """Role ("admin", "reader") → the dev client's secret."""
+    console_client: str
 
     def __repr__(self) -> str:  # secrets never reach a log through repr()
         return "DemoSecrets(…)"
@@ -75,6 +82,7 @@ class DemoSecrets:
             secrets.token_urlsafe(32),
             secrets.token_urlsafe(32),
             {role: secrets.token_urlsafe(32) for role in ROLE_CLIENTS},
+            secrets.token_urlsafe(32),
         )
 
 
@@ -86,6 +94,7 @@ class DemoWorld:
     demo_client_secret: str
     dev_client_secrets: dict[str, str]
     """Role ("admin", "reader") → the dev client's secret."""
+    console_client_secret: str
 
     def __repr__(self) -> str:  # secrets never reach a log through repr()
         return f"DemoWorld(sim_url={self.sim_url!r})"
@@ -108,6 +117,8 @@ class DemoWorld:
             "WARDEN_DEMO_SECRET_NAME": DEMO_SECRET_NAME,
             "WARDEN_API_TENANT_ID": HOME_TENANT_ID,
             "WARDEN_API_AUDIENCE": f"{API_URI},{API_CLIENT_ID}",
+            "WARDEN_CONSOLE_CLIENT_ID": API_CLIENT_ID,
+            "WARDEN_CONSOLE_SECRET_NAME": CONSOLE_SECRET_NAME,
             "WARDEN_RECONCILE_SCHEDULE": "0 0 2 * * *",
             "WARDEN_DRIFT_SCHEDULE": "0 */10 * * * *",
             "WARDEN_DATES_SCHEDULE": "0 */5 * * * *",
@@ -152,13 +163,25 @@ def seed(
     """Make the demo world in the simulated cloud, or bring a kept one up to date (idempotent), and put the demo
     app's secret in Key Vault. ``remembered``: the secrets of an earlier start, reused; fresh ones otherwise."""
     given = remembered or DemoSecrets.fresh()
-    world = DemoWorld(sim_url, ca_bundle, given.local_identity, given.demo_client, dict(given.dev_clients))
+    world = DemoWorld(
+        sim_url,
+        ca_bundle,
+        given.local_identity,
+        given.demo_client,
+        dict(given.dev_clients),
+        given.console_client,
+    )
     api_clients: list[dict[str, Any]] = [
         {
             "clientId": API_CLIENT_ID,
             "displayName": "Warden API",
             "identifierUris": [API_URI],
             "appRoles": ["Warden.Admin", "Warden.Reader"],
+            # The console signs people in as this app (a confidential client: authorization code + PKCE); no
+            # redirect URI registered means any loopback one, as the local hosts' ports vary.
+            "clientSecret": world.console_client_secret,
+            "scopes": ["user_impersonation"],
+            "keyVaultAccess": False,
         },
         *(
             {
@@ -174,12 +197,12 @@ def seed(
     home = _tenant(
         HOME_TENANT_ID,
         "Warden (local)",
-        "warden.example",
+        HOME_DOMAIN,
         [
             {"clientId": LOCAL_IDENTITY_CLIENT_ID, "clientSecret": world.local_identity_secret, "roles": []},
             *api_clients,
         ],
-        seed_users=0,
+        seed_users=len(CONSOLE_PEOPLE),
         key_vault=True,
     )
     demo = _tenant(
@@ -216,12 +239,21 @@ def seed(
             for client in body["clients"]:
                 url = f"{sim_url}/_sim/tenants/{body['tenantId']}/clients/{client['clientId']}"
                 http.put(url, json=client).raise_for_status()
+        for role, person in CONSOLE_PEOPLE.items():  # idempotent: an assignment made again changes nothing
+            assignment = {
+                "principal": person,
+                "resource": API_URI,
+                "appRole": "Warden.Admin" if role == "admin" else "Warden.Reader",
+            }
+            http.post(
+                f"{sim_url}/_sim/tenants/{HOME_TENANT_ID}/appRoleAssignments", json=assignment
+            ).raise_for_status()
     _store_demo_secret(world)
     return world
 
 
 def _store_demo_secret(world: DemoWorld) -> None:
-    """The demo app's secret in Key Vault, unless it is there already (a kept world)."""
+    """The demo app's and the console's secrets in Key Vault, unless they are there already (a kept world)."""
     from azure.core.exceptions import ResourceNotFoundError
     from azure.identity import ClientSecretCredential
     from azure.keyvault.secrets import SecretClient
@@ -241,12 +273,16 @@ def _store_demo_secret(world: DemoWorld) -> None:
         connection_verify=str(world.ca_bundle),
     )
     with client:
-        try:
-            stored = client.get_secret(DEMO_SECRET_NAME).value
-        except ResourceNotFoundError:
-            stored = None
-        if stored != world.demo_client_secret:
-            client.set_secret(DEMO_SECRET_NAME, world.demo_client_secret)
+        for name, value in (
+            (DEMO_SECRET_NAME, world.demo_client_secret),
+            (CONSOLE_SECRET_NAME, world.console_client_secret),
+        ):
+            try:
+                stored = client.get_secret(name).value
+            except ResourceNotFoundError:
+                stored = None
+            if stored != value:
+                client.set_secret(name, value)
 
 
 def admin_token(sim_url: str, ca_bundle: Path, client_id: str, client_secret: str) -> str:

@@ -89,6 +89,11 @@ def write_dev_clients(world: demo.DemoWorld, target: Path = DEV_CLIENTS) -> Path
                 "clientId": demo.LOCAL_IDENTITY_CLIENT_ID,
                 "clientSecret": world.local_identity_secret,
             },
+            "console": {
+                "clientId": demo.API_CLIENT_ID,
+                "clientSecret": world.console_client_secret,
+                "people": demo.CONSOLE_PEOPLE,
+            },
         },
     )
 
@@ -102,6 +107,7 @@ def remembered_secrets(source: Path = DEV_CLIENTS) -> demo.DemoSecrets | None:
             local_identity=str(document["localIdentity"]["clientSecret"]),
             demo_client=str(document["demoTenant"]["clientSecret"]),
             dev_clients={role: str(document["clients"][role]["clientSecret"]) for role in demo.ROLE_CLIENTS},
+            console_client=str(document["console"]["clientSecret"]),
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None

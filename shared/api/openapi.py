@@ -93,6 +93,15 @@ SCIM: dict[str, Any] = {
     "scim2-tester checks in make test, so its paths are not repeated here.",
 }
 """SCIM is its own protocol with its own discovery: one function serves it, described here by reference."""
+CONSOLE: dict[str, Any] = {
+    "route": "/console/{*path}",
+    "methods": ["GET", "POST"],
+    "contentType": "text/html",
+    "description": "The admin console: server-rendered pages for a browser, signed in through Entra ID (authorization "
+    "code + PKCE) with the admin API's app roles, its forms protected by CSRF tokens. Every page and action runs an "
+    "operation of this document in-process, so its paths are not repeated here.",
+}
+"""The console is for browsers, not API clients: one function serves it, described here by reference."""
 _SIGNED_401 = "the signature is missing or wrong, its timestamp is more than 5 minutes off, or no signing secret is configured (problem+json)"
 
 
@@ -320,4 +329,5 @@ def document(server_url: str = "/api") -> dict[str, Any]:
             }
         ],
         "x-scim": SCIM,
+        "x-console": CONSOLE,
     }

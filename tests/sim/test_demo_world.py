@@ -42,7 +42,10 @@ def check_seeding_twice(clean_sim: Sim) -> None:
     first = demo.seed(clean_sim.url, Path(clean_sim.ca), seed_users=3)
     counts = secret_counts(clean_sim)
     remembered = demo.DemoSecrets(
-        first.local_identity_secret, first.demo_client_secret, first.dev_client_secrets
+        first.local_identity_secret,
+        first.demo_client_secret,
+        first.dev_client_secrets,
+        first.console_client_secret,
     )
     again = demo.seed(clean_sim.url, Path(clean_sim.ca), seed_users=3, remembered=remembered)
     assert again.demo_client_secret == first.demo_client_secret

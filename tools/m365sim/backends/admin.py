@@ -528,6 +528,40 @@ class Admin:
         names = sorted(d.display_name for d in ROLE_DEFINITIONS)
         raise ControlError(f"'role' must be a role template id or one of {names}")
 
+    def assign_app_role(self, tenant_id: str, body: Any) -> dict[str, Any]:
+        """``{"principal": <user id | userPrincipalName>, "resource": <clientId | identifier URI>, "appRole":
+        <value>}``: a user assigned an app role of an API of the tenant, as ``POST
+        /servicePrincipals/{resource}/appRoleAssignedTo`` makes it (serviceprincipal-post-approleassignedto);
+        assigning it again changes nothing."""
+        tenant = self.tenant(tenant_id)
+        body = as_object(body, '{"principal": "...", "resource": "...", "appRole": "..."}')
+        no_unknown_keys(body, {"principal", "resource", "appRole"})
+        principal = self._principal(tenant, body.get("principal"))
+        if principal.get("@odata.type") != "#microsoft.graph.user":
+            raise ControlError(
+                "'principal' must be a user of the tenant (apps get roles in 'appRoleAssignments')"
+            )
+        resource = body.get("resource")
+        api = find_app(tenant.directory.applications.all(), resource) if isinstance(resource, str) else None
+        if api is None:
+            raise ControlError(f"'resource' {resource!r} names no app of this tenant", 404)
+        role = body.get("appRole")
+        if role not in api.app_roles:
+            raise ControlError(
+                f"app {api.app_id} defines no app role {role!r} (its appRoles: {api.app_roles})"
+            )
+        held = api.user_app_roles.setdefault(str(principal["id"]), [])
+        if role not in held:
+            held.append(str(role))
+        return {
+            "principalId": principal["id"],
+            "principalDisplayName": principal.get("displayName"),
+            "principalType": "User",
+            "resourceId": api.service_principal_id(tenant.tenant_id),
+            "resourceDisplayName": api.display_name,
+            "appRoleId": str(uuid.uuid5(uuid.UUID(api.object_id), str(role))),
+        }
+
     # -- consents ------------------------------------------------------------------------------------------------
     def consents(self, tenant_id: str, query: dict[str, str]) -> list[dict[str, Any]]:
         tenant = self.tenant(tenant_id)

@@ -11,6 +11,8 @@
   ``clients[i]``; secrets and certificates are added to the existing ones, never replaced
 - ``POST /_sim/tenants/{tenantId}/roleAssignments`` ``{"principal", "role", "eligible"?, "startDateTime"?,
   "endDateTime"?}`` → 201: an active tenant-wide role assignment, or a PIM eligibility
+- ``POST /_sim/tenants/{tenantId}/appRoleAssignments`` ``{"principal", "resource", "appRole"}`` → 201: a user
+  assigned an app role of one of the tenant's APIs (its delegated tokens for that API carry it in ``roles``)
 - ``GET``, ``DELETE /_sim/tenants/{tenantId}/consents[?clientId=&user=]`` → the delegated consents, or their
   withdrawal (200 ``{"revoked": n}``)
 - ``GET``, ``PUT /_sim/tenants/{tenantId}/policies/temporaryAccessPass`` → the Temporary Access Pass policy
@@ -114,6 +116,12 @@ async def assign_role(request: web.Request) -> web.Response:
 
 
 @control
+async def assign_app_role(request: web.Request) -> web.Response:
+    record = _admin(request).assign_app_role(request.match_info["tenant"], await _body(request))
+    return web.json_response(record, status=201)
+
+
+@control
 async def list_consents(request: web.Request) -> web.Response:
     consents = _admin(request).consents(request.match_info["tenant"], dict(request.query))
     return web.json_response({"value": consents})
@@ -185,6 +193,7 @@ def add_control_routes(app: web.Application) -> None:
     r.add_patch("/_sim/tenants/{tenant}", update_tenant)
     r.add_put("/_sim/tenants/{tenant}/clients/{client}", put_client)
     r.add_post("/_sim/tenants/{tenant}/roleAssignments", assign_role)
+    r.add_post("/_sim/tenants/{tenant}/appRoleAssignments", assign_app_role)
     r.add_get("/_sim/tenants/{tenant}/consents", list_consents)
     r.add_delete("/_sim/tenants/{tenant}/consents", revoke_consents)
     r.add_get("/_sim/tenants/{tenant}/policies/temporaryAccessPass", tap_policy)

@@ -202,12 +202,16 @@ class TokenEndpoint:
         consent_id: str,
     ) -> dict[str, Any]:
         aud, scp, granted = split_scopes(tenant, app, scopes)
+        # howto-add-app-roles-in-apps: app roles assigned to the user on the API appear in the ``roles`` claim of
+        # its access tokens for that API, and in the ID tokens of that app itself.
+        api = tenant.api_app(aud) if aud not in (GRAPH_RESOURCE, GRAPH_APP_ID) else None
+        roles = api.user_app_roles.get(user.id, []) if api is not None else []
         body: dict[str, Any] = {
             "token_type": "Bearer",
             "scope": " ".join(s for s in granted if s.lower() != "offline_access"),
             "expires_in": ACCESS_TOKEN_LIFETIME_S,
             "ext_expires_in": ACCESS_TOKEN_LIFETIME_S,
-            "access_token": self.issuer.access_token(base, tenant, app, aud, scp=scp, user=user),
+            "access_token": self.issuer.access_token(base, tenant, app, aud, scp=scp, user=user, roles=roles),
         }
         rt = "1." + b64url(secrets.token_bytes(96))
         self.grants.add_refresh_token(
@@ -218,7 +222,8 @@ class TokenEndpoint:
         )
         body["refresh_token"] = rt
         if "openid" in {s.lower() for s in scopes}:
-            body["id_token"] = self.issuer.id_token(base, tenant, app, user, nonce)
+            own = app.user_app_roles.get(user.id, [])
+            body["id_token"] = self.issuer.id_token(base, tenant, app, user, nonce, roles=own)
         return body
 
     def _presented(

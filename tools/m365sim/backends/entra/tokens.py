@@ -83,6 +83,8 @@ class TokenIssuer:
             if roles:
                 claims["roles"] = list(roles)
         else:
+            if roles:
+                claims["roles"] = list(roles)
             claims.update(
                 {
                     "oid": user.id,
@@ -97,7 +99,13 @@ class TokenIssuer:
         return self.keys.sign(claims)
 
     def id_token(
-        self, base: str, tenant: Tenant, app: AppRegistration, user: SignedInUser, nonce: str | None
+        self,
+        base: str,
+        tenant: Tenant,
+        app: AppRegistration,
+        user: SignedInUser,
+        nonce: str | None,
+        roles: list[str] | None = None,
     ) -> str:
         now = int(self.clock())
         claims: dict[str, Any] = {
@@ -117,6 +125,8 @@ class TokenIssuer:
         }
         if nonce:
             claims["nonce"] = nonce
+        if roles:
+            claims["roles"] = list(roles)
         if user.home_tenant_id and user.home_tenant_id != tenant.tenant_id:
             # id-token-claims-reference, idp: the issuer of the guest's home tenant (the v1 form Entra uses)
             claims["idp"] = f"https://sts.windows.net/{user.home_tenant_id}/"

@@ -136,6 +136,10 @@ class AppRegistration:
     """The ``value`` of each app role this app defines as an API (allowedMemberTypes Application)."""
     app_role_assignments: dict[str, list[str]] = field(default_factory=dict)
     """Roles granted to this app's service principal on another app of the tenant: resource app id → values."""
+    user_app_roles: dict[str, list[str]] = field(default_factory=dict)
+    """Roles of this app (as an API) assigned to users: user object id → values (``appRoleAssignedTo`` with a user
+    principal). A user's delegated tokens for this API, and the ID tokens this app receives, carry them in ``roles``
+    (howto-add-app-roles-in-apps: "the roles claim ... for users and groups assigned")."""
     passwords: list[PasswordCredential] = field(default_factory=list)
     keys: list[KeyCredential] = field(default_factory=list)
 
@@ -151,7 +155,7 @@ class AppRegistration:
             "identifierUris": list(self.identifier_uris),
             "appRoles": [
                 {
-                    "allowedMemberTypes": ["Application"],
+                    "allowedMemberTypes": ["User", "Application"],
                     "description": role,
                     "displayName": role,
                     "id": str(uuid.uuid5(uuid.UUID(self.object_id), role)),

@@ -1,0 +1,115 @@
+"""The admin console's sessions on Table Storage: PartitionKey = SHA-256 of the session id (hex), RowKey ``session``.
+
+The browser holds the session id in an HttpOnly cookie; the table holds only its hash, so that reading the table
+gives no usable session. A session is either a sign-in in progress (MSAL's authorization-code flow: its ``state``,
+``nonce`` and PKCE ``code_verifier``, for at most ``PENDING_SECONDS``; the verifier is useless without the code
+Entra ID sends only to Warden's redirect URI) or a signed-in person: object id, name, app roles and the CSRF token
+of their forms. No access, refresh or ID token is ever kept: the console calls the service layer in-process.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.adapters.tables.base import (
+    TableStore,
+    delete,
+    from_json,
+    from_text,
+    insert,
+    read,
+    required_time,
+    to_json,
+    to_text,
+    to_time,
+)
+
+ROW = "session"
+SIGNED_IN_SECONDS = 8 * 3600
+"""A signed-in session lasts a working day, then the person signs in again (their roles are read afresh)."""
+PENDING_SECONDS = 600
+"""A sign-in must come back from Entra ID within 10 minutes (an authorization code lives 10 minutes too)."""
+
+
+def session_key(session_id: str) -> str:
+    return hashlib.sha256(session_id.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class ConsoleSession:
+    id: str
+    """The cookie's value (never stored)."""
+    expires: dt.datetime
+    csrf: str
+    flow: dict[str, Any] | None = None
+    """A sign-in in progress: MSAL's auth code flow (None once signed in)."""
+    object_id: str | None = None
+    name: str | None = None
+    username: str | None = None
+    roles: frozenset[str] = field(default_factory=frozenset)
+    next_path: str | None = None
+    """Where a sign-in in progress returns to."""
+
+    @property
+    def signed_in(self) -> bool:
+        return self.flow is None and self.object_id is not None
+
+    def __repr__(self) -> str:  # the id is a bearer credential: never in a log
+        return f"ConsoleSession(object_id={self.object_id!r}, roles={sorted(self.roles)!r})"
+
+
+def new_session_id() -> str:
+    return secrets.token_urlsafe(32)
+
+
+class TableSessions:
+    def __init__(self, store: TableStore) -> None:
+        self.store = store
+
+    async def create(self, session: ConsoleSession) -> None:
+        table = await self.store.table("sessions")
+        entity = {
+            "PartitionKey": session_key(session.id),
+            "RowKey": ROW,
+            "Expires": to_time(session.expires),
+            "Csrf": session.csrf,
+            "Flow": to_json(session.flow) if session.flow is not None else "",
+            "ObjectId": to_text(session.object_id),
+            "Name": to_text(session.name),
+            "Username": to_text(session.username),
+            "Roles": to_json(sorted(session.roles)),
+            "Next": to_text(session.next_path),
+        }
+        if await insert(table, entity) is None:  # 256 random bits: a collision is a bug, not bad luck
+            raise RuntimeError("a console session id was issued twice")
+
+    async def get(self, session_id: str, now: dt.datetime) -> ConsoleSession | None:
+        """The live session of ``session_id``; an expired one is deleted and None answered."""
+        table = await self.store.table("sessions")
+        e = await read(table, session_key(session_id), ROW)
+        if e is None:
+            return None
+        expires = required_time(e.get("Expires"))
+        if expires <= now:
+            await delete(table, session_key(session_id), ROW)
+            return None
+        roles = from_json(e.get("Roles"), [])
+        return ConsoleSession(
+            id=session_id,
+            expires=expires,
+            csrf=str(e.get("Csrf", "")),
+            flow=from_json(e.get("Flow")),
+            object_id=from_text(e.get("ObjectId")),
+            name=from_text(e.get("Name")),
+            username=from_text(e.get("Username")),
+            roles=frozenset(r for r in roles if isinstance(r, str)),
+            next_path=from_text(e.get("Next")),
+        )
+
+    async def end(self, session_id: str) -> None:
+        table = await self.store.table("sessions")
+        await delete(table, session_key(session_id), ROW)

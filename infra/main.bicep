@@ -16,6 +16,12 @@ param apiTenantId string
 @description('The API app\'s App ID URI and/or client id, comma-separated (a token\'s aud must be one of them).')
 param apiAudience string
 
+@description('The console\'s sign-in: the client id of Warden\'s API app (empty: the console is not configured).')
+param consoleClientId string = ''
+
+@description('The Key Vault secret holding the API app\'s client secret for the console\'s sign-in.')
+param consoleSecretName string = 'console-client-secret'
+
 var suffix = uniqueString(resourceGroup().id, name)
 var storageName = toLower('${name}${take(suffix, 13)}')
 
@@ -79,7 +85,7 @@ resource app 'Microsoft.Web/sites@2023-12-01' = {
       linuxFxVersion: 'Python|3.11'
       ftpsState: 'Disabled'
       minTlsVersion: '1.2'
-      appSettings: [
+      appSettings: concat([
         { name: 'FUNCTIONS_EXTENSION_VERSION', value: '~4' }
         { name: 'FUNCTIONS_WORKER_RUNTIME', value: 'python' }
         { name: 'AzureWebJobsStorage', value: storageConnection }
@@ -93,7 +99,10 @@ resource app 'Microsoft.Web/sites@2023-12-01' = {
         { name: 'WARDEN_RECONCILE_SCHEDULE', value: '0 0 2 * * *' }
         { name: 'WARDEN_DATES_SCHEDULE', value: '0 */5 * * * *' }
         { name: 'WARDEN_TOKEN_REFRESH_SCHEDULE', value: '0 0 * * * *' }
-      ]
+      ], empty(consoleClientId) ? [] : [
+        { name: 'WARDEN_CONSOLE_CLIENT_ID', value: consoleClientId }
+        { name: 'WARDEN_CONSOLE_SECRET_NAME', value: consoleSecretName }
+      ])
     }
   }
 }

@@ -15,5 +15,7 @@ if TYPE_CHECKING:
 
 async def list_audit(app: Container, call: Call[None, s.AuditQueryIn]) -> Result:
     q: s.AuditQueryIn = call.query
-    page = await app.stores.audit.page(AuditQuery(q.userId, q.directoryId, q.since), q.cursor, q.limit)
+    page = await app.stores.audit.page(
+        AuditQuery(q.userId, q.directoryId, q.since, q.correlationId), q.cursor, q.limit
+    )
     return Result(200, s.AuditList(items=[audit_out(e) for e in page.items], next=page.next))

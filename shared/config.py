@@ -327,10 +327,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         in_azure=r.raw("WEBSITE_INSTANCE_ID") is not None,
         console=ConsoleClient(*console) if console else None,
     )
-    if console and settings.public_url is None:
-        r.problems.append(
-            "WARDEN_PUBLIC_URL is missing: the console's sign-in redirects back to <public url>/api/console/auth"
-        )
     if r.raw("WARDEN_API_TENANT_ID") is None:
         r.problems.append(
             "WARDEN_API_TENANT_ID is missing: set it to the tenant id of Warden's API app registration"

@@ -225,11 +225,12 @@ async def answer(app: Container, req: Request, correlation_id: str) -> Response:
         allowed = any(r.pattern.fullmatch(req.path) for r in ROUTES)
         return _error_page(405 if allowed else 404, "no such page" if not allowed else "method not allowed")
     handler_route, match = found
-    if app.settings.console is None:
+    if app.settings.console is None or app.settings.public_url is None:
         return _error_page(
             503,
-            "The console is not configured: set WARDEN_CONSOLE_CLIENT_ID and WARDEN_CONSOLE_SECRET_NAME "
-            "(README, Configuration).",
+            "The console is not configured: set WARDEN_CONSOLE_CLIENT_ID and WARDEN_CONSOLE_SECRET_NAME, and "
+            "WARDEN_PUBLIC_URL where Azure does not set it (the sign-in comes back to <public url>/api/console/auth; "
+            "README, Configuration).",
         )
     session = None
     if req.session_id is not None:
@@ -587,11 +588,11 @@ async def group(v: Visit, m: re.Match[str]) -> Response:
 @route("GET", r"audit")
 async def audit(v: Visit, _: re.Match[str]) -> Response:
     q: dict[str, Any] = {"limit": PAGE_SIZE}
-    for key in ("userId", "directoryId", "since", "cursor"):
+    for key in ("userId", "directoryId", "since", "correlationId", "cursor"):
         if v.req.query.get(key):
             q[key] = v.req.query[key]
     listed = dump(await v.call("list_audit", query=q))
-    filters = {k: v.req.query.get(k, "") for k in ("userId", "directoryId", "since")}
+    filters = {k: v.req.query.get(k, "") for k in ("userId", "directoryId", "since", "correlationId")}
     return v.page("audit.html", listed=listed, filters=filters)
 
 

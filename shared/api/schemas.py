@@ -1007,6 +1007,9 @@ class AuditQueryIn(ListQuery):
     userId: Guid | None = None
     directoryId: Guid | None = None
     since: DateTime | None = None
+    correlationId: (
+        Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")] | None
+    ) = Field(None, description="only what one request caused (its correlation id, as each entry shows it)")
 
 
 class AuditEntryOut(Out):

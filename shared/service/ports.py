@@ -246,6 +246,9 @@ class AuditQuery:
     user_id: str | None = None
     directory_id: str | None = None
     since: dt.datetime | None = None
+    correlation_id: str | None = None
+    """Only the entries of one request (what it caused, queued work included); the other filters narrow the
+    search, which pages through the partitions they name."""
 
 
 class AuditLog(Protocol):

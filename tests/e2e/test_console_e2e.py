@@ -270,7 +270,10 @@ def test_an_import_started_with_the_keyboard_reaches_100_percent_on_screen(
 
 def test_audit_search_by_user_with_the_keyboard(browser: Browser, warden: WardenHost) -> None:
     someone = new_user(warden)
-    warden.ok("PATCH", f"/users/{someone['id']}", json={"jobTitle": "Cartographer"})
+    request = f"corr-{uuid.uuid4().hex}"
+    warden.ok(
+        "PATCH", f"/users/{someone['id']}", json={"jobTitle": "Cartographer"}, headers={"x-correlation-id": request}
+    )
     ctx = context(browser)
     try:
         page = sign_in(ctx, warden, READER)
@@ -287,6 +290,11 @@ def test_audit_search_by_user_with_the_keyboard(browser: Browser, warden: Warden
         assert all(f"user {someone['id'][:8]}" in t for t in texts), "only this user's entries"
         assert any("Cartographer" in t for t in texts)
         shot(page, "audit")
+        tab_to(page, f'a[href*="correlationId={request}"]')  # what that one request caused, and nothing else
+        page.keyboard.press("Enter")
+        page.wait_for_url(re.compile(f".*correlationId={request}.*"))
+        assert rows.count() == 1 and "Cartographer" in rows.first.inner_text()
+        page.go_back()
         tab_to(page, f'a[href="/api/console/users/{someone["id"]}"]')
         page.keyboard.press("Enter")
         page.wait_for_url(re.compile(f".*/users/{someone['id']}$"))

@@ -158,7 +158,11 @@ class TableAuditLog:
     async def page(self, query: AuditQuery, cursor: str | None, limit: int) -> Page[AuditEntry]:
         table = await self.store.table("audit")
         bound = f" and RowKey lt {quote(f'{_inverted(query.since) + 1:013d}')}" if query.since else ""
-        scope = f"audit:{query.user_id}:{query.directory_id}:{query.since}"
+        if (
+            query.correlation_id
+        ):  # a property filter: Table Storage pages through the partitions, matches only
+            bound += f" and CorrelationId eq {quote(query.correlation_id)}"
+        scope = f"audit:{query.user_id}:{query.directory_id}:{query.since}:{query.correlation_id}"
         if query.user_id:
             users = await self.store.table("users")
             low = quote(f"{USER_ROW}{_inverted(query.since) + 1:013d}") if query.since else None
@@ -167,6 +171,8 @@ class TableAuditLog:
             )
             if query.directory_id:
                 flt += f" and DirectoryId eq {quote(query.directory_id)}"
+            if query.correlation_id:
+                flt += f" and CorrelationId eq {quote(query.correlation_id)}"
             rows, nxt = await page(users, flt, scope, cursor, limit)
             return Page([entry_from(r) for r in rows], nxt)
         if query.directory_id:

@@ -49,6 +49,8 @@ INDEX_CHUNK = 10_000
 """Index rows handed to ``TableDirectoryIndex.put`` at once (it runs one transaction stream per partition)."""
 READ_WARMUP = 20
 """Unmeasured point reads of each kind first (connections, the host's first call, lazy imports)."""
+CONSOLE_ROUNDS = 40
+"""Interleaved rounds of the console's pages and their floors (section (e), ``tools.bench_console``)."""
 AZURITE_KEEPALIVE_SECONDS = 120
 """Azurite keeps idle connections this long (default 5 s), so that no pool here can reuse a connection Azurite
 is closing between two phases. It changes nothing of what a request costs."""
@@ -85,6 +87,7 @@ class StoreResult:
     azurite_version: str
     peak_rss_mb: float
     azurite_peak_rss_mb: float | None
+    console: dict[str, Samples] = field(default_factory=dict)
 
 
 def _say(text: str) -> None:
@@ -310,7 +313,7 @@ async def _measure(
     directory_id: str,
     azurite_pid: int,
     start_host: HostStarter,
-) -> tuple[float, dict[str, Samples], dict[str, Samples]]:
+) -> tuple[float, dict[str, Samples], dict[str, Samples], dict[str, Samples]]:
     import aiohttp
     from azure.core.pipeline.transport import AioHttpTransport
     from azure.data.tables.aio import TableClient
@@ -384,7 +387,12 @@ async def _measure(
 
         gauges.pop("host", None)
         lists = await listings(floor_list, figure_list, gauges, args.listings, len(user_ids))
-        return seed_seconds, reads, lists
+        from tools import bench_console
+
+        console = await bench_console.measure(
+            container, users_floor, user_ids, CONSOLE_ROUNDS, _timed, gauges, Samples, _say
+        )
+        return seed_seconds, reads, lists, console
     finally:
         await users_floor.close()
         await index_floor.close()
@@ -409,7 +417,12 @@ def run(args: Any, env: dict[str, str]) -> StoreResult:
         sim_port = procs.free_port()
         children.append(procs.start_sim(sim_port, tls))
         world = demo.seed(f"https://127.0.0.1:{sim_port}", ca)
-        warden_env = {**env, **world.warden_settings(ports.connection_string), "WARDEN_TABLE_PREFIX": prefix}
+        warden_env = {
+            **env,
+            **world.warden_settings(ports.connection_string),
+            "WARDEN_TABLE_PREFIX": prefix,
+            "WARDEN_PUBLIC_URL": "http://127.0.0.1:7071",  # the console's (section (e)); nothing browses here
+        }
 
         def start_host() -> tuple[httpx.Client, dict[str, str], int] | None:
             if args.no_http:
@@ -429,7 +442,7 @@ def run(args: Any, env: dict[str, str]) -> StoreResult:
 
         _say(f"store: seeding {n} users bound to one directory (table prefix {prefix})")
         try:
-            seed_seconds, reads, lists = asyncio.run(
+            seed_seconds, reads, lists, console = asyncio.run(
                 _measure(
                     args,
                     ports.connection_string,
@@ -452,6 +465,7 @@ def run(args: Any, env: dict[str, str]) -> StoreResult:
         azurite_version=azurite_version(),
         peak_rss_mb=_peak_rss_mb(),
         azurite_peak_rss_mb=azurite_rss,
+        console=console,
     )
 
 
@@ -514,4 +528,8 @@ def report(result: StoreResult) -> list[str]:
 
     lines.append(list_row("floor: bare SDK, the 16 partitions at once", f))
     lines.append(list_row("index.all(D) -> every IndexEntry", g, "<= 1.5x"))
+    if result.console:
+        from tools import bench_console
+
+        lines += bench_console.report(result.console, result.users, _ms)
     return lines

@@ -15,6 +15,7 @@ with another, is 403; a POST whose ``Origin`` is not Warden's is 403 too.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import re
@@ -536,6 +537,12 @@ async def undo_import(v: Visit, m: re.Match[str]) -> Response:
 
 
 # ------------------------------------------------------------------------------------------------ users, groups
+async def _directory_names(v: Visit) -> dict[str, str]:
+    """Each directory's name by id, for the pages that only name directories: the directories' own rows, not their
+    views (a view counts the directory's links, a scan of its index: the overview's cost, not a user page's)."""
+    return {d.id: d.name for d in sorted(await v.app.stores.directories.all(), key=lambda d: d.name.lower())}
+
+
 STATES = ("active", "suspended", "terminated")
 STATUSES = ("pending", "synced", "blocked", "skipped", "error", "needs_attention")
 
@@ -550,7 +557,7 @@ async def users(v: Visit, _: re.Match[str]) -> Response:
         if v.req.query.get(key):
             q[key] = v.req.query[key]
     listed = dump(await v.call("list_users", query=q))
-    directories = dump(await v.call("list_directories"))["items"]
+    directories = [{"id": i, "name": n} for i, n in (await _directory_names(v)).items()]
     filters = {k: v.req.query.get(k, "") for k in ("q", "state", "directoryId", "status")}
     return v.page(
         "users.html",
@@ -564,9 +571,12 @@ async def users(v: Visit, _: re.Match[str]) -> Response:
 
 @route("GET", r"users/{id}")
 async def user(v: Visit, m: re.Match[str]) -> Response:
-    u = dump(await v.call("get_user", {"id": m["id"]}))
-    audit = dump(await v.call("list_audit", query={"userId": m["id"], "limit": 20}))
-    names = {d["id"]: d["name"] for d in dump(await v.call("list_directories"))["items"]}
+    found, audit, names = await asyncio.gather(
+        v.call("get_user", {"id": m["id"]}),
+        v.call("list_audit", query={"userId": m["id"], "limit": 20}),
+        _directory_names(v),
+    )
+    u, audit = dump(found), dump(audit)
     return v.page("user.html", u=u, audit=audit["items"], names=names)
 
 
@@ -580,7 +590,7 @@ async def groups(v: Visit, _: re.Match[str]) -> Response:
 @route("GET", r"groups/{id}")
 async def group(v: Visit, m: re.Match[str]) -> Response:
     g = dump(await v.call("get_group", {"id": m["id"]}))
-    names = {d["id"]: d["name"] for d in dump(await v.call("list_directories"))["items"]}
+    names = await _directory_names(v)
     return v.page("group.html", g=g, names=names)
 
 

@@ -271,9 +271,12 @@ class Container:
 
     @cached_property
     def authority(self) -> Authority:
-        from shared.adapters.identity import Authority
+        """Entra (or the simulated cloud), tenants' OpenID configurations kept in Table Storage for every process."""
+        from shared.adapters.identity import Authority, DiscoveryDocuments
+        from shared.adapters.tables.discovery import TableDiscoveryDocuments
 
-        return Authority(self.settings.authority_host, self.settings.ca_bundle)
+        documents = DiscoveryDocuments(TableDiscoveryDocuments(self.store))
+        return Authority(self.settings.authority_host, self.settings.ca_bundle, documents)
 
     @cached_property
     def token_caches(self) -> KeyVaultTokenCaches:
@@ -482,7 +485,7 @@ class Container:
             s.index,
             s.uniques,
             self.secret_store,
-            GraphTenantReader(self.graph_endpoint),
+            GraphTenantReader(self.graph_endpoint, self.authority),
             self.tenant_connections,
             s.runs,
             self.auditor,

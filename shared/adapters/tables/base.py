@@ -40,6 +40,7 @@ TABLES = (
     "deferred",
     "hrsources",
     "hrrecords",
+    "discovery",
 )
 TRANSACTION_LIMIT = 100
 """Table Storage's entity group transactions: at most 100 operations, one partition."""

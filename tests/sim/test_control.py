@@ -126,7 +126,9 @@ def test_request_log_records_kinds_and_since_and_never_secrets(tenant: SimTenant
     token = tenant.token()
     tenant.graph("GET", "/users?$top=1", token=token)
     log = tenant.requests()
-    assert [e["kind"] for e in log] == ["openid", "token", "graph"], "MSAL read the OpenID configuration first"
+    assert [e["kind"] for e in log] == ["openid", "token", "graph"], (
+        "MSAL read the OpenID configuration first"
+    )
     assert log[0]["path"] == f"/{TENANT_ID}/v2.0/.well-known/openid-configuration"
     assert log[2]["path"] == "/v1.0/users?$top=1" and log[2]["resourceUnits"] == 1
     assert log[2]["tenantId"] == TENANT_ID and log[2]["clientId"] == CLIENT_ID

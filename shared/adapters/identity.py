@@ -21,10 +21,7 @@ raise ``CredentialRefused`` with Entra's AADSTS codes; anything else (unreachabl
 MSAL refuses ``http://`` authorities and, as this machine's environment sets ``REQUESTS_CA_BUNDLE``, it gets a
 ``requests`` session with ``trust_env=False`` and the CA set explicitly.
 
-Warden's own Key Vault credential (and Key Vault's requests, ``shared.adapters.keyvault``) goes through
-azure-core's asyncio transport over ``requests`` rather than its default aiohttp one: a handful of secret requests
-per directory and hour need no connection pool of their own, and ``requests`` is loaded with MSAL anyway, while
-aiohttp would add about a third of the cold path to a process's first Graph answer (``make bench``, cold start (b)).
+Warden's own identity (Key Vault's credential) is azure-identity's, in ``shared.adapters.own_identity``.
 """
 
 from __future__ import annotations
@@ -56,39 +53,11 @@ if TYPE_CHECKING:
 
     import requests
     from azure.core.credentials import AccessToken
-    from azure.core.credentials_async import AsyncTokenCredential
 
 T = TypeVar("T")
 MSAL_THREADS = 32
 """Token requests in flight at once (a refresh round over many directories); each waits on the network only."""
 GRAPH_SCOPES = ["https://graph.microsoft.com/.default"]
-
-
-def azure_transport(ca_bundle: Path | None) -> object:
-    """An azure-core async transport (``AsyncioRequestsTransport``, which azure-core leaves untyped) verifying TLS
-    with ``ca_bundle`` (or the system store). A verify path given per transport is not overridden by
-    ``REQUESTS_CA_BUNDLE``: requests only consults it when verify is True."""
-    from azure.core.pipeline.transport import AsyncioRequestsTransport
-
-    transport: object = AsyncioRequestsTransport(connection_verify=connection_verify(ca_bundle))
-    return transport
-
-
-def client_secret_credential(
-    authority_host: str, ca_bundle: Path | None, tenant_id: str, client_id: str, client_secret: str
-) -> AsyncTokenCredential:
-    """azure-identity's client-secret credential (Warden's own Key Vault identity where no managed identity
-    exists)."""
-    from azure.identity.aio import ClientSecretCredential
-
-    return ClientSecretCredential(
-        tenant_id,
-        client_id,
-        client_secret,
-        authority=authority_host,
-        connection_verify=connection_verify(ca_bundle),
-        transport=azure_transport(ca_bundle),
-    )
 
 
 # ----------------------------------------------------------------------------------------------- plumbing

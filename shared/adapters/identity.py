@@ -177,10 +177,13 @@ class DiscoveryDocuments:
         self._stale: list[str] = []
         self._lock = threading.Lock()
         self._loading: asyncio.Future[None] | None = None
+        self._loaded = False
         self._failed_at: float | None = None
 
     async def ready(self) -> None:
         """The stored documents read, once per process (concurrent callers share the one query)."""
+        if self._loaded:
+            return
         if self._failed_at is not None and self.now() - self._failed_at < DISCOVERY_RETRY_SECONDS:
             return
         if self._loading is None:
@@ -194,7 +197,7 @@ class DiscoveryDocuments:
             self._failed_at, self._loading = self.now(), None
             log_event(log, "discovery.load_failed", level=logging.WARNING, error=type(exc).__name__)
             return
-        self._failed_at = None
+        self._failed_at, self._loaded = None, True
         now = self.now()
         with self._lock:
             for url, text, fetched_at in rows:

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from shared.adapters.tables.deferred import TableDeferrals
     from shared.adapters.tables.directories import TableDirectories
     from shared.adapters.tables.dirindex import TableDirectoryIndex
+    from shared.adapters.tables.discovery import TableDiscoveryDocuments
     from shared.adapters.tables.groups import TableGroups
     from shared.adapters.tables.imports import TableImports
     from shared.adapters.tables.receipts import TableReceipts
@@ -211,6 +212,13 @@ class Stores:
 
         return TableSessions(self.store)
 
+    @cached_property
+    def discovery(self) -> TableDiscoveryDocuments:
+        """Entra tenants' OpenID configurations, kept for every process (``DiscoveryDocuments``)."""
+        from shared.adapters.tables.discovery import TableDiscoveryDocuments
+
+        return TableDiscoveryDocuments(self.store)
+
 
 class Container:
     def __init__(self, settings: Settings, *, clock: Clock = utc_now, real_clock: Clock = utc_now) -> None:
@@ -279,9 +287,11 @@ class Container:
 
     @cached_property
     def authority(self) -> Authority:
-        from shared.adapters.identity import Authority
+        """Entra (or the simulated cloud), tenants' OpenID configurations kept in Table Storage for every process."""
+        from shared.adapters.identity import Authority, DiscoveryDocuments
 
-        return Authority(self.settings.authority_host, self.settings.ca_bundle)
+        documents = DiscoveryDocuments(self.stores.discovery)
+        return Authority(self.settings.authority_host, self.settings.ca_bundle, documents)
 
     @cached_property
     def token_caches(self) -> KeyVaultTokenCaches:
@@ -490,7 +500,7 @@ class Container:
             s.index,
             s.uniques,
             self.secret_store,
-            GraphTenantReader(self.graph_endpoint),
+            GraphTenantReader(self.graph_endpoint, self.authority),
             self.tenant_connections,
             s.runs,
             self.auditor,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -26,7 +25,12 @@ def correlation_id() -> str | None:
 @contextmanager
 def correlated(existing: str | None = None) -> Iterator[str]:
     """Run a unit of work under ``existing`` (e.g. a caller's ``x-correlation-id``) or a new id."""
-    value = existing if existing and _is_safe_id(existing) else str(uuid.uuid4())
+    if existing and _is_safe_id(existing):
+        value = existing
+    else:
+        import uuid  # here: uuid loads platform, which every cold start's indexing would pay for nothing
+
+        value = str(uuid.uuid4())
     token = _correlation.set(value)
     try:
         yield value

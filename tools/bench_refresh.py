@@ -5,8 +5,8 @@ A fresh Azurite (in memory) and simulated cloud; ``--directories`` tenants, each
 root: ``--delegated`` of them (10 %) by delegated consent (the simulated sign-in, then the callback's use case), the
 others app-only with a client secret. Then three rounds of ``container.token_refresh.round``, each timed:
 
-- cold: the first round of a process (each directory's MSAL application is built: it reads its tenant's OpenID
-  configuration once);
+- cold: the first round of a process (each directory's MSAL application is built: its tenant's OpenID
+  configuration comes from Table Storage, where connecting the directory left it, all of them in one query);
 - warm: the next round (the delegated refresh tokens are not a week old: served from MSAL's cache);
 - a week on: Warden's business clock 7 days and a minute ahead, so every delegated refresh token is redeemed.
 

@@ -268,7 +268,7 @@ class TenantClients:
         key = (tenant_id, client_id)
         async with self._lock:
             if key not in self.connections:
-                from shared.adapters.identity import client_secret_credential
+                from shared.adapters.own_identity import client_secret_credential
 
                 secret = await self.read_secret(secret_name)
                 e = self.endpoint

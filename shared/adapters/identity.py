@@ -9,28 +9,34 @@ on first use and kept):
   (``TokenCaches``) and written back only when MSAL says it changed (``has_state_changed``), guarded so two
   instances refreshing at once never store a cache older than the one they read (``TokenCaches.save``).
 
+Each MSAL application reads its tenant's OpenID configuration when it is built. The documents are kept in Table
+Storage (``DiscoveryDocuments``: read in one query on a process's first build, a new one written when MSAL fetched
+it) and served to MSAL through the ``http_client`` it is given, so a cold process or a new instance asks Entra for
+tokens only. Only public documents are kept: the OpenID configuration MSAL GETs, never a POST's answer (tokens, and
+the errors MSAL's own ``http_cache`` would keep) nor a response header.
+
 MSAL is synchronous (requests): its calls run on a small thread pool of their own, so the event loop never
 waits on the token endpoint. Entra's refusals that no retry can cure (``invalid_grant``, ``invalid_client``, …)
 raise ``CredentialRefused`` with Entra's AADSTS codes; anything else (unreachable, 5xx) raises ``Upstream``.
 MSAL refuses ``http://`` authorities and, as this machine's environment sets ``REQUESTS_CA_BUNDLE``, it gets a
 ``requests`` session with ``trust_env=False`` and the CA set explicitly.
 
-Warden's own Key Vault credential (and Key Vault's requests, ``shared.adapters.keyvault``) goes through
-azure-core's asyncio transport over ``requests`` rather than its default aiohttp one: a handful of secret requests
-per directory and hour need no connection pool of their own, and ``requests`` is loaded with MSAL anyway, while
-aiohttp would add about a third of the cold path to a process's first Graph answer (``make bench``, cold start (b)).
+Warden's own identity (Key Vault's credential) is azure-identity's, in ``shared.adapters.own_identity``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
+import threading
 import time
+import urllib.parse
 import warnings
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar
 
@@ -38,6 +44,7 @@ from shared.adapters.tls import connection_verify
 from shared.domain.connections import NO_SIGN_IN, is_lapse
 from shared.domain.errors import CredentialRefused, Upstream
 from shared.domain.model import Directory
+from shared.logs import log_event
 from shared.service.connections.ports import ClientCredential, Consented, ConsentRefused, TokenCaches
 
 if TYPE_CHECKING:
@@ -46,39 +53,11 @@ if TYPE_CHECKING:
 
     import requests
     from azure.core.credentials import AccessToken
-    from azure.core.credentials_async import AsyncTokenCredential
 
 T = TypeVar("T")
 MSAL_THREADS = 32
 """Token requests in flight at once (a refresh round over many directories); each waits on the network only."""
 GRAPH_SCOPES = ["https://graph.microsoft.com/.default"]
-
-
-def azure_transport(ca_bundle: Path | None) -> object:
-    """An azure-core async transport (``AsyncioRequestsTransport``, which azure-core leaves untyped) verifying TLS
-    with ``ca_bundle`` (or the system store). A verify path given per transport is not overridden by
-    ``REQUESTS_CA_BUNDLE``: requests only consults it when verify is True."""
-    from azure.core.pipeline.transport import AsyncioRequestsTransport
-
-    transport: object = AsyncioRequestsTransport(connection_verify=connection_verify(ca_bundle))
-    return transport
-
-
-def client_secret_credential(
-    authority_host: str, ca_bundle: Path | None, tenant_id: str, client_id: str, client_secret: str
-) -> AsyncTokenCredential:
-    """azure-identity's client-secret credential (Warden's own Key Vault identity where no managed identity
-    exists)."""
-    from azure.identity.aio import ClientSecretCredential
-
-    return ClientSecretCredential(
-        tenant_id,
-        client_id,
-        client_secret,
-        authority=authority_host,
-        connection_verify=connection_verify(ca_bundle),
-        transport=azure_transport(ca_bundle),
-    )
 
 
 # ----------------------------------------------------------------------------------------------- plumbing
@@ -106,15 +85,217 @@ def http_session(ca_bundle: Path | None) -> requests.Session:
     return session
 
 
+# ---------------------------------------------------------------------------------- discovery documents
+log = logging.getLogger("warden.identity")
+
+DISCOVERY_TTL_SECONDS = 24 * 3600
+"""How long a tenant's OpenID configuration is served without asking Entra again (MSAL's own ``http_cache`` keeps
+discovery answers for as long)."""
+MAX_DOCUMENTS = 5000
+"""Documents kept (and read at a process's start) at most: one per tenant connected or connecting."""
+MAX_DOCUMENT_CHARS = 16_384
+"""Entra's OpenID configuration is about 1.7 KB; anything much larger is not kept."""
+DISCOVERY_RETRY_SECONDS = 60.0
+"""After the store could not be read, how long builds go without it before it is tried again."""
+OPENID_PATH = "/.well-known/openid-configuration"
+TOKEN_FIELDS = frozenset(
+    {
+        "access_token",
+        "refresh_token",
+        "id_token",
+        "client_secret",
+        "client_assertion",
+        "assertion",
+        "code",
+        "password",
+    }
+)
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.")
+
+
+class DiscoveryStore(Protocol):
+    """Where OpenID configurations are kept between processes (``TableDiscoveryDocuments``)."""
+
+    async def load(self, limit: int) -> list[tuple[str, str, float]]:
+        """(url, document, fetched at, epoch seconds) of at most ``limit`` stored documents, in one query."""
+
+    async def save(self, documents: Sequence[tuple[str, str, float]], gone: Sequence[str] = ()) -> None:
+        """Store ``documents`` and forget the URLs ``gone``."""
+
+
+def is_openid_configuration(url: str) -> bool:
+    """A tenant's OpenID configuration URL (https, no query, no user information)."""
+    parts = urllib.parse.urlsplit(url)
+    return (
+        parts.scheme == "https"
+        and not parts.query
+        and not parts.fragment
+        and "@" not in parts.netloc
+        and parts.path.endswith(OPENID_PATH)
+    )
+
+
+def public_document(text: str) -> bool:
+    """Whether ``text`` is an OpenID configuration that holds nothing secret: a JSON object naming its endpoints,
+    with no token-like field at any depth and nothing shaped like a JWT."""
+    if len(text) > MAX_DOCUMENT_CHARS or _JWT.search(text):
+        return False
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return False
+    if not isinstance(document, dict):
+        return False
+    if not isinstance(document.get("token_endpoint"), str) or not isinstance(
+        document.get("authorization_endpoint"), str
+    ):
+        return False
+    return not _has_token_field(document)
+
+
+def _has_token_field(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(str(k).lower() in TOKEN_FIELDS or _has_token_field(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_token_field(v) for v in value)
+    return False
+
+
+class DiscoveryDocuments:
+    """The tenants' OpenID configurations of a process: read from the store once (one query) before the first MSAL
+    application is built, kept for ``DISCOVERY_TTL_SECONDS`` from when they were fetched, and those MSAL fetched
+    written back after each build (``flush``). At most ``MAX_DOCUMENTS``; stale rows found at the read are deleted
+    with the next write. Thread-safe: MSAL builds its applications on its own threads.
+
+    A store that cannot be read or written costs only the requests it would have saved (logged)."""
+
+    def __init__(self, store: DiscoveryStore, now: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.now = now
+        self._documents: dict[str, tuple[str, float]] = {}
+        self._pending: dict[str, tuple[str, float]] = {}
+        self._stale: list[str] = []
+        self._lock = threading.Lock()
+        self._loading: asyncio.Future[None] | None = None
+        self._loaded = False
+        self._failed_at: float | None = None
+
+    async def ready(self) -> None:
+        """The stored documents read, once per process (concurrent callers share the one query)."""
+        if self._loaded:
+            return
+        if self._failed_at is not None and self.now() - self._failed_at < DISCOVERY_RETRY_SECONDS:
+            return
+        if self._loading is None:
+            self._loading = asyncio.ensure_future(self._load())
+        await asyncio.shield(self._loading)
+
+    async def _load(self) -> None:
+        try:
+            rows = await self.store.load(MAX_DOCUMENTS)
+        except Exception as exc:  # the store's failure must not stop a token
+            self._failed_at, self._loading = self.now(), None
+            log_event(log, "discovery.load_failed", level=logging.WARNING, error=type(exc).__name__)
+            return
+        self._failed_at, self._loaded = None, True
+        now = self.now()
+        with self._lock:
+            for url, text, fetched_at in rows:
+                fresh = 0 <= now - fetched_at < DISCOVERY_TTL_SECONDS
+                if fresh and is_openid_configuration(url) and public_document(text):
+                    known = self._documents.get(url)
+                    if known is None or known[1] < fetched_at:
+                        self._documents[url] = (text, fetched_at)
+                else:
+                    self._stale.append(url)
+
+    def get(self, url: str) -> str | None:
+        """The document at ``url``, if one fetched less than ``DISCOVERY_TTL_SECONDS`` ago is known."""
+        with self._lock:
+            known = self._documents.get(url)
+        if known is None or not 0 <= self.now() - known[1] < DISCOVERY_TTL_SECONDS:
+            return None
+        return known[0]
+
+    def put(self, url: str, text: str) -> bool:
+        """Keep a document just fetched (written back by the next ``flush``); False when it is not one to keep."""
+        if not is_openid_configuration(url) or not public_document(text):
+            return False
+        with self._lock:
+            if url not in self._documents and len(self._documents) >= MAX_DOCUMENTS:
+                return False
+            entry = (text, self.now())
+            self._documents[url] = entry
+            self._pending[url] = entry
+        return True
+
+    async def flush(self) -> None:
+        """Write the documents fetched since the last flush (and forget stale rows)."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+            stale, self._stale = self._stale, []
+        if not pending and not stale:
+            return
+        try:
+            await self.store.save([(u, t, at) for u, (t, at) in pending.items()], stale)
+        except Exception as exc:  # kept in memory; another process will write them
+            log_event(log, "discovery.save_failed", level=logging.WARNING, error=type(exc).__name__)
+
+
+class _Document:
+    """A stored OpenID configuration as MSAL reads an answer (``status_code``, ``text``, ``headers``)."""
+
+    status_code = 200
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.headers = {"content-type": "application/json; charset=utf-8"}
+
+    def raise_for_status(self) -> None:
+        return None
+
+
+class DiscoveryHttpClient:
+    """MSAL's ``http_client``: the process's ``requests`` session, with tenants' OpenID configurations served from
+    ``DiscoveryDocuments`` and those fetched kept there. Everything else (token requests) goes to the session."""
+
+    def __init__(self, session: requests.Session, documents: DiscoveryDocuments) -> None:
+        self.session = session
+        self.documents = documents
+
+    def get(self, url: str, params: Any = None, headers: Any = None, **kwargs: Any) -> Any:
+        cacheable = not params and is_openid_configuration(url)
+        if cacheable:
+            known = self.documents.get(url)
+            if known is not None:
+                return _Document(known)
+        response = self.session.get(url, params=params, headers=headers, **kwargs)
+        if cacheable and response.status_code == 200:
+            self.documents.put(url, response.text)
+        return response
+
+    def post(self, url: str, params: Any = None, data: Any = None, headers: Any = None, **kwargs: Any) -> Any:
+        return self.session.post(url, params=params, data=data, headers=headers, **kwargs)
+
+    def close(self) -> None:
+        """The session is the process's (``http_session``): not closed with one application."""
+
+
 @dataclass(frozen=True)
 class Authority:
-    """Where the token endpoint lives (the real Entra ID, or the simulated cloud) and which CA to trust."""
+    """Where the token endpoint lives (the real Entra ID, or the simulated cloud), which CA to trust, and where
+    tenants' OpenID configurations are kept between processes (none: each process fetches its own)."""
 
     host: str
     ca_bundle: Path | None
+    documents: DiscoveryDocuments | None = field(default=None, compare=False)
 
     def of(self, tenant_id: str) -> str:
         return f"{self.host.rstrip('/')}/{tenant_id}"
+
+    def http_client(self) -> Any:
+        session = http_session(self.ca_bundle)
+        return session if self.documents is None else DiscoveryHttpClient(session, self.documents)
 
 
 def msal_credential(credential: ClientCredential) -> str | dict[str, str]:
@@ -147,17 +328,43 @@ def build_app(
     credential: ClientCredential,
     token_cache: Any = None,
 ) -> Any:
-    """A ``ConfidentialClientApplication`` (blocking: MSAL reads the tenant's OpenID configuration)."""
+    """A ``ConfidentialClientApplication`` (blocking: MSAL reads the tenant's OpenID configuration, from
+    ``authority.documents`` when it is kept there). See ``built``, which reads and writes the kept documents."""
     import msal  # type: ignore[import-untyped]
 
     return msal.ConfidentialClientApplication(
         client_id,
         client_credential=msal_credential(credential),
         authority=authority.of(tenant_id),
-        http_client=http_session(authority.ca_bundle),
+        http_client=authority.http_client(),
         instance_discovery=False,
         token_cache=token_cache,
     )
+
+
+async def built(
+    authority: Authority,
+    tenant_id: str,
+    client_id: str,
+    credential: ClientCredential,
+    token_cache: Any = None,
+    *,
+    build: Callable[[Callable[[], Any]], Awaitable[Any]] | None = None,
+) -> Any:
+    """``build_app`` off the event loop (through ``build``, by default ``guarded``), the kept OpenID configurations
+    read before (once per process) and the one MSAL fetched, if it did, written back after."""
+    documents = authority.documents
+    if documents is not None:
+        await documents.ready()
+
+    def make() -> Any:
+        return build_app(authority, tenant_id, client_id, credential, token_cache)
+
+    try:
+        return await (build(make) if build is not None else guarded(make, "the OpenID configuration"))
+    finally:
+        if documents is not None:
+            await documents.flush()
 
 
 class TokenNotIssued(Upstream):
@@ -394,9 +601,7 @@ class DirectoryCredentials:
         a, d = self.authority, directory
 
         async def build(cache: Any = None) -> Any:
-            return await guarded(
-                lambda: build_app(a, d.tenant_id, d.client_id, material, cache), "the OpenID configuration"
-            )
+            return await built(a, d.tenant_id, d.client_id, material, cache)
 
         if d.auth_mode == "delegated":
             account = d.consented_by.object_id if d.consented_by else ""
@@ -443,9 +648,7 @@ class MsalConsent:
         login_hint: str | None,
     ) -> tuple[str, str]:
         """(the authorize URL, the flow as JSON)."""
-        app = await guarded(
-            lambda: build_app(self.authority, tenant_id, client_id, credential), "the OpenID configuration"
-        )
+        app = await built(self.authority, tenant_id, client_id, credential)
         # The callback is a GET with the code in its query (SPEC §3: ``GET /api/oauth/callback``), where RFC 9700
         # 4.3.1 prefers form_post (a code in a URL can leak through history and Referer). What makes a leaked code
         # useless is here anyway: PKCE (the verifier never leaves Key Vault), a confidential client (the code is
@@ -474,10 +677,7 @@ class MsalConsent:
         import msal
 
         cache = msal.SerializableTokenCache()
-        app = await guarded(
-            lambda: build_app(self.authority, tenant_id, client_id, credential, cache),
-            "the OpenID configuration",
-        )
+        app = await built(self.authority, tenant_id, client_id, credential, cache)
         import requests
 
         try:

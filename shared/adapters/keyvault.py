@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, Self
 
-from shared.adapters.identity import azure_transport, client_secret_credential
+from shared.adapters.own_identity import azure_transport, client_secret_credential
 
 if TYPE_CHECKING:
     from azure.core.credentials import AccessToken

@@ -21,7 +21,7 @@ from dataclasses import replace
 from typing import Any
 
 from shared.adapters.graph import DirectoryClients, GraphConnection, GraphEndpoint, connect_graph, get_batch
-from shared.adapters.identity import AppOnlyCredential, Authority, TokenNotIssued, build_app, in_thread, once
+from shared.adapters.identity import AppOnlyCredential, Authority, TokenNotIssued, built, in_thread, once
 from shared.adapters.m365.tenant import ROLE_READS, GraphTenant
 from shared.domain.connections import AppCredential
 from shared.domain.errors import CredentialRefused, Invalid, Upstream
@@ -166,11 +166,15 @@ async def _batch(connection: GraphConnection, gets: Mapping[str, str]) -> dict[s
 class GraphTenantReader:
     """``TenantCredentials``: credentials checked before they are kept."""
 
-    def __init__(self, endpoint: GraphEndpoint) -> None:
+    def __init__(self, endpoint: GraphEndpoint, authority: Authority | None = None) -> None:
         self.endpoint = endpoint
+        self._authority = authority
 
     @property
     def authority(self) -> Authority:
+        """The composition root's (its OpenID configurations kept between processes), or the endpoint's own."""
+        if self._authority is not None:
+            return self._authority
         return Authority(self.endpoint.authority_host, self.endpoint.ca_bundle)
 
     def _credential(self, tenant_id: str, client_id: str, credential: ClientCredential) -> AppOnlyCredential:
@@ -180,7 +184,7 @@ class GraphTenantReader:
             import requests
 
             try:
-                return await in_thread(lambda: build_app(a, tenant_id, client_id, credential))
+                return await built(a, tenant_id, client_id, credential, build=in_thread)
             except requests.RequestException:
                 raise Upstream("Entra ID could not be reached") from None
             except ValueError:  # MSAL could not read the tenant's OpenID configuration

@@ -126,10 +126,13 @@ def test_request_log_records_kinds_and_since_and_never_secrets(tenant: SimTenant
     token = tenant.token()
     tenant.graph("GET", "/users?$top=1", token=token)
     log = tenant.requests()
-    assert [e["kind"] for e in log] == ["token", "graph"]
-    assert log[1]["path"] == "/v1.0/users?$top=1" and log[1]["resourceUnits"] == 1
-    assert log[1]["tenantId"] == TENANT_ID and log[1]["clientId"] == CLIENT_ID
-    assert tenant.requests(since=log[0]["seq"]) == log[1:]
+    assert [e["kind"] for e in log] == ["openid", "token", "graph"], (
+        "MSAL read the OpenID configuration first"
+    )
+    assert log[0]["path"] == f"/{TENANT_ID}/v2.0/.well-known/openid-configuration"
+    assert log[2]["path"] == "/v1.0/users?$top=1" and log[2]["resourceUnits"] == 1
+    assert log[2]["tenantId"] == TENANT_ID and log[2]["clientId"] == CLIENT_ID
+    assert tenant.requests(since=log[1]["seq"]) == log[2:]
     text = tenant.sim.control("GET", "/_sim/requests").text
     assert SECRET not in text and token not in text
     assert tenant.sim.control("DELETE", "/_sim/requests").status_code == 204

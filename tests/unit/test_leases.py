@@ -94,6 +94,7 @@ def test_stale_claims_and_hr_receipts_are_judged_on_real_time() -> None:
         "deferrals",
         "protected",
         "managed_settings",
+        "discovery",
     )
     container = instance(SimpleNamespace(**{n: object() for n in names}), real, DAYS_AHEAD)
     for built in (

@@ -41,6 +41,7 @@ TABLES = (
     "hrsources",
     "hrrecords",
     "sessions",
+    "discovery",
 )
 TRANSACTION_LIMIT = 100
 """Table Storage's entity group transactions: at most 100 operations, one partition."""

@@ -1,5 +1,7 @@
 """Entra ID's endpoints on the wire: discovery, keys, ``/oauth2/v2.0/token`` and ``/oauth2/v2.0/authorize``.
 
+- discovery: the tenant's OpenID configuration, each request in the request log (kind ``openid``);
+
 - token: a form POST (RFC 6749; client_secret_basic per 2.3.1), answered with JSON and ``Cache-Control: no-store``;
   errors in Entra's shape (reference-error-codes);
 - authorize (v2-oauth2-auth-code-flow): a 302 to the redirect URI with the code (``response_mode`` query or
@@ -109,13 +111,15 @@ def error_page(err: EntraError, now: float) -> web.Response:
 
 
 async def openid_handler(request: web.Request) -> web.Response:
+    """The tenant's OpenID configuration, logged (kind ``openid``, its tenant as named in the path)."""
     world = world_of(request)
+    tenant = request.match_info["tenant"]
     try:
-        return web.json_response(
-            world.entra.openid_configuration(base_url(request), request.match_info["tenant"])
-        )
+        response = web.json_response(world.entra.openid_configuration(base_url(request), tenant))
     except EntraError as err:
-        return json_error(err, world.clock(), NO_STORE)
+        response = json_error(err, world.clock(), NO_STORE)
+    log_unmetered(request, status=response.status, kind="openid", tenant_id=tenant.lower(), path=request.path)
+    return response
 
 
 async def jwks_handler(request: web.Request) -> web.Response:

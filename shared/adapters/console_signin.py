@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from shared.adapters.identity import Authority, build_app, guarded, in_thread
+from shared.adapters.identity import Authority, built, in_thread
 from shared.domain.errors import Upstream
 from shared.service.connections.ports import ClientCredential
 
@@ -51,10 +51,7 @@ class MsalSignIn:
     async def begin(self, credential: ClientCredential, login_hint: str | None) -> tuple[str, str]:
         """(the authorize URL, MSAL's flow as JSON: it holds the PKCE verifier, a secret)."""
         a = self.app
-        msal_app = await guarded(
-            lambda: build_app(self.authority, a.tenant_id, a.client_id, credential),
-            "the OpenID configuration",
-        )
+        msal_app = await built(self.authority, a.tenant_id, a.client_id, credential)
         # A GET callback with the code in its query, as the delegated consent's: PKCE, a confidential client, a
         # single-use state bound to the browser's pre-sign-in cookie, and a no-store, no-referrer callback answer
         # make a leaked code useless, so MSAL's form_post recommendation is silenced for this call.
@@ -71,10 +68,7 @@ class MsalSignIn:
     async def complete(self, credential: ClientCredential, flow: str, response: Mapping[str, str]) -> str:
         """The access token for Warden's API the code in ``response`` redeems. Raises ``SignInRefused``."""
         a = self.app
-        msal_app = await guarded(
-            lambda: build_app(self.authority, a.tenant_id, a.client_id, credential),
-            "the OpenID configuration",
-        )
+        msal_app = await built(self.authority, a.tenant_id, a.client_id, credential)
         import requests
 
         try:

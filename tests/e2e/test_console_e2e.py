@@ -272,7 +272,10 @@ def test_audit_search_by_user_with_the_keyboard(browser: Browser, warden: Warden
     someone = new_user(warden)
     request = f"corr-{uuid.uuid4().hex}"
     warden.ok(
-        "PATCH", f"/users/{someone['id']}", json={"jobTitle": "Cartographer"}, headers={"x-correlation-id": request}
+        "PATCH",
+        f"/users/{someone['id']}",
+        json={"jobTitle": "Cartographer"},
+        headers={"x-correlation-id": request},
     )
     ctx = context(browser)
     try:

@@ -22,7 +22,7 @@ async def create_user(app: Container, call: Call[s.UserCreate, None]) -> Result:
 
 async def list_users(app: Container, call: Call[None, s.UserListQuery]) -> Result:
     q: s.UserListQuery = call.query
-    flt = UserFilter(q.email, q.employeeId, q.state, q.directoryId, q.status)
+    flt = UserFilter(q.email, q.employeeId, q.state, q.directoryId, q.status, q.name)
     page = await app.users.page(flt, q.cursor, q.limit)
     return Result(200, s.UserList(items=[user_out(v) for v in page.items], next=page.next))
 

@@ -553,12 +553,12 @@ async def users(v: Visit, _: re.Match[str]) -> Response:
     q: dict[str, Any] = {"limit": PAGE_SIZE}
     if text:
         q["email" if "@" in text else "employeeId"] = text
-    for key in ("state", "directoryId", "status", "cursor"):
-        if v.req.query.get(key):
-            q[key] = v.req.query[key]
+    for key in ("name", "state", "directoryId", "status", "cursor"):
+        if v.req.query.get(key, "").strip():
+            q[key] = v.req.query[key].strip()
     listed = dump(await v.call("list_users", query=q))
     directories = [{"id": i, "name": n} for i, n in (await _directory_names(v)).items()]
-    filters = {k: v.req.query.get(k, "") for k in ("q", "state", "directoryId", "status")}
+    filters = {k: v.req.query.get(k, "") for k in ("name", "q", "state", "directoryId", "status")}
     return v.page(
         "users.html",
         listed=listed,

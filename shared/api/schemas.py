@@ -361,6 +361,11 @@ class UserListQuery(ListQuery):
     state: UserStateField | None = None
     directoryId: Guid | None = None
     status: LinkStatusField | None = None
+    name: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=_PRINTABLE)] | None = Field(
+        None,
+        description="display, first or last name starting with this text (as typed, or capitalised); not with "
+        "directoryId, email or employeeId",
+    )
 
 
 class PasswordIn(Body):

@@ -90,6 +90,8 @@ class UserRecord:
 @dataclass(frozen=True)
 class UserQuery:
     state: UserState | None = None
+    name: str | None = None
+    """Users whose display, first or last name starts with this text (as typed, or with a capital first letter)."""
 
 
 class UserRepository(Protocol):

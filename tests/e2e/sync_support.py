@@ -21,7 +21,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import QueueClient
 
 from tests.conftest import Sim, remember_secret
-from tests.e2e.conftest import WardenHost, unique
+from tests.e2e.conftest import WardenHost, new_user, unique
 from tools import demo
 
 T = TypeVar("T")
@@ -455,3 +455,19 @@ def keys_of(value: Any) -> Iterator[str]:
     elif isinstance(value, list):
         for v in value:
             yield from keys_of(v)
+
+
+def provision(warden: WardenHost, t: Tenant, n: int) -> list[tuple[str, dict[str, Any]]]:
+    """``n`` users bound to the tenant's directory, each synced (linked to a new account): (user id, link). Both of
+    each user's runs (create, then bind) are done, so that nothing queued undoes what a test edits next."""
+    users = [new_user(warden, email=f"{uuid.uuid4().hex[:10]}@{t.domains[0]}") for _ in range(n)]
+    for u in users:
+        warden.ok("PUT", f"/users/{u['id']}/directories/{t.id}", 201)
+    links = [(u["id"], wait_link(warden, u["id"], t.id, "synced")) for u in users]
+    for u in users:
+        wait_for(
+            lambda u=u: [e for e in sync_events(warden, u["id"]) if e["event"] == "sync.done"],
+            lambda done: len(done) >= 2,
+            what="both sync runs",
+        )
+    return links

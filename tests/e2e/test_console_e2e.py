@@ -107,17 +107,9 @@ def shot(page: Page, name: str) -> None:
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=False)
 
 
-def provision(warden: WardenHost, t: ss.Tenant, n: int) -> list[tuple[str, dict[str, Any]]]:
-    """``n`` users bound to the tenant's directory, each linked: (user id, link)."""
-    users = [new_user(warden, email=f"{uuid.uuid4().hex[:10]}@{t.domains[0]}") for _ in range(n)]
-    for u in users:
-        warden.ok("PUT", f"/users/{u['id']}/directories/{t.id}", 201)
-    return [(u["id"], ss.wait_link(warden, u["id"], t.id, "synced")) for u in users]
-
-
 def held_run(warden: WardenHost, t: ss.Tenant) -> tuple[str, list[str]]:
     """A reconcile held by the mass-change guard: two leavers re-enabled behind Warden's back, the guard at one."""
-    leavers = provision(warden, t, 4)[:2]
+    leavers = ss.provision(warden, t, 4)[:2]
     for user_id, _ in leavers:
         warden.ok("DELETE", f"/users/{user_id}/directories/{t.id}", 204)
     for user_id, _ in leavers:
@@ -315,6 +307,7 @@ def test_every_page_passes_axe_on_a_desktop_and_a_phone(
         f"/directories/{tenant.id}",
         f"/directories/{tenant.id}/import",
         "/users",
+        "/users?name=ada&state=active",
         f"/users/{someone['id']}",
         "/groups",
         "/audit",

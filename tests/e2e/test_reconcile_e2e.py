@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.e2e import sync_support as ss
-from tests.e2e.conftest import WardenHost, new_user
+from tests.e2e.conftest import WardenHost
 
 WAIT = 30.0
 
@@ -25,18 +25,8 @@ def tenant(warden: WardenHost) -> Iterator[ss.Tenant]:
 
 
 def provision(warden: WardenHost, t: ss.Tenant, n: int) -> list[dict[str, Any]]:
-    """``n`` users bound to the tenant's directory, each synced (linked to a new account)."""
-    users = [new_user(warden, email=f"{uuid.uuid4().hex[:10]}@{t.domains[0]}") for _ in range(n)]
-    for u in users:
-        warden.ok("PUT", f"/users/{u['id']}/directories/{t.id}", 201)
-    links = [ss.wait_link(warden, u["id"], t.id, "synced") for u in users]
-    for u in users:  # both runs (create, then bind) done: nothing queued undoes what a test edits next
-        ss.wait_for(
-            lambda u=u: [e for e in ss.sync_events(warden, u["id"]) if e["event"] == "sync.done"],
-            lambda done: len(done) >= 2,
-            what="both sync runs",
-        )
-    return links
+    """``n`` users bound to the tenant's directory, each synced (linked to a new account): their links."""
+    return [link for _, link in ss.provision(warden, t, n)]
 
 
 def guard(warden: WardenHost, t: ss.Tenant, percent: float, count: int) -> None:

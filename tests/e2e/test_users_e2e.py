@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 from tests.e2e.conftest import WardenHost, new_user, unique
@@ -384,3 +385,19 @@ def _has_secret(vault: Any, name: str) -> bool:
     except ResourceNotFoundError:
         return False
     return True
+
+
+def test_users_are_found_by_the_start_of_their_name_alone(warden: WardenHost) -> None:
+    first = f"Qz{uuid.uuid4().hex[:8]}"
+    mine = [new_user(warden, firstName=first, displayName=f"{first} Lovelace") for _ in range(2)]
+    new_user(warden, lastName=f"Other{first}")  # starts with something else
+    found = warden.ok(
+        "GET", "/users", params={"name": first.lower(), "limit": "200"}
+    )  # as typed: capitalised too
+    items = found["items"]
+    while found["next"] and len(items) < len(mine):  # a property filter may answer a short page first
+        found = warden.ok("GET", "/users", params={"name": first.lower(), "cursor": found["next"]})
+        items += found["items"]
+    assert sorted(u["id"] for u in items) == sorted(u["id"] for u in mine)
+    refused = warden.call("GET", "/users", params={"name": first, "employeeId": "E1"})
+    assert refused.status_code == 422 and "name" in refused.text

@@ -381,5 +381,15 @@ class TableUsers:
         flt = f"RowKey eq {quote(USER)}"
         if query.state is not None:
             flt += f" and State eq {quote(query.state)}"
-        rows, nxt = await page(table, flt, f"users:{query.state}", cursor, limit)
+        if query.name:
+            # A property filter: Table Storage pages through the users' rows and answers the matches (a page may
+            # come back short, with a continuation). Comparisons are ordinal: the text as typed, or capitalised.
+            variants = dict.fromkeys((query.name, query.name[:1].upper() + query.name[1:]))
+            starts = [
+                f"({column} ge {quote(v)} and {column} lt {quote(v[:-1] + chr(ord(v[-1]) + 1))})"
+                for column in ("DisplayName", "FirstName", "LastName")
+                for v in variants
+            ]
+            flt += f" and ({' or '.join(starts)})"
+        rows, nxt = await page(table, flt, f"users:{query.state}:{query.name}", cursor, limit)
         return Page([user_from(r) for r in rows], nxt)

@@ -52,6 +52,7 @@ class UserFilter:
     state: UserState | None = None
     directory_id: str | None = None
     status: LinkStatus | None = None
+    name: str | None = None
 
 
 AuditAs = Callable[[dict[str, Any] | None, dict[str, Any] | None], AuditEntry]
@@ -300,6 +301,11 @@ class Users:
             raise Invalid(
                 "status: link statuses are per directory; give directoryId with status", field="status"
             )
+        if flt.name is not None and (flt.email, flt.employee_id, flt.directory_id) != (None, None, None):
+            raise Invalid(
+                "name: search by name alone (with state at most), not with email, employeeId or directoryId",
+                field="name",
+            )
         if flt.email is not None or flt.employee_id is not None:
             return await self._by_unique(flt)
         if flt.directory_id is not None:
@@ -311,7 +317,7 @@ class Users:
             if flt.state is not None:
                 found = [r for r in found if r.user.state == flt.state]
             return Page([await self.view(r) for r in found], entries.next)
-        users = await self.users.page(UserQuery(state=flt.state), cursor, limit)
+        users = await self.users.page(UserQuery(state=flt.state, name=flt.name), cursor, limit)
         records = await asyncio.gather(*(self.users.get(u.id) for u in users.items))
         return Page([await self.view(r) for r in records if r is not None], users.next)
 

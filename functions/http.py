@@ -49,7 +49,7 @@ from shared.service.context import Actor
 log = logging.getLogger("warden.http")
 MAX_BODY_BYTES = 64 * 1024
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-_STATUS: dict[type[DomainError], int] = {
+STATUS_OF: dict[type[DomainError], int] = {
     BadInput: 400,
     Invalid: 422,
     NotFound: 404,
@@ -59,6 +59,7 @@ _STATUS: dict[type[DomainError], int] = {
     NotImplementedYet: 501,
     Upstream: 502,
 }
+"""The HTTP status of each kind of domain error (the first that matches), for the API and the console alike."""
 
 
 B = TypeVar("B", bound=BaseModel | None)
@@ -227,7 +228,7 @@ async def serve(op: Operation, handler: Handler[B, Q], req: func.HttpRequest) ->
         except Problem as problem:
             return problem_response(problem)
         except DomainError as exc:
-            status = next(code for kind, code in _STATUS.items() if isinstance(exc, kind))
+            status = next(code for kind, code in STATUS_OF.items() if isinstance(exc, kind))
             if status >= 500:
                 log_event(log, "http.upstream", level=logging.WARNING, operation=op.name, detail=exc.detail)
             extensions = {k: v for k, v in exc.extensions.items() if v is not None}

@@ -32,7 +32,7 @@ import jinja2
 from pydantic import BaseModel, ValidationError
 
 from functions.console.web import BadForm, Request, Response, parse, redirect, session_cookie
-from functions.http import Call
+from functions.http import STATUS_OF, Call
 from functions.routes import door
 from shared.adapters.console_signin import ConsoleApp, MsalSignIn, SignInRefused
 from shared.adapters.tables.sessions import (
@@ -45,7 +45,7 @@ from shared.adapters.tables.sessions import (
 from shared.api.operations import OPERATIONS, Operation
 from shared.bootstrap import Container, get_container
 from shared.config import ConfigError
-from shared.domain.errors import DomainError, Invalid, NotFound
+from shared.domain.errors import DomainError
 from shared.logs import correlated, log_event
 from shared.service.access import ADMIN_ROLE, READER_ROLE, Principal, Unauthenticated
 from shared.service.connections.ports import ClientCredential
@@ -251,13 +251,7 @@ async def answer(app: Container, req: Request, correlation_id: str) -> Response:
     except Refused as refused:
         return visit.page("error.html", refused.status, status=refused.status, detail=refused.detail)
     except DomainError as exc:
-        status = 404 if isinstance(exc, NotFound) else 409 if "Conflict" in type(exc).__name__ else 400
-        if isinstance(exc, Invalid):
-            status = 422
-        if type(exc).__name__ == "Upstream":
-            status = 502
-        if type(exc).__name__ == "PreconditionFailed":
-            status = 412
+        status = next((code for kind, code in STATUS_OF.items() if isinstance(exc, kind)), 400)
         return visit.page("error.html", status, status=status, detail=exc.detail)
     except Exception:
         log.exception("console error (correlation id %s)", correlation_id)

@@ -431,6 +431,7 @@ def test_every_answer_carries_the_headers_and_no_token_or_secret_shows(
     log = Path(warden.log).read_text(errors="replace")
     assert not JWT.search(log) and not any(s in log for s in secrets)
     assert session_id not in log, "a session id is a credential: never logged"
+    assert "auth?code=" not in log and "/auth?" not in log, "the sign-in's authorization code is never logged"
     unsigned = httpx.get(f"{warden.url}/api/console", timeout=30)
     assert "default-src 'self'" in unsigned.headers["content-security-policy"]
     assert "Sign in to Warden" in unsigned.text

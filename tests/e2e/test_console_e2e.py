@@ -18,16 +18,11 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from tests.e2e import sync_support as ss
 from tests.e2e.conftest import WardenHost, new_user
 from tools import demo, procs
-
-pytest.importorskip(
-    "playwright", reason="requirements-dev.txt installs playwright"
-)  # never skipped under make
-
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 ADMIN = demo.CONSOLE_PEOPLE["admin"]
 READER = demo.CONSOLE_PEOPLE["reader"]

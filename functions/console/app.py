@@ -571,7 +571,12 @@ async def user(v: Visit, m: re.Match[str]) -> Response:
         _directory_names(v),
     )
     u, audit = dump(found), dump(audit)
-    return v.page("user.html", u=u, audit=audit["items"], names=names)
+    # A group deleted meanwhile is shown by its id: one missing name does not fail the page.
+    groups = await asyncio.gather(
+        *(v.call("get_group", {"id": g}) for g in u["groups"][:PAGE_SIZE]), return_exceptions=True
+    )
+    group_names = {g.id: g.name for g in groups if not isinstance(g, BaseException)}
+    return v.page("user.html", u=u, audit=audit["items"], names=names, group_names=group_names)
 
 
 @route("GET", r"groups")

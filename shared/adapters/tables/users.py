@@ -376,7 +376,7 @@ class TableUsers:
     async def delete_link(self, user_id: str, directory_id: str) -> None:
         await self._change(user_id, lambda rels: rels.links.pop(directory_id, None) is not None)
 
-    async def page(self, query: UserQuery, cursor: str | None, limit: int) -> Page[User]:
+    async def page(self, query: UserQuery, cursor: str | None, limit: int) -> Page[UserRecord]:
         table = await self.store.table("users")
         flt = f"RowKey eq {quote(USER)}"
         if query.state is not None:
@@ -392,4 +392,5 @@ class TableUsers:
             ]
             flt += f" and ({' or '.join(starts)})"
         rows, nxt = await page(table, flt, f"users:{query.state}:{query.name}", cursor, limit)
-        return Page([user_from(r) for r in rows], nxt)
+        relations = await asyncio.gather(*(read(table, r["PartitionKey"], RELATIONS) for r in rows))
+        return Page([_record(r, rels) for r, rels in zip(rows, relations, strict=True)], nxt)

@@ -317,9 +317,8 @@ class Users:
             if flt.state is not None:
                 found = [r for r in found if r.user.state == flt.state]
             return Page([await self.view(r) for r in found], entries.next)
-        users = await self.users.page(UserQuery(state=flt.state, name=flt.name), cursor, limit)
-        records = await asyncio.gather(*(self.users.get(u.id) for u in users.items))
-        return Page([await self.view(r) for r in records if r is not None], users.next)
+        listed = await self.users.page(UserQuery(state=flt.state, name=flt.name), cursor, limit)
+        return Page([await self.view(r) for r in listed.items], listed.next)
 
     async def _by_unique(self, flt: UserFilter) -> Page[UserView]:
         owners = set()

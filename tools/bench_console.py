@@ -104,7 +104,7 @@ def report(console: dict[str, Any], users: int, ms: Callable[[float], str]) -> l
             "list floor",
             "list page",
             "/console/users: the first 50 users",
-            "floor: 50 user rows + 50 partitions",
+            "floor: 50 user rows + their relations",
         ),
     ):
         f, p = console[floor_name], console[page_name]

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from functions.http import Call, Result, _validation_problem
+from functions.http import Call, Result, validation_problem
 from shared.api import schemas as s
 from shared.api.problems import Problem
 from shared.api.sources import bamboo_changes, hr_event, source_created, source_out
@@ -85,7 +85,7 @@ def _validated(model: type[M], data: Any) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise _validation_problem(exc, "body") from None
+        raise validation_problem(exc, "body") from None
 
 
 async def _accept(work: Awaitable[Any]) -> Any:

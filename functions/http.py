@@ -43,7 +43,7 @@ from shared.domain.errors import (
     Upstream,
 )
 from shared.logs import correlated, log_event
-from shared.service.access import Principal, Unauthenticated
+from shared.service.access import Principal, Role, Unauthenticated
 from shared.service.context import Actor
 
 log = logging.getLogger("warden.http")
@@ -99,7 +99,12 @@ Handler = Callable[[Container, Call[B, Q]], Awaitable[Result]]
 """A door: ``(container, call) -> result``."""
 
 
-def _validation_problem(exc: ValidationError, where: str) -> Problem:
+def role_needed(role: Role) -> str:
+    """The app roles that grant ``role``, as an answer names them."""
+    return "Warden.Admin" if role == "admin" else "Warden.Reader or Warden.Admin"
+
+
+def validation_problem(exc: ValidationError, where: str) -> Problem:
     errors = []
     for e in exc.errors(include_url=False, include_input=False):
         loc = ".".join(str(p) for p in e["loc"]) or where
@@ -129,7 +134,7 @@ def _parse_body(op: Operation, req: func.HttpRequest) -> BaseModel | None:
     try:
         return model.model_validate_json(raw)  # strict: JSON types as the schema says, no coercion
     except ValidationError as exc:
-        raise _validation_problem(exc, "body") from None
+        raise validation_problem(exc, "body") from None
 
 
 def _if_match(op: Operation, req: func.HttpRequest) -> str | None:
@@ -148,7 +153,7 @@ def _parse_query(op: Operation, req: func.HttpRequest) -> BaseModel | None:
     try:
         return model.model_validate(dict(req.params))
     except ValidationError as exc:
-        raise _validation_problem(exc, "query") from None
+        raise validation_problem(exc, "query") from None
 
 
 async def _authorise(container: Container, op: Operation, req: func.HttpRequest) -> Principal | None:
@@ -168,8 +173,7 @@ async def _authorise(container: Container, op: Operation, req: func.HttpRequest)
             challenge += f', error="invalid_token", error_description="{exc.reason}"'
         raise Problem(401, exc.reason, headers={"WWW-Authenticate": challenge}) from None
     if not principal.may(op.role):
-        needed = "Warden.Admin" if op.role == "admin" else "Warden.Reader or Warden.Admin"
-        raise Problem(403, f"this operation needs the app role {needed}")
+        raise Problem(403, f"this operation needs the app role {role_needed(op.role)}")
     return principal
 
 

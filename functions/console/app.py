@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import logging
 import re
 import secrets
@@ -32,7 +33,7 @@ import jinja2
 from pydantic import BaseModel, ValidationError
 
 from functions.console.web import BadForm, Request, Response, parse, redirect, session_cookie
-from functions.http import STATUS_OF, Call
+from functions.http import STATUS_OF, Call, role_needed, validation_problem
 from functions.routes import door
 from shared.adapters.console_signin import ConsoleApp, MsalSignIn, SignInRefused
 from shared.adapters.tables.sessions import (
@@ -131,15 +132,9 @@ class Visit:
         op: Operation = OPS[name]
         principal = self.principal
         if op.role is not None and not principal.may(op.role):
-            needed = "Warden.Admin" if op.role == "admin" else "Warden.Reader or Warden.Admin"
-            raise Refused(403, f"this needs the app role {needed}")
-        try:
-            q = op.query_model.model_validate(query or {}) if op.query_model else None
-            b = op.body_model.model_validate(body or {}) if op.body_model else None
-        except ValidationError as exc:
-            first = exc.errors(include_url=False, include_input=False)[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise Refused(400, f"{where}: {first['msg']}") from None
+            raise Refused(403, f"this needs the app role {role_needed(op.role)}")
+        q = _validated(op.query_model, query, "query")
+        b = _validated(op.body_model, body, "body")
         call: Call[Any, Any] = Call(
             principal=principal,
             actor=Actor(principal.actor, self.correlation_id),
@@ -163,6 +158,16 @@ class Visit:
             )
         )
         return Response(code, html)
+
+
+def _validated(model: type[BaseModel] | None, given: dict[str, Any] | None, where: str) -> BaseModel | None:
+    """``given`` as the operation's model, as the API validates it (the same errors, named the same way)."""
+    if model is None:
+        return None
+    try:
+        return model.model_validate(given or {})
+    except ValidationError as exc:
+        raise Refused(400, validation_problem(exc, where).detail) from None
 
 
 Handler = Callable[[Visit, re.Match[str]], Awaitable[Response]]
@@ -340,7 +345,7 @@ async def signin(v: Visit, _: re.Match[str]) -> Response:
             id=session_id,
             expires=now + dt.timedelta(seconds=PENDING_SECONDS),
             csrf=secrets.token_urlsafe(32),
-            flow={"pending": True},
+            pending=True,
             next_path=_safe_next(v.req.query.get("next")),
         )
     )
@@ -351,7 +356,7 @@ async def signin(v: Visit, _: re.Match[str]) -> Response:
 @route("GET", r"auth", signed_in=False)
 async def signed_in(v: Visit, _: re.Match[str]) -> Response:
     pending = v.session
-    if pending is None or pending.flow is None:
+    if pending is None or not pending.pending:
         raise Refused(400, "this sign-in did not start here or took too long: sign in again")
     secret_name = _flow_secret(pending.id)
     flow = await v.app.secret_store.find(secret_name)
@@ -363,7 +368,7 @@ async def signed_in(v: Visit, _: re.Match[str]) -> Response:
     signin_client, name = _signin(v.app)
     credential = ClientCredential("secret", await v.app.secret_store.get(name))
     try:
-        token = await signin_client.complete(credential, flow, v.req.query)
+        token, claims = await signin_client.complete(credential, flow, v.req.query)
         principal = await v.app.token_validator.validate(token)
     except SignInRefused as exc:
         raise Refused(401, exc.reason) from None
@@ -372,7 +377,6 @@ async def signed_in(v: Visit, _: re.Match[str]) -> Response:
     if not principal.may("reader"):
         log_event(log, "console.signin_refused", object_id=principal.object_id, reason="no Warden role")
         raise Refused(403, "your account holds no Warden role (Warden.Admin or Warden.Reader): ask an admin")
-    claims = _unverified_claims(token)
     session_id = new_session_id()  # a new id at sign-in: a planted pre-sign-in cookie gains nothing
     session = ConsoleSession(
         id=session_id,
@@ -389,14 +393,6 @@ async def signed_in(v: Visit, _: re.Match[str]) -> Response:
     log_event(log, "console.signed_in", object_id=principal.object_id, roles=sorted(session.roles))
     cookie = session_cookie(session_id, secure=_secure(v.app), max_age=SIGNED_IN_SECONDS)
     return redirect(_safe_next(pending.next_path), 303, cookie)
-
-
-def _unverified_claims(token: str) -> dict[str, Any]:
-    """The claims of a token the validator has just checked (for the name and the sign-in name it shows)."""
-    import jwt
-
-    claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
-    return claims
 
 
 @route("POST", r"signout")
@@ -513,8 +509,6 @@ async def import_job(v: Visit, m: re.Match[str]) -> Response:
 @route("GET", r"imports/{id}/progress")
 async def import_progress(v: Visit, m: re.Match[str]) -> Response:
     """The progress of an import as JSON, for the page's script (the page itself works without it)."""
-    import json
-
     job = dump(await v.call("get_import", {"jobId": m["id"]}, query={"limit": 1}))
     keys = ("status", "total", "done", "imported", "skipped", "failed", "progressPercent", "ratePerSecond")
     body = {k: job[k] for k in keys} | {"etaSeconds": job.get("etaSeconds")}

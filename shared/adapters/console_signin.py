@@ -10,16 +10,13 @@ https://learn.microsoft.com/en-us/entra/msal/python/getting-started/acquiring-to
 from __future__ import annotations
 
 import json
-import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from shared.adapters.identity import Authority, built, in_thread
-from shared.domain.errors import Upstream
-from shared.service.connections.ports import ClientCredential
-
-_AADSTS = re.compile(r"AADSTS(\d+)")
+from shared.adapters.identity import Authority, built, redeem
+from shared.service.connections.ports import ClientCredential, ConsentRefused
 
 
 class SignInRefused(Exception):
@@ -65,25 +62,17 @@ class MsalSignIn:
             )
         return str(flow["auth_uri"]), json.dumps(flow)
 
-    async def complete(self, credential: ClientCredential, flow: str, response: Mapping[str, str]) -> str:
-        """The access token for Warden's API the code in ``response`` redeems. Raises ``SignInRefused``."""
+    async def complete(
+        self, credential: ClientCredential, flow: str, response: Mapping[str, str]
+    ) -> tuple[str, dict[str, Any]]:
+        """(the access token for Warden's API the code in ``response`` redeems, the ID token's claims, which MSAL
+        has checked: issuer, audience, nonce). Raises ``SignInRefused``, or ``Upstream`` when Entra is out of
+        reach."""
         a = self.app
         msal_app = await built(self.authority, a.tenant_id, a.client_id, credential)
-        import requests
-
         try:
-            result = await in_thread(
-                lambda: msal_app.acquire_token_by_auth_code_flow(json.loads(flow), dict(response))
-            )
-        except requests.RequestException:
-            raise Upstream("Entra ID could not be reached to redeem the sign-in's code") from None
-        except ValueError:  # MSAL's checks of the answer: state, nonce, the ID token's issuer and audience
-            raise SignInRefused("the sign-in's answer did not pass MSAL's checks (state or nonce)") from None
-        if "error" in result or "access_token" not in result:
-            description = str(result.get("error_description") or "")
-            code = _AADSTS.search(description)
-            error = str(result.get("error") or "unknown_error")
-            raise SignInRefused(
-                f"Entra ID refused the sign-in: {error}" + (f" (AADSTS{code.group(1)})" if code else "")
-            )
-        return str(result["access_token"])
+            result = await redeem(msal_app, flow, response)
+        except ConsentRefused as refused:
+            code = f" (AADSTS{refused.codes[0]})" if refused.codes else ""
+            raise SignInRefused(f"Entra ID refused the sign-in: {refused.error}{code}") from None
+        return str(result["access_token"]), dict(result.get("id_token_claims") or {})

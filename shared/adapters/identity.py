@@ -629,6 +629,35 @@ def consented(claims: Mapping[str, Any], cache: str) -> Consented:
     )
 
 
+async def redeem(app: Any, flow: str, response: Mapping[str, str]) -> dict[str, Any]:
+    """MSAL's answer to the code the browser brought back for ``flow`` (its JSON): an access token, refresh token
+    and ID token claims. Raises ``Upstream`` when Entra cannot be reached and ``ConsentRefused`` with Entra's error
+    and codes when it, or MSAL's checks of its answer, refuse."""
+    import requests
+
+    try:
+        result: dict[str, Any] = await in_thread(
+            lambda: app.acquire_token_by_auth_code_flow(json.loads(flow), dict(response))
+        )
+    except requests.RequestException:
+        raise Upstream("Entra ID could not be reached to redeem the authorization code") from None
+    except ValueError:  # MSAL's checks of the response: state, nonce, the ID token's issuer and audience
+        raise ConsentRefused(
+            "invalid_response", (), "the sign-in's answer did not pass MSAL's checks"
+        ) from None
+    if "error" in result or "access_token" not in result:
+        codes = tuple(int(c) for c in (result.get("error_codes") or ()) if isinstance(c, int))
+        if not codes:  # the authorize response's error names its code only in its description
+            found = _AADSTS.search(str(result.get("error_description") or ""))
+            codes = (int(found.group(1)),) if found else ()
+        raise ConsentRefused(
+            str(result.get("error") or "unknown_error"),
+            codes,
+            _first_sentence(str(result.get("error_description") or "")),
+        )
+    return result
+
+
 class MsalConsent:
     """The authorization-code flow with MSAL (PKCE S256, state, nonce): ``begin`` makes the flow (a dict MSAL
     gives and takes back, holding the PKCE verifier: a secret, kept in Key Vault by the use case), ``complete``
@@ -678,26 +707,5 @@ class MsalConsent:
 
         cache = msal.SerializableTokenCache()
         app = await built(self.authority, tenant_id, client_id, credential, cache)
-        import requests
-
-        try:
-            result = await in_thread(
-                lambda: app.acquire_token_by_auth_code_flow(json.loads(flow), dict(response))
-            )
-        except requests.RequestException:
-            raise Upstream("Entra ID could not be reached to redeem the authorization code") from None
-        except ValueError:  # MSAL's checks of the response: state, nonce, the ID token's issuer and audience
-            raise ConsentRefused(
-                "invalid_response", (), "the sign-in's answer did not pass MSAL's checks"
-            ) from None
-        if "error" in result or "access_token" not in result:
-            codes = tuple(int(c) for c in (result.get("error_codes") or ()) if isinstance(c, int))
-            if not codes:  # the authorize response's error names its code only in its description
-                found = _AADSTS.search(str(result.get("error_description") or ""))
-                codes = (int(found.group(1)),) if found else ()
-            raise ConsentRefused(
-                str(result.get("error") or "unknown_error"),
-                codes,
-                _first_sentence(str(result.get("error_description") or "")),
-            )
+        result = await redeem(app, flow, response)
         return consented(result.get("id_token_claims") or {}, cache.serialize())

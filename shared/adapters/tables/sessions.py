@@ -1,10 +1,10 @@
 """The admin console's sessions on Table Storage: PartitionKey = SHA-256 of the session id (hex), RowKey ``session``.
 
 The browser holds the session id in an HttpOnly cookie; the table holds only its hash, so that reading the table
-gives no usable session. A session is either a sign-in in progress (MSAL's authorization-code flow: its ``state``,
-``nonce`` and PKCE ``code_verifier``, for at most ``PENDING_SECONDS``; the verifier is useless without the code
-Entra ID sends only to Warden's redirect URI) or a signed-in person: object id, name, app roles and the CSRF token
-of their forms. No access, refresh or ID token is ever kept: the console calls the service layer in-process.
+gives no usable session. A session is either a sign-in in progress, for at most ``PENDING_SECONDS`` (its MSAL flow,
+which holds the PKCE verifier, is a Key Vault secret named after the session's hash, never a row), or a signed-in
+person: object id, name, app roles and the CSRF token of their forms. No access, refresh or ID token is ever kept:
+the console calls the service layer in-process.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import datetime as dt
 import hashlib
 import secrets
 from dataclasses import dataclass, field
-from typing import Any
 
 from shared.adapters.tables.base import (
     TableStore,
@@ -45,8 +44,8 @@ class ConsoleSession:
     """The cookie's value (never stored)."""
     expires: dt.datetime
     csrf: str
-    flow: dict[str, Any] | None = None
-    """A sign-in in progress: MSAL's auth code flow (None once signed in)."""
+    pending: bool = False
+    """A sign-in in progress (its flow in Key Vault), not yet a signed-in person."""
     object_id: str | None = None
     name: str | None = None
     username: str | None = None
@@ -56,7 +55,7 @@ class ConsoleSession:
 
     @property
     def signed_in(self) -> bool:
-        return self.flow is None and self.object_id is not None
+        return not self.pending and self.object_id is not None
 
     def __repr__(self) -> str:  # the id is a bearer credential: never in a log
         return f"ConsoleSession(object_id={self.object_id!r}, roles={sorted(self.roles)!r})"
@@ -77,7 +76,7 @@ class TableSessions:
             "RowKey": ROW,
             "Expires": to_time(session.expires),
             "Csrf": session.csrf,
-            "Flow": to_json(session.flow) if session.flow is not None else "",
+            "Pending": session.pending,
             "ObjectId": to_text(session.object_id),
             "Name": to_text(session.name),
             "Username": to_text(session.username),
@@ -102,7 +101,7 @@ class TableSessions:
             id=session_id,
             expires=expires,
             csrf=str(e.get("Csrf", "")),
-            flow=from_json(e.get("Flow")),
+            pending=e.get("Pending") is True,
             object_id=from_text(e.get("ObjectId")),
             name=from_text(e.get("Name")),
             username=from_text(e.get("Username")),

@@ -158,9 +158,8 @@ class TableAuditLog:
     async def page(self, query: AuditQuery, cursor: str | None, limit: int) -> Page[AuditEntry]:
         table = await self.store.table("audit")
         bound = f" and RowKey lt {quote(f'{_inverted(query.since) + 1:013d}')}" if query.since else ""
-        if (
-            query.correlation_id
-        ):  # a property filter: Table Storage pages through the partitions, matches only
+        if query.correlation_id:
+            # A property filter: Table Storage pages through the partitions and answers the matches only.
             bound += f" and CorrelationId eq {quote(query.correlation_id)}"
         scope = f"audit:{query.user_id}:{query.directory_id}:{query.since}:{query.correlation_id}"
         if query.user_id:

@@ -123,9 +123,10 @@ def quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def prefix_range(prefix: str) -> str:
-    """A RowKey filter for every key starting with ``prefix`` (``|`` separates; ``}`` sorts after it)."""
-    return f"RowKey ge {quote(prefix)} and RowKey lt {quote(prefix[:-1] + chr(ord(prefix[-1]) + 1))}"
+def prefix_range(prefix: str, column: str = "RowKey") -> str:
+    """A filter for every ``column`` value (RowKey unless told) starting with ``prefix``: from it to the same text
+    with its last character's successor (``|`` separates keys; ``}`` sorts after it)."""
+    return f"{column} ge {quote(prefix)} and {column} lt {quote(prefix[:-1] + chr(ord(prefix[-1]) + 1))}"
 
 
 async def insert(table: TableClient, entity: Mapping[str, Any]) -> str | None:

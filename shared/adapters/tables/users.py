@@ -32,6 +32,7 @@ from shared.adapters.tables.base import (
     insert_new,
     merge,
     page,
+    prefix_range,
     quote,
     read,
     required_time,
@@ -386,7 +387,7 @@ class TableUsers:
             # come back short, with a continuation). Comparisons are ordinal: the text as typed, or capitalised.
             variants = dict.fromkeys((query.name, query.name[:1].upper() + query.name[1:]))
             starts = [
-                f"({column} ge {quote(v)} and {column} lt {quote(v[:-1] + chr(ord(v[-1]) + 1))})"
+                f"({prefix_range(v, column)})"
                 for column in ("DisplayName", "FirstName", "LastName")
                 for v in variants
             ]

@@ -218,7 +218,7 @@ async def _measure(args: argparse.Namespace, env: dict[str, str], workdir: Path)
             )
             for i in range(args.directories)
         ]
-        from shared.adapters.identity import http_session
+        from shared.adapters.own_identity import http_session
         from shared.bootstrap import Container
         from shared.config import load_settings
         from shared.service.connections.refresh import CONCURRENCY

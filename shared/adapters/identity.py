@@ -1,4 +1,4 @@
-"""Tokens for Warden: azure-identity for Warden's own Key Vault identity, MSAL for the connected directories.
+"""Tokens for the connected directories, from MSAL.
 
 Every directory token comes from an MSAL ``ConfidentialClientApplication`` (one per directory per process, built
 on first use and kept):
@@ -19,9 +19,10 @@ MSAL is synchronous (requests): its calls run on a small thread pool of their ow
 waits on the token endpoint. Entra's refusals that no retry can cure (``invalid_grant``, ``invalid_client``, …)
 raise ``CredentialRefused`` with Entra's AADSTS codes; anything else (unreachable, 5xx) raises ``Upstream``.
 MSAL refuses ``http://`` authorities and, as this machine's environment sets ``REQUESTS_CA_BUNDLE``, it gets a
-``requests`` session with ``trust_env=False`` and the CA set explicitly.
+``requests`` session with ``trust_env=False`` and the CA set explicitly: the process's one (``http_session``,
+shared with Warden's own identity and Key Vault).
 
-Warden's own identity (Key Vault's credential) is azure-identity's, in ``shared.adapters.own_identity``.
+Warden's own identity (Key Vault's credential, the demo tenant's) is in ``shared.adapters.own_identity``.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar
 
-from shared.adapters.tls import connection_verify
+from shared.adapters.own_identity import http_session
 from shared.domain.connections import NO_SIGN_IN, is_lapse
 from shared.domain.errors import CredentialRefused, Upstream
 from shared.domain.model import Directory
@@ -69,20 +70,6 @@ def _executor() -> ThreadPoolExecutor:
 async def in_thread(call: Callable[[], T]) -> T:
     """Run a blocking MSAL call off the event loop."""
     return await asyncio.get_running_loop().run_in_executor(_executor(), call)
-
-
-@cache
-def http_session(ca_bundle: Path | None) -> requests.Session:
-    """One ``requests`` session (one connection pool) for every MSAL application of the process."""
-    import requests
-    from requests.adapters import HTTPAdapter
-
-    session = requests.Session()
-    session.trust_env = False  # REQUESTS_CA_BUNDLE would override ``verify``
-    session.verify = connection_verify(ca_bundle)
-    adapter = HTTPAdapter(pool_connections=16, pool_maxsize=MSAL_THREADS)
-    session.mount("https://", adapter)
-    return session
 
 
 # ---------------------------------------------------------------------------------- discovery documents

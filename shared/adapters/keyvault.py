@@ -12,7 +12,11 @@ import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, Self
 
-from shared.adapters.own_identity import azure_transport, client_secret_credential
+from shared.adapters.own_identity import (
+    azure_transport,
+    client_secret_credential,
+    managed_identity_credential,
+)
 
 if TYPE_CHECKING:
     from azure.core.credentials import AccessToken
@@ -23,14 +27,12 @@ if TYPE_CHECKING:
 
 
 def vault_credential(settings: Settings) -> RenewingCredential:
-    """Managed identity in Azure (DefaultAzureCredential); a client secret identity locally."""
+    """The Function App's managed identity in Azure; a client secret identity locally (``own_identity``)."""
 
     def make() -> AsyncTokenCredential:
-        from azure.identity.aio import DefaultAzureCredential
-
         identity = settings.local_identity
         if identity is None:
-            return DefaultAzureCredential(transport=azure_transport(settings.ca_bundle))
+            return managed_identity_credential(settings.ca_bundle)
         return client_secret_credential(
             settings.authority_host,
             settings.ca_bundle,

@@ -9,7 +9,7 @@ import pytest
 
 from shared.bootstrap import Container
 from shared.config import load_settings
-from tests.conftest import DemoStack
+from tests.conftest import DemoStack, remember_secret
 from tools import demo, procs
 
 Factory = Callable[..., Container]
@@ -54,7 +54,7 @@ async def test_every_component_is_up_for_the_demo_tenant(stack: DemoStack, conta
 
 
 async def test_graph_client_and_token_are_reused_across_checks(stack: DemoStack, container: Factory) -> None:
-    """One Graph client per directory per process, and azure-identity's token cache: three checks
+    """One Graph client per directory per process, and MSAL's token cache: three checks
     cost one token request for the demo app, and three Graph calls."""
     c = container(stack)
     stack.sim.control("DELETE", "/_sim/requests")
@@ -93,6 +93,42 @@ async def test_wrong_vault_identity_secret_marks_key_vault_and_graph_down(
     assert components["graph"]["status"] == "down"
     assert components["tableStorage"]["status"] == "up"
     assert "not-the-secret" not in str(report)
+
+
+MI_CLIENT_ID = "7c3e9a51-0d2b-4f86-a1e4-5b9c0d7e3f21"
+
+
+async def test_in_azure_key_vault_is_read_with_the_function_apps_managed_identity(
+    stack: DemoStack, container: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No AZURE_* client secret (as in Azure): Warden's own Key Vault token comes from App Service's managed
+    identity endpoint (IDENTITY_ENDPOINT with IDENTITY_HEADER, the platform's; overview-managed-identity), one
+    request for every Key Vault read; a header the endpoint does not know is "authentication failed", secret-free."""
+    header = remember_secret("mi-header-" + MI_CLIENT_ID[:8])
+    client = {
+        "clientId": MI_CLIENT_ID,
+        "displayName": "warden-func (managed identity)",
+        "identityHeader": header,
+    }
+    stack.sim.control("PUT", f"/_sim/tenants/{demo.HOME_TENANT_ID}/clients/{MI_CLIENT_ID}", json=client)
+    monkeypatch.setenv("IDENTITY_ENDPOINT", f"{stack.sim.url}/msi/token")
+    monkeypatch.setenv("IDENTITY_HEADER", header)
+    no_secret = {"AZURE_TENANT_ID": "", "AZURE_CLIENT_ID": "", "AZURE_CLIENT_SECRET": ""}
+    built = container(stack, **no_secret)
+    stack.sim.control("DELETE", "/_sim/requests")
+    for _ in range(2):
+        report = (await built.health()).to_json()
+        assert by_name(report)["keyVault"]["status"] == "up", report
+    log = stack.sim.requests()
+    msi = [r for r in log if r["kind"] == "msi"]
+    assert [(r["status"], r.get("clientId")) for r in msi] == [(200, MI_CLIENT_ID)], "one token, cached"
+    assert not [r for r in log if r["kind"] == "token" and r.get("clientId") == demo.LOCAL_IDENTITY_CLIENT_ID]
+
+    monkeypatch.setenv("IDENTITY_HEADER", "not-the-header")
+    report = (await container(stack, **no_secret).health()).to_json()
+    vault = by_name(report)["keyVault"]
+    assert (vault["status"], vault["detail"]) == ("down", "authentication failed"), report
+    assert header not in str(report)
 
 
 async def test_unreachable_storage_is_down_within_the_deadline(stack: DemoStack, container: Factory) -> None:

@@ -35,6 +35,9 @@ from tests.sim.conftest import (
     VAULT_SCOPE,
     SimTenant,
     client_credentials,
+    create_tenant,
+    http_session,
+    tenant_body,
 )
 
 DAY = 86400
@@ -355,3 +358,58 @@ def test_token_lifetime_follows_the_simulator_clock(tenant: SimTenant) -> None:
 
     assert c["iat"] > time.time() + 9 * DAY
     assert msal.__version__
+
+
+MI_CLIENT_ID = "0f6a2b7c-3d4e-4f50-8a61-7b2c9d0e1f32"
+
+
+def test_managed_identity_endpoint_as_app_service_answers_it(clean_sim: Any) -> None:
+    """overview-managed-identity, "REST endpoint reference": GET IDENTITY_ENDPOINT?resource=…&api-version=
+    2019-08-01 with X-IDENTITY-HEADER answers access_token, expires_on (epoch seconds, a string), resource,
+    token_type, client_id; the token is the identity's, for the resource. MSAL's ManagedIdentityClient takes it
+    from there; an unknown header, or another api-version, is refused."""
+    header = "identity-header-" + secrets.token_hex(8)
+    mi = {"clientId": MI_CLIENT_ID, "identityHeader": header}
+    tenant = create_tenant(clean_sim, tenant_body(clients=[mi]))
+    with tenant.http() as http:
+        query = {"resource": "https://vault.azure.net", "api-version": "2019-08-01"}
+        answer = http.get("/msi/token", params=query, headers={"X-IDENTITY-HEADER": header})
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert set(body) == {"access_token", "expires_on", "resource", "token_type", "client_id"}
+        assert (body["resource"], body["token_type"], body["client_id"]) == (
+            query["resource"],
+            "Bearer",
+            MI_CLIENT_ID,
+        )
+        assert isinstance(body["expires_on"], str) and int(body["expires_on"]) > 0
+        token = claims(body["access_token"])
+        assert (token["aud"], token["appid"], token["tid"]) == (
+            "https://vault.azure.net",
+            MI_CLIENT_ID,
+            TENANT_ID,
+        )
+        refused = http.get("/msi/token", params=query, headers={"X-IDENTITY-HEADER": "not-it"})
+        assert refused.status_code == 401 and set(refused.json()) >= {"statusCode", "message"}
+        old = http.get(
+            "/msi/token", params={**query, "api-version": "2017-09-01"}, headers={"X-IDENTITY-HEADER": header}
+        )
+        assert old.status_code == 400
+
+
+def test_msal_managed_identity_client_on_app_service(clean_sim: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """MSAL's ManagedIdentityClient with App Service's variables takes its token from the endpoint, then from its
+    cache."""
+    header = "identity-header-" + secrets.token_hex(8)
+    tenant = create_tenant(
+        clean_sim, tenant_body(clients=[{"clientId": MI_CLIENT_ID, "identityHeader": header}])
+    )
+    monkeypatch.setenv("IDENTITY_ENDPOINT", f"{tenant.sim.url}/msi/token")
+    monkeypatch.setenv("IDENTITY_HEADER", header)
+    client = msal.ManagedIdentityClient(
+        msal.SystemAssignedManagedIdentity(), http_client=http_session(tenant.sim.ca)
+    )
+    first = client.acquire_token_for_client(resource="https://graph.microsoft.com")
+    assert claims(first["access_token"])["aud"] == "https://graph.microsoft.com", first
+    again = client.acquire_token_for_client(resource="https://graph.microsoft.com")
+    assert again["access_token"] == first["access_token"] and again["token_source"] == "cache"

@@ -9,7 +9,9 @@ A client (``clients[i]``) is an app registration with its service principal:
   application-addpassword's defaults), ``keyCredentials`` (``[{"certificatePem" | "key", "startDateTime"?,
   "endDateTime"?}]``: certificates for client assertions), ``displayName``, ``redirectUris``, ``scopes`` (delegated,
   what ``<resource>/.default`` grants a user), ``keyVaultAccess`` (default true), ``roles`` (Microsoft Graph
-  application permissions: the ``roles`` of its client-credentials Graph tokens);
+  application permissions: the ``roles`` of its client-credentials Graph tokens), ``identityHeader`` (a string:
+  the client stands for an App Service app's managed identity, whose local token endpoint ``/msi/token`` answers
+  requests carrying it as ``X-IDENTITY-HEADER``, the platform's ``IDENTITY_HEADER``);
 - as an API (https://learn.microsoft.com/en-us/entra/identity-platform/howto-add-app-roles-in-apps):
   ``identifierUris`` (App ID URIs, ``api://`` or ``https://``, unique in the tenant) and ``appRoles`` (the role
   values it defines, allowedMemberTypes Application; no spaces);
@@ -58,6 +60,7 @@ CLIENT_KEYS = {
     "scopes",
     "displayName",
     "keyVaultAccess",
+    "identityHeader",
     "identifierUris",
     "appRoles",
     "appRoleAssignments",
@@ -245,6 +248,7 @@ def parse_client(
         redirect_uris=redirects,
         scopes=str_list(raw.get("scopes", ["User.Read"]), f"clients[{i}].scopes"),
         key_vault_access=flag(raw, "keyVaultAccess", True),
+        identity_header=optional_str(raw, "identityHeader", i),
         identifier_uris=identifier_uris(raw, i),
         app_roles=app_roles(raw, i),
     )
@@ -255,6 +259,13 @@ def parse_client(
     except GraphError as exc:
         raise ControlError(f"clients[{i}].keyCredentials: {exc.message}") from None
     return app, raw_assignments(raw, i)
+
+
+def optional_str(raw: dict[str, Any], key: str, i: int) -> str | None:
+    value = raw.get(key)
+    if value is not None and (not isinstance(value, str) or not value):
+        raise ControlError(f"clients[{i}].{key} must be a non-empty string")
+    return value
 
 
 def resolve_assignments(
@@ -464,6 +475,7 @@ class Admin:
             "redirect_uris",
             "scopes",
             "key_vault_access",
+            "identity_header",
             "identifier_uris",
         ):
             setattr(existing, name, getattr(given, name))

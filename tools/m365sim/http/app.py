@@ -28,7 +28,13 @@ from tools.m365sim.backends.errors import EntraError, GraphError, SimError, Vaul
 from tools.m365sim.backends.world import World
 from tools.m365sim.http.context import KEEPING, WORLD, Keeping, json_error, log_unmetered, world_of
 from tools.m365sim.http.control import add_control_routes
-from tools.m365sim.http.entra import authorize_handler, jwks_handler, openid_handler, token_handler
+from tools.m365sim.http.entra import (
+    authorize_handler,
+    jwks_handler,
+    managed_identity_handler,
+    openid_handler,
+    token_handler,
+)
 from tools.m365sim.http.graph.call import graph_error_response
 from tools.m365sim.http.graph.endpoint import graph_handler
 from tools.m365sim.http.keyvault import keyvault_handler
@@ -205,6 +211,7 @@ def create_app(world: World | None = None, keeping: Keeping | None = None) -> we
     r.add_route("*", "/secrets/{tail:.*}", keyvault_handler)
     r.add_route("*", "/deletedsecrets", keyvault_handler)
     r.add_route("*", "/deletedsecrets/{tail:.*}", keyvault_handler)
+    r.add_get("/msi/token", managed_identity_handler)
     r.add_get("/{tenant}/v2.0/.well-known/openid-configuration", openid_handler)
     r.add_get("/{tenant}/discovery/v2.0/keys", jwks_handler)
     r.add_route("*", "/{tenant}/oauth2/v2.0/token", token_handler)

@@ -4,6 +4,10 @@
 
 - token: a form POST (RFC 6749; client_secret_basic per 2.3.1), answered with JSON and ``Cache-Control: no-store``;
   errors in Entra's shape (reference-error-codes);
+- managed identity: App Service's local token endpoint (``IDENTITY_ENDPOINT``, here ``/msi/token``), as
+  overview-managed-identity's "REST endpoint reference" describes it: a GET with ``resource`` and
+  ``api-version=2019-08-01``, the platform's secret in ``X-IDENTITY-HEADER``; errors as ``statusCode`` and
+  ``message``, which MSAL reads;
 - authorize (v2-oauth2-auth-code-flow): a 302 to the redirect URI with the code (``response_mode`` query or
   fragment), or an auto-submitting form (``form_post``); errors Entra shows itself are an HTML page.
 """
@@ -13,6 +17,7 @@ from __future__ import annotations
 import base64
 import html
 import urllib.parse
+import uuid
 
 from aiohttp import web
 
@@ -69,6 +74,30 @@ async def token_handler(request: web.Request) -> web.Response:
         client_id=client_id,
         path=request.path,
     )
+    return response
+
+
+MSI_API_VERSION = "2019-08-01"
+
+
+async def managed_identity_handler(request: web.Request) -> web.Response:
+    world = world_of(request)
+    client_id: str | None = None
+    try:
+        if request.query.get("api-version") != MSI_API_VERSION:
+            raise EntraError(400, "invalid_request", 0, f"api-version must be {MSI_API_VERSION}.")
+        body = world.entra.managed_identity(
+            base_url(request), request.headers.get("X-IDENTITY-HEADER", ""), request.query.get("resource", "")
+        )
+        client_id = body["client_id"]
+        response = web.json_response(body, headers=NO_STORE)
+    except EntraError as err:
+        response = web.json_response(
+            {"statusCode": err.status, "message": err.message, "correlationId": str(uuid.uuid4())},
+            status=err.status,
+            headers=NO_STORE,
+        )
+    log_unmetered(request, status=response.status, kind="msi", client_id=client_id, path=request.path)
     return response
 
 

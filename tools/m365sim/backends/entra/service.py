@@ -109,6 +109,9 @@ class Entra:
     ) -> tuple[dict[str, Any], str | None, str | None]:
         return self.tokens.token(base, segment, form, basic)
 
+    def managed_identity(self, base: str, identity_header: str, resource: str) -> dict[str, Any]:
+        return self.tokens.managed_identity(base, identity_header, resource)
+
     def authorize(self, segment: str, params: dict[str, str]) -> Redirect:
         return self.authorizer.authorize(segment, params)
 

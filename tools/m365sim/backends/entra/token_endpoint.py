@@ -190,6 +190,33 @@ class TokenEndpoint:
             "access_token": token,
         }
 
+    def managed_identity(self, base: str, identity_header: str, resource: str) -> dict[str, Any]:
+        """App Service's managed identity endpoint (overview-managed-identity, "REST endpoint reference"): the
+        app whose ``identityHeader`` the request carries gets a token for ``resource`` from its tenant, as
+        client credentials would give it; the answer in App Service's shape (``expires_on`` in epoch seconds, as a
+        string, ``resource``, ``client_id``). Raises EntraError with the status App Service answers."""
+        found = [
+            (t, a)
+            for t in self.tenants.all()
+            for a in t.directory.applications.all()
+            if a.identity_header and secrets.compare_digest(a.identity_header, identity_header)
+        ]
+        if not found:
+            raise EntraError(
+                401, "invalid_identity_header", 0, "The X-IDENTITY-HEADER is missing or not valid."
+            )
+        tenant, app = found[0]
+        if not resource:
+            raise missing_parameter("resource")
+        body = self._client_credentials(base, tenant, app, f"{resource.rstrip('/')}/.default")
+        return {
+            "access_token": body["access_token"],
+            "expires_on": str(int(self.clock()) + int(body["expires_in"])),
+            "resource": resource,
+            "token_type": "Bearer",
+            "client_id": app.app_id,
+        }
+
     def delegated_tokens(
         self,
         base: str,

@@ -130,6 +130,8 @@ class AppRegistration:
     """Delegated permissions consented for the app (what ``<resource>/.default`` grants a user)."""
     key_vault_access: bool = True
     """Whether the app holds a data-plane role on the simulated vault (else Key Vault answers 403)."""
+    identity_header: str | None = None
+    """Set: the app is an App Service app's managed identity, its local token endpoint answering this header."""
     identifier_uris: list[str] = field(default_factory=list)
     """The App ID URIs of this app as an API (reference-app-manifest, identifierUris)."""
     app_roles: list[str] = field(default_factory=list)

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.core.pipeline.transport import AioHttpTransport
 from azure.functions.queue import QueueMessage as FuncQueueMessage
 from azure.storage.queue import QueueMessage
 from azure.storage.queue.aio import QueueClient
@@ -90,8 +91,15 @@ class QueueListener:
         self.queue_name = spec.queue_name
         self.poison_name = f"{spec.queue_name}-poison"
         # Raw text in and out: decoding is done here so that bad base64 can be handled like the host.
-        self._client = QueueClient.from_connection_string(connection_string, self.queue_name)
-        self._poison = QueueClient.from_connection_string(connection_string, self.poison_name)
+        # The host's own polling (the .NET host's, in Azure, which costs the Python worker nothing) consults no
+        # proxy variables or .netrc: with them, aiohttp reads .netrc on a thread for every request, in the process
+        # that runs the functions.
+        self._client = QueueClient.from_connection_string(
+            connection_string, self.queue_name, transport=AioHttpTransport(use_env_settings=False)
+        )
+        self._poison = QueueClient.from_connection_string(
+            connection_string, self.poison_name, transport=AioHttpTransport(use_env_settings=False)
+        )
         self._in_flight: dict[asyncio.Task[None], _Held] = {}
         self._unstarted: list[_Held] = []
         self._capacity = asyncio.Event()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import functools
 import itertools
 import re
 import urllib.parse
@@ -227,7 +228,9 @@ class RouteTemplate:
     def parameter_names(self) -> list[str]:
         return [p.name for s in self.segments for p in s.parts if isinstance(p, _Param)]
 
-    def precedence(self) -> tuple[int, ...]:
+    @functools.cached_property
+    def order(self) -> tuple[int, ...]:
+        """ASP.NET's precedence of the whole template (computed once: it is read on every request)."""
         return tuple(s.precedence() for s in self.segments)
 
     def match(self, path: str) -> dict[str, str] | None:
@@ -404,7 +407,7 @@ def match_route(
     routes: Sequence[tuple[RouteTemplate, object]], path: str
 ) -> list[tuple[object, dict[str, str]]]:
     """All routes matching ``path``, most specific first (ASP.NET precedence, then declaration order)."""
-    ordered = sorted(enumerate(routes), key=lambda item: (item[1][0].precedence(), item[0]))
+    ordered = sorted(enumerate(routes), key=lambda item: (item[1][0].order, item[0]))
     result: list[tuple[object, dict[str, str]]] = []
     for _, (template, target) in ordered:
         values = template.match(path)

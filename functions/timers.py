@@ -60,12 +60,20 @@ async def lifecycle_dates(timer: func.TimerRequest) -> None:
 @bp.timer_trigger(arg_name="timer", schedule="%WARDEN_TOKEN_REFRESH_SCHEDULE%")
 async def token_refresh(timer: func.TimerRequest) -> None:
     """Every connected directory's connection: a token (delegated refresh tokens redeemed before their 90-day
-    window closes), the credential's expiry from Graph, the on-premises sync flag (rule 17)."""
+    window closes), the credential's expiry from Graph, the on-premises sync flag (rule 17). Then the console's
+    sessions past their expiry that nobody came back to are removed, with the sign-in flows they left in Key
+    Vault."""
+    from shared.adapters.tables.sessions import sweep
     from shared.bootstrap import get_container
     from shared.service.context import Actor
 
     with correlated() as correlation_id:
-        done = await get_container().token_refresh.round(Actor("timer:token_refresh", correlation_id))
+        app = get_container()
+        try:
+            done = await app.token_refresh.round(Actor("timer:token_refresh", correlation_id))
+        finally:  # the sweep keeps its hour whatever became of the round
+            swept = await sweep(app.stores.sessions, app.secret_store, app.real_clock())
+            log_event(log, "console.sessions_swept", removed=swept)
         for r in done.results:
             if r.outcome == "failed":
                 log_event(

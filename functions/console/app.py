@@ -40,6 +40,7 @@ from shared.adapters.tables.sessions import (
     PENDING_SECONDS,
     SIGNED_IN_SECONDS,
     ConsoleSession,
+    flow_secret,
     new_session_id,
     session_key,
 )
@@ -315,7 +316,7 @@ def _signin(app: Container) -> tuple[MsalSignIn, str]:
 
 def _flow_secret(session_id: str) -> str:
     """The Key Vault secret holding a sign-in's MSAL flow: named by a hash of the pre-sign-in session id."""
-    return f"console-signin-{session_key(session_id)[:48]}"
+    return flow_secret(session_key(session_id))
 
 
 def _secure(app: Container) -> bool:

@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import secrets
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from shared.adapters.tables.base import (
     TableStore,
@@ -20,6 +21,7 @@ from shared.adapters.tables.base import (
     from_json,
     from_text,
     insert,
+    page,
     read,
     required_time,
     to_json,
@@ -32,6 +34,8 @@ SIGNED_IN_SECONDS = 8 * 3600
 """A signed-in session lasts a working day, then the person signs in again (their roles are read afresh)."""
 PENDING_SECONDS = 600
 """A sign-in must come back from Entra ID within 10 minutes (an authorization code lives 10 minutes too)."""
+SWEEP_LIMIT = 1000
+"""Expired sessions removed per sweep (the hourly timer's): more wait for the next one."""
 
 
 def session_key(session_id: str) -> str:
@@ -59,6 +63,27 @@ class ConsoleSession:
 
     def __repr__(self) -> str:  # the id is a bearer credential: never in a log
         return f"ConsoleSession(object_id={self.object_id!r}, roles={sorted(self.roles)!r})"
+
+
+def flow_secret(key: str) -> str:
+    """The Key Vault secret holding a sign-in's MSAL flow, named by its pre-sign-in session's key (hash)."""
+    return f"console-signin-{key[:48]}"
+
+
+class FlowSecrets(Protocol):
+    async def delete(self, name: str) -> None: ...
+
+
+async def sweep(sessions: TableSessions, secrets: FlowSecrets, now: dt.datetime) -> int:
+    """Remove the sessions past their expiry nobody came back to, and the MSAL flow in Key Vault of each sign-in
+    abandoned on its way (a session expired while signed in holds none); how many were removed. The flow goes
+    first: a session row left by a failure is found again by the next sweep."""
+    expired = await sessions.expired(now)
+    for key, pending in expired:
+        if pending:
+            await secrets.delete(flow_secret(key))
+        await sessions.remove(key)
+    return len(expired)
 
 
 def new_session_id() -> str:
@@ -112,3 +137,22 @@ class TableSessions:
     async def end(self, session_id: str) -> None:
         table = await self.store.table("sessions")
         await delete(table, session_key(session_id), ROW)
+
+    async def expired(self, now: dt.datetime, limit: int = SWEEP_LIMIT) -> list[tuple[str, bool]]:
+        """Sessions past their expiry that nobody came back to (an abandoned sign-in, a person who never signed
+        out): each one's key (the id's hash) and whether it was a sign-in in progress; at most ``limit``."""
+        table = await self.store.table("sessions")
+        rows = await page(
+            table,
+            # Expires is kept as fixed-width ISO text (``to_time``): compared as text, it sorts by time.
+            f"RowKey eq '{ROW}' and Expires lt '{to_time(now)}'",
+            "sessions",
+            None,
+            limit,
+        )
+        return [(str(e["PartitionKey"]), e.get("Pending") is True) for e in rows[0]]
+
+    async def remove(self, key: str) -> None:
+        """Delete the session whose id hashes to ``key``."""
+        table = await self.store.table("sessions")
+        await delete(table, key, ROW)

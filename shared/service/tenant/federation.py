@@ -325,24 +325,11 @@ class Federations:
             created = await self.tenant.create_federation(d, domain.name, settings)
             detail = created.detail or created.outcome
             if created.ok or created.outcome == "retry":
-                # Read back: an answer lost on the way may hide a federation Graph made; a success must be the one
-                # sent, and the domain Federated.
-                step = "reading the federation back"
-                fed = await self.tenant.federation(d, domain.name)
-                if fed is not None and not drift(settings, fed):
-                    current = self._find(await self.tenant.domains(d), domain.name)
-                    if current is not None and current.federated:
-                        return
-                    step = "setting the domain Federated"
-                    answer = await self.tenant.set_authentication(d, domain.name, FEDERATED)
-                    current = self._find(await self.tenant.domains(d), domain.name)
-                    if answer.ok and current is not None and current.federated:
-                        return
-                    detail = answer.detail or (
-                        "the domain did not become Federated" if answer.ok else answer.outcome
-                    )
-                else:
-                    detail = "the federation read back is not the one sent" if created.ok else detail
+                # Read back: an answer lost on the way may hide a federation Graph made.
+                failed = await self._confirm(d, domain.name, settings, created)
+                if failed is None:
+                    return
+                step, detail = failed
         except Upstream as exc:
             detail = exc.detail
         undone = await self._undo_create(d, domain.name)
@@ -358,6 +345,38 @@ class Federations:
             step=step,
             undone=undone.startswith("undone"),
         )
+
+    async def _confirm(
+        self, d: Directory, name: str, settings: FederationSettings, sent: Written
+    ) -> tuple[str, str] | None:
+        """After Graph answered a federation's create or update (or the answer was lost): the federation read back
+        must be the one sent, and the domain Federated (made so here if it is not). None when all holds; else the
+        step that failed and why."""
+        step = "reading the federation back"
+        try:
+            fed = await self.tenant.federation(d, name)
+            if fed is None or drift(settings, fed):
+                return (
+                    step,
+                    "the federation read back is not the one sent"
+                    if sent.ok
+                    else sent.detail or sent.outcome,
+                )
+            if self._federated(await self.tenant.domains(d), name):
+                return None
+            step = "setting the domain Federated"
+            answer = await self.tenant.set_authentication(d, name, FEDERATED)
+            if answer.ok and self._federated(await self.tenant.domains(d), name):
+                return None
+            return step, answer.detail or (
+                "the domain did not become Federated" if answer.ok else answer.outcome
+            )
+        except Upstream as exc:
+            return step, exc.detail
+
+    def _federated(self, domains: Sequence[TenantDomain], name: str) -> bool:
+        current = self._find(domains, name)
+        return current is not None and current.federated
 
     @staticmethod
     def _find(domains: Sequence[TenantDomain], name: str) -> TenantDomain | None:
@@ -394,19 +413,10 @@ class Federations:
             updated = await self.tenant.update_federation(d, domain.name, before.id, settings)
             detail = updated.detail or updated.outcome
             if updated.ok or updated.outcome == "retry":
-                step = "reading the federation back"
-                fed = await self.tenant.federation(d, domain.name)
-                if fed is not None and not drift(settings, fed):
-                    current = self._find(await self.tenant.domains(d), domain.name)
-                    if current is not None and current.federated:
-                        return
-                    step = "setting the domain Federated"
-                    answer = await self.tenant.set_authentication(d, domain.name, FEDERATED)
-                    if answer.ok:
-                        return
-                    detail = answer.detail or answer.outcome
-                else:
-                    detail = "the federation read back is not the one sent" if updated.ok else detail
+                failed = await self._confirm(d, domain.name, settings, updated)
+                if failed is None:
+                    return
+                step, detail = failed
         except Upstream as exc:
             detail = exc.detail
         # Put the previous federation back (a PATCH may have half-applied, or its answer been lost).

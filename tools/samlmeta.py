@@ -13,34 +13,16 @@ from __future__ import annotations
 
 import argparse
 import base64
-import datetime as dt
 import json
 import sys
 from xml.sax.saxutils import quoteattr
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import NameOID
+from tools.selfsigned import self_signed
 
 
 def certificate(common_name: str, *, days: int = 365, not_before_days: int = -1) -> str:
     """A self-signed RSA certificate, base64 DER (what metadata's ds:X509Certificate holds)."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now + dt.timedelta(days=not_before_days))
-        .not_valid_after(now + dt.timedelta(days=days))
-        .sign(key, hashes.SHA256())
-    )
-    return base64.b64encode(cert.public_bytes(Encoding.DER)).decode()
+    return base64.b64encode(self_signed(common_name, days=days, not_before_days=not_before_days).der).decode()
 
 
 def _key(der: str) -> str:

@@ -32,8 +32,8 @@ from standardwebhooks.webhooks import Webhook
 from tests.conftest import DemoStack, remember_secret, running_sim
 from tests.e2e.conftest import QUIET_TIMERS, WardenHost, unique
 from tests.e2e.sync_support import Graph, drained, wait_for
-from tests.sim.certs import self_signed
 from tools import demo, procs
+from tools.selfsigned import self_signed
 
 DAY = 86400
 SCOPES = [*demo.DEMO_ROLES, "Application.Read.All"]

@@ -33,7 +33,6 @@ from msgraph.generated.models.key_credential import KeyCredential
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.models.password_credential import PasswordCredential
 
-from tests.sim.certs import self_signed
 from tests.sim.conftest import (
     CLIENT_ID,
     GRAPH_SCOPE,
@@ -43,6 +42,7 @@ from tests.sim.conftest import (
     graph_client,
     http_session,
 )
+from tools.selfsigned import self_signed
 
 DAY = 86400
 LIMITED_CLIENT = "3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f"

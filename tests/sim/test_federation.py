@@ -26,8 +26,8 @@ from msgraph.generated.models.user import User
 from msgraph.graph_service_client import GraphServiceClient
 
 from tests.conftest import Sim
-from tests.sim.certs import self_signed
 from tests.sim.conftest import DOMAIN, SimTenant, create_tenant, graph_client, tenant_body
+from tools.selfsigned import self_signed
 
 FEDERATED = "fabrikam.example"
 CERTIFICATE = base64.b64encode(self_signed("IdP signing").der).decode()

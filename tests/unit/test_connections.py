@@ -28,7 +28,7 @@ from shared.domain.model import Directory, DirectoryOptions
 from shared.service.connections.ports import Notification
 from shared.service.hr.events import SigningKeys, new_signing_secret
 from shared.service.notifications import RETRY_SCHEDULE_SECONDS, Deliveries, Sent, check_notify_url, payload
-from tests.sim.certs import self_signed
+from tools.selfsigned import self_signed
 
 NOW = dt.datetime(2027, 3, 1, 12, 0, tzinfo=dt.UTC)
 D = "0b0b0b0b-0000-4000-8000-000000000001"

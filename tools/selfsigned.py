@@ -1,4 +1,5 @@
-"""Self-signed certificates for the certificate-credential tests, made with ``cryptography``."""
+"""Self-signed RSA certificates, made with ``cryptography``: for the certificate-credential tests and for the SAML
+metadata ``tools.samlmeta`` writes."""
 
 from __future__ import annotations
 

@@ -222,11 +222,16 @@ async def string_pages(
     }
     while True:
         request = HttpRequest("GET", f"/{table.table_name}()", params=params, headers=headers)
-        response = await table._client.send_request(request)
+        # Streamed: else the pipeline parses the JSON too, into a context nothing reads here.
+        response = await table._client.send_request(request, stream=True)
+        try:
+            body = await response.read()
+        finally:
+            await response.close()
         if response.status_code != 200:
             map_error(response.status_code, response, {404: ResourceNotFoundError})
             response.raise_for_status()
-        rows: list[dict[str, str]] = json.loads(response.content)["value"]
+        rows: list[dict[str, str]] = json.loads(body)["value"]
         yield rows
         next_pk = response.headers.get("x-ms-continuation-NextPartitionKey")
         next_rk = response.headers.get("x-ms-continuation-NextRowKey")

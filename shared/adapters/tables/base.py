@@ -213,7 +213,10 @@ async def string_pages(
     every row through the SDK's generic deserializer and builds a ``TableEntity`` of it, four times the CPU of
     parsing the page: on a directory's 100,000 index rows, seconds during which the event loop serves nothing
     else. Sent through the SDK's own pipeline (its authentication, retries and transport) with the generated
-    client's ``send_request``."""
+    client's ``send_request``; parsed with pydantic-core's JSON parser, three times the standard library's speed
+    (imported here: the store's other reads, on a cold start's path, do without it)."""
+    from pydantic_core import from_json as parse_json
+
     params = {"$filter": flt, "$select": ",".join(select), "$top": str(page_size)}
     headers = {
         "Accept": "application/json;odata=nometadata",
@@ -231,7 +234,7 @@ async def string_pages(
         if response.status_code != 200:
             map_error(response.status_code, response, {404: ResourceNotFoundError})
             response.raise_for_status()
-        rows: list[dict[str, str]] = json.loads(body)["value"]
+        rows: list[dict[str, str]] = parse_json(body)["value"]
         yield rows
         next_pk = response.headers.get("x-ms-continuation-NextPartitionKey")
         next_rk = response.headers.get("x-ms-continuation-NextRowKey")

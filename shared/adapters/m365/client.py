@@ -36,8 +36,10 @@ GROUP_DELTA_SELECT = "displayName,members"
 """Group delta tracking names and membership (``members@delta``): what a mirror manages (group-delta)."""
 
 
-PAGE_SLICE = 250
-"""Accounts handed to ``list_users``' caller at a time."""
+PAGE_SLICE = 50
+"""Accounts handed to ``list_users``' caller at a time. Small: the next page's request, asked for before the caller
+gets this page, goes out only after a few turns of the event loop (httpx's checkpoints), each one slice of the
+caller's work (a reconcile plans 50 users in about 2 ms)."""
 
 
 def group_from(body: dict[str, Any]) -> M365Group:

@@ -172,6 +172,20 @@ async def send_json(
     """Any Graph call through ``client``'s request adapter (token, retry, throttle gate, error mapping), with a
     JSON body and the JSON answer, without msgraph-sdk's model classes. ``headers``: e.g. ``ConsistencyLevel`` for
     an advanced query."""
+    raw = await send(client, method, path, body=body, query=query, headers=headers)
+    return json.loads(raw) if raw else None
+
+
+async def send(
+    client: Any,
+    method: str,
+    path: str,
+    *,
+    body: Any = None,
+    query: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> bytes | None:
+    """``send_json``'s call, the answer's bytes as they came (for a caller that parses them its own way)."""
     from kiota_abstractions.method import Method
     from kiota_abstractions.request_information import RequestInformation
     from msgraph.generated.models.o_data_errors.o_data_error import ODataError
@@ -185,8 +199,8 @@ async def send_json(
         info.headers.try_add(name, value)
     if body is not None:
         info.set_stream_content(json.dumps(body).encode(), "application/json")
-    raw = await adapter.send_primitive_async(info, "bytes", {"XXX": ODataError})
-    return json.loads(raw) if raw else None
+    raw: bytes | None = await adapter.send_primitive_async(info, "bytes", {"XXX": ODataError})
+    return raw
 
 
 async def get_batch(client: Any, gets: Mapping[str, str]) -> dict[str, tuple[int, Any]]:

@@ -384,6 +384,37 @@ def _access_token(result: Mapping[str, Any]) -> AccessToken:
     return AccessToken(str(result["access_token"]), int(time.time()) + int(result.get("expires_in") or 0))
 
 
+TOKEN_MARGIN_SECONDS = 300
+"""A held token is not handed out in its last five minutes (MSAL's own margin for the tokens it caches)."""
+
+
+class HeldTokens:
+    """The access token MSAL last gave for each set of scopes, handed out again until MSAL would stop serving it
+    from its cache (five minutes before it expires, or from when MSAL would refresh it ahead of time). MSAL's cache
+    answers the same, but on a worker thread (``in_thread``): every Graph request would wait for a thread and the
+    GIL, which a busy event loop (a reconcile planning a page of accounts while it asks for the next) makes tens
+    of milliseconds."""
+
+    def __init__(self) -> None:
+        self._held: dict[tuple[str, ...], tuple[AccessToken, float]] = {}
+
+    def get(self, scopes: Sequence[str]) -> AccessToken | None:
+        held = self._held.get(tuple(scopes))
+        return held[0] if held is not None and time.time() < held[1] else None
+
+    def keep(self, scopes: Sequence[str], result: Mapping[str, Any]) -> AccessToken:
+        """MSAL's answer as a token, held for the next requests."""
+        token = _access_token(result)
+        until = float(token.expires_on - TOKEN_MARGIN_SECONDS)
+        if result.get("refresh_on"):  # when MSAL would refresh it ahead of time (Entra's ``refresh_in``)
+            until = min(until, float(result["refresh_on"]))
+        self._held[tuple(scopes)] = (token, until)
+        return token
+
+    def drop(self) -> None:
+        self._held.clear()
+
+
 async def guarded(call: Callable[[], T], what: str) -> T:
     """A blocking MSAL call; the network failing under it is ``Upstream`` (retried later), never a lapse."""
     import requests
@@ -440,6 +471,7 @@ class AppOnlyCredential(_Closable):
         self.directory_id = directory_id
         self._app = app
         self._lock = asyncio.Lock()
+        self._held = HeldTokens()
 
     async def get_token(
         self,
@@ -449,11 +481,15 @@ class AppOnlyCredential(_Closable):
         enable_cae: bool = False,
         **kwargs: Any,
     ) -> AccessToken:
-        """A token (MSAL's cache first); ``claims`` given (a claims challenge, or Graph refusing the token Warden
-        holds): a token from Entra now."""
+        """A token (the one held, else MSAL's cache); ``claims`` given (a claims challenge, or Graph refusing the
+        token Warden holds): a token from Entra now."""
         return await self._token(list(scopes) or GRAPH_SCOPES, force=claims is not None)
 
     async def _token(self, scopes: list[str], force: bool) -> AccessToken:
+        if force:
+            self._held.drop()
+        elif (held := self._held.get(scopes)) is not None:
+            return held
         async with self._lock:
             app = await self._app()
 
@@ -465,7 +501,7 @@ class AppOnlyCredential(_Closable):
             result = await guarded(acquire, "a client-credentials token")
         if "access_token" not in result:
             raise refusal(self.directory_id, result)
-        return _access_token(result)
+        return self._held.keep(scopes, result)
 
     async def fresh(self) -> bool:
         await self._token(GRAPH_SCOPES, force=True)
@@ -495,6 +531,7 @@ class DelegatedCredential(_Closable):
         self._cache: Any = None
         self._version: str | None = None
         self._lock = asyncio.Lock()
+        self._held = HeldTokens()
 
     async def _load(self) -> None:
         import msal
@@ -528,12 +565,17 @@ class DelegatedCredential(_Closable):
         return refreshed
 
     async def _token(self, scopes: list[str], force: bool) -> tuple[AccessToken, bool]:
+        if force:
+            self._held.drop()
+        elif (held := self._held.get(scopes)) is not None:
+            return held, False
         async with self._lock:
             if self._app is None:
                 await self._load()
             account = self._account()
             if account is None:
                 self._app = None
+                self._held.drop()
                 raise CredentialRefused(self.directory_id, NO_SIGN_IN)
             app = self._app
             result = await guarded(
@@ -546,7 +588,7 @@ class DelegatedCredential(_Closable):
             refreshed = result.get("token_source") == "identity_provider"
             if self._cache.has_state_changed:
                 await self._store()
-            return _access_token(result), refreshed
+            return self._held.keep(scopes, result), refreshed
 
     async def _store(self) -> None:
         stored = await self.caches.save(self.directory_id, self._cache.serialize(), self._version)

@@ -12,7 +12,7 @@ import pytest
 from azure.data.tables.aio import TableServiceClient
 
 from shared.adapters.tables.audit import TableAuditLog
-from shared.adapters.tables.base import TableStore, delete_partition, stream
+from shared.adapters.tables.base import TableStore, delete_partition, stream, string_pages, transact
 from shared.adapters.tables.dirindex import BUCKETS, TableDirectoryIndex, bucket_of
 from shared.adapters.tables.imports import TableImports
 from shared.adapters.tables.uniques import TableUniques
@@ -84,6 +84,22 @@ async def test_the_directory_index_pages_every_row_once_across_its_buckets(store
     assert len([e async for e in index.all(directory)]) == 50
     await index.drop(directory)
     assert [e async for e in index.all(directory)] == []
+
+
+async def test_string_pages_read_a_partition_page_by_page_to_its_last_row(store: TableStore) -> None:
+    table = await store.table("dirindex")
+    pk = f"pages|{uuid.uuid4()}"
+    rows = [
+        {"PartitionKey": pk, "RowKey": f"{i:03d}", "Name": f'Zoë "{i}" O\'Neil', "Skip": "x"}
+        for i in range(25)
+    ]
+    await transact(table, [("upsert", r) for r in rows])
+    pages = [
+        p async for p in string_pages(table, f"PartitionKey eq '{pk}'", ("RowKey", "Name"), page_size=10)
+    ]
+    assert [len(p) for p in pages] == [10, 10, 5]
+    assert [r for p in pages for r in p] == [{"RowKey": r["RowKey"], "Name": r["Name"]} for r in rows]
+    assert [p async for p in string_pages(table, "PartitionKey eq 'none'", ("RowKey",))] == [[]]
 
 
 async def test_audit_reads_newest_first_across_days_and_by_user_with_since(store: TableStore) -> None:

@@ -14,7 +14,9 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
-from shared.adapters.graph import DirectoryClients, get_json
+from pydantic_core import from_json as parse_json
+
+from shared.adapters.graph import DirectoryClients, get_json, send
 from shared.adapters.graph_throttle import ru_limit
 from shared.adapters.m365 import writes as intent
 from shared.adapters.m365.batch import BatchCall, BatchResult, Send, run_batches
@@ -34,8 +36,10 @@ GROUP_DELTA_SELECT = "displayName,members"
 """Group delta tracking names and membership (``members@delta``): what a mirror manages (group-delta)."""
 
 
-PAGE_SLICE = 250
-"""Accounts handed to ``list_users``' caller at a time."""
+PAGE_SLICE = 50
+"""Accounts handed to ``list_users``' caller at a time. Small: the next page's request, asked for before the caller
+gets this page, goes out only after a few turns of the event loop (httpx's checkpoints), each one slice of the
+caller's work (a reconcile plans 50 users in about 2 ms)."""
 
 
 def group_from(body: dict[str, Any]) -> M365Group:
@@ -207,17 +211,19 @@ class GraphM365:
         for as soon as a page's nextLink is known, so that Graph works on it while the caller reads this one."""
         client = await self._read(directory)
         ru = self.clients.gate_for(directory.id).usage.ru
-        pending: asyncio.Future[Any] | None = asyncio.ensure_future(
-            get_json(client, "/users", {"$select": SELECT, "$top": "999"})
+        pending: asyncio.Future[bytes | None] | None = asyncio.ensure_future(
+            send(client, "GET", "/users", query={"$select": SELECT, "$top": "999"})
         )
         try:
             while pending is not None:
-                body = (await pending) or {}
+                # The next page is asked for once this one is parsed: pydantic-core's parser, three times json's
+                # speed on a page of 999 accounts, shortens every link of the chain.
+                body = parse_json((await pending) or b"{}")
                 pending = None
                 next_link = body.get("@odata.nextLink")
                 if next_link:
                     await ru.take(1)
-                    pending = asyncio.ensure_future(get_json(client, _relative(client, str(next_link))))
+                    pending = asyncio.ensure_future(send(client, "GET", _relative(client, str(next_link))))
                 values = body.get("value", [])
                 for first in range(0, len(values), PAGE_SLICE):
                     # A page in slices, the event loop turning in between (the next page's answer is taken

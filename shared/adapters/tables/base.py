@@ -16,7 +16,13 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.core.exceptions import (
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+    map_error,
+)
+from azure.core.rest import HttpRequest
 from azure.data.tables import TableTransactionError, UpdateMode
 
 from shared.domain.errors import ConcurrentUpdate, Conflict, PreconditionFailed
@@ -197,6 +203,44 @@ async def stream(
         flt, results_per_page=page_size, select=list(select) if select else None
     ):
         yield e
+
+
+async def string_pages(
+    table: TableClient, flt: str, select: Sequence[str], *, page_size: int = 1000
+) -> AsyncIterator[list[dict[str, str]]]:
+    """The rows ``flt`` selects, a page (one request) at a time, as Table Storage's JSON: for columns that are all
+    strings, which need no type annotations (``odata=nometadata``). ``query_entities`` walks every property of
+    every row through the SDK's generic deserializer and builds a ``TableEntity`` of it, four times the CPU of
+    parsing the page: on a directory's 100,000 index rows, seconds during which the event loop serves nothing
+    else. Sent through the SDK's own pipeline (its authentication, retries and transport) with the generated
+    client's ``send_request``; parsed with pydantic-core's JSON parser, three times the standard library's speed
+    (imported here: the store's other reads, on a cold start's path, do without it)."""
+    from pydantic_core import from_json as parse_json
+
+    params = {"$filter": flt, "$select": ",".join(select), "$top": str(page_size)}
+    headers = {
+        "Accept": "application/json;odata=nometadata",
+        "DataServiceVersion": "3.0",
+        "x-ms-version": table.api_version,
+    }
+    while True:
+        request = HttpRequest("GET", f"/{table.table_name}()", params=params, headers=headers)
+        # Streamed: else the pipeline parses the JSON too, into a context nothing reads here.
+        response = await table._client.send_request(request, stream=True)
+        try:
+            body = await response.read()
+        finally:
+            await response.close()
+        if response.status_code != 200:
+            map_error(response.status_code, response, {404: ResourceNotFoundError})
+            response.raise_for_status()
+        rows: list[dict[str, str]] = parse_json(body)["value"]
+        yield rows
+        next_pk = response.headers.get("x-ms-continuation-NextPartitionKey")
+        next_rk = response.headers.get("x-ms-continuation-NextRowKey")
+        if not next_pk and not next_rk:
+            return
+        params = {**params, "NextPartitionKey": next_pk or "", "NextRowKey": next_rk or ""}
 
 
 async def page(

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Collection, Sequence
 from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
+from pydantic_core import from_json as parse_json
 
 from shared.adapters.tables.base import (
     TableStore,
@@ -27,6 +28,7 @@ from shared.adapters.tables.base import (
     page,
     quote,
     stream,
+    string_pages,
     to_json,
     to_text,
     transact,
@@ -39,8 +41,10 @@ from shared.service.ports import IndexEntry, Page
 BUCKETS = 16
 COLUMNS = ("PartitionKey", "RowKey", "Via", "Status", "M365UserId", "User", "Link")
 """What a listing reads of a row: not its Timestamp, whose parsing costs the SDK more than the rest of the row."""
-YIELD_EVERY = 100
-"""Rows parsed between two turns of the event loop while a directory's rows are read."""
+YIELD_EVERY = 25
+"""Rows made entries between two turns of the event loop while a directory's rows are read (under 1 ms)."""
+PAGES_AHEAD = 64
+"""Pages of rows (1,000 each) read ahead of the caller at most."""
 POINT_READS = 500
 """Up to this many users, ``linked`` reads their rows one by one; more, it reads the directory's rows once."""
 READ_CONCURRENCY = 16
@@ -74,15 +78,17 @@ def _via(text: str) -> tuple[str, ...]:
 
 
 def entry_from(entity: Any) -> IndexEntry:
-    user, link = from_json(entity.get("User")), from_json(entity.get("Link"))
+    """The row's user and link parsed with pydantic-core's JSON parser, three times the standard library's speed:
+    a reconcile reads 100,000 of each."""
+    user, link = entity.get("User"), entity.get("Link")
     return IndexEntry(
         directory_id=entity["PartitionKey"].rsplit("|", 1)[0],
         user_id=entity["RowKey"],
         via=_via(entity.get("Via") or "[]"),
         status=entity.get("Status", "pending"),
         m365_user_id=from_text(entity.get("M365UserId")),
-        user=user_from(user) if user else None,
-        link=link_from(link) if link else None,
+        user=user_from(parse_json(user)) if user else None,
+        link=link_from(parse_json(link)) if link else None,
     )
 
 
@@ -137,21 +143,14 @@ class TableDirectoryIndex:
         return Page(items, encode_cursor(scope, {"b": bucket, "c": inner}))
 
     async def all(self, directory_id: str) -> AsyncIterator[IndexEntry]:
-        """Every row, the 16 buckets read concurrently."""
+        """Every row, the 16 buckets read concurrently; their pages parsed as JSON (``string_pages``), each row made
+        an entry as it is taken."""
         table = await self.store.table("dirindex")
-        queue: asyncio.Queue[list[IndexEntry] | None] = asyncio.Queue(maxsize=640)
+        queue: asyncio.Queue[list[dict[str, str]] | None] = asyncio.Queue(maxsize=PAGES_AHEAD)
 
         async def read_bucket(bucket: int) -> None:
-            batch: list[IndexEntry] = []
-            async for row in stream(table, _filter(directory_id, bucket, None), select=COLUMNS):
-                batch.append(entry_from(row))
-                if len(batch) == YIELD_EVERY:
-                    # Hand the rows over and let other work of the loop run (a caller's Graph pages, read
-                    # side by side, wait for their answers to be taken): a page of 1,000 rows is tens of ms.
-                    await queue.put(batch)
-                    batch = []
-                    await asyncio.sleep(0)
-            await queue.put(batch)
+            async for rows in string_pages(table, _filter(directory_id, bucket, None), COLUMNS):
+                await queue.put(rows)
 
         async def read_all() -> None:
             try:
@@ -161,10 +160,13 @@ class TableDirectoryIndex:
 
         task = asyncio.ensure_future(read_all())
         try:
-            while (batch := await queue.get()) is not None:
-                for entry in batch:
-                    yield entry
-                await asyncio.sleep(0)
+            while (rows := await queue.get()) is not None:
+                for first in range(0, len(rows), YIELD_EVERY):
+                    for row in rows[first : first + YIELD_EVERY]:
+                        yield entry_from(row)
+                    # Let other work of the loop run (a caller's Graph pages, read side by side, wait for their
+                    # answers to be taken).
+                    await asyncio.sleep(0)
             await task  # re-raise a bucket's failure: a partial listing is never passed off as complete
         finally:
             task.cancel()

@@ -39,9 +39,9 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
-from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from shared.adapters.own_identity import http_session
+from shared.adapters.own_identity import Closable, HeldTokens, http_session
 from shared.domain.connections import NO_SIGN_IN, is_lapse
 from shared.domain.errors import CredentialRefused, Upstream
 from shared.domain.model import Directory
@@ -50,7 +50,6 @@ from shared.service.connections.ports import ClientCredential, Consented, Consen
 
 if TYPE_CHECKING:
     from pathlib import Path
-    from types import TracebackType
 
     import requests
     from azure.core.credentials import AccessToken
@@ -378,43 +377,6 @@ def _first_sentence(text: str) -> str:
     return text.split("\r")[0].split("\n")[0].split(". ")[0][:300]
 
 
-def _access_token(result: Mapping[str, Any]) -> AccessToken:
-    from azure.core.credentials import AccessToken
-
-    return AccessToken(str(result["access_token"]), int(time.time()) + int(result.get("expires_in") or 0))
-
-
-TOKEN_MARGIN_SECONDS = 300
-"""A held token is not handed out in its last five minutes (MSAL's own margin for the tokens it caches)."""
-
-
-class HeldTokens:
-    """The access token MSAL last gave for each set of scopes, handed out again until MSAL would stop serving it
-    from its cache (five minutes before it expires, or from when MSAL would refresh it ahead of time). MSAL's cache
-    answers the same, but on a worker thread (``in_thread``): every Graph request would wait for a thread and the
-    GIL, which a busy event loop (a reconcile planning a page of accounts while it asks for the next) makes tens
-    of milliseconds."""
-
-    def __init__(self) -> None:
-        self._held: dict[tuple[str, ...], tuple[AccessToken, float]] = {}
-
-    def get(self, scopes: Sequence[str]) -> AccessToken | None:
-        held = self._held.get(tuple(scopes))
-        return held[0] if held is not None and time.time() < held[1] else None
-
-    def keep(self, scopes: Sequence[str], result: Mapping[str, Any]) -> AccessToken:
-        """MSAL's answer as a token, held for the next requests."""
-        token = _access_token(result)
-        until = float(token.expires_on - TOKEN_MARGIN_SECONDS)
-        if result.get("refresh_on"):  # when MSAL would refresh it ahead of time (Entra's ``refresh_in``)
-            until = min(until, float(result["refresh_on"]))
-        self._held[tuple(scopes)] = (token, until)
-        return token
-
-    def drop(self) -> None:
-        self._held.clear()
-
-
 async def guarded(call: Callable[[], T], what: str) -> T:
     """A blocking MSAL call; the network failing under it is ``Upstream`` (retried later), never a lapse."""
     import requests
@@ -446,25 +408,7 @@ class DirectoryCredential(Protocol):
     async def close(self) -> None: ...
 
 
-class _Closable:
-    """What azure-core's ``AsyncTokenCredential`` protocol asks besides ``get_token``."""
-
-    async def close(self) -> None:
-        return None
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None = None,
-        exc_value: BaseException | None = None,
-        traceback: TracebackType | None = None,
-    ) -> None:
-        await self.close()
-
-
-class AppOnlyCredential(_Closable):
+class AppOnlyCredential(Closable):
     """Client credentials for one directory (secret or certificate)."""
 
     def __init__(self, directory_id: str, app: Callable[[], Awaitable[Any]]) -> None:
@@ -508,7 +452,7 @@ class AppOnlyCredential(_Closable):
         return False
 
 
-class DelegatedCredential(_Closable):
+class DelegatedCredential(Closable):
     """The consenting administrator's tokens for one directory, from the MSAL token cache in Key Vault.
 
     The cache is read once and kept; each token MSAL serves from it needs no request, each refresh (the access

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from typing import TYPE_CHECKING, Any, Self
 
@@ -81,43 +81,49 @@ Acquire = Callable[[str, str | None], Mapping[str, Any]]
 """MSAL's blocking call for one scope; claims given (even empty): not from the cache."""
 
 
-class OwnCredential:
-    """azure-core's ``AsyncTokenCredential`` over one MSAL client (see the module's text). ``claims`` given (a
-    claims challenge, or a token refused although its lifetime says it is valid): a token from Entra now."""
+def access_token(result: Mapping[str, Any]) -> AccessToken:
+    """MSAL's answer (``access_token``, ``expires_in``) as azure-core's ``AccessToken``."""
+    from azure.core.credentials import AccessToken
 
-    def __init__(self, what: str, acquire: Acquire) -> None:
-        self.what = what
-        self._acquire = acquire
-        self._lock = asyncio.Lock()
+    return AccessToken(str(result["access_token"]), int(time.time()) + int(result.get("expires_in") or 0))
 
-    async def get_token(
-        self,
-        *scopes: str,
-        claims: str | None = None,
-        tenant_id: str | None = None,
-        enable_cae: bool = False,
-        **kwargs: Any,
-    ) -> AccessToken:
-        from azure.core.credentials import AccessToken
-        from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
 
-        if len(scopes) != 1:
-            raise ValueError(f"{self.what}: one scope at a time, not {len(scopes)}")
-        import requests
+TOKEN_MARGIN_SECONDS = 300
+"""A held token is not handed out in its last five minutes (MSAL's own margin for the tokens it caches)."""
 
-        async with self._lock:  # callers at once wait for one token request, then share MSAL's cache
-            try:
-                result = await asyncio.to_thread(self._acquire, scopes[0], claims)
-            except requests.RequestException as exc:
-                raise ServiceRequestError(f"{self.what}: the token endpoint could not be reached") from exc
-        if "access_token" not in result:
-            error = str(result.get("error") or "no token")
-            description = str(result.get("error_description") or "").split("\r")[0].split("\n")[0][:300]
-            raise ClientAuthenticationError(message=f"{self.what}: {error}: {description}")
-        return AccessToken(str(result["access_token"]), int(time.time()) + int(result.get("expires_in") or 0))
+
+class HeldTokens:
+    """The access token MSAL last gave for each set of scopes, handed out again until MSAL would stop serving it
+    from its cache (five minutes before it expires, or from when MSAL would refresh it ahead of time). MSAL's cache
+    answers the same, but on a worker thread: every Graph request would wait for a thread and the GIL, which a
+    busy event loop (a reconcile planning a page of accounts while it asks for the next) makes tens of
+    milliseconds."""
+
+    def __init__(self) -> None:
+        self._held: dict[tuple[str, ...], tuple[AccessToken, float]] = {}
+
+    def get(self, scopes: Sequence[str]) -> AccessToken | None:
+        held = self._held.get(tuple(scopes))
+        return held[0] if held is not None and time.time() < held[1] else None
+
+    def keep(self, scopes: Sequence[str], result: Mapping[str, Any]) -> AccessToken:
+        """MSAL's answer as a token, held for the next requests."""
+        token = access_token(result)
+        until = float(token.expires_on - TOKEN_MARGIN_SECONDS)
+        if result.get("refresh_on"):  # when MSAL would refresh it ahead of time (Entra's ``refresh_in``)
+            until = min(until, float(result["refresh_on"]))
+        self._held[tuple(scopes)] = (token, until)
+        return token
+
+    def drop(self) -> None:
+        self._held.clear()
+
+
+class Closable:
+    """What azure-core's ``AsyncTokenCredential`` protocol asks besides ``get_token``."""
 
     async def close(self) -> None:
-        return None  # MSAL's clients hold nothing but the process's session (``http_session``)
+        return None
 
     async def __aenter__(self) -> Self:
         return self
@@ -129,6 +135,46 @@ class OwnCredential:
         traceback: TracebackType | None = None,
     ) -> None:
         await self.close()
+
+
+class OwnCredential(Closable):
+    """azure-core's ``AsyncTokenCredential`` over one MSAL client (see the module's text). ``claims`` given (a
+    claims challenge, or a token refused although its lifetime says it is valid): a token from Entra now."""
+
+    def __init__(self, what: str, acquire: Acquire) -> None:
+        self.what = what
+        self._acquire = acquire
+        self._lock = asyncio.Lock()
+        self._held = HeldTokens()
+
+    async def get_token(
+        self,
+        *scopes: str,
+        claims: str | None = None,
+        tenant_id: str | None = None,
+        enable_cae: bool = False,
+        **kwargs: Any,
+    ) -> AccessToken:
+        from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
+
+        if len(scopes) != 1:
+            raise ValueError(f"{self.what}: one scope at a time, not {len(scopes)}")
+        if claims is not None:
+            self._held.drop()
+        elif (held := self._held.get(scopes)) is not None:
+            return held
+        import requests
+
+        async with self._lock:  # callers at once wait for one token request, then share MSAL's cache
+            try:
+                result = await asyncio.to_thread(self._acquire, scopes[0], claims)
+            except requests.RequestException as exc:
+                raise ServiceRequestError(f"{self.what}: the token endpoint could not be reached") from exc
+        if "access_token" not in result:
+            error = str(result.get("error") or "no token")
+            description = str(result.get("error_description") or "").split("\r")[0].split("\n")[0][:300]
+            raise ClientAuthenticationError(message=f"{self.what}: {error}: {description}")
+        return self._held.keep(scopes, result)
 
 
 def client_secret_credential(

@@ -6,7 +6,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from shared.adapters.identity import TOKEN_MARGIN_SECONDS, AppOnlyCredential
+from shared.adapters.identity import AppOnlyCredential
+from shared.adapters.own_identity import TOKEN_MARGIN_SECONDS
 
 GRAPH = "https://graph.microsoft.com/.default"
 

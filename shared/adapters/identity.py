@@ -339,6 +339,8 @@ async def built(
 ) -> Any:
     """``build_app`` off the event loop (through ``build``, by default ``guarded``), the kept OpenID configurations
     read before (once per process) and the one MSAL fetched, if it did, written back after."""
+    import msal  # noqa: F401  # imported on the event loop's thread: two threads importing a package at once can fail
+
     documents = authority.documents
     if documents is not None:
         await documents.ready()

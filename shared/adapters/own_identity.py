@@ -181,12 +181,13 @@ def client_secret_credential(
     authority_host: str, ca_bundle: Path | None, tenant_id: str, client_id: str, client_secret: str
 ) -> AsyncTokenCredential:
     """Client credentials with a secret (Warden's own Key Vault identity where no managed identity exists, the
-    demo tenant's app). MSAL reads the tenant's OpenID configuration on the first token, in the thread."""
+    demo tenant's app). MSAL reads the tenant's OpenID configuration on the first token, in the thread; MSAL itself is
+    imported here, on the caller's thread (two threads importing one package at once can fail)."""
+    import msal  # type: ignore[import-untyped]
+
     built: list[Any] = []
 
     def acquire(scope: str, claims: str | None) -> Mapping[str, Any]:
-        import msal  # type: ignore[import-untyped]
-
         if not built:
             built.append(
                 msal.ConfidentialClientApplication(

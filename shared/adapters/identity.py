@@ -432,9 +432,7 @@ class AppOnlyCredential(Closable):
         return await self._token(list(scopes) or GRAPH_SCOPES, force=claims is not None)
 
     async def _token(self, scopes: list[str], force: bool) -> AccessToken:
-        if force:
-            self._held.drop()
-        elif (held := self._held.get(scopes)) is not None:
+        if (held := self._held.usable(scopes, force)) is not None:
             return held
         async with self._lock:
             app = await self._app()
@@ -511,9 +509,7 @@ class DelegatedCredential(Closable):
         return refreshed
 
     async def _token(self, scopes: list[str], force: bool) -> tuple[AccessToken, bool]:
-        if force:
-            self._held.drop()
-        elif (held := self._held.get(scopes)) is not None:
+        if (held := self._held.usable(scopes, force)) is not None:
             return held, False
         async with self._lock:
             if self._app is None:

@@ -106,6 +106,13 @@ class HeldTokens:
         held = self._held.get(tuple(scopes))
         return held[0] if held is not None and time.time() < held[1] else None
 
+    def usable(self, scopes: Sequence[str], fresh: bool) -> AccessToken | None:
+        """The token held for ``scopes``; none when one from Entra is wanted now (``fresh``: all are dropped)."""
+        if fresh:
+            self.drop()
+            return None
+        return self.get(scopes)
+
     def keep(self, scopes: Sequence[str], result: Mapping[str, Any]) -> AccessToken:
         """MSAL's answer as a token, held for the next requests."""
         token = access_token(result)
@@ -159,9 +166,7 @@ class OwnCredential(Closable):
 
         if len(scopes) != 1:
             raise ValueError(f"{self.what}: one scope at a time, not {len(scopes)}")
-        if claims is not None:
-            self._held.drop()
-        elif (held := self._held.get(scopes)) is not None:
+        if (held := self._held.usable(scopes, claims is not None)) is not None:
             return held
         import requests
 

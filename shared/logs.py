@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
+from shared import heap
+
 _correlation: ContextVar[str | None] = ContextVar("warden_correlation_id", default=None)
 
 
@@ -24,7 +26,9 @@ def correlation_id() -> str | None:
 
 @contextmanager
 def correlated(existing: str | None = None) -> Iterator[str]:
-    """Run a unit of work under ``existing`` (e.g. a caller's ``x-correlation-id``) or a new id."""
+    """Run a unit of work under ``existing`` (e.g. a caller's ``x-correlation-id``) or a new id. Every
+    invocation runs in one, so its end is also where the heap is settled after the imports the work needed
+    (``shared.heap``)."""
     if existing and _is_safe_id(existing):
         value = existing
     else:
@@ -36,6 +40,7 @@ def correlated(existing: str | None = None) -> Iterator[str]:
         yield value
     finally:
         _correlation.reset(token)
+        heap.settle()
 
 
 def _is_safe_id(value: str) -> bool:

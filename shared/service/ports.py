@@ -128,7 +128,9 @@ class UserRepository(Protocol):
         (read again, and written again). ``ConcurrentUpdate`` when one of these directories' links is no longer
         what ``record`` holds: another run wrote it since, and what this one did must be looked at again."""
 
-    async def delete_link(self, user_id: str, directory_id: str) -> None: ...
+    async def forget_directory(self, user_id: str, directory_id: str) -> bool:
+        """Remove the user's direct binding to the directory and its link there in one write (never a link left
+        without its binding, which a sync would read as "block this account"); whether anything was removed."""
 
     async def page(self, query: UserQuery, cursor: str | None, limit: int) -> Page[UserRecord]:
         """A page of users with their relations (each user's relations row read beside the others)."""
@@ -224,9 +226,15 @@ class GroupRepository(Protocol):
 class DirectoryRepository(Protocol):
     async def add(self, directory: Directory) -> str: ...
 
-    async def get(self, directory_id: str) -> tuple[Directory, str] | None: ...
+    async def get(self, directory_id: str, *, deactivating: bool = False) -> tuple[Directory, str] | None:
+        """The directory and its ETag; one being deactivated counts as gone unless ``deactivating``."""
 
-    async def all(self) -> list[Directory]: ...
+    async def all(self) -> list[Directory]:
+        """Every directory, except those being deactivated (``mark_deactivating``)."""
+
+    async def mark_deactivating(self, directory_id: str, at: dt.datetime) -> None:
+        """From now on the directory is gone to every reader but its deactivation (``get(..., deactivating=True)``):
+        a sync, run, import or mirror that reads the directories after this writes nothing there."""
 
     async def recent(self) -> list[Directory]:
         """``all()``, as this process read it a few seconds ago (for what may see a change a little late: which

@@ -3,16 +3,19 @@
 RowKey ``directory`` is the directory (never its secret: only the Key Vault secret's name);
 ``group|<groupId>`` records that a group is bound to it, so "the groups bound to D" is a partition query;
 ``state|<key>`` holds a directory's bookkeeping values (the users deltaLink, the current version of the token
-cache, the consent flow under way), never a secret.
+cache, the consent flow under way), never a secret. A directory row carrying ``DeactivatingAt`` is being
+deactivated: gone to every reader but the deactivation itself.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import UpdateMode
 
 from shared.adapters.tables.base import (
     TableStore,
@@ -44,6 +47,7 @@ from shared.domain.model import (
 DIRECTORY = "directory"
 GROUP = "group|"
 STATE = "state|"
+DEACTIVATING = "DeactivatingAt"
 
 
 def options_from(raw: dict[str, Any]) -> DirectoryOptions:
@@ -182,15 +186,27 @@ class TableDirectories:
             await self.store.table("directories"), directory_entity(directory), "directory"
         )
 
-    async def get(self, directory_id: str) -> tuple[Directory, str] | None:
+    async def get(self, directory_id: str, *, deactivating: bool = False) -> tuple[Directory, str] | None:
         table = await self.store.table("directories")
         row = await read(table, directory_id, DIRECTORY)
-        return (directory_from(row), str(row.metadata["etag"])) if row is not None else None
+        if row is None or (row.get(DEACTIVATING) and not deactivating):
+            return None
+        return directory_from(row), str(row.metadata["etag"])
 
     async def all(self) -> list[Directory]:
-        """Every directory (a handful per organisation: the table holds one row each plus group bindings)."""
+        """Every directory but those being deactivated (a handful per organisation: the table holds one row each
+        plus group bindings)."""
         table = await self.store.table("directories")
-        return [directory_from(r) async for r in stream(table, f"RowKey eq {quote(DIRECTORY)}")]
+        rows = stream(table, f"RowKey eq {quote(DIRECTORY)}")
+        return [directory_from(r) async for r in rows if not r.get(DEACTIVATING)]
+
+    async def mark_deactivating(self, directory_id: str, at: dt.datetime) -> None:
+        self._changed()
+        table = await self.store.table("directories")
+        await table.update_entity(
+            {"PartitionKey": directory_id, "RowKey": DIRECTORY, DEACTIVATING: to_time(at)},
+            mode=UpdateMode.MERGE,
+        )
 
     async def update(self, directory: Directory, etag: str | None) -> str:
         self._changed()

@@ -374,8 +374,13 @@ class TableUsers:
 
         await self._change(link.user_id, change)
 
-    async def delete_link(self, user_id: str, directory_id: str) -> None:
-        await self._change(user_id, lambda rels: rels.links.pop(directory_id, None) is not None)
+    async def forget_directory(self, user_id: str, directory_id: str) -> bool:
+        def change(rels: Relations) -> bool:
+            bound = rels.direct.pop(directory_id, None) is not None
+            linked = rels.links.pop(directory_id, None) is not None
+            return bound or linked
+
+        return await self._change(user_id, change)
 
     async def page(self, query: UserQuery, cursor: str | None, limit: int) -> Page[UserRecord]:
         table = await self.store.table("users")

@@ -48,6 +48,7 @@ from shared.service.ports import (
     UserRepository,
 )
 from shared.service.store.uniqueness import Claims, Holds
+from shared.service.sync.leases import Leases
 
 DOMAIN = "domain"
 PENDING_REASON = "waiting for an administrator of the tenant to consent: open the directory's authorizeUrl"
@@ -238,7 +239,9 @@ class Directories:
         self.status = status
         self.deferrals = deferrals
         self.allow_loopback_http = allow_loopback_http
-        self.claims = Claims(uniques, real_clock or clock, directory_holds(directories))
+        self.real_clock = real_clock or clock
+        self.leases = Leases(users, groups, self.real_clock)
+        self.claims = Claims(uniques, self.real_clock, directory_holds(directories))
 
     async def _directory(self, directory_id: str) -> tuple[Directory, str]:
         found = await self.directories.get(directory_id)
@@ -559,24 +562,38 @@ class Directories:
     # --------------------------------------------------------------------------------------------- deactivate
     async def deactivate(self, directory_id: str, confirm: str | None, actor: Actor) -> None:
         """Rule 12: remove the directory's bindings (direct and through groups), links, index, domain claims,
-        deferred work, token cache and every Key Vault secret; leave its M365 accounts as they are."""
-        directory, _ = await self._directory(directory_id)
+        deferred work, token cache and every Key Vault secret; leave its M365 accounts as they are.
+
+        The directory is first marked as being deactivated: every sync, run, import or mirror that reads the
+        directories from then on finds it gone and writes nothing there. A user's sync that read them before is
+        waited for (each user is forgotten under the user's sync lease), so it cannot write its link after the
+        link was removed. The directory's users are listed twice, the second time once the first are forgotten:
+        a user whose first link there landed meanwhile is forgotten too. A deactivation that stopped halfway
+        (the directory marked, not yet deleted) is finished by asking again."""
+        found = await self.directories.get(directory_id, deactivating=True)
+        if found is None:
+            raise NotFound(f"no directory with id '{directory_id}'")
+        directory = found[0]
         if confirm != directory.name:
             raise Invalid(
                 f"confirm: deactivating is irreversible; pass the directory's name ('{directory.name}') as ?confirm=",
                 field="confirm",
             )
+        await self.directories.mark_deactivating(directory_id, self.real_clock())
         gate = asyncio.Semaphore(DEACTIVATE_CONCURRENCY)
 
         async def forget_user(user_id: str) -> None:
-            async with gate:
-                await self.users.set_direct_binding(user_id, directory_id, False, self.clock())
-                await self.users.delete_link(user_id, directory_id)
+            async with gate, self.leases.holding_user(user_id, f"deactivate:{directory_id}"):
+                await self.users.forget_directory(user_id, directory_id)
                 record = await self.users.get(user_id)
                 if record is not None and record.user.deleted_at is not None and not record.links:
                     await self.users.delete(user_id)
 
-        await asyncio.gather(*[forget_user(e.user_id) async for e in self.index.all(directory_id)])
+        forgotten: set[str] = set()
+        for _ in range(2):
+            listed = {e.user_id async for e in self.index.all(directory_id)} - forgotten
+            await asyncio.gather(*(forget_user(user_id) for user_id in listed))
+            forgotten |= listed
         groups = await self.directories.bound_groups(directory_id)
         for group_id in groups:
             await self.groups.remove_binding(group_id, directory_id)

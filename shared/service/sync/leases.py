@@ -8,12 +8,18 @@ was taken.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
+from shared.domain.errors import ConcurrentUpdate
 from shared.service.ports import Clock, GroupRepository, UserRepository
 
 LEASE = dt.timedelta(seconds=120)
 """How long one run may hold a lease."""
+WAIT_STEP_SECONDS = 0.25
+"""How often ``holding_user`` tries again for a lease another holder has."""
 
 
 class Leases:
@@ -30,6 +36,20 @@ class Leases:
 
     async def give_user(self, user_id: str, holder: str, token: str | None = None) -> None:
         await self.users.release(user_id, holder, token)
+
+    @asynccontextmanager
+    async def holding_user(self, user_id: str, holder: str) -> AsyncIterator[None]:
+        """Hold the user's sync lease for the block, waiting for a run that has it: at most until its lease
+        runs out (``LEASE`` after that run took it), then ``ConcurrentUpdate``."""
+        deadline = self.now() + LEASE + dt.timedelta(seconds=WAIT_STEP_SECONDS * 4)
+        while (token := await self.take_user(user_id, holder)) is None:
+            if self.now() > deadline:
+                raise ConcurrentUpdate(f"user {user_id} stayed leased by another run; try again")
+            await asyncio.sleep(WAIT_STEP_SECONDS)
+        try:
+            yield
+        finally:
+            await self.give_user(user_id, holder, token)
 
     async def take_group(self, group_id: str, directory_id: str, holder: str) -> str | None:
         """Hold the lease of the group's mirror into the directory, unless another holder's is unexpired."""

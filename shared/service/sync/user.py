@@ -236,6 +236,9 @@ class Sync:
         if record is None:
             return report
         directories = {d.id: d for d in listed}
+        record = await self._forget_removed(record, directories)
+        if record is None:
+            return report
         effective = [e for e in await self.bindings.effective(record) if e.directory_id in directories]
         effective = await self._defer_paused(user_id, effective, directories, actor)
         if not effective:
@@ -314,6 +317,20 @@ class Sync:
         if any(a.outcome == "retry" for a in report.results):
             raise SyncIncomplete(f"user {user_id}: some writes must be retried")
         return report
+
+    async def _forget_removed(
+        self, record: UserRecord, directories: Mapping[str, Directory]
+    ) -> UserRecord | None:
+        """The record without its bindings and links to directories deleted since (a link a run wrote while
+        its directory was being deactivated): each is forgotten, and the record read again. A directory only
+        absent from the list (being deactivated, or connected after it was read) is left to its own work."""
+        unknown = sorted((set(record.links) | record.direct) - set(directories))
+        removed = [d for d in unknown if await self.directories.get(d, deactivating=True) is None]
+        if not removed:
+            return record
+        for directory_id in removed:
+            await self.users.forget_directory(record.user.id, directory_id)
+        return await self.users.get(record.user.id)
 
     async def _guarded(
         self, d: Directory, ud: UserDirectory, item: PlanItem, actor: Actor, approved: bool

@@ -15,6 +15,8 @@ from shared.domain.jobs import Cutting, chunk_whole, counted, is_counted
 from shared.domain.model import Directory, MassChangeGuard
 
 RunKind = Literal["reconcile", "drift", "user", "token_refresh"]
+DIRECTORY_GONE = "the directory was deactivated: nothing more is written there"
+"""Why a run or an import of a directory deactivated meanwhile ended (failed) without finishing."""
 RunStatus = Literal["planning", "held", "applying", "done", "failed", "discarded", "skipped"]
 """``skipped``: the run did not start because its directory's connection does not work (rule 18); ``error`` says
 why."""

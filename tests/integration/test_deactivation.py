@@ -8,7 +8,9 @@ simulated cloud:
 - the direct binding and the link go in one write, never a link without its binding (which a sync reads as
   "block this account");
 - a deactivation that stopped halfway is finished by asking again;
-- a link a late run still writes to the removed directory goes with the user's next sync, which sends nothing.
+- a link a late run still writes to the removed directory goes with the user's next sync, which sends nothing;
+- a reconcile run or an import whose directory is deactivated before its jobs ran ends failed, saying so, instead of
+  failing five times into the poison queue.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import pytest
 from shared.bootstrap import Container
 from shared.config import load_settings
 from shared.domain.model import DirectoryOptions, Link
+from shared.domain.runs import DIRECTORY_GONE
 from shared.service.context import Actor
 from shared.service.store.directories import ConnectDirectory
 from tests.conftest import DemoStack, remember_secret
@@ -174,3 +177,39 @@ async def test_a_link_written_late_to_a_removed_directory_goes_with_the_users_ne
     assert report.results == [] and tenant_requests(w) == before
     after = await container.stores.users.get(user_id)
     assert after is not None and not after.links and not after.direct
+
+
+class Recorder:
+    """A reconcile or import queue that keeps its messages (the test delivers them itself)."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[object, ...]] = []
+
+    async def plan(self, *ids: str) -> None:
+        self.messages.append(("plan", *ids))
+
+    async def chunks(self, *args: object) -> None:
+        self.messages.append(("chunks", *args))
+
+
+async def test_a_run_and_an_import_of_a_deactivated_directory_end_failed_saying_why(world: World) -> None:
+    w = world
+    container, directory_id = w.container, w.directory_id
+    await synced_user(w)
+    container.__dict__["reconcile_queue"] = runs_queue = Recorder()
+    container.__dict__["import_queue"] = imports_queue = Recorder()
+    for built in ("reconciler", "imports"):  # built over the queues given here
+        container.__dict__.pop(built, None)
+    run = await container.reconciler.start(directory_id, False, Actor("timer:reconcile"))
+    job = await container.imports.start(directory_id, {}, True, ADMIN)
+    assert runs_queue.messages and imports_queue.messages
+    await container.directories.deactivate(directory_id, NAME, ADMIN)
+    before = tenant_requests(w)
+
+    planned = await container.reconciler.plan(directory_id, run.id)
+    assert (planned.status, planned.error) == ("failed", DIRECTORY_GONE) and planned.finished_at is not None
+    chunk = await container.reconciler.apply_chunk(directory_id, run.id, 0)
+    assert chunk.status == "failed", "a later job of the ended run does nothing"
+    imported = await container.imports.plan(job.id)
+    assert (imported.status, imported.error) == ("failed", DIRECTORY_GONE)
+    assert tenant_requests(w) == before

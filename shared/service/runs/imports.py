@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from shared.domain.claims import claim_kind
-from shared.domain.errors import Conflict, DomainError, NotFound
+from shared.domain.errors import ConcurrentUpdate, Conflict, DomainError, NotFound
 from shared.domain.imports import (
     CHUNK,
     IMPORT_CUTTING,
@@ -39,12 +39,15 @@ from shared.domain.imports import (
 )
 from shared.domain.model import AuditEntry, Directory
 from shared.domain.planner import M365Account
+from shared.domain.runs import DIRECTORY_GONE
 from shared.service.context import Actor, Auditor
 from shared.service.ports import M365, Clock, DirectoryRepository, Ids, Page, Uniques, UserRepository
 from shared.service.runs.jobs import ItemSink, work_chunk
 from shared.service.store.users import audit_view
 
 ITEM_CONCURRENCY = 4
+GONE_ATTEMPTS = 10
+"""Tries to end an import into a directory gone meanwhile while its other chunks count."""
 CLAIM_CHECKS = 32
 """Claim point reads in flight while planning (a 100,000-account tenant is 100,000 reads)."""
 ID_READS = 8
@@ -214,7 +217,10 @@ class Imports:
         job, etag = await self._job(job_id)
         if job.status != "planning":
             return job
-        directory = await self._directory(job.directory_id)
+        found = await self.directories.get(job.directory_id)
+        if found is None:
+            return await self._gone(job, etag)
+        directory = found[0]
         started = self.clock()
         text = (job.selection.get("text") or "").lower()
         gate = asyncio.Semaphore(CLAIM_CHECKS)
@@ -278,10 +284,27 @@ class Imports:
     async def run_chunk(self, job_id: str, chunk: int) -> ImportJob:
         """Import the chunk's pending items a part at a time, each part marked then counted exactly once
         (``shared.service.runs.jobs``)."""
-        job, _ = await self._job(job_id)
+        job, etag = await self._job(job_id)
         if job.status != "running":
             return job
+        if await self.directories.get(job.directory_id) is None:
+            return await self._gone(job, etag)
         return await work_chunk(_ImportChunk(self, Actor(job.trigger)), job, chunk)
+
+    async def _gone(self, job: ImportJob, etag: str) -> ImportJob:
+        """An import into a directory deactivated meanwhile ends here, failed: what it imported stays (Warden's
+        users now), nothing more is imported or bound."""
+        for _ in range(GONE_ATTEMPTS):
+            ended = dataclasses.replace(job, status="failed", error=DIRECTORY_GONE, finished_at=self.clock())
+            try:
+                await self.store.save(ended, etag)
+            except ConcurrentUpdate:  # another chunk counted (or ended it) meanwhile: look again
+                job, etag = await self._job(job.id)
+                if job.status not in ("planning", "running"):
+                    return job
+                continue
+            return ended
+        raise ConcurrentUpdate(f"import {job.id} kept changing while it was ended; the message comes again")
 
     async def _import(
         self, job: ImportJob, item: ImportItem, actor: Actor

@@ -47,7 +47,16 @@ from shared.domain.planner import (
     written_recently,
 )
 from shared.domain.protection import reason as protection_reason
-from shared.domain.runs import RUN_CUTTING, ItemState, Run, RunItem, RunStatus, guard_verdict, skipped_run
+from shared.domain.runs import (
+    DIRECTORY_GONE,
+    RUN_CUTTING,
+    ItemState,
+    Run,
+    RunItem,
+    RunStatus,
+    guard_verdict,
+    skipped_run,
+)
 from shared.service.context import Actor, Auditor
 from shared.service.ports import (
     M365,
@@ -76,6 +85,8 @@ INDEX_BATCH = 25
 at each turn of the event loop their request and answer take."""
 READ_CONCURRENCY = 32
 """Users read (and recorded) at once while a chunk is applied."""
+GONE_ATTEMPTS = 10
+"""Tries to end the run of a directory gone meanwhile while its other chunks count."""
 A = TypeVar("A")
 B = TypeVar("B")
 
@@ -362,7 +373,10 @@ class Reconciler:
         if run.status != "planning":
             return run  # a redelivered plan job: planned already
         started = self.clock()
-        directory = await self._directory(directory_id)
+        found = await self.directories.get(directory_id)
+        if found is None:
+            return await self._gone(run, etag)
+        directory = found[0]
         if directory.paused:  # rule 18: nothing can be read or written there now
             skipped = skipped_run(run.id, directory, run.kind, run.trigger, run.created_at)
             await self.runs.save(
@@ -476,11 +490,28 @@ class Reconciler:
     async def apply_chunk(self, directory_id: str, run_id: str, chunk: int) -> Run:
         """Apply the chunk's items still planned and count its outcome once (``shared.service.runs.jobs``): a chunk
         delivered again, or after a crash, writes nothing twice and counts nothing twice."""
-        run, _ = await self._run(directory_id, run_id)
+        run, etag = await self._run(directory_id, run_id)
         if run.status != "applying":
             return run
-        directory = await self._directory(directory_id)
-        return await work_chunk(_ApplyChunk(self, directory, Actor(run.trigger)), run, chunk)
+        found = await self.directories.get(directory_id)
+        if found is None:
+            return await self._gone(run, etag)
+        return await work_chunk(_ApplyChunk(self, found[0], Actor(run.trigger)), run, chunk)
+
+    async def _gone(self, run: Run, etag: str) -> Run:
+        """The run of a directory deactivated meanwhile ends here, failed, its remaining work dropped (the
+        directory is gone, and with it everything the run was to write): no retry, no poisoned message."""
+        for _ in range(GONE_ATTEMPTS):
+            ended = dataclasses.replace(run, status="failed", finished_at=self.clock(), error=DIRECTORY_GONE)
+            try:
+                await self.runs.save(ended, etag)
+            except ConcurrentUpdate:  # another chunk counted (or ended it) meanwhile: look again
+                run, etag = await self._run(run.directory_id, run.id)
+                if run.status not in ("planning", "applying"):
+                    return run
+                continue
+            return ended
+        raise ConcurrentUpdate(f"run {run.id} kept changing while it was ended; the message comes again")
 
     async def apply_items(
         self, run: Run, directory: Directory, todo: list[RunItem], actor: Actor

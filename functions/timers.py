@@ -71,9 +71,13 @@ async def token_refresh(timer: func.TimerRequest) -> None:
         app = get_container()
         try:
             done = await app.token_refresh.round(Actor("timer:token_refresh", correlation_id))
-        finally:  # the sweep keeps its hour whatever became of the round
-            swept = await sweep(app.stores.sessions, app.secret_store, app.real_clock())
-            log_event(log, "console.sessions_swept", removed=swept)
+        finally:  # the sweep keeps its hour whatever became of the round, and never decides the round's fate
+            try:
+                swept = await sweep(app.stores.sessions, app.secret_store, app.real_clock())
+            except Exception as exc:  # the next hour sweeps again; the round's own outcome stands
+                log_event(log, "console.sweep_failed", level=logging.WARNING, error=type(exc).__name__)
+            else:
+                log_event(log, "console.sessions_swept", removed=swept)
         for r in done.results:
             if r.outcome == "failed":
                 log_event(

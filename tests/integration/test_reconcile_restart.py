@@ -42,6 +42,7 @@ class RecordingQueue:
 async def container(demo_stack: DemoStack) -> AsyncIterator[Container]:
     settings = {**demo_stack.settings, "WARDEN_TABLE_PREFIX": "rs" + uuid.uuid4().hex[:8]}
     c = Container(load_settings(settings))
+    c.__dict__["reconcile_queue"] = RecordingQueue()  # before anything is built over the real one
     yield c
     await c.aclose()
 
@@ -109,12 +110,12 @@ async def test_a_chunk_redelivered_after_a_crash_writes_nothing_twice(
         u = await container.users.create(fields, admin)
         await container.users.bind(u.user.id, d, admin)
         users.append(u.user.id)
-    queue = RecordingQueue()
-    container.__dict__["reconcile_queue"] = queue
+    queue = container.__dict__["reconcile_queue"]
     reconciler = container.reconciler
     run = await reconciler.start(d, False, Actor("timer:reconcile"))
     planned = await reconciler.plan(d, run.id)
     assert planned.status == "applying" and planned.counts["take_over"] == USERS and planned.chunks == 2
+    assert queue.plans == [(d, run.id)] and queue.chunk_messages == [(d, run.id, 0), (d, run.id, 1)]
     mark = max((e["seq"] for e in sim.requests()), default=0)
 
     await reconciler.apply_chunk(d, run.id, 0)

@@ -3,11 +3,12 @@ signing secrets (rotation with a 24-hour overlap, verification, the in-process c
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import json
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from pydantic import ValidationError
@@ -459,3 +460,29 @@ async def test_a_failed_processing_releases_its_receipt_so_the_retry_processes_t
     with pytest.raises(ConnectionError):
         await accepting(receipts, audit, [T0]).accept(EVENT, DELIVERY, "c1")
     assert receipts.rows == {} and receipts.released == ["msg_1"] and audit.entries == []
+
+
+async def test_the_persons_read_goes_out_beside_the_receipts_insert() -> None:
+    """One round trip fewer before the 202: the receipt's insert is still unanswered when the person is looked
+    up (sequential, this insert would wait for a lookup that never started, and time out)."""
+    looked_up = asyncio.Event()
+
+    class WatchedStore(BrokenStore):
+        async def owner(self, kind: str, value: str) -> None:
+            looked_up.set()
+            await super().owner(kind, value)
+
+    class SlowReceipts(MemoryReceipts):
+        async def insert(self, receipt: Receipt) -> Receipt | None:
+            async with asyncio.timeout(5):
+                await looked_up.wait()
+            return await super().insert(receipt)
+
+    receipts, audit = SlowReceipts(), MemoryAudit()
+    none: Any = None
+    watched: Any = WatchedStore()
+    auditor = Auditor(cast(Any, audit), lambda: T0, lambda: "a1")
+    hris = Hris(none, none, watched, none, watched, watched, receipts, none, none, none, auditor, lambda: T0)
+    with pytest.raises(ConnectionError):  # the read's failure is the event's, after the insert: released
+        await hris.accept(EVENT, DELIVERY, "c1")
+    assert receipts.released == ["msg_1"]

@@ -27,7 +27,8 @@ from shared.domain.model import DirectoryOptions
 from shared.service.context import Actor
 from shared.service.ports import AuditQuery
 from shared.service.store.directories import ConnectDirectory
-from tests.conftest import DemoStack, remember_secret
+from tests.conftest import DemoStack
+from tests.integration.tenants import sim_tenant
 from tools import demo
 
 ADMIN = Actor("admin:test")
@@ -61,17 +62,8 @@ async def world(demo_stack: DemoStack) -> AsyncIterator[tuple[Container, Contain
     clock = MovableClock()
     first, second = instance(demo_stack, prefix, clock), instance(demo_stack, prefix, clock)
     sim = demo_stack.sim
-    tenant_id, client_id = str(uuid.uuid4()), str(uuid.uuid4())
-    secret = remember_secret(uuid.uuid4().hex)
-    domain = f"cn{uuid.uuid4().hex[:8]}.example"
-    body = {
-        "tenantId": tenant_id,
-        "displayName": "Delegated",
-        "domains": [{"id": domain, "isDefault": True, "isVerified": True}],
-        "clients": [{"clientId": client_id, "clientSecret": secret, "roles": [], "scopes": SCOPES}],
-        "seedUsers": 2,
-    }
-    sim.control("POST", "/_sim/tenants", json=body).raise_for_status()
+    t = sim_tenant(demo_stack, "Delegated", roles=[], scopes=SCOPES, seed_users=2)
+    tenant_id, client_id, secret, domain = t.tenant_id, t.client_id, t.secret, t.domain
     command = ConnectDirectory(
         "Delegated",
         tenant_id,

@@ -29,8 +29,10 @@ from shared.config import load_settings
 from shared.domain.model import DirectoryOptions, Link
 from shared.domain.runs import DIRECTORY_GONE
 from shared.service.context import Actor
+from shared.service.ports import UserRecord
 from shared.service.store.directories import ConnectDirectory
-from tests.conftest import DemoStack, remember_secret
+from tests.conftest import DemoStack
+from tests.integration.tenants import sim_tenant
 from tools import demo
 
 ADMIN = Actor("admin:test")
@@ -50,16 +52,8 @@ class World:
 async def world(demo_stack: DemoStack) -> AsyncIterator[World]:
     prefix = "dz" + uuid.uuid4().hex[:8]
     container = Container(load_settings({**demo_stack.settings, "WARDEN_TABLE_PREFIX": prefix}))
-    tenant_id, client_id = str(uuid.uuid4()), str(uuid.uuid4())
-    secret = remember_secret(uuid.uuid4().hex)
-    domain = f"dz{uuid.uuid4().hex[:6]}.example"
-    body = {
-        "tenantId": tenant_id,
-        "displayName": NAME,
-        "domains": [{"id": domain, "isDefault": True, "isVerified": True}],
-        "clients": [{"clientId": client_id, "clientSecret": secret, "roles": demo.DEMO_ROLES}],
-    }
-    demo_stack.sim.control("POST", "/_sim/tenants", json=body).raise_for_status()
+    t = sim_tenant(demo_stack, NAME, roles=demo.DEMO_ROLES)
+    tenant_id, client_id, secret, domain = t.tenant_id, t.client_id, t.secret, t.domain
     view = await container.directories.connect(
         ConnectDirectory(NAME, tenant_id, "app", client_id, secret, None, None, DirectoryOptions()), ADMIN
     )
@@ -69,8 +63,8 @@ async def world(demo_stack: DemoStack) -> AsyncIterator[World]:
         await container.aclose()
 
 
-async def synced_user(w: World) -> str:
-    """A user bound to the directory, its account created and linked."""
+async def synced_user(w: World) -> UserRecord:
+    """A user bound to the directory, its account created and linked: its record as the sync left it."""
     local = uuid.uuid4().hex[:8]
     fields = {
         "first_name": "Ada",
@@ -85,7 +79,7 @@ async def synced_user(w: World) -> str:
     await w.container.sync.sync_user(user_id, Actor("system"))
     record = await w.container.stores.users.get(user_id)
     assert record is not None and record.links[w.directory_id].status == "synced"
-    return user_id
+    return record
 
 
 def tenant_requests(w: World) -> int:
@@ -99,10 +93,8 @@ async def test_a_sync_under_way_is_waited_for_and_its_link_does_not_outlive_the_
 ) -> None:
     w = world
     container, directory_id = w.container, w.directory_id
-    user_id = await synced_user(w)
-    record = await container.stores.users.get(user_id)
-    assert record is not None
-    link = record.links[directory_id]
+    record = await synced_user(w)
+    user_id, link = record.user.id, record.links[directory_id]
     holder = "a sync under way"
     token = await container.sync.leases.take_user(user_id, holder)
     assert token is not None
@@ -129,9 +121,8 @@ async def test_a_sync_under_way_is_waited_for_and_its_link_does_not_outlive_the_
 async def test_a_sync_that_starts_once_deactivation_began_writes_nothing_there(world: World) -> None:
     w = world
     container, directory_id = w.container, w.directory_id
-    user_id = await synced_user(w)
-    record = await container.stores.users.get(user_id)
-    assert record is not None
+    record = await synced_user(w)
+    user_id = record.user.id
     await container.stores.users.update(
         dataclasses.replace(record.user, job_title="Changed"), ["job_title"], None
     )
@@ -149,7 +140,7 @@ async def test_a_sync_that_starts_once_deactivation_began_writes_nothing_there(w
 async def test_binding_and_link_go_in_one_write(world: World) -> None:
     w = world
     container, directory_id = w.container, w.directory_id
-    user_id = await synced_user(w)
+    user_id = (await synced_user(w)).user.id
     store = container.stores.users
     assert await store.forget_directory(user_id, directory_id) is True
     record = await store.get(user_id)
@@ -163,10 +154,8 @@ async def test_binding_and_link_go_in_one_write(world: World) -> None:
 async def test_a_link_written_late_to_a_removed_directory_goes_with_the_users_next_sync(world: World) -> None:
     w = world
     container, directory_id = w.container, w.directory_id
-    user_id = await synced_user(w)
-    record = await container.stores.users.get(user_id)
-    assert record is not None
-    link = record.links[directory_id]
+    record = await synced_user(w)
+    user_id, link = record.user.id, record.links[directory_id]
     await container.directories.deactivate(directory_id, NAME, ADMIN)
     # A reconcile chunk that read the directory before it was marked writes its link now.
     gone = await container.stores.users.get(user_id)

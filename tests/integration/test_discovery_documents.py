@@ -23,7 +23,8 @@ from shared.config import load_settings
 from shared.domain.model import DirectoryOptions
 from shared.service.context import Actor
 from shared.service.store.directories import ConnectDirectory
-from tests.conftest import DemoStack, remember_secret
+from tests.conftest import DemoStack
+from tests.integration.tenants import sim_tenant
 from tools import demo
 
 ADMIN = Actor("admin:test")
@@ -59,16 +60,8 @@ def last_seq(stack: DemoStack) -> int:
 async def connected(demo_stack: DemoStack) -> AsyncIterator[Connected]:
     """An app-only directory connected through a first instance, which is closed again."""
     prefix = "dd" + uuid.uuid4().hex[:8]
-    tenant_id, client_id = str(uuid.uuid4()), str(uuid.uuid4())
-    secret = remember_secret(uuid.uuid4().hex + uuid.uuid4().hex)
-    domain = f"dd{uuid.uuid4().hex[:8]}.example"
-    body = {
-        "tenantId": tenant_id,
-        "displayName": "Discovery",
-        "domains": [{"id": domain, "isDefault": True, "isVerified": True}],
-        "clients": [{"clientId": client_id, "clientSecret": secret, "roles": SCOPES, "scopes": SCOPES}],
-    }
-    demo_stack.sim.control("POST", "/_sim/tenants", json=body).raise_for_status()
+    t = sim_tenant(demo_stack, "Discovery", roles=SCOPES, scopes=SCOPES)
+    tenant_id, client_id, secret = t.tenant_id, t.client_id, t.secret
     first = instance(demo_stack, prefix)
     since = last_seq(demo_stack)
     try:

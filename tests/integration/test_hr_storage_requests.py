@@ -25,7 +25,8 @@ from shared.service.context import Actor
 from shared.service.hr.events import Delivery
 from shared.service.ports import AuditQuery
 from shared.service.store.directories import ConnectDirectory
-from tests.conftest import DemoStack, remember_secret
+from tests.conftest import DemoStack
+from tests.integration.tenants import sim_tenant
 from tools import demo
 
 MOVER_REQUESTS = 8
@@ -73,16 +74,8 @@ async def world(demo_stack: DemoStack) -> AsyncIterator[World]:
     container = Container(load_settings({**demo_stack.settings, "WARDEN_TABLE_PREFIX": prefix}))
     trace = Trace(prefix)
     container.__dict__["storage_http"] = trace.session()
-    tenant_id, client_id = str(uuid.uuid4()), str(uuid.uuid4())
-    secret = remember_secret(uuid.uuid4().hex)
-    domain = f"hr{uuid.uuid4().hex[:6]}.example"
-    body = {
-        "tenantId": tenant_id,
-        "displayName": "HR requests",
-        "domains": [{"id": domain, "isDefault": True, "isVerified": True}],
-        "clients": [{"clientId": client_id, "clientSecret": secret, "roles": demo.DEMO_ROLES}],
-    }
-    demo_stack.sim.control("POST", "/_sim/tenants", json=body).raise_for_status()
+    t = sim_tenant(demo_stack, "HR requests", roles=demo.DEMO_ROLES)
+    tenant_id, client_id, secret, domain = t.tenant_id, t.client_id, t.secret, t.domain
     options = DirectoryOptions(mass_change_guard=MassChangeGuard(100, 1000))
     view = await container.directories.connect(
         ConnectDirectory("HR requests", tenant_id, "app", client_id, secret, None, None, options),

@@ -20,7 +20,8 @@ from shared.config import load_settings
 from shared.domain.model import DirectoryOptions, MassChangeGuard
 from shared.service.context import Actor
 from shared.service.store.directories import ConnectDirectory
-from tests.conftest import DemoStack, remember_secret
+from tests.conftest import DemoStack
+from tests.integration.tenants import sim_tenant
 from tools import demo
 
 USERS = 130
@@ -68,16 +69,8 @@ async def test_a_chunk_redelivered_after_a_crash_writes_nothing_twice(
     demo_stack: DemoStack, container: Container
 ) -> None:
     sim = demo_stack.sim
-    tenant_id, client_id = str(uuid.uuid4()), str(uuid.uuid4())
-    secret = remember_secret(uuid.uuid4().hex)
-    domain = f"restart{uuid.uuid4().hex[:6]}.example"
-    body = {
-        "tenantId": tenant_id,
-        "displayName": "Restart",
-        "domains": [{"id": domain, "isDefault": True, "isVerified": True}],
-        "clients": [{"clientId": client_id, "clientSecret": secret, "roles": demo.DEMO_ROLES}],
-    }
-    sim.control("POST", "/_sim/tenants", json=body).raise_for_status()
+    t = sim_tenant(demo_stack, "Restart", roles=demo.DEMO_ROLES)
+    tenant_id, client_id, secret, domain = t.tenant_id, t.client_id, t.secret, t.domain
     admin = Actor("admin:test")
     options = DirectoryOptions(mass_change_guard=MassChangeGuard(100, 100_000))
     view = await container.directories.connect(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ssl
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -19,7 +18,8 @@ import pytest
 from shared.bootstrap import Container
 from shared.config import load_settings
 from shared.domain.model import Directory, DirectoryOptions
-from tests.conftest import DemoStack, remember_secret
+from tests.conftest import DemoStack
+from tests.integration.tenants import sim_tenant
 from tools import demo
 
 NOW = dt.datetime(2027, 1, 4, tzinfo=dt.UTC)
@@ -35,17 +35,8 @@ class Made:
 
 async def make(stack: DemoStack, c: Container, roles: list[str]) -> Made:
     sim = stack.sim
-    tenant_id, client_id = str(uuid.uuid4()), str(uuid.uuid4())
-    secret = remember_secret(f"sec-{uuid.uuid4().hex}")
-    domain = f"ta{uuid.uuid4().hex[:8]}.example"
-    body = {
-        "tenantId": tenant_id,
-        "displayName": "Adapter tenant",
-        "domains": [{"id": domain, "isDefault": True, "isVerified": True}],
-        "clients": [{"clientId": client_id, "clientSecret": secret, "roles": roles}],
-        "seedUsers": 4,
-    }
-    sim.control("POST", "/_sim/tenants", json=body).raise_for_status()
+    t = sim_tenant(stack, "Adapter tenant", roles=roles, seed_users=4)
+    tenant_id, client_id, secret, domain = t.tenant_id, t.client_id, t.secret, t.domain
     name = f"adapter-{tenant_id}"
     await c.secret_store.set(name, secret)
     directory = Directory(

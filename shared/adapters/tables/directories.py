@@ -15,7 +15,6 @@ from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-from azure.data.tables import UpdateMode
 
 from shared.adapters.tables.base import (
     TableStore,
@@ -203,9 +202,8 @@ class TableDirectories:
     async def mark_deactivating(self, directory_id: str, at: dt.datetime) -> None:
         self._changed()
         table = await self.store.table("directories")
-        await table.update_entity(
-            {"PartitionKey": directory_id, "RowKey": DIRECTORY, DEACTIVATING: to_time(at)},
-            mode=UpdateMode.MERGE,
+        await merge(
+            table, {"PartitionKey": directory_id, "RowKey": DIRECTORY, DEACTIVATING: to_time(at)}, None
         )
 
     async def update(self, directory: Directory, etag: str | None) -> str:

@@ -314,15 +314,14 @@ class Hris:
         return result
 
     async def _apply(
-        self, event: HrEvent, delivery: Delivery, actor: Actor, first: Awaitable[UserRecord | None]
+        self, event: HrEvent, delivery: Delivery, actor: Actor, first: Awaitable[UserRecord | None] | None
     ) -> Accepted:
         """``first``: the person as read for the first attempt; each later attempt reads again."""
         e = event.employee
         event_at = event_time(e, delivery.sent_at)
-        pending: Awaitable[UserRecord | None] | None = first
         for _ in range(WRITE_ATTEMPTS):
             try:
-                read, pending = pending, None
+                read, first = first, None
                 record = await (read if read is not None else self._person(e))
                 if record is None:
                     return await self._hire(event, delivery, event_at, actor)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from shared.domain.claims import claim_kind
-from shared.domain.errors import ConcurrentUpdate, Conflict, DomainError, NotFound
+from shared.domain.errors import Conflict, DomainError, NotFound
 from shared.domain.imports import (
     CHUNK,
     IMPORT_CUTTING,
@@ -42,12 +42,10 @@ from shared.domain.planner import M365Account
 from shared.domain.runs import DIRECTORY_GONE
 from shared.service.context import Actor, Auditor
 from shared.service.ports import M365, Clock, DirectoryRepository, Ids, Page, Uniques, UserRepository
-from shared.service.runs.jobs import ItemSink, work_chunk
+from shared.service.runs.jobs import ItemSink, end_open, work_chunk
 from shared.service.store.users import audit_view
 
 ITEM_CONCURRENCY = 4
-GONE_ATTEMPTS = 10
-"""Tries to end an import into a directory gone meanwhile while its other chunks count."""
 CLAIM_CHECKS = 32
 """Claim point reads in flight while planning (a 100,000-account tenant is 100,000 reads)."""
 ID_READS = 8
@@ -294,17 +292,14 @@ class Imports:
     async def _gone(self, job: ImportJob, etag: str) -> ImportJob:
         """An import into a directory deactivated meanwhile ends here, failed: what it imported stays (Warden's
         users now), nothing more is imported or bound."""
-        for _ in range(GONE_ATTEMPTS):
-            ended = dataclasses.replace(job, status="failed", error=DIRECTORY_GONE, finished_at=self.clock())
-            try:
-                await self.store.save(ended, etag)
-            except ConcurrentUpdate:  # another chunk counted (or ended it) meanwhile: look again
-                job, etag = await self._job(job.id)
-                if job.status not in ("planning", "running"):
-                    return job
-                continue
-            return ended
-        raise ConcurrentUpdate(f"import {job.id} kept changing while it was ended; the message comes again")
+        return await end_open(
+            job,
+            etag,
+            lambda j: dataclasses.replace(j, status="failed", error=DIRECTORY_GONE, finished_at=self.clock()),
+            open_states=("planning", "running"),
+            save=self.store.save,
+            read=lambda: self._job(job.id),
+        )
 
     async def _import(
         self, job: ImportJob, item: ImportItem, actor: Actor

@@ -9,14 +9,20 @@ plan → items → chunks on a queue → resume after restart → counted once.
   stop at any point — skips the parts counted, processes only the items still pending, and counts a part marked
   but not counted from its items' states. The job is done when its last chunk is.
 
-What a kind of job does with its items is its own (``ChunkWork``); cutting, resuming and counting are here.
+What a kind of job does with its items is its own (``ChunkWork``); cutting, resuming and counting are here, and
+ending a job early while its other chunks may still be counting (``end_open``).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from typing import Generic, Protocol, TypeVar
+
+from shared.domain.errors import ConcurrentUpdate
+
+END_ATTEMPTS = 10
+"""Tries to end a job early while its other chunks count into it."""
 
 
 class ChunkedJob(Protocol):
@@ -37,7 +43,16 @@ class JobItem(Protocol):
     def state(self) -> str: ...
 
 
+class StatusJob(Protocol):
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def status(self) -> str: ...
+
+
 J = TypeVar("J", bound=ChunkedJob)
+S = TypeVar("S", bound=StatusJob)
 I = TypeVar("I", bound=JobItem)  # noqa: E741
 
 
@@ -103,3 +118,28 @@ class ItemSink(Generic[I]):
             await self.put(self._pending)
             self._pending = []
         return self.total
+
+
+async def end_open(
+    job: S,
+    etag: str,
+    ended: Callable[[S], S],
+    *,
+    open_states: Collection[str],
+    save: Callable[[S, str], Awaitable[object]],
+    read: Callable[[], Awaitable[tuple[S, str]]],
+) -> S:
+    """Save ``ended(job)`` against ``etag``: the job as it ends. When another writer (a chunk counting) moved it
+    meanwhile, read it again and end it again while it is still in one of ``open_states``; one another writer
+    ended first is returned as that writer left it."""
+    for _ in range(END_ATTEMPTS):
+        done = ended(job)
+        try:
+            await save(done, etag)
+        except ConcurrentUpdate:
+            job, etag = await read()
+            if job.status not in open_states:
+                return job
+            continue
+        return done
+    raise ConcurrentUpdate(f"job {job.id} kept changing while it was ended; the message comes again")

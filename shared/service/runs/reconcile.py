@@ -74,7 +74,7 @@ from shared.service.ports import (
     UserRecord,
     UserRepository,
 )
-from shared.service.runs.jobs import ItemSink, work_chunk
+from shared.service.runs.jobs import ItemSink, end_open, work_chunk
 from shared.service.store.bindings import Bindings
 from shared.service.sync.links import Links
 from shared.service.sync.passwords import random_password
@@ -85,8 +85,6 @@ INDEX_BATCH = 25
 at each turn of the event loop their request and answer take."""
 READ_CONCURRENCY = 32
 """Users read (and recorded) at once while a chunk is applied."""
-GONE_ATTEMPTS = 10
-"""Tries to end the run of a directory gone meanwhile while its other chunks count."""
 A = TypeVar("A")
 B = TypeVar("B")
 
@@ -501,17 +499,14 @@ class Reconciler:
     async def _gone(self, run: Run, etag: str) -> Run:
         """The run of a directory deactivated meanwhile ends here, failed, its remaining work dropped (the
         directory is gone, and with it everything the run was to write): no retry, no poisoned message."""
-        for _ in range(GONE_ATTEMPTS):
-            ended = dataclasses.replace(run, status="failed", finished_at=self.clock(), error=DIRECTORY_GONE)
-            try:
-                await self.runs.save(ended, etag)
-            except ConcurrentUpdate:  # another chunk counted (or ended it) meanwhile: look again
-                run, etag = await self._run(run.directory_id, run.id)
-                if run.status not in ("planning", "applying"):
-                    return run
-                continue
-            return ended
-        raise ConcurrentUpdate(f"run {run.id} kept changing while it was ended; the message comes again")
+        return await end_open(
+            run,
+            etag,
+            lambda r: dataclasses.replace(r, status="failed", finished_at=self.clock(), error=DIRECTORY_GONE),
+            open_states=("planning", "applying"),
+            save=self.runs.save,
+            read=lambda: self._run(run.directory_id, run.id),
+        )
 
     async def apply_items(
         self, run: Run, directory: Directory, todo: list[RunItem], actor: Actor

@@ -1,13 +1,21 @@
-"""A tenant of the simulated cloud with one app registration, for a test to connect Warden to."""
+"""A tenant of the simulated cloud with one app registration, for a test to connect Warden to (``sim_tenant``), or
+connected already (``connected_app``)."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from shared.domain.model import DirectoryOptions
+from shared.service.context import Actor
+from shared.service.store.directories import ConnectDirectory
 from tests.conftest import DemoStack, remember_secret
+from tools import demo
+
+if TYPE_CHECKING:
+    from shared.bootstrap import Container
 
 
 @dataclass(frozen=True)
@@ -52,3 +60,16 @@ def sim_tenant(
         body["seedUsers"] = seed_users
     stack.sim.control("POST", "/_sim/tenants", json=body).raise_for_status()
     return tenant
+
+
+async def connected_app(
+    container: Container, stack: DemoStack, name: str, options: DirectoryOptions | None = None
+) -> tuple[SimTenant, str]:
+    """A new tenant whose app holds Warden's roles, connected through ``container`` app-only with its client
+    secret: the tenant, and the directory's id."""
+    t = sim_tenant(stack, name, roles=demo.DEMO_ROLES)
+    command = ConnectDirectory(
+        name, t.tenant_id, "app", t.client_id, t.secret, None, None, options or DirectoryOptions()
+    )
+    view = await container.directories.connect(command, Actor("admin:test"))
+    return t, view.directory.id

@@ -26,14 +26,12 @@ import pytest
 
 from shared.bootstrap import Container
 from shared.config import load_settings
-from shared.domain.model import DirectoryOptions, Link
+from shared.domain.model import Link
 from shared.domain.runs import DIRECTORY_GONE
 from shared.service.context import Actor
 from shared.service.ports import UserRecord
-from shared.service.store.directories import ConnectDirectory
 from tests.conftest import DemoStack
-from tests.integration.tenants import sim_tenant
-from tools import demo
+from tests.integration.tenants import connected_app
 
 ADMIN = Actor("admin:test")
 NAME = "Leaving"
@@ -52,13 +50,9 @@ class World:
 async def world(demo_stack: DemoStack) -> AsyncIterator[World]:
     prefix = "dz" + uuid.uuid4().hex[:8]
     container = Container(load_settings({**demo_stack.settings, "WARDEN_TABLE_PREFIX": prefix}))
-    t = sim_tenant(demo_stack, NAME, roles=demo.DEMO_ROLES)
-    tenant_id, client_id, secret, domain = t.tenant_id, t.client_id, t.secret, t.domain
-    view = await container.directories.connect(
-        ConnectDirectory(NAME, tenant_id, "app", client_id, secret, None, None, DirectoryOptions()), ADMIN
-    )
+    t, directory_id = await connected_app(container, demo_stack, NAME)
     try:
-        yield World(container, demo_stack, view.directory.id, tenant_id, domain)
+        yield World(container, demo_stack, directory_id, t.tenant_id, t.domain)
     finally:
         await container.aclose()
 

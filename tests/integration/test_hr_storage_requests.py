@@ -24,10 +24,8 @@ from shared.domain.model import DirectoryOptions, MassChangeGuard
 from shared.service.context import Actor
 from shared.service.hr.events import Delivery
 from shared.service.ports import AuditQuery
-from shared.service.store.directories import ConnectDirectory
 from tests.conftest import DemoStack
-from tests.integration.tenants import sim_tenant
-from tools import demo
+from tests.integration.tenants import connected_app
 
 MOVER_REQUESTS = 8
 """An employee.updated of a known person: receipt (inserted, marked done), the employeeId's claim, the user's two
@@ -74,15 +72,10 @@ async def world(demo_stack: DemoStack) -> AsyncIterator[World]:
     container = Container(load_settings({**demo_stack.settings, "WARDEN_TABLE_PREFIX": prefix}))
     trace = Trace(prefix)
     container.__dict__["storage_http"] = trace.session()
-    t = sim_tenant(demo_stack, "HR requests", roles=demo.DEMO_ROLES)
-    tenant_id, client_id, secret, domain = t.tenant_id, t.client_id, t.secret, t.domain
     options = DirectoryOptions(mass_change_guard=MassChangeGuard(100, 1000))
-    view = await container.directories.connect(
-        ConnectDirectory("HR requests", tenant_id, "app", client_id, secret, None, None, options),
-        Actor("admin:test"),
-    )
+    t, directory_id = await connected_app(container, demo_stack, "HR requests", options)
     try:
-        yield World(container, trace, view.directory.id, domain, tenant_id)
+        yield World(container, trace, directory_id, t.domain, t.tenant_id)
     finally:
         await container.aclose()
 

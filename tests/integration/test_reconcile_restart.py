@@ -19,10 +19,8 @@ from shared.bootstrap import Container
 from shared.config import load_settings
 from shared.domain.model import DirectoryOptions, MassChangeGuard
 from shared.service.context import Actor
-from shared.service.store.directories import ConnectDirectory
 from tests.conftest import DemoStack
-from tests.integration.tenants import sim_tenant
-from tools import demo
+from tests.integration.tenants import connected_app
 
 USERS = 130
 
@@ -69,15 +67,11 @@ async def test_a_chunk_redelivered_after_a_crash_writes_nothing_twice(
     demo_stack: DemoStack, container: Container
 ) -> None:
     sim = demo_stack.sim
-    t = sim_tenant(demo_stack, "Restart", roles=demo.DEMO_ROLES)
-    tenant_id, client_id, secret, domain = t.tenant_id, t.client_id, t.secret, t.domain
     admin = Actor("admin:test")
     options = DirectoryOptions(mass_change_guard=MassChangeGuard(100, 100_000))
-    view = await container.directories.connect(
-        ConnectDirectory("Restart", tenant_id, "app", client_id, secret, None, None, options), admin
-    )
-    d = view.directory.id
-    graph = graph_client(demo_stack, tenant_id, client_id, secret)
+    t, d = await connected_app(container, demo_stack, "Restart", options)
+    tenant_id, domain = t.tenant_id, t.domain
+    graph = graph_client(demo_stack, tenant_id, t.client_id, t.secret)
     users = []
     for n in range(USERS):
         email = f"person{n}.{uuid.uuid4().hex[:4]}@{domain}"
